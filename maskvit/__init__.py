@@ -1,0 +1,1 @@
+"""MaskViT: masked visual pre-training for video prediction."""

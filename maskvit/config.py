@@ -1,0 +1,341 @@
+"""Configuration: one dataclass per component, YAML presets, dotted overrides.
+
+A preset is a YAML file in `maskvit/presets/` whose sections mirror `Config`'s fields.
+`load_preset("bair64", overrides=["transformer.depth=4"])` returns a validated `Config`;
+unknown keys and wrong types raise a one-line `UserError` naming the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from maskvit.errors import UserError
+
+
+@dataclass
+class TokenizerConfig:
+    """Per-frame VQ-GAN (paper §3.1, Table 4 'VQ-GAN' rows)."""
+
+    resolution: int = 64  # frames are resolution × resolution × 3
+    downsample: int = 4  # frame side / token-grid side (4: 64→16, 16: 256→16)
+    channels: int = 128  # base channel width of encoder and decoder
+    num_res_blocks: int = 2  # residual blocks per resolution level
+    codebook_size: int = 1024  # K
+    code_dim: int = 256  # n_z
+    quantizer: Literal["cosine", "ema"] = "cosine"  # l2-normalised codes or EMA updates
+    commitment_weight: float = 0.25
+    dead_code_threshold: float = 1.0  # codes used fewer times than this get restarted
+    l1_weight: float = 1.0
+    l2_weight: float = 0.0
+    perceptual_weight: float = 1.0  # used only when LPIPS weights are available
+    disc_weight: float = 0.8
+    disc_start: int | None = None  # step at which the GAN loss starts; None = off ("-")
+    disc_channels: int = 64
+    disc_layers: int = 3
+
+    @property
+    def token_grid(self) -> int:
+        return self.resolution // self.downsample
+
+
+@dataclass
+class TransformerConfig:
+    """Bidirectional window transformer (paper §3.3, Table 4 'Transformer' rows)."""
+
+    num_frames: int = 16  # T: context + predicted frames in one clip
+    context_frames: int = 1  # T_c (default protocol; any frames may be given as context)
+    tokens_h: int = 16  # h
+    tokens_w: int = 16  # w
+    codebook_size: int = 1024  # K; the [MASK] token has id K
+    spatial_window: tuple[int, int, int] = (1, 16, 16)  # 1 × h × w
+    # T_w × h' × w'. T_w = 0 means "all frames of the clip" (paper §3.3: T × h' × w').
+    spatiotemporal_window: tuple[int, int, int] = (16, 8, 8)
+    depth: int = 6  # L blocks; each block = spatial layer + spatiotemporal layer
+    heads: int = 4
+    dim: int = 768
+    mlp_dim: int = 3072
+    dropout: float = 0.0
+    action_dim: int = 0  # 0 = no action conditioning
+    goal_conditioned: bool = False  # last frame of the clip is a given goal frame
+
+    @property
+    def mask_token_id(self) -> int:
+        return self.codebook_size
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.tokens_h * self.tokens_w
+
+    @property
+    def predicted_frames(self) -> int:
+        return self.num_frames - self.context_frames
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation of one stage (tokenizer or transformer)."""
+
+    batch_size: int = 64  # global batch, whatever the number of processes
+    lr: float = 3e-4
+    steps: int = 100_000
+    warmup_steps: int = 1000
+    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    # Masking for the transformer stage: "variable" = r ~ U[0.5, 1) per video (paper);
+    # a number in (0, 1) = fixed ratio (paper's Table 2c ablation).
+    mask_ratio: Union[str, float] = "variable"
+    precision: Literal["fp32", "bf16"] = "bf16"
+    ema_decay: float | None = None
+    compile: bool = False
+    seed: int = 0
+    log_every: int = 10
+    val_every: int = 500
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    num_workers: int = 0
+
+
+@dataclass
+class EvalConfig:
+    """Decoding and evaluation protocol (paper §4.1, Table 4 'Evaluation' rows)."""
+
+    context_frames: int = 1
+    predicted_frames: int = 15
+    schedule: Literal["cosine", "square", "cubic", "exponential", "linear", "sqrt"] = "cosine"
+    decoding_steps: int = 18
+    temperature: float | None = 4.5  # None = no Gumbel noise ("-" in Table 4)
+    top_p: float | None = None
+    trials: int = 100  # best-of-N trials per video for PSNR / SSIM / LPIPS
+    num_videos: int = 256
+
+
+@dataclass
+class PlanConfig:
+    """Visual MPC with CEM (paper §A.2, Table 5)."""
+
+    horizon: int = 10
+    samples: int = 256  # M
+    iterations: int = 3  # K
+    elite_fraction: float = 0.05
+    noise_correlation: float = 0.3  # β
+    last_step_weight: float = 10.0  # c_i = 1 except the last step
+    replan_every: int = 3
+    episode_steps: int = 15
+    decoding_steps: int = 5
+    schedule: str = "cosine"
+    init_mean: tuple[float, ...] = (0.0, 0.0, -0.5, 0.0, 0.0)
+    init_std: tuple[float, ...] = (0.05, 0.05, 0.08, 0.17453292519943295, 2.0)
+    round_gripper: bool = True
+
+
+@dataclass
+class DataConfig:
+    """What a clip is for this preset's dataset."""
+
+    dataset: str = "bair"
+    resolution: int = 64
+    action_dim: int = 0
+
+
+@dataclass
+class Config:
+    """Everything a run needs; saved (resolved) in every run directory."""
+
+    name: str = "custom"
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    tokenizer_train: TrainConfig = field(default_factory=TrainConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped with the package."""
+    folder = resources.files("maskvit") / "presets"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str, overrides: list[str] | None = None) -> Config:
+    """Load a shipped preset (or a YAML file path) and apply `key.sub=value` overrides."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise UserError(f"config file not found: {path}")
+        text = path.read_text()
+    else:
+        if name not in preset_names():
+            raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(preset_names())}")
+        text = (resources.files("maskvit") / "presets" / f"{name}.yaml").read_text()
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"{name}: not valid YAML ({str(err).splitlines()[0]})") from None
+    config = config_from_dict(raw)
+    return apply_overrides(config, overrides or [])
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Build a validated `Config` from nested plain data (as read from YAML)."""
+    return _build(Config, raw, prefix="")
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """Plain nested data (tuples as lists) for YAML / JSON."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    return config_from_dict(yaml.safe_load(path.read_text()) or {})
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """Apply `section.key=value` strings (values parsed as YAML scalars / lists)."""
+    data = config_to_dict(config)
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"override {item!r} must look like section.key=value")
+        dotted, text = item.split("=", 1)
+        keys = dotted.strip().split(".")
+        node = data
+        for depth, key in enumerate(keys[:-1]):
+            if not isinstance(node, dict) or key not in node:
+                where = ".".join(keys[:depth]) or "config"
+                valid = ", ".join(node) if isinstance(node, dict) else "(none)"
+                raise UserError(f"unknown key {key!r} in {where}; valid keys: {valid}")
+            node = node[key]
+        if not isinstance(node, dict) or keys[-1] not in node:
+            where = ".".join(keys[:-1]) or "config"
+            valid = ", ".join(node) if isinstance(node, dict) else "(none)"
+            raise UserError(f"unknown key {keys[-1]!r} in {where}; valid keys: {valid}")
+        try:
+            node[keys[-1]] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            node[keys[-1]] = text
+    return config_from_dict(data)
+
+
+def diff_configs(a: Config, b: Config) -> list[str]:
+    """Dotted names of the fields whose values differ between two configs."""
+    flat_a, flat_b = _flatten(config_to_dict(a)), _flatten(config_to_dict(b))
+    return sorted(k for k in flat_a.keys() | flat_b.keys() if flat_a.get(k) != flat_b.get(k))
+
+
+# ----------------------------------------------------------------------- validation
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(raw, dict):
+        raise UserError(f"{where} must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in raw if k not in fields]
+    if unknown:
+        raise UserError(
+            f"unknown key {unknown[0]!r} in {where}; valid keys: {', '.join(fields)}"
+        )
+    values = {}
+    for name, value in raw.items():
+        values[name] = _coerce(hints[name], value, f"{prefix}{name}")
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, name: str) -> Any:
+    """Check `value` against type `tp`, converting where it is lossless (int → float, list → tuple)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, f"{name}.")
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(option, value, name)
+            except UserError as err:
+                errors.append(str(err))
+        raise UserError(f"{name} must be {_describe(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise UserError(f"{name} must be one of {', '.join(map(str, args))}; got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise UserError(f"{name} must be a list ({_describe(tp)}), got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, name) for v in value)
+        if len(value) != len(args):
+            raise UserError(f"{name} must have {len(args)} entries, got {len(value)}")
+        return tuple(_coerce(a, v, name) for a, v in zip(args, value, strict=True))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"{name} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise UserError(f"{name} must be an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UserError(f"{name} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise UserError(f"{name} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} for {name}")  # our own bug
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    if origin is tuple:
+        return "a list"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false",
+            type(None): "null"}.get(tp, str(tp))
