@@ -33,6 +33,7 @@ class TokenizerConfig:
     quantizer: Literal["cosine", "ema"] = "cosine"  # l2-normalised codes or EMA updates
     commitment_weight: float = 0.25
     dead_code_threshold: float = 1.0  # codes used fewer times than this get restarted
+    usage_decay: float = 0.99  # moving average of code use per step (restart bookkeeping)
     l1_weight: float = 1.0
     l2_weight: float = 0.0
     perceptual_weight: float = 1.0  # used only when LPIPS weights are available
@@ -95,13 +96,14 @@ class TrainConfig:
     grad_accum: int = 1
     # Masking for the transformer stage: "variable" = r ~ U[0.5, 1) per video (paper);
     # a number in (0, 1) = fixed ratio (paper's Table 2c ablation).
-    mask_ratio: Union[str, float] = "variable"
+    mask_ratio: str | float = "variable"
     precision: Literal["fp32", "bf16"] = "bf16"
     ema_decay: float | None = None
     compile: bool = False
     seed: int = 0
     log_every: int = 10
     val_every: int = 500
+    val_batches: int = 20  # validation uses at most this many global batches
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     num_workers: int = 0
@@ -138,6 +140,15 @@ class PlanConfig:
     init_mean: tuple[float, ...] = (0.0, 0.0, -0.5, 0.0, 0.0)
     init_std: tuple[float, ...] = (0.05, 0.05, 0.08, 0.17453292519943295, 2.0)
     round_gripper: bool = True
+    # Added for maskvit.plan: the cost's name in maskvit.plan.costs.COSTS; the action executed
+    # before planning starts so two context frames exist (paper: [0, 0, -0.08, 0.1, 0];
+    # empty = zeros of the environment's action size); sequences per predictor call.
+    cost: str = "pixel_l2"
+    initial_action: tuple[float, ...] = ()
+    chunk_size: int = 64
+    # Start each replan from the previous plan's refit mean, shifted by the executed steps
+    # (common MPC practice, not in the paper, whose Table 5 mean is used every time).
+    warm_start: bool = False
 
 
 @dataclass

@@ -1,0 +1,33 @@
+"""Arguments shared by the commands that load a trained model (predict, evaluate, plan)."""
+
+from __future__ import annotations
+
+import argparse
+
+from maskvit.config import apply_overrides
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True,
+                        help="transformer run directory (maskvit train), or a bundle holding "
+                             "transformer/ and tokenizer/ runs")
+    parser.add_argument("--tokenizer", default=None,
+                        help="tokenizer run directory (default: the one the model was trained on)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="inference precision (default fp32; bf16 is faster on AMX CPUs and GPUs)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override an eval/plan setting of the model's config, "
+                             "e.g. eval.decoding_steps=12")
+
+
+def load_predictor(args: argparse.Namespace):
+    """The Predictor named by the arguments, with `--set` applied to its config."""
+    from maskvit.predictor import Predictor
+
+    predictor = Predictor.from_run(args.model, args.tokenizer, device=args.device,
+                                   precision=args.precision)
+    if args.overrides:
+        predictor.config = apply_overrides(predictor.config, args.overrides)
+    return predictor

@@ -1,0 +1,122 @@
+"""Window-restricted self-attention with relative position biases (paper §3.3).
+
+Both window kinds of MaskViT are plain reshapes of the (B, T, h, w, D) token grid:
+the spatial window is 1 × h × w (one whole frame), the spatiotemporal window
+T_w × h' × w' (every frame of an h' × w' patch when T_w = T). Non-overlapping windows
+need neither padding nor cyclic shifts, and attention runs through
+`scaled_dot_product_attention` on each window as one batch element.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+Window = tuple[int, int, int]  # (t, h, w) extent of one window, in tokens
+
+
+def resolve_window(window: Window, grid: Window) -> Window:
+    """Concrete window for a token grid; a 0 entry means 'the whole axis'."""
+    resolved = tuple(g if w == 0 else min(w, g) for w, g in zip(window, grid, strict=True))
+    for axis, (w, g) in enumerate(zip(resolved, grid, strict=True)):
+        if g % w:
+            raise ValueError(
+                f"window {tuple(window)} does not tile the token grid {tuple(grid)} "
+                f"(axis {axis}: {g} is not a multiple of {w})"
+            )
+    return resolved  # type: ignore[return-value]
+
+
+def window_partition(x: torch.Tensor, window: Window) -> torch.Tensor:
+    """(B, T, h, w, D) -> (B * num_windows, t_w * h_w * w_w, D)."""
+    wt, wh, ww = window
+    return rearrange(
+        x, "b (nt wt) (nh wh) (nw ww) d -> (b nt nh nw) (wt wh ww) d", wt=wt, wh=wh, ww=ww
+    )
+
+
+def window_merge(windows: torch.Tensor, window: Window, grid: Window) -> torch.Tensor:
+    """Inverse of `window_partition`: (B * num_windows, N_w, D) -> (B, T, h, w, D)."""
+    wt, wh, ww = window
+    t, h, w = grid
+    return rearrange(
+        windows,
+        "(b nt nh nw) (wt wh ww) d -> b (nt wt) (nh wh) (nw ww) d",
+        nt=t // wt, nh=h // wh, nw=w // ww, wt=wt, wh=wh, ww=ww,
+    )
+
+
+@lru_cache(maxsize=32)
+def relative_position_index(window: Window, max_window: Window) -> torch.Tensor:
+    """(N_w, N_w) index into a bias table of (2·t−1)(2·h−1)(2·w−1) entries.
+
+    The table is sized for `max_window`; a smaller window (e.g. fewer frames at decoding
+    time) uses the subset of offsets it can see. Equal offsets share one entry.
+    """
+    coords = torch.stack(
+        torch.meshgrid(*(torch.arange(n) for n in window), indexing="ij")
+    ).flatten(1)  # (3, N_w)
+    offsets = coords[:, :, None] - coords[:, None, :]  # (3, N_w, N_w), each in (−n, n)
+    span = [2 * m - 1 for m in max_window]
+    shifted = [offsets[i] + max_window[i] - 1 for i in range(3)]  # each in [0, span_i)
+    return (shifted[0] * span[1] + shifted[1]) * span[2] + shifted[2]
+
+
+class RelativePositionBias(nn.Module):
+    """Learned per-head bias for every relative (dt, dy, dx) offset inside a window.
+
+    Swin-style table; 3-D for spatiotemporal windows (the spatial window is the t = 1
+    special case). The table is indexed symmetrically: the pair (i, j) and every other pair
+    with the same offset read the same entry.
+    """
+
+    def __init__(self, max_window: Window, heads: int) -> None:
+        super().__init__()
+        self.max_window = tuple(max_window)
+        size = 1
+        for m in max_window:
+            size *= 2 * m - 1
+        self.table = nn.Parameter(torch.zeros(size, heads))
+        nn.init.trunc_normal_(self.table, std=0.02)
+
+    def forward(self, window: Window) -> torch.Tensor:
+        """Bias of shape (heads, N_w, N_w) for a concrete window."""
+        if any(w > m for w, m in zip(window, self.max_window, strict=True)):
+            raise ValueError(f"window {window} exceeds the bias table's {self.max_window}")
+        index = relative_position_index(tuple(window), self.max_window).to(self.table.device)
+        n = index.shape[0]
+        return self.table[index.reshape(-1)].reshape(n, n, -1).permute(2, 0, 1)
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention restricted to non-overlapping windows of the token grid."""
+
+    def __init__(self, dim: int, heads: int, window: Window, max_grid: Window,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.window = tuple(window)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.dropout = dropout
+        self.bias = RelativePositionBias(resolve_window(self.window, max_grid), heads)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, h, w, D) -> (B, T, h, w, D)."""
+        grid = tuple(x.shape[1:4])
+        window = resolve_window(self.window, grid)
+        windows = window_partition(x, window)  # (B·nW, N_w, D)
+        q, k, v = rearrange(self.qkv(windows), "n l (three h e) -> three n h l e",
+                            three=3, h=self.heads)
+        bias = self.bias(window).to(q.dtype).unsqueeze(0)  # (1, heads, N_w, N_w)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
+        )
+        out = self.proj(rearrange(out, "n h l e -> n l (h e)"))
+        return window_merge(out, window, grid)

@@ -1,0 +1,215 @@
+"""Iterative (MaskGIT-style) decoding of future frames, and the autoregressive baseline.
+
+Iterative decoding (paper §3.4): start with every future token masked. Each of T steps
+predicts all tokens at once, samples every still-masked token from the (top-p filtered)
+softmax, scores it by log-probability plus Gumbel noise scaled by temperature·(1 − s/T),
+and keeps all but the ceil(γ(s/T)·N) least confident, which are masked again. Tokens
+decoded at an earlier step, and context tokens, never change.
+
+Autoregressive decoding: the same model, one token per forward pass in raster order
+(N forward passes) — the baseline of the paper's Table 3 speed comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from maskvit.errors import UserError
+from maskvit.model.schedules import masked_counts
+
+UNMASK_MODES = ("confidence", "random")
+
+
+@dataclass
+class DecodingResult:
+    codes: torch.Tensor  # (B, T, h, w) int64, every position decoded
+    forward_passes: int
+
+
+def top_p_filter(logits: torch.Tensor, top_p: float | None) -> torch.Tensor:
+    """Keep the smallest set of codes whose probability reaches `top_p` (nucleus); (..., K)."""
+    if top_p is None or top_p >= 1.0:
+        return logits
+    if not 0.0 < top_p:
+        raise UserError(f"top_p must be in (0, 1], got {top_p}")
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    # Drop a code when the codes ranked above it already reach top_p (the first always stays).
+    drop = (probs.cumsum(dim=-1) - probs) >= top_p
+    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+
+
+def gumbel_noise(shape: torch.Size, generator: torch.Generator | None,
+                 device: torch.device) -> torch.Tensor:
+    u = torch.rand(shape, generator=generator, device=device).clamp_(1e-20, 1.0 - 1e-7)
+    return -torch.log(-torch.log(u))
+
+
+def sample_codes(logits: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample one code per row of logits (M, K); return (codes (M,), log-probs (M,))."""
+    log_probs = logits.float().log_softmax(dim=-1)
+    codes = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(-1)
+    return codes, log_probs.gather(-1, codes[:, None]).squeeze(-1)
+
+
+def iterative_decode(
+    model: torch.nn.Module,
+    codes: torch.Tensor,
+    known: torch.Tensor,
+    steps: int,
+    schedule: str = "cosine",
+    temperature: float | None = 4.5,
+    top_p: float | None = None,
+    actions: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    unmask: str = "confidence",
+) -> DecodingResult:
+    """Fill every position of `codes` (B, T, h, w) where `known` (B, T, h, w) is False.
+
+    Known positions (context, goal) are returned unchanged. Makes exactly `steps` forward
+    passes; after step s (1-based) exactly ceil(γ(s/T)·N) future tokens remain masked.
+    """
+    if unmask not in UNMASK_MODES:
+        raise UserError(f"unmask must be one of {', '.join(UNMASK_MODES)}; got {unmask!r}")
+    if steps < 1:
+        raise UserError(f"decoding steps must be at least 1, got {steps}")
+    b = codes.shape[0]
+    mask_id = model.mask_token_id
+    known = known.reshape(b, -1)
+    future_count = (~known).sum(dim=1)
+    if not bool((future_count == future_count[0]).all()):
+        raise UserError("every video in a batch must have the same number of positions to decode")
+    n_future = int(future_count[0])
+    tokens = codes.reshape(b, -1).masked_fill(~known, mask_id).clone()  # (B, L)
+    still_masked = ~known.clone()  # (B, L)
+    targets = masked_counts(schedule, steps, n_future)
+    for s, n_keep_masked in enumerate(targets, start=1):
+        logits = model(tokens.view_as(codes), actions)  # (B, T, h, w, K)
+        logits = top_p_filter(logits.reshape(b, tokens.shape[1], -1), top_p)
+        sampled, log_prob = sample_codes(logits.reshape(-1, logits.shape[-1]), generator)
+        sampled, log_prob = sampled.view(b, -1), log_prob.view(b, -1)
+        if unmask == "random":
+            score = torch.rand(log_prob.shape, generator=generator, device=log_prob.device)
+        else:
+            score = log_prob
+            if temperature:
+                anneal = temperature * (1.0 - s / steps)
+                score = score + anneal * gumbel_noise(score.shape, generator, score.device)
+        score = score.masked_fill(~still_masked, float("inf"))  # decided tokens stay
+        candidate = torch.where(still_masked, sampled, tokens)
+        # Re-mask the n_keep_masked lowest-scoring positions among those still masked.
+        order = score.argsort(dim=1)
+        remask = torch.zeros_like(still_masked)
+        remask.scatter_(1, order[:, :n_keep_masked], True)
+        tokens = candidate.masked_fill(remask, mask_id)
+        still_masked = remask
+    return DecodingResult(tokens.view_as(codes), forward_passes=steps)
+
+
+def autoregressive_decode(
+    model: torch.nn.Module,
+    codes: torch.Tensor,
+    known: torch.Tensor,
+    actions: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    top_p: float | None = None,
+    max_tokens: int | None = None,
+) -> DecodingResult:
+    """Decode one token per forward pass in raster order (frame, row, column).
+
+    `max_tokens` stops early (the rest stay [MASK]); benchmarks use it to time a prefix of
+    the N passes and extrapolate.
+    """
+    b = codes.shape[0]
+    known = known.reshape(b, -1)
+    tokens = codes.reshape(b, -1).masked_fill(~known, model.mask_token_id).clone()
+    order = (~known[0]).nonzero().squeeze(-1)
+    if not bool((~known == ~known[0]).all()):
+        raise UserError("autoregressive decoding needs the same unknown positions in every video")
+    if max_tokens is not None:
+        order = order[:max_tokens]
+    for position in order.tolist():
+        logits = model(tokens.view_as(codes), actions).reshape(b, tokens.shape[1], -1)
+        sampled, _ = sample_codes(top_p_filter(logits[:, position], top_p), generator)
+        tokens[:, position] = sampled
+    return DecodingResult(tokens.view_as(codes), forward_passes=len(order))
+
+
+def assemble_clip(
+    context_codes: torch.Tensor,
+    num_frames: int,
+    mask_token_id: int,
+    goal_codes: torch.Tensor | None = None,
+    context_positions: list[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Place context (and goal) frames in a clip of Tc + num_frames frames.
+
+    Returns codes (B, T, h, w) with [MASK] at unknown frames and `known` (B, T, h, w).
+    Context frames go at `context_positions` (default: the first Tc frames); a goal frame
+    takes the last position, so num_frames counts it.
+    """
+    if context_codes.dim() != 4:
+        raise UserError(f"context codes must have shape (B, Tc, h, w); got {tuple(context_codes.shape)}")
+    b, tc, h, w = context_codes.shape
+    total = tc + num_frames
+    if num_frames < 1:
+        raise UserError(f"num_frames must be at least 1, got {num_frames}")
+    positions = list(range(tc)) if context_positions is None else list(context_positions)
+    if len(positions) != tc or len(set(positions)) != tc or not all(0 <= p < total for p in positions):
+        raise UserError(f"context_positions {positions} must name {tc} distinct frames in [0, {total})")
+    codes = torch.full((b, total, h, w), mask_token_id, dtype=torch.long, device=context_codes.device)
+    known = torch.zeros(b, total, h, w, dtype=torch.bool, device=context_codes.device)
+    codes[:, positions] = context_codes.long()
+    known[:, positions] = True
+    if goal_codes is not None:
+        if tuple(goal_codes.shape) != (b, h, w):
+            raise UserError(f"goal codes must have shape {(b, h, w)}; got {tuple(goal_codes.shape)}")
+        if total - 1 in positions:
+            raise UserError("the last frame is already a context frame; it cannot also be the goal")
+        codes[:, -1] = goal_codes.long()
+        known[:, -1] = True
+    if bool(known.all()):
+        raise UserError("nothing to predict: every frame is given")
+    return codes, known
+
+
+def generate(
+    model: torch.nn.Module,
+    context_codes: torch.Tensor,
+    num_frames: int,
+    steps: int = 12,
+    schedule: str = "cosine",
+    temperature: float | None = 4.5,
+    top_p: float | None = None,
+    actions: torch.Tensor | None = None,
+    goal_codes: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    unmask: str = "confidence",
+    context_positions: list[int] | None = None,
+    mode: str = "iterative",
+) -> DecodingResult:
+    """Predict `num_frames` frames after (or around) the context; see module docstring.
+
+    context_codes (B, Tc, h, w); actions (B, Tc + num_frames, A) or None; goal_codes
+    (B, h, w) or None (then the last of the num_frames frames is the goal). `mode` is
+    "iterative" (T forward passes) or "autoregressive" (N forward passes).
+    """
+    codes, known = assemble_clip(context_codes, num_frames, model.mask_token_id, goal_codes,
+                                 context_positions)
+    if actions is not None:
+        actions = actions.to(device=codes.device, dtype=torch.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            if mode == "iterative":
+                return iterative_decode(model, codes, known, steps, schedule, temperature,
+                                        top_p, actions, generator, unmask)
+            if mode == "autoregressive":
+                return autoregressive_decode(model, codes, known, actions, generator, top_p)
+            raise UserError(f"mode must be 'iterative' or 'autoregressive'; got {mode!r}")
+    finally:
+        model.train(was_training)

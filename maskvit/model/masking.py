@@ -1,0 +1,94 @@
+"""Masked visual modeling (paper §3.2): which tokens to hide, and the loss on them.
+
+Per video a ratio r ~ U[0.5, 1) (or a fixed r, the Table 2c ablation) and floor(r·N) of the
+N future tokens are replaced by [MASK], uniformly at random. Context frames (and the goal
+frame, when goal-conditioned) are never masked. The loss is cross-entropy on masked
+positions only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from maskvit.errors import UserError
+
+VARIABLE_RATIO_RANGE = (0.5, 1.0)
+
+
+def future_frame_mask(num_frames: int, context_frames: int, goal: bool = False,
+                      device: torch.device | str | None = None) -> torch.Tensor:
+    """(T,) bool: True for frames whose tokens may be masked (not context, not goal)."""
+    if not 0 <= context_frames < num_frames - int(goal):
+        raise UserError(f"context_frames={context_frames} leaves no frame to predict in a "
+                        f"clip of {num_frames} frames (goal={goal})")
+    frames = torch.zeros(num_frames, dtype=torch.bool, device=device)
+    frames[context_frames:num_frames - int(goal)] = True
+    return frames
+
+
+def sample_mask_ratios(batch: int, ratio: str | float = "variable",
+                       generator: torch.Generator | None = None,
+                       device: torch.device | str | None = None) -> torch.Tensor:
+    """(B,) ratios: U[0.5, 1) per video for "variable", else the fixed value."""
+    if ratio == "variable":
+        low, high = VARIABLE_RATIO_RANGE
+        u = torch.rand(batch, generator=generator, device=device)
+        return low + (high - low) * u
+    if isinstance(ratio, str) or not 0.0 < float(ratio) < 1.0:
+        raise UserError(f"mask ratio must be 'variable' or a number in (0, 1); got {ratio!r}")
+    return torch.full((batch,), float(ratio), device=device)
+
+
+def mask_for_training(
+    tokens: torch.Tensor,
+    context_frames: int,
+    ratio: str | float = "variable",
+    goal: bool = False,
+    generator: torch.Generator | None = None,
+    mask_token_id: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hide floor(r·N) future tokens per video.
+
+    tokens (B, T, h, w) int64 -> (inputs with [MASK] ids, mask (B, T, h, w) bool).
+    `mask_token_id` defaults to the largest id the caller's codebook allows, so pass the
+    model's `mask_token_id` (= K) explicitly.
+    """
+    if mask_token_id is None:
+        raise UserError("mask_for_training needs mask_token_id (the model's K)")
+    b, t, h, w = tokens.shape
+    device = tokens.device
+    maskable = future_frame_mask(t, context_frames, goal, device)  # (T,)
+    maskable = maskable.view(1, t, 1, 1).expand(b, t, h, w).reshape(b, -1)  # (B, T·h·w)
+    n_future = int(maskable[0].sum())
+    counts = torch.floor(sample_mask_ratios(b, ratio, generator, device) * n_future).long()
+    # Uniform random subset per video: rank random scores over maskable positions only.
+    scores = torch.rand(b, t * h * w, generator=generator, device=device)
+    scores = scores.masked_fill(~maskable, 2.0)  # non-maskable sort last
+    ranks = scores.argsort(dim=1).argsort(dim=1)  # rank of each position, 0 = smallest
+    mask = ranks < counts[:, None]  # (B, T·h·w)
+    inputs = tokens.reshape(b, -1).masked_fill(mask, mask_token_id)
+    return inputs.view(b, t, h, w), mask.view(b, t, h, w)
+
+
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
+                         mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy and accuracy over masked positions only.
+
+    logits (B, T, h, w, K), targets (B, T, h, w), mask (B, T, h, w) bool -> scalars.
+    """
+    selected = logits[mask].float()  # (M, K)
+    labels = targets[mask]
+    if selected.shape[0] == 0:
+        zero = logits.sum() * 0.0
+        return zero, zero.detach()
+    loss = F.cross_entropy(selected, labels)
+    accuracy = (selected.argmax(-1) == labels).float().mean()
+    return loss, accuracy.detach()
+
+
+def expected_masked_count(ratio: float, n_future: int) -> int:
+    """floor(r·N): how many of N future tokens a ratio r hides."""
+    return math.floor(ratio * n_future)

@@ -1,0 +1,188 @@
+"""The MaskViT bidirectional window transformer (paper §3.3, Fig. 1a).
+
+tokens (B, T, h, w) in [0, K] (K = [MASK])  ─► embedding + space + time positions
+  (+ a zero-initialised projection of each frame's action)  ─► L blocks of
+  [spatial-window layer 1×h×w, spatiotemporal-window layer T_w×h'×w']  ─► logits over K codes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from maskvit.config import TransformerConfig
+from maskvit.errors import UserError
+from maskvit.model.attention import Window, WindowAttention
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.act(self.fc1(x))))
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm layer: x + WindowAttention(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, cfg: TransformerConfig, window: Window) -> None:
+        super().__init__()
+        grid = (cfg.num_frames, cfg.tokens_h, cfg.tokens_w)
+        self.norm1 = nn.LayerNorm(cfg.dim)
+        self.attn = WindowAttention(cfg.dim, cfg.heads, window, grid, cfg.dropout)
+        self.norm2 = nn.LayerNorm(cfg.dim)
+        self.mlp = MLP(cfg.dim, cfg.mlp_dim, cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x)))
+        return x + self.mlp(self.norm2(x))
+
+
+class MaskViTBlock(nn.Module):
+    """One block = a spatial-window layer followed by a spatiotemporal-window layer."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.spatial = TransformerLayer(cfg, tuple(cfg.spatial_window))
+        self.spatiotemporal = TransformerLayer(cfg, tuple(cfg.spatiotemporal_window))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.spatiotemporal(self.spatial(x))
+
+
+class MaskViT(nn.Module):
+    """Predicts the code of every token of a partly masked token video.
+
+    `forward(tokens, actions)`: tokens (B, T, h, w) int64 with values in [0, K], where K
+    (= `cfg.mask_token_id`) marks a masked position; T ≤ cfg.num_frames. actions
+    (B, T, A) float, or None. Returns logits (B, T, h, w, K).
+    """
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.token_embedding = nn.Embedding(cfg.codebook_size + 1, cfg.dim)  # +1: [MASK]
+        self.spatial_position = nn.Parameter(torch.zeros(cfg.tokens_h * cfg.tokens_w, cfg.dim))
+        self.temporal_position = nn.Parameter(torch.zeros(cfg.num_frames, cfg.dim))
+        self.action_projection = (
+            nn.Linear(cfg.action_dim, cfg.dim) if cfg.action_dim > 0 else None
+        )
+        self.blocks = nn.ModuleList(MaskViTBlock(cfg) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.codebook_size)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+        nn.init.trunc_normal_(self.spatial_position, std=0.02)
+        nn.init.trunc_normal_(self.temporal_position, std=0.02)
+        if self.action_projection is not None:
+            # Zero-initialised: an action-free checkpoint fine-tunes into an action-
+            # conditioned one without changing its predictions at step 0.
+            nn.init.zeros_(self.action_projection.weight)
+            nn.init.zeros_(self.action_projection.bias)
+
+    @property
+    def mask_token_id(self) -> int:
+        return self.cfg.mask_token_id
+
+    def check_inputs(self, tokens: torch.Tensor, actions: torch.Tensor | None) -> None:
+        """Raise a clear `UserError` (a ValueError) for tokens or actions of the wrong form."""
+        cfg = self.cfg
+        if tokens.dim() != 4 or tuple(tokens.shape[2:]) != (cfg.tokens_h, cfg.tokens_w):
+            raise UserError(
+                f"tokens must have shape (B, T, {cfg.tokens_h}, {cfg.tokens_w}); "
+                f"got {tuple(tokens.shape)}"
+            )
+        if tokens.shape[1] > cfg.num_frames:
+            raise UserError(f"{tokens.shape[1]} frames given; this model takes at most "
+                            f"{cfg.num_frames}")
+        if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
+            raise UserError(f"tokens must be integer codes, got dtype {tokens.dtype}")
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) > cfg.codebook_size):
+            raise UserError(
+                f"token ids must lie in [0, {cfg.codebook_size}] ({cfg.codebook_size} = "
+                f"[MASK]); got range [{int(tokens.min())}, {int(tokens.max())}]"
+            )
+        if actions is None:
+            return
+        if cfg.action_dim == 0:
+            raise UserError("this model is not action-conditioned (action_dim = 0) but "
+                            "actions were given")
+        expected = (tokens.shape[0], tokens.shape[1], cfg.action_dim)
+        if tuple(actions.shape) != expected:
+            raise UserError(f"actions must have shape {expected} (B, T, action_dim); "
+                            f"got {tuple(actions.shape)}")
+
+    def forward(self, tokens: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
+        self.check_inputs(tokens, actions)
+        b, t, h, w = tokens.shape
+        x = self.token_embedding(tokens)  # (B, T, h, w, D)
+        x = x + self.spatial_position.view(1, 1, h, w, -1)
+        x = x + self.temporal_position[:t].view(1, t, 1, 1, -1)
+        if actions is not None and self.action_projection is not None:
+            x = x + self.action_projection(actions.to(x.dtype)).view(b, t, 1, 1, -1)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x))  # (B, T, h, w, K)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        context_codes: torch.Tensor,
+        num_frames: int,
+        steps: int = 12,
+        schedule: str = "cosine",
+        temperature: float | None = 4.5,
+        top_p: float | None = None,
+        actions: torch.Tensor | None = None,
+        goal_codes: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        unmask: str = "confidence",
+        context_positions: list[int] | None = None,
+    ) -> torch.Tensor:
+        """Iterative decoding (paper §3.4); see `maskvit.model.decoding.generate`.
+
+        Returns codes (B, Tc + num_frames, h, w); context codes come back unchanged.
+        """
+        from maskvit.model.decoding import generate
+
+        return generate(
+            self, context_codes, num_frames, steps=steps, schedule=schedule,
+            temperature=temperature, top_p=top_p, actions=actions, goal_codes=goal_codes,
+            generator=generator, unmask=unmask, context_positions=context_positions,
+        ).codes
+
+    def num_parameters(self) -> dict[str, int]:
+        """Parameter counts per component, for `maskvit info`."""
+
+        def count(*modules: nn.Module | nn.Parameter | None) -> int:
+            total = 0
+            for m in modules:
+                if m is None:
+                    continue
+                params = [m] if isinstance(m, nn.Parameter) else list(m.parameters())
+                total += sum(p.numel() for p in params)
+            return total
+
+        counts = {
+            "token_embedding": count(self.token_embedding),
+            "position_embeddings": count(self.spatial_position, self.temporal_position),
+            "action_projection": count(self.action_projection),
+            "spatial_layers": count(*(b.spatial for b in self.blocks)),
+            "spatiotemporal_layers": count(*(b.spatiotemporal for b in self.blocks)),
+            "output_head": count(self.norm, self.head),
+        }
+        counts["total"] = sum(counts.values())
+        return counts

@@ -1,0 +1,187 @@
+"""Predictor: tokenizer + transformer + iterative decoding behind one call.
+
+    predictor = Predictor.from_run("runs/push64-transformer")
+    frames = predictor.predict(context_frames, actions=actions, num_frames=10)
+
+Frames in and out are uint8 (B, T, H, W, 3). Everything else (tokenising the context,
+placing context/goal frames, decoding, detokenising) happens inside.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from maskvit.config import Config
+from maskvit.errors import UserError
+from maskvit.model.decoding import generate
+from maskvit.model.transformer import MaskViT
+
+SOURCES_FILE = "sources.json"  # written by `maskvit train`: where the tokens came from
+_PRESET = object()  # "use the preset's value" (None is a meaningful temperature / top_p)
+
+
+def tokenizer_run_of(model_run: Path) -> Path:
+    """The tokenizer run a transformer run was trained on (recorded by `maskvit train`)."""
+    sources = model_run / SOURCES_FILE
+    if sources.is_file():
+        recorded = json.loads(sources.read_text()).get("tokenizer")
+        if recorded and Path(recorded).is_dir():
+            return Path(recorded)
+        if recorded:
+            raise UserError(f"{model_run} was trained on tokens of the tokenizer run {recorded}, "
+                            "which no longer exists; pass --tokenizer RUN")
+    raise UserError(f"{model_run} does not say which tokenizer made its tokens "
+                    f"(no {SOURCES_FILE}); pass --tokenizer RUN")
+
+
+def _as_tensor(x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+    return t if dtype is None else t.to(dtype)
+
+
+class Predictor:
+    """Predicts future frames of videos from context frames (and actions / a goal frame)."""
+
+    def __init__(self, tokenizer: torch.nn.Module, transformer: MaskViT, config: Config,
+                 device: str | torch.device = "cpu", precision: str = "fp32") -> None:
+        if precision not in ("fp32", "bf16"):
+            raise UserError(f"precision must be fp32 or bf16, got {precision!r}")
+        self.device = torch.device(device)
+        self.tokenizer = tokenizer.to(self.device).eval()
+        self.transformer = transformer.to(self.device).eval()
+        self.config = config
+        self.precision = precision
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def from_run(cls, model_run: str | Path, tokenizer_run: str | Path | None = None,
+                 device: str | torch.device = "cpu", precision: str = "fp32",
+                 use_ema: bool = True) -> Predictor:
+        """Load a transformer run (and its tokenizer run) trained with `maskvit train`.
+
+        `model_run` may also be a bundle directory holding `transformer/` and `tokenizer/`
+        runs (the layout of the shipped reference model).
+        """
+        from maskvit.tokenizer import VQGAN
+        from maskvit.train import load_run
+
+        model_run = Path(model_run)
+        if not model_run.is_dir():
+            raise UserError(f"model run directory not found: {model_run}")
+        if (model_run / "transformer").is_dir() and (model_run / "tokenizer").is_dir():
+            tokenizer_run = tokenizer_run or model_run / "tokenizer"
+            model_run = model_run / "transformer"
+        tokenizer_run = Path(tokenizer_run) if tokenizer_run else tokenizer_run_of(model_run)
+        config, weights, ema = load_run(model_run, module="model")
+        transformer = MaskViT(config.transformer)
+        transformer.load_state_dict(ema if (use_ema and ema is not None) else weights)
+        tokenizer = VQGAN.from_run(tokenizer_run, map_location="cpu")
+        if tuple(tokenizer.token_grid) != (config.transformer.tokens_h, config.transformer.tokens_w):
+            raise UserError(f"tokenizer {tokenizer_run} makes {tokenizer.token_grid} token grids "
+                            f"but the transformer expects {(config.transformer.tokens_h, config.transformer.tokens_w)}")
+        return cls(tokenizer, transformer, config, device=device, precision=precision)
+
+    from_checkpoint = from_run  # the name DESIGN.md uses
+
+    # --------------------------------------------------------------- prediction
+
+    @property
+    def resolution(self) -> int:
+        return self.config.tokenizer.resolution
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    @torch.no_grad()
+    def encode(self, frames: Any) -> torch.Tensor:
+        """uint8 frames (..., H, W, 3) -> codes (..., h, w) int64."""
+        frames = _as_tensor(frames)
+        r = self.resolution
+        if frames.dtype != torch.uint8 or tuple(frames.shape[-3:]) != (r, r, 3):
+            raise UserError(f"frames must be uint8 of shape (..., {r}, {r}, 3); got "
+                            f"{frames.dtype} {tuple(frames.shape)}")
+        with self._autocast():
+            return self.tokenizer.encode(frames.to(self.device))
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> np.ndarray:
+        """codes (..., h, w) -> uint8 frames (..., H, W, 3) as numpy."""
+        with self._autocast():
+            return self.tokenizer.decode(codes.to(self.device)).cpu().numpy()
+
+    @torch.no_grad()
+    def predict(
+        self,
+        context_frames: Any,
+        actions: Any = None,
+        goal_frame: Any = None,
+        num_frames: int | None = None,
+        steps: int | None = None,
+        schedule: str | None = None,
+        temperature: Any = _PRESET,
+        top_p: Any = _PRESET,
+        seed: int | None = 0,
+        batch_size: int | None = None,
+        unmask: str = "confidence",
+    ) -> np.ndarray:
+        """Predict `num_frames` frames after the context.
+
+        context_frames: uint8 (B, Tc, H, W, 3). actions: float (B, Tc + num_frames, A) for
+        an action-conditioned model (actions[t] leads from frame t to t + 1). goal_frame:
+        uint8 (B, H, W, 3), placed after the predicted frames. Decoding settings default to
+        the preset's `eval` section. Returns uint8 (B, num_frames, H, W, 3).
+        """
+        ev, tc = self.config.eval, self.config.transformer
+        context = _as_tensor(context_frames)
+        if context.dim() != 5:
+            raise UserError(f"context frames must have shape (B, Tc, H, W, 3); got {tuple(context.shape)}")
+        b, n_context = context.shape[:2]
+        num_frames = num_frames if num_frames is not None else ev.predicted_frames
+        total = n_context + num_frames + (goal_frame is not None)
+        if total > tc.num_frames:
+            raise UserError(f"{n_context} context + {num_frames} predicted"
+                            f"{' + 1 goal' if goal_frame is not None else ''} frames exceed the "
+                            f"model's {tc.num_frames}-frame clips")
+        if tc.action_dim and actions is None:
+            raise UserError(f"this model is action-conditioned: pass actions of shape "
+                            f"(B, {n_context + num_frames}, {tc.action_dim})")
+        action_tensor = None
+        if actions is not None:
+            action_tensor = _as_tensor(actions, torch.float32)
+            expected = (b, n_context + num_frames, tc.action_dim)
+            if tuple(action_tensor.shape) != expected:
+                raise UserError(f"actions must have shape {expected}; got {tuple(action_tensor.shape)}")
+            if goal_frame is not None:  # the goal frame's own action slot is unused
+                action_tensor = torch.cat([action_tensor, action_tensor.new_zeros(b, 1, tc.action_dim)], 1)
+        context_codes = self.encode(context)  # (B, Tc, h, w)
+        goal_codes = self.encode(_as_tensor(goal_frame)) if goal_frame is not None else None
+        if goal_codes is not None and tuple(goal_codes.shape[:1]) != (b,):
+            raise UserError(f"goal frames must have shape ({b}, H, W, 3)")
+        chunk = batch_size or b
+        outputs = []
+        for start in range(0, b, chunk):
+            sl = slice(start, start + chunk)
+            generator = None
+            if seed is not None:
+                generator = torch.Generator(self.device).manual_seed(seed + start)
+            with self._autocast():
+                result = generate(
+                    self.transformer, context_codes[sl], num_frames + (goal_codes is not None),
+                    steps=steps or ev.decoding_steps, schedule=schedule or ev.schedule,
+                    temperature=ev.temperature if temperature is _PRESET else temperature,
+                    top_p=ev.top_p if top_p is _PRESET else top_p,
+                    actions=None if action_tensor is None else action_tensor[sl].to(self.device),
+                    goal_codes=None if goal_codes is None else goal_codes[sl],
+                    generator=generator, unmask=unmask,
+                )
+            outputs.append(result.codes[:, n_context:n_context + num_frames])
+        return self.decode(torch.cat(outputs))

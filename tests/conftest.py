@@ -1,0 +1,17 @@
+"""Shared test settings: few threads (CI has 2 cores) and tiny configs."""
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def tiny_transformer_config():
+    from maskvit.config import TransformerConfig
+
+    return TransformerConfig(
+        num_frames=4, context_frames=1, tokens_h=4, tokens_w=4, codebook_size=8,
+        spatial_window=(1, 4, 4), spatiotemporal_window=(0, 2, 2), depth=2, heads=2,
+        dim=32, mlp_dim=64, dropout=0.0, action_dim=0,
+    )

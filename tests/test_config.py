@@ -1,0 +1,86 @@
+import pytest
+
+from maskvit.config import (
+    config_from_dict,
+    diff_configs,
+    load_config,
+    load_preset,
+    preset_names,
+    save_config,
+)
+from maskvit.errors import UserError
+
+TABLE4 = {
+    # preset: (context, vq channels, vq batch, vq steps, vq lr, disc start,
+    #          st window, blocks, heads, dim, ff, batch, lr, steps, schedule, iters, temp)
+    "bair64": (1, 160, 320, 300000, 1e-4, None, (16, 8, 8), 6, 4, 768, 3072, 64, 3e-4, 100000,
+               "square", 18, 4.5),
+    "kitti64": (5, 128, 1120, 50000, 1e-3, 20000, (0, 4, 4), 8, 4, 768, 3072, 32, 3e-4, 100000,
+                "cosine", 48, 3.0),
+    "kitti256": (5, 128, 112, 300000, 1e-4, 150000, (0, 4, 4), 6, 4, 1024, 4096, 32, 3e-4,
+                 100000, "cosine", 64, 4.5),
+    "robonet64": (2, 192, 720, 300000, 5e-4, None, (0, 4, 4), 8, 4, 768, 3072, 224, 3e-4,
+                  300000, "cosine", 7, None),
+    "robonet256": (2, 128, 112, 300000, 1e-4, 150000, (0, 4, 4), 6, 4, 1024, 4096, 224, 3e-4,
+                   300000, "cosine", 16, None),
+}
+
+
+def test_all_presets_ship():
+    assert set(preset_names()) >= set(TABLE4) | {"push64"}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE4))
+def test_paper_presets_hold_table_4_values(name):
+    c = load_preset(name)
+    row = (
+        c.transformer.context_frames, c.tokenizer.channels, c.tokenizer_train.batch_size,
+        c.tokenizer_train.steps, c.tokenizer_train.lr, c.tokenizer.disc_start,
+        c.transformer.spatiotemporal_window, c.transformer.depth, c.transformer.heads,
+        c.transformer.dim, c.transformer.mlp_dim, c.train.batch_size, c.train.lr, c.train.steps,
+        c.eval.schedule, c.eval.decoding_steps, c.eval.temperature,
+    )
+    assert row == TABLE4[name]
+    assert c.tokenizer.codebook_size == 1024 and c.tokenizer.code_dim == 256
+    assert c.tokenizer.token_grid == 16 and c.transformer.spatial_window == (1, 16, 16)
+    assert c.transformer.dropout == 0.0
+
+
+def test_dotted_override_changes_one_field():
+    c = load_preset("push64", ["transformer.depth=2", "eval.temperature=null"])
+    assert c.transformer.depth == 2 and c.eval.temperature is None
+    assert diff_configs(c, load_preset("push64")) == ["eval.temperature", "transformer.depth"]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("transformer.dpth=2", "unknown key 'dpth' in transformer; valid keys: num_frames"),
+        ("nope.depth=2", "unknown key 'nope' in config"),
+        ("transformer.depth=four", "transformer.depth must be an integer"),
+        ("transformer.depth=2.5", "transformer.depth must be an integer"),
+        ("eval.schedule=zigzag", "eval.schedule must be one of cosine"),
+        ("transformer.spatial_window=[1,2]", "must have 3 entries"),
+        ("depth", "must look like section.key=value"),
+    ],
+)
+def test_bad_overrides_are_one_line_errors(override, message):
+    with pytest.raises(UserError) as err:
+        load_preset("push64", [override])
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unknown_preset_names_the_valid_ones():
+    with pytest.raises(UserError, match="choose one of: bair64"):
+        load_preset("bair65")
+
+
+def test_saved_config_loads_back_equal(tmp_path):
+    c = load_preset("robonet64", ["train.mask_ratio=0.9"])
+    save_config(c, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == c
+
+
+def test_yaml_with_unknown_section_is_rejected():
+    with pytest.raises(UserError, match="unknown key 'extra'"):
+        config_from_dict({"extra": {}})

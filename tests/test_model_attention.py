@@ -1,0 +1,96 @@
+import math
+
+import pytest
+import torch
+from einops import rearrange
+
+from maskvit.model.attention import (
+    RelativePositionBias,
+    WindowAttention,
+    relative_position_index,
+    resolve_window,
+    window_merge,
+    window_partition,
+)
+
+
+@pytest.mark.parametrize("window", [(1, 4, 4), (4, 2, 2), (2, 2, 4)])
+def test_partition_then_merge_round_trips_exactly(window):
+    x = torch.randn(2, 4, 4, 4, 3)
+    windows = window_partition(x, window)
+    assert windows.shape == (2 * 64 // math.prod(window), math.prod(window), 3)
+    assert torch.equal(window_merge(windows, window, (4, 4, 4)), x)
+
+
+def test_partition_groups_tokens_of_one_window_together():
+    x = torch.arange(4 * 4 * 4).float().view(1, 4, 4, 4, 1)  # token id = its raster index
+    windows = window_partition(x, (4, 2, 2))
+    first = windows[0, :, 0].long().tolist()
+    # First window: all 4 frames of the top-left 2x2 patch.
+    expected = [t * 16 + y * 4 + x for t in range(4) for y in range(2) for x in range(2)]
+    assert first == expected
+
+
+def _reference_full_attention(attn: WindowAttention, x: torch.Tensor, window) -> torch.Tensor:
+    """Full attention over all tokens, restricted by a block-diagonal mask carrying the bias."""
+    b, t, h, w, d = x.shape
+    grid = (t, h, w)
+    window = resolve_window(window, grid)
+    coords = torch.stack(torch.meshgrid(*(torch.arange(n) for n in grid), indexing="ij"), -1)
+    coords = coords.reshape(-1, 3)  # raster order of the full sequence
+    window_id = [tuple((c // torch.tensor(window)).tolist()) for c in coords]
+    local = coords % torch.tensor(window)
+    local_index = (local[:, 0] * window[1] + local[:, 1]) * window[2] + local[:, 2]
+    bias = attn.bias(window)  # (heads, Nw, Nw)
+    n = coords.shape[0]
+    full_bias = torch.full((attn.heads, n, n), float("-inf"))
+    for i in range(n):
+        for j in range(n):
+            if window_id[i] == window_id[j]:
+                full_bias[:, i, j] = bias[:, local_index[i], local_index[j]]
+    seq = x.reshape(b, n, d)
+    q, k, v = rearrange(attn.qkv(seq), "b l (three h e) -> three b h l e", three=3, h=attn.heads)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + full_bias
+    out = rearrange(scores.softmax(-1) @ v, "b h l e -> b l (h e)")
+    return attn.proj(out).reshape(b, t, h, w, d)
+
+
+@pytest.mark.parametrize("window", [(1, 4, 4), (0, 2, 2)], ids=["spatial", "spatiotemporal"])
+def test_window_attention_equals_block_diagonal_full_attention(window):
+    torch.manual_seed(0)
+    attn = WindowAttention(dim=16, heads=2, window=window, max_grid=(4, 4, 4))
+    with torch.no_grad():
+        attn.bias.table.normal_()  # non-trivial biases
+        x = torch.randn(2, 4, 4, 4, 16)
+        assert torch.allclose(attn(x), _reference_full_attention(attn, x, window), atol=1e-5)
+
+
+def test_relative_bias_table_size_and_symmetric_offsets_share_entries():
+    bias = RelativePositionBias((4, 2, 2), heads=3)
+    assert bias.table.shape == ((2 * 4 - 1) * (2 * 2 - 1) * (2 * 2 - 1), 3)
+    index = relative_position_index((4, 2, 2), (4, 2, 2))
+    coords = torch.stack(torch.meshgrid(*(torch.arange(n) for n in (4, 2, 2)), indexing="ij"), -1)
+    coords = coords.reshape(-1, 3)
+    n = coords.shape[0]
+    seen = {}
+    for i in range(n):
+        for j in range(n):
+            offset = tuple((coords[i] - coords[j]).tolist())
+            seen.setdefault(offset, set()).add(int(index[i, j]))
+    assert all(len(entries) == 1 for entries in seen.values())  # one entry per offset
+    assert len({next(iter(e)) for e in seen.values()}) == len(seen)  # distinct offsets differ
+    assert int(index.max()) < bias.table.shape[0]
+
+
+def test_smaller_window_reuses_the_table_of_the_largest():
+    bias = RelativePositionBias((4, 2, 2), heads=2)
+    small = bias((2, 2, 2))
+    large = bias((4, 2, 2))
+    # Offsets available in both windows read the same entries: the 2-frame window equals
+    # the top-left block of the 4-frame window's bias.
+    assert torch.equal(small, large[:, :8, :8])
+
+
+def test_window_that_does_not_tile_the_grid_is_rejected():
+    with pytest.raises(ValueError, match="does not tile"):
+        resolve_window((1, 3, 3), (4, 4, 4))
