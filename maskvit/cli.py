@@ -15,6 +15,17 @@ from maskvit.errors import UserError
 # Subcommand modules, in the order `maskvit --help` lists them.
 COMMAND_MODULES = [
     "maskvit.commands.info",
+    "maskvit.commands.collect",
+    "maskvit.commands.convert",
+    "maskvit.commands.train_tokenizer",
+    "maskvit.commands.tokenize",
+    "maskvit.commands.reconstruct",
+    "maskvit.commands.train",
+    "maskvit.commands.predict",
+    "maskvit.commands.evaluate",
+    "maskvit.commands.plan",
+    "maskvit.commands.bench",
+    "maskvit.commands.demo",
 ]
 
 

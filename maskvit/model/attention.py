@@ -57,8 +57,10 @@ def relative_position_index(window: Window, max_window: Window) -> torch.Tensor:
     The table is sized for `max_window`; a smaller window (e.g. fewer frames at decoding
     time) uses the subset of offsets it can see. Equal offsets share one entry.
     """
+    # Built on the CPU explicitly: the result is cached, so it must not inherit a default
+    # device (e.g. `meta` while a model is being sized).
     coords = torch.stack(
-        torch.meshgrid(*(torch.arange(n) for n in window), indexing="ij")
+        torch.meshgrid(*(torch.arange(n, device="cpu") for n in window), indexing="ij")
     ).flatten(1)  # (3, N_w)
     offsets = coords[:, :, None] - coords[:, None, :]  # (3, N_w, N_w), each in (−n, n)
     span = [2 * m - 1 for m in max_window]

@@ -1,0 +1,138 @@
+"""`maskvit train`: train the MaskViT transformer from a token cache.
+
+examples:
+  maskvit train --preset push64 --data TOKENS --out RUN
+  maskvit train --data TOKENS --out RUN --resume          # continue after a stop
+  torchrun --nproc_per_node 2 -m maskvit train --preset push64 --data TOKENS --out RUN
+  # multi-node, RUN on a filesystem that every node shares:
+  torchrun --nnodes 2 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m maskvit train ...
+
+The global batch stays train.batch_size whatever the number of processes (per-process
+batch × grad_accum × processes). Ctrl-C / SIGTERM finishes the step, saves a checkpoint
+and exits with 130; --resume then continues exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from maskvit.config import Config, apply_overrides, load_preset
+from maskvit.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train the transformer from a token cache (torchrun for DDP)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", help="preset name or YAML file (default: the run's own "
+                   "config when resuming, else push64)")
+    p.add_argument("--data", required=True, help="token cache directory (maskvit tokenize)")
+    p.add_argument("--out", required=True, help="run directory (created; never overwritten)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set train.lr=1e-4 (repeatable)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many steps in total (lr schedule unchanged)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def resolve_config(out: Path, preset: str | None, overrides: list[str], resume: bool) -> Config:
+    """The config to train with; for --resume it must match the run's saved one."""
+    from maskvit.train.checkpoint import check_resume_config, has_run, read_run_config
+
+    if resume:
+        if not has_run(out):
+            raise UserError(f"nothing to resume in {out}; drop --resume to start a new run")
+        saved = read_run_config(out)
+        requested = load_preset(preset, overrides) if preset else apply_overrides(saved, overrides)
+        check_resume_config(saved, requested, out)
+        return requested
+    config = load_preset(preset or "push64", overrides)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; choose a directory")
+    if has_run(out):
+        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose "
+                        f"a new --out")
+    return config
+
+
+def open_token_data(path: Path, config: Config):
+    """Train and validation clip datasets from a token cache, checked against the config."""
+    from maskvit.data import TokenCache, TokenClipDataset
+
+    if not path.is_dir():
+        raise UserError(f"data directory not found: {path}")
+    cache = TokenCache.open(path)
+    t = config.transformer
+    if cache.token_shape != (t.tokens_h, t.tokens_w):
+        raise UserError(f"{path} holds {cache.token_shape[0]}×{cache.token_shape[1]} tokens per "
+                        f"frame but the config expects {t.tokens_h}×{t.tokens_w}")
+    if cache.codebook_size != t.codebook_size:
+        raise UserError(f"{path} was tokenized with {cache.codebook_size} codes but "
+                        f"transformer.codebook_size is {t.codebook_size}")
+    if t.action_dim and cache.action_dim != t.action_dim:
+        raise UserError(f"{path} has {cache.action_dim}-d actions but transformer.action_dim "
+                        f"is {t.action_dim}")
+    train = TokenClipDataset(cache, t.num_frames, "train")
+    try:
+        val = TokenClipDataset(cache, t.num_frames, "val")
+    except UserError:
+        val = None  # no validation clips in this cache: train without validation
+    return train, val
+
+
+def record_sources(out: Path, data: Path) -> None:
+    """Write RUN/sources.json: the token cache and the tokenizer run that made it, so that
+    `Predictor.from_run(RUN)` finds its tokenizer without being told."""
+    import json
+
+    from maskvit.data import TokenCache
+    from maskvit.predictor import SOURCES_FILE
+    from maskvit.train.checkpoint import write_text_atomic
+
+    extra = TokenCache.open(data).manifest.get("extra", {})
+    sources = {"token_cache": str(data.resolve()), "tokenizer": extra.get("tokenizer"),
+               "tokenizer_step": extra.get("tokenizer_step")}
+    write_text_atomic(out / SOURCES_FILE, json.dumps(sources, indent=1) + "\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    from maskvit.train import Trainer, init_distributed
+    from maskvit.train.checkpoint import check_writable
+    from maskvit.train.distributed import shutdown_distributed
+    from maskvit.train.tasks import MaskedVideoTask
+
+    if args.max_steps is not None and args.max_steps < 1:
+        raise UserError(f"--max-steps must be positive, got {args.max_steps}")
+    out = Path(args.out)
+    env = init_distributed(args.device)
+    try:
+        config = resolve_config(out, args.preset, args.set, args.resume)
+        train_data, val_data = open_token_data(Path(args.data), config)
+        check_writable(out)  # last check: a failed run must not leave an --out behind
+        if env.distributed:
+            dist.barrier()  # every rank has checked the run folder before rank 0 writes
+        torch.manual_seed(config.train.seed)  # same initial weights on every rank and run
+        task = MaskedVideoTask(config.transformer, config.train)
+        trainer = Trainer(task, config.train, train_data, config=config, out=out,
+                          val_data=val_data, env=env, resume=args.resume,
+                          max_steps=args.max_steps, progress=not args.no_progress)
+        result = trainer.fit()
+        if env.is_main:
+            record_sources(out, Path(args.data))
+            loss = result.last_train.get("loss", float("nan"))
+            acc = result.last_train.get("accuracy", float("nan"))
+            state = "interrupted at" if result.interrupted else "trained to"
+            print(f"{state} step {result.step}: loss {loss:.4f}, masked-token accuracy "
+                  f"{acc:.4f}; run in {out}" + (" (continue with --resume)"
+                                               if result.interrupted else ""))
+        return 130 if result.interrupted else 0
+    finally:
+        shutdown_distributed()

@@ -1,0 +1,1 @@
+"""Converters from public datasets (BAIR, RoboNet, KITTI) and plain videos to episode stores."""

@@ -1,0 +1,346 @@
+"""Episode store: frames, per-step actions and optional states of many episodes on disk.
+
+Layout of a store directory::
+
+    DIR/
+      manifest.json               written last by the writer: its presence means "complete".
+                                  {format, version, source, resolution [H, W], action_dim,
+                                   state_dim, num_episodes, num_frames, splits {name: count},
+                                   episodes [{id, length, split}], extra {...}}
+      writer.json                 the writer's settings, so an interrupted job resumes consistently
+      episodes/<id>/frames.npy    uint8   (T, H, W, 3)
+      episodes/<id>/actions.npy   float32 (T, A)   actions[t] is taken after frame t (A may be 0)
+      episodes/<id>/states.npy    float32 (T, S)   optional
+      episodes/<id>/meta.json     {length, split}
+      episodes/<id>.partial/      an episode being written; renamed to <id>/ when whole
+
+Episodes are separate `.npy` files so clips are read by memory-mapping (no full loads),
+and a conversion interrupted at any point resumes by skipping the finished episodes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskvit.data.atomic import write_json_atomic, write_npy
+from maskvit.data.splits import SPLITS, split_for
+from maskvit.errors import UserError
+
+STORE_FORMAT = "maskvit-episodes"
+STORE_VERSION = 1
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
+
+
+def check_episode_id(episode_id: str) -> str:
+    """Episode ids become folder names: letters, digits, `_`, `.`, `-` only."""
+    if not isinstance(episode_id, str) or not _ID_PATTERN.match(episode_id) or episode_id.endswith(".partial"):
+        raise ValueError(f"invalid episode id {episode_id!r}: use letters, digits, '_', '.', '-'")
+    return episode_id
+
+
+def safe_episode_id(text: str) -> str:
+    """Turn a path-like name (e.g. 'traj_0_to_255/12') into a valid episode id."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.\-]+", "_", text).strip("_.-") or "episode"
+    return cleaned[:200]
+
+
+class EpisodeStore:
+    """Read access to a complete episode store (see the module docstring for the layout)."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]):
+        self.path = path
+        self.manifest = manifest
+        self._episodes = {e["id"]: e for e in manifest["episodes"]}
+        self._mmaps: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> EpisodeStore:
+        path = Path(path)
+        manifest_path = path / "manifest.json"
+        if not path.is_dir():
+            raise UserError(f"episode store not found: {path} (create one with `maskvit collect` or `maskvit convert`)")
+        if not manifest_path.is_file():
+            raise UserError(
+                f"{path} is not a complete episode store (no manifest.json); "
+                "re-run the command that wrote it to resume"
+            )
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError:
+            raise UserError(f"{manifest_path}: corrupt manifest (not valid JSON)") from None
+        if manifest.get("format") != STORE_FORMAT:
+            raise UserError(f"{path}: not an episode store (manifest format is {manifest.get('format')!r})")
+        return cls(path, manifest)
+
+    # -- metadata
+    @property
+    def resolution(self) -> tuple[int, int]:
+        h, w = self.manifest["resolution"]
+        return int(h), int(w)
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.manifest["action_dim"])
+
+    @property
+    def source(self) -> str:
+        return str(self.manifest["source"])
+
+    def episode_ids(self, split: str | None = None) -> list[str]:
+        """Ids in write order; `split` in ("train", "val", "test") or None for all."""
+        if split is not None and split not in SPLITS:
+            raise UserError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+        return [e["id"] for e in self.manifest["episodes"] if split is None or e["split"] == split]
+
+    def length(self, episode_id: str) -> int:
+        return int(self._entry(episode_id)["length"])
+
+    def split_of(self, episode_id: str) -> str:
+        return str(self._entry(episode_id)["split"])
+
+    def __len__(self) -> int:
+        return len(self._episodes)
+
+    def __contains__(self, episode_id: str) -> bool:
+        return episode_id in self._episodes
+
+    # -- data
+    def load(self, episode_id: str) -> dict[str, np.ndarray]:
+        """The whole episode: frames uint8 (T,H,W,3), actions float32 (T,A), states if stored."""
+        self._entry(episode_id)
+        folder = self.path / "episodes" / episode_id
+        out = {
+            "frames": self._read(folder / "frames.npy"),
+            "actions": self._read(folder / "actions.npy"),
+        }
+        if (folder / "states.npy").is_file():
+            out["states"] = self._read(folder / "states.npy")
+        return out
+
+    def load_clip(self, episode_id: str, start: int, length: int) -> dict[str, np.ndarray]:
+        """Frames [start, start+length) and their actions, read through memory maps."""
+        total = self.length(episode_id)
+        if start < 0 or length < 1 or start + length > total:
+            raise IndexError(f"clip [{start}, {start + length}) outside episode {episode_id} of {total} frames")
+        frames = self._mmap(episode_id, "frames")[start : start + length]
+        actions = self._mmap(episode_id, "actions")[start : start + length]
+        return {"frames": np.array(frames), "actions": np.array(actions, dtype=np.float32)}
+
+    # -- internals
+    def _entry(self, episode_id: str) -> dict[str, Any]:
+        try:
+            return self._episodes[episode_id]
+        except KeyError:
+            raise UserError(f"episode {episode_id!r} is not in store {self.path}") from None
+
+    def _read(self, file: Path) -> np.ndarray:
+        try:
+            return np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise UserError(f"{file}: cannot read ({err})") from None
+
+    def _mmap(self, episode_id: str, name: str) -> np.ndarray:
+        key = (episode_id, name)
+        array = self._mmaps.get(key)
+        if array is None:
+            file = self.path / "episodes" / episode_id / f"{name}.npy"
+            try:
+                array = np.load(file, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as err:
+                raise UserError(f"{file}: cannot read ({err})") from None
+            self._mmaps[key] = array
+            if len(self._mmaps) > 256:  # bound the open file handles
+                self._mmaps.popitem(last=False)
+        else:
+            self._mmaps.move_to_end(key)
+        return array
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Memory maps are per process (DataLoader workers re-open them lazily).
+        state = self.__dict__.copy()
+        state["_mmaps"] = OrderedDict()
+        return state
+
+
+class EpisodeStoreWriter:
+    """Writes episodes one at a time; `close()` writes the manifest that marks completion.
+
+    Reopening a directory an interrupted writer left behind resumes it: finished episodes
+    are kept (`episode_id in writer` tells which) and half-written ones are discarded.
+    Reopening a complete store appends to it (the manifest is removed until `close()`).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        source: str,
+        action_dim: int,
+        resolution: tuple[int, int] | int | None = None,
+        state_dim: int | None = None,
+        split_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05),
+        extra: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ):
+        self.path = Path(path)
+        if isinstance(resolution, int):
+            resolution = (resolution, resolution)
+        settings = {
+            "format": STORE_FORMAT,
+            "version": STORE_VERSION,
+            "source": source,
+            "action_dim": int(action_dim),
+            "resolution": list(resolution) if resolution else None,
+            "state_dim": state_dim,
+            "split_fractions": list(split_fractions),
+        }
+        split_for("x", tuple(split_fractions))  # validates the fractions
+        self.extra = dict(extra or {})
+        self._open_dir(settings, overwrite)
+        self.settings = settings
+        self._episodes: dict[str, dict[str, Any]] = self._scan_finished()
+
+    # -- setup
+    def _open_dir(self, settings: dict[str, Any], overwrite: bool) -> None:
+        if overwrite and self.path.exists():
+            shutil.rmtree(self.path)
+        writer_file = self.path / "writer.json"
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"output {self.path} exists and is not a directory")
+        if self.path.is_dir() and any(self.path.iterdir()):
+            if not writer_file.is_file():
+                raise UserError(f"output {self.path} exists and is not an episode store; choose another --out")
+            previous = json.loads(writer_file.read_text())
+            if settings["state_dim"] is None:
+                settings["state_dim"] = previous.get("state_dim")
+            for key in ("source", "action_dim", "state_dim"):
+                if previous.get(key) != settings[key]:
+                    raise UserError(
+                        f"{self.path} was started with {key}={previous.get(key)!r}, now {settings[key]!r}; "
+                        "use the same settings to resume or choose another --out"
+                    )
+            if settings["resolution"] is None:
+                settings["resolution"] = previous.get("resolution")
+            elif previous.get("resolution") not in (None, settings["resolution"]):
+                raise UserError(
+                    f"{self.path} holds {previous['resolution']} frames, now {settings['resolution']}; "
+                    "choose another --out"
+                )
+            settings["split_fractions"] = previous.get("split_fractions", settings["split_fractions"])
+            self.extra = {**previous.get("extra", {}), **self.extra}
+            (self.path / "manifest.json").unlink(missing_ok=True)  # incomplete until close()
+        (self.path / "episodes").mkdir(parents=True, exist_ok=True)
+        write_json_atomic(writer_file, {**settings, "extra": self.extra})
+
+    def _scan_finished(self) -> dict[str, dict[str, Any]]:
+        episodes = {}
+        folder = self.path / "episodes"
+        for entry in sorted(folder.iterdir()):
+            if entry.name.endswith(".partial"):
+                shutil.rmtree(entry, ignore_errors=True)
+                continue
+            meta_file = entry / "meta.json"
+            if not meta_file.is_file():
+                shutil.rmtree(entry, ignore_errors=True)
+                continue
+            meta = json.loads(meta_file.read_text())
+            episodes[entry.name] = {"id": entry.name, "length": meta["length"], "split": meta["split"],
+                                    "order": meta.get("order", 0)}
+        return episodes
+
+    # -- writing
+    def __contains__(self, episode_id: str) -> bool:
+        return episode_id in self._episodes
+
+    def __len__(self) -> int:
+        return len(self._episodes)
+
+    def add(
+        self,
+        episode_id: str,
+        frames: np.ndarray,
+        actions: np.ndarray,
+        states: np.ndarray | None = None,
+        split: str | None = None,
+    ) -> None:
+        """Write one episode (replacing an existing one of the same id)."""
+        check_episode_id(episode_id)
+        frames = np.asarray(frames)
+        actions = np.asarray(actions, dtype=np.float32)
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+            raise ValueError(f"{episode_id}: frames must be uint8 (T,H,W,3), got {frames.dtype} {frames.shape}")
+        resolution = list(frames.shape[1:3])
+        if self.settings["resolution"] is None:
+            self.settings["resolution"] = resolution
+            write_json_atomic(self.path / "writer.json", {**self.settings, "extra": self.extra})
+        elif resolution != list(self.settings["resolution"]):
+            raise ValueError(f"{episode_id}: frames are {resolution}, the store holds {self.settings['resolution']}")
+        expected = (len(frames), self.settings["action_dim"])
+        if actions.shape != expected:
+            raise ValueError(f"{episode_id}: actions must have shape {expected}, got {actions.shape}")
+        if states is not None:
+            states = np.asarray(states, dtype=np.float32).reshape(len(frames), -1)
+            if self.settings["state_dim"] is None:
+                self.settings["state_dim"] = int(states.shape[1])
+                write_json_atomic(self.path / "writer.json", {**self.settings, "extra": self.extra})
+            elif states.shape[1] != self.settings["state_dim"]:
+                raise ValueError(f"{episode_id}: states must have {self.settings['state_dim']} columns")
+        split = split or split_for(episode_id, tuple(self.settings["split_fractions"]))
+        if split not in SPLITS:
+            raise ValueError(f"{episode_id}: unknown split {split!r}")
+
+        final = self.path / "episodes" / episode_id
+        partial = self.path / "episodes" / f"{episode_id}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        write_npy(partial / "frames.npy", frames)
+        write_npy(partial / "actions.npy", actions)
+        if states is not None:
+            write_npy(partial / "states.npy", states)
+        order = len(self._episodes) if episode_id not in self._episodes else self._episodes[episode_id]["order"]
+        meta = {"length": len(frames), "split": split, "order": order}
+        (partial / "meta.json").write_text(json.dumps(meta))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        self._episodes[episode_id] = {"id": episode_id, **meta}
+
+    def close(self) -> EpisodeStore:
+        """Write the manifest (the store becomes complete) and return it opened."""
+        if not self._episodes:
+            raise UserError(f"no episodes were written to {self.path}; nothing to finish")
+        episodes = sorted(self._episodes.values(), key=lambda e: (e["order"], e["id"]))
+        splits = {name: sum(e["split"] == name for e in episodes) for name in SPLITS}
+        manifest = {
+            "format": STORE_FORMAT,
+            "version": STORE_VERSION,
+            "source": self.settings["source"],
+            "resolution": self.settings["resolution"],
+            "action_dim": self.settings["action_dim"],
+            "state_dim": self.settings["state_dim"],
+            "num_episodes": len(episodes),
+            "num_frames": int(sum(e["length"] for e in episodes)),
+            "splits": splits,
+            "split_fractions": self.settings["split_fractions"],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "extra": self.extra,
+            "episodes": [{"id": e["id"], "length": e["length"], "split": e["split"]} for e in episodes],
+        }
+        write_json_atomic(self.path / "manifest.json", manifest)
+        return EpisodeStore(self.path, manifest)
+
+    def __enter__(self) -> EpisodeStoreWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()

@@ -1,0 +1,289 @@
+"""Token cache: the VQ codes of every frame of a store, which the transformer trains from.
+
+Layout of a cache directory::
+
+    DIR/
+      header.json     settings: token_shape [h, w], action_dim, codebook_size, extra {...}
+      codes.u16       raw uint16, all frames of all episodes back to back: (N, h, w)
+      actions.f32     raw float32 (N, A), aligned with the codes (actions[t] follows frame t)
+      index.jsonl     one line per finished episode {id, split, offset, length}, appended
+                      only after that episode's codes and actions are flushed to disk
+      manifest.json   written last by `close()`: header + episodes; presence = complete
+
+The two flat files are memory-mapped, so a clip is one slice. An interrupted writer
+resumes from `index.jsonl` (trailing bytes of an unfinished episode are truncated).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from maskvit.data.atomic import write_json_atomic
+from maskvit.data.clips import clip_index
+from maskvit.data.splits import SPLITS
+from maskvit.errors import UserError
+
+CACHE_FORMAT = "maskvit-tokens"
+CACHE_VERSION = 1
+
+
+class TokenCacheWriter:
+    """Appends episodes of codes; `episode_id in writer` tells what a resumed job can skip."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        token_shape: tuple[int, int],
+        action_dim: int,
+        codebook_size: int,
+        extra: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ):
+        if codebook_size > 65536:
+            raise UserError(f"codebook size {codebook_size} does not fit uint16 codes (max 65536)")
+        self.path = Path(path)
+        if overwrite and self.path.exists():
+            shutil.rmtree(self.path)
+        self.header = {
+            "format": CACHE_FORMAT,
+            "version": CACHE_VERSION,
+            "token_shape": [int(token_shape[0]), int(token_shape[1])],
+            "action_dim": int(action_dim),
+            "codebook_size": int(codebook_size),
+            "extra": dict(extra or {}),
+        }
+        header_file = self.path / "header.json"
+        if self.path.is_dir() and any(self.path.iterdir()):
+            if not header_file.is_file():
+                raise UserError(f"output {self.path} exists and is not a token cache; choose another --out")
+            previous = json.loads(header_file.read_text())
+            for key in ("token_shape", "action_dim", "codebook_size"):
+                if previous.get(key) != self.header[key]:
+                    raise UserError(
+                        f"{self.path} holds {key}={previous.get(key)}, now {self.header[key]}; "
+                        "use --overwrite or another output"
+                    )
+            (self.path / "manifest.json").unlink(missing_ok=True)  # incomplete until close()
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(header_file, self.header)
+        self.episodes = self._read_index()
+        self._frames = sum(e["length"] for e in self.episodes)
+        h, w = self.header["token_shape"]
+        self._codes = self._open_truncated("codes.u16", self._frames * h * w * 2)
+        self._actions = self._open_truncated("actions.f32", self._frames * action_dim * 4)
+        self._index = open(self.path / "index.jsonl", "a")
+        self._ids = {e["id"] for e in self.episodes}
+
+    def _read_index(self) -> list[dict[str, Any]]:
+        file = self.path / "index.jsonl"
+        if not file.is_file():
+            return []
+        episodes = []
+        for line in file.read_text().splitlines():
+            try:
+                episodes.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut by an interruption: everything after it is redone
+        with open(file, "w") as f:  # rewrite without the damaged tail
+            f.writelines(json.dumps(e) + "\n" for e in episodes)
+        return episodes
+
+    def _open_truncated(self, name: str, size: int):
+        f = open(self.path / name, "ab+")
+        f.truncate(size)
+        f.seek(size)
+        return f
+
+    def __contains__(self, episode_id: str) -> bool:
+        return episode_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def add(self, episode_id: str, codes: np.ndarray | torch.Tensor, actions: np.ndarray | torch.Tensor,
+            split: str) -> None:
+        """Append one episode: codes int (T, h, w) in [0, K), actions (T, A)."""
+        if episode_id in self._ids:
+            raise ValueError(f"episode {episode_id!r} is already in the token cache")
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}")
+        codes = codes.cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)
+        actions = actions.cpu().numpy() if isinstance(actions, torch.Tensor) else np.asarray(actions)
+        h, w = self.header["token_shape"]
+        if codes.ndim != 3 or codes.shape[1:] != (h, w) or len(codes) == 0:
+            raise ValueError(f"{episode_id}: codes must be (T, {h}, {w}), got {codes.shape}")
+        if codes.min() < 0 or codes.max() >= self.header["codebook_size"]:
+            raise ValueError(f"{episode_id}: codes outside [0, {self.header['codebook_size']})")
+        expected = (len(codes), self.header["action_dim"])
+        if actions.shape != expected:
+            raise ValueError(f"{episode_id}: actions must have shape {expected}, got {actions.shape}")
+        self._codes.write(codes.astype("<u2").tobytes())
+        self._actions.write(actions.astype("<f4").tobytes())
+        self._codes.flush()
+        self._actions.flush()
+        os.fsync(self._codes.fileno())
+        os.fsync(self._actions.fileno())
+        entry = {"id": episode_id, "split": split, "offset": self._frames, "length": len(codes)}
+        self._index.write(json.dumps(entry) + "\n")
+        self._index.flush()
+        self.episodes.append(entry)
+        self._ids.add(episode_id)
+        self._frames += len(codes)
+
+    def close(self) -> TokenCache:
+        """Write the manifest (the cache becomes complete) and return it opened."""
+        for f in (self._codes, self._actions, self._index):
+            f.close()
+        if not self.episodes:
+            raise UserError(f"no episodes were written to token cache {self.path}")
+        manifest = {
+            **self.header,
+            "num_episodes": len(self.episodes),
+            "num_frames": self._frames,
+            "splits": {s: sum(e["split"] == s for e in self.episodes) for s in SPLITS},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "episodes": self.episodes,
+        }
+        write_json_atomic(self.path / "manifest.json", manifest)
+        return TokenCache.open(self.path)
+
+    def __enter__(self) -> TokenCacheWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            for f in (self._codes, self._actions, self._index):
+                f.close()
+
+
+class TokenCache:
+    """Read access to a complete token cache: memory-mapped codes and actions."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]):
+        self.path = path
+        self.manifest = manifest
+        self._episodes = {e["id"]: e for e in manifest["episodes"]}
+        self._codes: np.ndarray | None = None
+        self._actions: np.ndarray | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> TokenCache:
+        path = Path(path)
+        manifest_path = path / "manifest.json"
+        if not manifest_path.is_file():
+            if not path.exists():
+                raise UserError(f"token cache not found: {path} (create it with `maskvit tokenize`)")
+            raise UserError(f"{path} is not a complete token cache (no manifest.json); re-run `maskvit tokenize`")
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("format") != CACHE_FORMAT:
+            raise UserError(f"{path}: not a token cache (format {manifest.get('format')!r})")
+        h, w = manifest["token_shape"]
+        need = manifest["num_frames"] * h * w * 2
+        if (path / "codes.u16").stat().st_size < need:
+            raise UserError(f"{path / 'codes.u16'} is shorter than its manifest says; re-run `maskvit tokenize`")
+        return cls(path, manifest)
+
+    @property
+    def token_shape(self) -> tuple[int, int]:
+        h, w = self.manifest["token_shape"]
+        return int(h), int(w)
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.manifest["action_dim"])
+
+    @property
+    def codebook_size(self) -> int:
+        return int(self.manifest["codebook_size"])
+
+    def episode_ids(self, split: str | None = None) -> list[str]:
+        if split is not None and split not in SPLITS:
+            raise UserError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+        return [e["id"] for e in self.manifest["episodes"] if split is None or e["split"] == split]
+
+    def length(self, episode_id: str) -> int:
+        return int(self._entry(episode_id)["length"])
+
+    def __len__(self) -> int:
+        return len(self._episodes)
+
+    def __contains__(self, episode_id: str) -> bool:
+        return episode_id in self._episodes
+
+    def codes(self, episode_id: str, start: int = 0, length: int | None = None) -> np.ndarray:
+        """uint16 (T, h, w) view of an episode's codes (or of a clip of it)."""
+        entry = self._entry(episode_id)
+        length = entry["length"] - start if length is None else length
+        if start < 0 or length < 1 or start + length > entry["length"]:
+            raise IndexError(f"clip [{start}, {start + length}) outside episode {episode_id}")
+        offset = entry["offset"] + start
+        return self._maps()[0][offset : offset + length]
+
+    def actions(self, episode_id: str, start: int = 0, length: int | None = None) -> np.ndarray:
+        """float32 (T, A) actions aligned with `codes`."""
+        entry = self._entry(episode_id)
+        length = entry["length"] - start if length is None else length
+        offset = entry["offset"] + start
+        return self._maps()[1][offset : offset + length]
+
+    def _entry(self, episode_id: str) -> dict[str, Any]:
+        try:
+            return self._episodes[episode_id]
+        except KeyError:
+            raise UserError(f"episode {episode_id!r} is not in token cache {self.path}") from None
+
+    def _maps(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._codes is None:
+            n = self.manifest["num_frames"]
+            h, w = self.token_shape
+            a = self.action_dim
+            self._codes = np.memmap(self.path / "codes.u16", dtype="<u2", mode="r", shape=(n, h, w))
+            self._actions = (
+                np.memmap(self.path / "actions.f32", dtype="<f4", mode="r", shape=(n, a))
+                if a > 0
+                else np.zeros((n, 0), np.float32)
+            )
+        return self._codes, self._actions
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_codes"] = state["_actions"] = None  # re-mapped lazily in each worker
+        return state
+
+
+class TokenClipDataset(Dataset):
+    """Token clips: items `{"tokens": int64 (T,h,w), "actions": float32 (T,A)}`."""
+
+    def __init__(self, cache: TokenCache, clip_len: int, split: str = "train", stride: int = 1):
+        self.cache = cache
+        self.clip_len = clip_len
+        self.split = split
+        self.episode_ids = cache.episode_ids(split)
+        self.index = clip_index([cache.length(e) for e in self.episode_ids], clip_len, stride)
+        if len(self.index) == 0:
+            raise UserError(
+                f"{cache.path}: no {split} episode has {clip_len} frames "
+                f"({len(self.episode_ids)} {split} episodes); use a shorter clip or another split"
+            )
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        episode, start = self.index[i]
+        eid = self.episode_ids[episode]
+        tokens = self.cache.codes(eid, int(start), self.clip_len).astype(np.int64)
+        actions = np.array(self.cache.actions(eid, int(start), self.clip_len), dtype=np.float32)
+        return {"tokens": torch.from_numpy(tokens), "actions": torch.from_numpy(actions)}

@@ -1,0 +1,145 @@
+"""`maskvit demo`: the whole chain on the built-in push world, at laptop scale.
+
+collect → train-tokenizer → tokenize → train → evaluate → plan, each stage one `maskvit`
+command (printed, so it can be rerun at full scale). A finished stage leaves a marker in
+OUT/.stages/ and is skipped by the next run; an interrupted training stage resumes from
+its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from maskvit.errors import UserError
+
+
+@dataclass(frozen=True)
+class DemoScale:
+    """How big each stage is; `FULL` fits ~15 minutes on 2 CPU cores, `QUICK` ~2."""
+
+    episodes: int
+    episode_steps: int
+    tokenizer_steps: int
+    tokenizer_batch: int
+    transformer_steps: int
+    transformer_batch: int
+    eval_videos: int
+    eval_trials: int
+    plan_episodes: int
+    plan_overrides: tuple[str, ...] = field(default_factory=tuple)
+    minutes: dict[str, float] = field(default_factory=dict)  # rough stage estimates
+
+
+FULL = DemoScale(
+    episodes=300, episode_steps=30, tokenizer_steps=1200, tokenizer_batch=32,
+    transformer_steps=1500, transformer_batch=16, eval_videos=16, eval_trials=4,
+    plan_episodes=4,
+    plan_overrides=("plan.samples=64", "plan.iterations=2", "plan.decoding_steps=4"),
+    minutes={"collect": 0.5, "train-tokenizer": 4.0, "tokenize": 0.3, "train": 6.0,
+             "evaluate": 1.0, "plan": 3.0},
+)
+QUICK = DemoScale(
+    episodes=16, episode_steps=14, tokenizer_steps=40, tokenizer_batch=8,
+    transformer_steps=40, transformer_batch=4, eval_videos=2, eval_trials=1,
+    plan_episodes=1,
+    plan_overrides=("plan.samples=8", "plan.iterations=1", "plan.decoding_steps=2",
+                    "plan.episode_steps=4", "plan.horizon=4"),
+    minutes={"collect": 0.1, "train-tokenizer": 0.3, "tokenize": 0.05, "train": 0.5,
+             "evaluate": 0.1, "plan": 0.3},
+)
+
+
+@dataclass
+class Stage:
+    name: str
+    argv: list[str]
+    resumable_run: Path | None = None  # a training run continued with --resume
+
+
+def demo_stages(out: Path, scale: DemoScale) -> list[Stage]:
+    data, tok, tokens, model = out / "data", out / "tokenizer", out / "tokens", out / "transformer"
+    return [
+        Stage("collect", ["collect", "--env", "push", "--episodes", str(scale.episodes),
+                          "--steps", str(scale.episode_steps), "--out", str(data)]),
+        Stage("train-tokenizer", [
+            "train-tokenizer", "--preset", "push64", "--data", str(data), "--out", str(tok),
+            "--set", f"tokenizer_train.steps={scale.tokenizer_steps}",
+            "--set", f"tokenizer_train.batch_size={scale.tokenizer_batch}",
+            "--set", f"tokenizer_train.warmup_steps={max(1, scale.tokenizer_steps // 20)}",
+            "--set", "tokenizer_train.precision=fp32", "--device", "cpu"], tok),
+        Stage("tokenize", ["tokenize", "--tokenizer", str(tok), "--data", str(data),
+                           "--out", str(tokens), "--device", "cpu"]),
+        Stage("train", [
+            "train", "--preset", "push64", "--data", str(tokens), "--out", str(model),
+            "--set", f"train.steps={scale.transformer_steps}",
+            "--set", f"train.batch_size={scale.transformer_batch}",
+            "--set", f"train.warmup_steps={max(1, scale.transformer_steps // 20)}",
+            "--set", "train.precision=fp32", "--device", "cpu"], model),
+        Stage("evaluate", ["evaluate", "--model", str(model), "--data", str(data),
+                           "--out", str(out / "report"), "--num-videos", str(scale.eval_videos),
+                           "--trials", str(scale.eval_trials), "--metrics", "psnr,ssim,lpips"]),
+        Stage("plan", ["plan", "--model", str(model), "--env", "push",
+                       "--episodes", str(scale.plan_episodes), "--policy", "model",
+                       "--policy", "random", "--out", str(out / "plan")]
+              + [arg for o in scale.plan_overrides for arg in ("--set", o)]),
+    ]
+
+
+def run_demo(out: str | Path = "maskvit-demo", quick: bool = False,
+             run_command: Callable[[list[str]], int] | None = None) -> dict[str, Any]:
+    """Run every unfinished stage; return the headline numbers."""
+    from maskvit.cli import main as cli_main
+
+    run_command = run_command or cli_main
+    out = Path(out)
+    scale = QUICK if quick else FULL
+    markers = out / ".stages"
+    markers.mkdir(parents=True, exist_ok=True)
+    stages = demo_stages(out, scale)
+    remaining = sum(scale.minutes.get(s.name, 0) for s in stages
+                    if not (markers / s.name).exists())
+    print(f"maskvit demo ({'quick' if quick else 'full'}) in {out.resolve()}: "
+          f"about {remaining:.0f} min of work left on 2 CPU cores")
+    for index, stage in enumerate(stages, start=1):
+        marker = markers / stage.name
+        if marker.exists():
+            print(f"[{index}/{len(stages)}] {stage.name}: done earlier, skipped")
+            continue
+        argv = list(stage.argv)
+        if stage.resumable_run is not None and (stage.resumable_run / "config.yaml").exists():
+            argv.append("--resume")
+        print(f"\n[{index}/{len(stages)}] {stage.name} (~{scale.minutes.get(stage.name, 0):.1f} "
+              f"min, {remaining:.1f} min left): maskvit {shlex.join(argv)}", flush=True)
+        start = time.monotonic()
+        code = run_command(argv)
+        if code != 0:
+            raise UserError(f"stage {stage.name} failed (exit {code}); fix the cause and rerun "
+                            f"`maskvit demo` to continue from this stage")
+        marker.write_text(f"{time.monotonic() - start:.1f} s\n")
+        remaining -= scale.minutes.get(stage.name, 0)
+    return summarise(out)
+
+
+def summarise(out: Path) -> dict[str, Any]:
+    """Headline numbers from the evaluate and plan outputs."""
+    summary: dict[str, Any] = {"report": str((out / "report" / "index.html").resolve()),
+                               "plan_report": str((out / "plan" / "index.html").resolve())}
+    metrics_file = out / "report" / "metrics.json"
+    if metrics_file.is_file():
+        metrics = json.loads(metrics_file.read_text())
+        for who in ("model", "baseline"):
+            for name, value in (metrics.get(who) or {}).get("metrics", {}).items():
+                summary[f"{who}_{name}"] = value.get("mean", value.get("value"))
+    plan_file = out / "plan" / "results.json"
+    if plan_file.is_file():
+        plan = json.loads(plan_file.read_text())
+        for policy, result in plan.get("policies", plan).items():
+            if isinstance(result, dict) and "success_rate" in result:
+                summary[f"plan_{policy}_success"] = result["success_rate"]
+    return summary

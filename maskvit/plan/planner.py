@@ -1,0 +1,200 @@
+"""The visual planner: CEM over action sequences scored through a video prediction model.
+
+Any video model plugs in through `PredictFn`:
+
+    predict_fn(context_frames uint8 (B, Tc, h, w, 3),
+               context_actions float (B, Tc-1, A),   # actions taken between context frames
+               future_actions float (B, H, A))       # [:, i] is taken after frame Tc-1+i
+        -> predicted frames uint8 (B, H, h, w, 3)    # [:, i] is the frame it leads to
+
+`maskvit.plan.model.predictor_fn` adapts the lead's `Predictor`; the oracle baseline uses
+a simulator copy instead (`maskvit.plan.oracle`). All M samples of an iteration go through
+the model in chunks of `chunk_size` sequences, so memory stays bounded whatever M is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from maskvit.config import PlanConfig
+from maskvit.errors import UserError
+from maskvit.plan.cem import CEMResult, cem_optimize, step_weights
+from maskvit.plan.costs import FrameCost, get_cost
+
+
+class PredictFn(Protocol):
+    def __call__(
+        self, context_frames: np.ndarray, context_actions: np.ndarray, future_actions: np.ndarray
+    ) -> np.ndarray: ...
+
+
+@dataclass
+class Plan:
+    """What a planner hands the MPC loop."""
+
+    actions: np.ndarray  # (H, A) chosen sequence
+    predicted: np.ndarray | None  # (H, h, w, 3) uint8 frames the chosen sequence was scored on
+    cost: float
+    cem: CEMResult | None = None
+
+
+def check_plan_config(config: PlanConfig, low: np.ndarray, high: np.ndarray) -> None:
+    """One-line errors for a plan config that does not fit an action space [low, high]."""
+    dim = len(low)
+    for name in ("init_mean", "init_std"):
+        if len(getattr(config, name)) != dim:
+            raise UserError(
+                f"plan.{name} has {len(getattr(config, name))} entries but the environment's "
+                f"actions have {dim}; set plan.{name} to {dim} numbers"
+            )
+    if config.initial_action and len(config.initial_action) != dim:
+        raise UserError(f"plan.initial_action must have {dim} entries (or be empty for zeros)")
+    mean = np.asarray(config.init_mean)
+    if np.any(mean < low) or np.any(mean > high):
+        raise UserError(
+            f"plan.init_mean {list(config.init_mean)} is outside the action bounds "
+            f"[{list(np.round(low, 4))}, {list(np.round(high, 4))}]"
+        )
+    if any(s <= 0 for s in config.init_std):
+        raise UserError("plan.init_std must be positive")
+    if config.samples < 2 or config.iterations < 1 or config.horizon < 1:
+        raise UserError("plan.samples must be >= 2, plan.iterations and plan.horizon >= 1")
+    if not 0.0 <= config.noise_correlation < 1.0:
+        raise UserError("plan.noise_correlation (β) must be in [0, 1)")
+    if not 0.0 < config.elite_fraction <= 1.0:
+        raise UserError("plan.elite_fraction must be in (0, 1]")
+    if config.replan_every < 1 or config.episode_steps < 2:
+        raise UserError("plan.replan_every must be >= 1 and plan.episode_steps >= 2")
+    if config.replan_every > config.horizon:
+        raise UserError("plan.replan_every cannot exceed plan.horizon (the plan would run out)")
+    if config.chunk_size < 1:
+        raise UserError("plan.chunk_size must be >= 1")
+    get_cost(config.cost)
+
+
+def check_goal(goal: np.ndarray, frame_shape: tuple[int, ...]) -> None:
+    """The goal must be one uint8 RGB image of the observations' size."""
+    if goal.dtype != np.uint8 or goal.shape != tuple(frame_shape):
+        shape = "×".join(map(str, goal.shape))
+        want = "×".join(map(str, frame_shape))
+        raise UserError(
+            f"goal image is {shape} {goal.dtype} but observations are {want} uint8; "
+            f"resize the goal to {want}"
+        )
+
+
+Evaluate = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+
+
+class CEMPlanner:
+    """CEM with Table 5's settings around any batched evaluation of action sequences.
+
+    `evaluate(actions (B, H, A)) -> (costs (B,), frames (B, H, h, w, 3) uint8 or None)` is
+    built per call from the current context (model) or simulator state (oracle); it is
+    called on chunks of at most `config.chunk_size` sequences.
+    """
+
+    def __init__(self, config: PlanConfig, low: np.ndarray, high: np.ndarray):
+        low, high = np.asarray(low, float), np.asarray(high, float)
+        check_plan_config(config, low, high)
+        self.config = config
+        self.low, self.high = low, high
+        self.weights = step_weights(config.horizon, config.last_step_weight)
+        self._next_mean: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the previous plan (a new episode starts)."""
+        self._next_mean = None
+
+    def initial_mean(self) -> np.ndarray:
+        """(H, A) first sampling mean: Table 5's, or with `warm_start` the last plan's
+        refit mean shifted by the `replan_every` steps executed since, padded with Table 5's.
+        """
+        cfg = self.config
+        base = np.tile(np.asarray(cfg.init_mean, float), (cfg.horizon, 1))
+        if cfg.warm_start and self._next_mean is not None:
+            return self._next_mean
+        return base
+
+    def optimise(self, evaluate: Evaluate, rng: np.random.Generator) -> Plan:
+        """Run CEM; return the best sequence with the frames it was scored on (if any)."""
+        cfg = self.config
+        last: dict[str, np.ndarray | None] = {}
+
+        def cost_fn(actions: np.ndarray) -> np.ndarray:
+            costs, frames = [], []
+            for i in range(0, len(actions), cfg.chunk_size):
+                chunk_costs, chunk_frames = evaluate(actions[i : i + cfg.chunk_size])
+                costs.append(np.asarray(chunk_costs, dtype=float))
+                frames.append(chunk_frames)
+            last["frames"] = None if frames[0] is None else np.concatenate(frames)
+            return np.concatenate(costs)
+
+        result = cem_optimize(
+            cost_fn,
+            self.initial_mean(),
+            np.tile(np.asarray(cfg.init_std, float), (cfg.horizon, 1)),
+            samples=cfg.samples,
+            iterations=cfg.iterations,
+            elite_fraction=cfg.elite_fraction,
+            beta=cfg.noise_correlation,
+            rng=rng,
+            low=self.low,
+            high=self.high,
+            round_gripper=cfg.round_gripper,
+        )
+        shift = min(cfg.replan_every, cfg.horizon)
+        base = np.tile(np.asarray(cfg.init_mean, float), (shift, 1))
+        self._next_mean = np.concatenate([result.mean[shift:], base])
+        frames = last["frames"]
+        predicted = None if frames is None else frames[result.index]
+        return Plan(result.actions, predicted, result.cost, result)
+
+
+class ModelPlanner:
+    """Visual MPC's planner: CEM through a video prediction model (`PredictFn`)."""
+
+    def __init__(
+        self,
+        predict_fn: PredictFn,
+        config: PlanConfig,
+        low: np.ndarray,
+        high: np.ndarray,
+        cost: FrameCost | None = None,
+        context: int = 2,
+    ):
+        self.predict_fn = predict_fn
+        self.cem = CEMPlanner(config, low, high)
+        self.cost = cost or get_cost(config.cost)
+        self.context = context  # frames of context (paper: 2, with 1 context action)
+
+    def reset(self) -> None:
+        self.cem.reset()
+
+    def plan(
+        self,
+        context_frames: np.ndarray,
+        context_actions: np.ndarray,
+        goal: np.ndarray,
+        rng: np.random.Generator,
+    ) -> Plan:
+        """context_frames (Tc, h, w, 3) uint8, context_actions (Tc-1, A), goal (h, w, 3)."""
+        check_goal(goal, context_frames.shape[1:])
+
+        def evaluate(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            batch = len(actions)
+            frames = np.broadcast_to(context_frames[None], (batch, *context_frames.shape))
+            past = np.broadcast_to(context_actions[None], (batch, *context_actions.shape))
+            predicted = np.asarray(self.predict_fn(frames, past, actions))
+            if predicted.shape[:2] != actions.shape[:2] or predicted.shape[2:] != goal.shape:
+                raise ValueError(
+                    f"predict_fn returned {predicted.shape} for actions {actions.shape}; "
+                    f"expected {(*actions.shape[:2], *goal.shape)}"
+                )
+            return self.cost(predicted, goal, self.cem.weights), predicted
+
+        return self.cem.optimise(evaluate, rng)

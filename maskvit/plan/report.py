@@ -1,0 +1,142 @@
+"""What `maskvit plan` writes: results.json, one GIF per episode, an HTML summary.
+
+Success rates come with 95 % Wilson score intervals (sound for small N and for rates of
+0 or 1, unlike the normal approximation). Every file is written to a temporary name in
+the same folder and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from maskvit.plan.mpc import EpisodeResult
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % (by default) Wilson score interval for a binomial success rate."""
+    if trials == 0:
+        return (0.0, 1.0)
+    p = successes / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def summarise(episodes: list[EpisodeResult]) -> dict[str, Any]:
+    """Success rate, its interval and distances for one policy's episodes."""
+    wins = sum(e.success for e in episodes)
+    low, high = wilson_interval(wins, len(episodes))
+    return {
+        "episodes": len(episodes),
+        "successes": wins,
+        "success_rate": wins / len(episodes) if episodes else 0.0,
+        "ci95": [low, high],
+        "mean_start_distance": float(np.mean([e.start_distance for e in episodes])) if episodes else None,
+        "mean_final_distance": float(np.mean([e.final_distance for e in episodes])) if episodes else None,
+    }
+
+
+def episode_frames(episode: EpisodeResult, scale: int = 2) -> list[np.ndarray]:
+    """GIF frames: observation | goal | what the current plan predicted for this step.
+
+    The third panel is black where no prediction exists (the first frames, the random policy).
+    """
+    observations = episode.frames
+    size = observations.shape[1:3]
+    predicted = np.zeros_like(observations)
+    for record in episode.plans:
+        if record.predicted is None:
+            continue
+        # record.predicted[i] is the frame expected after step record.step + i
+        for i, frame in enumerate(record.predicted):
+            t = record.step + 1 + i
+            if t < len(observations) and (i < _executed(episode, record)):
+                predicted[t] = frame
+    gap = np.full((size[0], 2, 3), 255, np.uint8)
+    goal = episode.goal
+    rows = [np.concatenate([obs, gap, goal, gap, pred], axis=1) for obs, pred in zip(observations, predicted, strict=True)]
+    return [np.kron(r, np.ones((scale, scale, 1), np.uint8)) for r in rows]
+
+
+def _executed(episode: EpisodeResult, record) -> int:
+    """How many of a plan's actions ran before the next plan (or the end)."""
+    later = [p.step for p in episode.plans if p.step > record.step]
+    end = later[0] if later else len(episode.actions)
+    return end - record.step
+
+
+def gif_bytes(frames: list[np.ndarray], frame_ms: int = 250) -> bytes:
+    images = [Image.fromarray(f) for f in frames]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:],
+                   duration=frame_ms, loop=0)
+    return buffer.getvalue()
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write `data` so that `path` is either absent/old or complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_episode_gif(out: Path, policy: str, episode: EpisodeResult) -> str:
+    """Save one episode's GIF; returns its path relative to `out`."""
+    name = f"gifs/{policy}_task{episode.task_seed}.gif"
+    write_atomic(out / name, gif_bytes(episode_frames(episode)))
+    return name
+
+
+def write_results(out: Path, results: dict[str, Any]) -> None:
+    write_atomic(out / "results.json", json.dumps(results, indent=1))
+
+
+def write_html(out: Path, results: dict[str, Any]) -> None:
+    """A one-page summary: a table of success rates, then every episode's GIF."""
+    rows, sections = [], []
+    for name, data in results["policies"].items():
+        lo, hi = data["ci95"]
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{data['successes']}/{data['episodes']}</td>"
+            f"<td>{data['success_rate']:.1%}</td><td>[{lo:.1%}, {hi:.1%}]</td>"
+            f"<td>{data['mean_start_distance']:.3f} → {data['mean_final_distance']:.3f}</td></tr>"
+        )
+        cells = "".join(
+            f"<figure>{_img(e['gif'])}<figcaption>task {e['task_seed']}: "
+            f"{'success' if e['success'] else 'fail'}, {e['final_distance']:.3f} m</figcaption></figure>"
+            for e in data["per_episode"]
+        )
+        sections.append(f"<h2>{html.escape(name)}</h2><div class='grid'>{cells}</div>")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>maskvit plan</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #999;padding:4px 10px}} .grid{{display:flex;flex-wrap:wrap;gap:8px}}
+figure{{margin:0}} img{{image-rendering:pixelated}}</style></head><body>
+<h1>Visual MPC in the {html.escape(results['env'])} world</h1>
+<p>Each GIF: observation | goal | the current plan's predicted frame.
+Success: object centre within the task threshold of its goal after {results['config']['episode_steps']} steps.</p>
+<table><tr><th>policy</th><th>solved</th><th>rate</th><th>95% CI (Wilson)</th>
+<th>mean distance to goal (m), start → end</th></tr>{''.join(rows)}</table>
+{''.join(sections)}</body></html>"""
+    write_atomic(out / "index.html", page)
+
+
+def _img(path: str | None) -> str:
+    return f"<img src='{html.escape(path)}'>" if path else ""

@@ -1,0 +1,160 @@
+"""Random-action data collection in the push world, in parallel worker processes.
+
+As in the paper's robot data (§A.2), each action is drawn independently from a diagonal
+Gaussian, N(mean, diag(0.035², 0.035²)) metres. To make the arm meet the boxes often,
+each episode picks one box and a pull strength g ~ U(0, `max_pull`); the Gaussian's mean
+at each step is g · (box centre − pusher), capped at `max_mean` per axis. g near 0 gives
+plain random motion; larger g gives pushes. Episode i of a run with seed s is a pure
+function of (s, i), so a resumed or parallel run writes the same data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from maskvit.data.store import EpisodeStore, EpisodeStoreWriter
+from maskvit.errors import UserError
+from maskvit.sim.config import PushConfig
+from maskvit.sim.push_env import PushEnv
+
+
+@dataclass(frozen=True)
+class RandomPushPolicy:
+    """Independent diagonal-Gaussian actions, biased towards one box per episode."""
+
+    std: float = 0.035  # metres per step, per axis (the paper's x/y scale)
+    max_pull: float = 0.6
+    max_mean: float = 0.03
+
+    def episode_actions(self, env: PushEnv, rng: np.random.Generator, steps: int):
+        """Yields one action per step; reads the pusher and box positions from `env`."""
+        box = int(rng.integers(env.config.num_boxes))
+        pull = rng.uniform(0, self.max_pull)
+        for _ in range(steps):
+            offset = env.world.box_positions()[box] - env.world.pusher_position()[:2]
+            mean = np.clip(pull * offset, -self.max_mean, self.max_mean)
+            yield (mean + rng.normal(0.0, self.std, size=2)).astype(np.float32)
+
+
+def episode_seed(run_seed: int, index: int) -> int:
+    """The scene seed of episode `index` of a run."""
+    return int(np.random.SeedSequence([run_seed, index]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def collect_episode(env: PushEnv, run_seed: int, index: int, steps: int,
+                    policy: RandomPushPolicy = RandomPushPolicy()) -> dict[str, np.ndarray]:
+    """frames uint8 (T,H,W,3), actions float32 (T,2) (actions[t] leads from frame t to t+1;
+    the last row is the policy's next action), states float32 (T, 3 + 3·boxes)."""
+    rng = np.random.default_rng([run_seed, index, 1])
+    frame, _ = env.reset(seed=episode_seed(run_seed, index))
+    frames, actions, states = [frame], [], [env.state_vector()]
+    for t, action in enumerate(policy.episode_actions(env, rng, steps)):
+        clipped = np.clip(action, -env.config.max_step, env.config.max_step)
+        actions.append(clipped)
+        if t + 1 < steps:
+            frame, *_ = env.step(clipped)
+            frames.append(frame)
+            states.append(env.state_vector())
+    return {"frames": np.stack(frames), "actions": np.stack(actions), "states": np.stack(states)}
+
+
+# -- worker processes: one environment each, built once
+_worker_env: PushEnv | None = None
+
+
+def _init_worker(config: PushConfig) -> None:
+    global _worker_env
+    _worker_env = PushEnv(config)
+
+
+def _work(job: tuple[int, int, int, RandomPushPolicy]) -> tuple[int, dict[str, np.ndarray]]:
+    run_seed, index, steps, policy = job
+    return index, collect_episode(_worker_env, run_seed, index, steps, policy)
+
+
+def episode_id(index: int) -> str:
+    return f"push_{index:06d}"
+
+
+def collect_push_dataset(
+    out: str | Path,
+    episodes: int,
+    steps: int = 30,
+    workers: int = 1,
+    seed: int = 0,
+    config: PushConfig | None = None,
+    policy: RandomPushPolicy | None = None,
+    progress: bool = True,
+) -> EpisodeStore:
+    """Write `episodes` random-action episodes of `steps` frames to an episode store at `out`.
+
+    Resumable: rerunning the same command skips finished episodes; the store's manifest is
+    written only when every episode is on disk.
+    """
+    config = config or PushConfig()
+    policy = policy or RandomPushPolicy()
+    if episodes < 1 or steps < 2 or workers < 1:
+        raise UserError(f"need episodes ≥ 1, steps ≥ 2, workers ≥ 1 (got {episodes}, {steps}, {workers})")
+    extra = {
+        "env": "push",
+        "seed": seed,
+        "steps": steps,
+        "fps": 1.0 / (config.time_step * config.substeps),
+        "config": _plain(dataclasses.asdict(config)),
+        "policy": dataclasses.asdict(policy),
+        "state_columns": ["pusher_x", "pusher_y", "pusher_z"]
+        + [f"box{i}_{k}" for i in range(config.num_boxes) for k in ("x", "y", "yaw")],
+    }
+    _check_same_run(Path(out), extra)
+    writer = EpisodeStoreWriter(out, source="push", action_dim=2, resolution=config.image_size,
+                                state_dim=3 + 3 * config.num_boxes, extra=extra)
+    todo = [i for i in range(episodes) if episode_id(i) not in writer]
+    jobs = [(seed, i, steps, policy) for i in todo]
+    bar = tqdm(total=episodes, initial=episodes - len(todo), desc="collect", unit="ep", disable=not progress)
+    if workers == 1 or len(jobs) <= 1:
+        env = PushEnv(config)
+        try:
+            for job in jobs:
+                _write(writer, job[1], collect_episode(env, *job[:3], job[3]))
+                bar.update()
+        finally:
+            env.close()
+    else:
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        with context.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
+            for index, episode in pool.imap_unordered(_work, jobs, chunksize=2):
+                _write(writer, index, episode)
+                bar.update()
+    bar.close()
+    return writer.close()
+
+
+def _write(writer: EpisodeStoreWriter, index: int, episode: dict[str, np.ndarray]) -> None:
+    writer.add(episode_id(index), episode["frames"], episode["actions"], states=episode["states"])
+
+
+def _check_same_run(out: Path, extra: dict[str, Any]) -> None:
+    settings_file = out / "writer.json"
+    if not settings_file.is_file():
+        return
+    previous = json.loads(settings_file.read_text()).get("extra", {})
+    for key in ("env", "seed", "steps", "config", "policy"):
+        if key in previous and previous[key] != extra[key]:
+            raise UserError(f"{out} was collected with different {key}; use the same settings to resume, or another --out")
+
+
+def _plain(value: Any) -> Any:
+    """Tuples become lists so the settings compare equal after a JSON round trip."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,44 @@
+"""Settings of the push world: geometry, physics rate, camera, task difficulty."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PushConfig:
+    """One place for every number of the push world (lengths in metres, masses in kg).
+
+    The arm's pusher moves in a horizontal plane at `push_height`; an action (dx, dy) moves
+    its target by at most `max_step` per axis per step (larger actions are clipped), and the
+    target never leaves the workspace rectangle.
+    """
+
+    image_size: int = 64  # observations are image_size × image_size × 3 uint8
+    num_boxes: int = 2
+    box_half_extent: float = 0.04  # 8 cm cubes: about 6 pixels wide at 64×64
+    box_mass: float = 0.3
+    box_friction: float = 0.6
+    max_step: float = 0.05  # action bound per axis, metres per step
+    workspace_x: tuple[float, float] = (0.42, 0.72)  # where the pusher may go (boxes pushed
+    # past its edges stay inside the camera view)
+    workspace_y: tuple[float, float] = (-0.20, 0.20)
+    push_height: float = 0.012  # gap between the pusher's tip and the table
+    time_step: float = 1.0 / 120.0  # physics step (s)
+    substeps: int = 24  # physics steps per action: 0.2 s per action
+    waypoints: int = 4  # pusher targets per action (steady motion, no jerks)
+    solver_iterations: int = 20
+    # Tasks: the object must end within `success_threshold` of a goal placed
+    # `goal_distance` away from where it starts.
+    goal_distance: tuple[float, float] = (0.08, 0.15)
+    success_threshold: float = 0.05
+    # Camera: looks down steeply at the workspace from the side opposite the arm's base
+    # (the arm enters from the top of the image).
+    camera_eye: tuple[float, float, float] = (0.78, 0.0, 1.2)
+    camera_target: tuple[float, float, float] = (0.57, 0.0, 0.0)
+    camera_fov: float = 32.0
+
+    @property
+    def object_radius(self) -> float:
+        """Distance from a box centre to its corner: keeps boxes apart when placing them."""
+        return self.box_half_extent * 2**0.5

@@ -1,0 +1,72 @@
+"""Encode a whole episode store into a token cache (`maskvit tokenize`).
+
+Episodes are packed into batches of about `batch_size` frames (several short episodes
+per forward pass), encoded, split back and appended episode by episode. The cache
+writer records each finished episode, so an interrupted job resumes where it stopped
+and never encodes an episode twice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from maskvit.data import EpisodeStore, TokenCache, TokenCacheWriter
+from maskvit.errors import UserError
+from maskvit.tokenizer.vqgan import VQGAN
+
+
+def encode_frames(vqgan: VQGAN, frames: np.ndarray, batch_size: int) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> int64 codes (N, h, w), `batch_size` frames per forward pass."""
+    out = [vqgan.encode(torch.from_numpy(frames[i : i + batch_size])).cpu().numpy()
+           for i in range(0, len(frames), batch_size)]
+    return np.concatenate(out)
+
+
+def tokenize_store(vqgan: VQGAN, store: EpisodeStore, out: str | Path, *, batch_size: int = 64,
+                   extra: dict | None = None, overwrite: bool = False,
+                   progress: bool = True) -> TokenCache:
+    """Write the codes of every episode of `store` (all splits) to the cache at `out`.
+
+    An existing cache at `out` is resumed only if the same weights wrote it (the header
+    keeps a fingerprint of them); mixing codes of two tokenizers would be silent garbage.
+    """
+    cfg = vqgan.cfg
+    if tuple(store.resolution) != (cfg.resolution, cfg.resolution):
+        raise UserError(f"{store.path} holds {store.resolution[0]}×{store.resolution[1]} frames "
+                        f"but the tokenizer was trained on {cfg.resolution}×{cfg.resolution}")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be positive, got {batch_size}")
+    extra = {**(extra or {}), "tokenizer_fingerprint": vqgan.fingerprint()}
+    header = Path(out) / "header.json"
+    if header.is_file() and not overwrite:
+        previous = json.loads(header.read_text()).get("extra", {}).get("tokenizer_fingerprint")
+        if previous != extra["tokenizer_fingerprint"]:
+            raise UserError(f"{out} was written by another tokenizer (or checkpoint); "
+                            "pass --overwrite or choose another --out")
+    writer = TokenCacheWriter(out, token_shape=vqgan.token_grid, action_dim=store.action_dim,
+                              codebook_size=cfg.codebook_size, extra=extra, overwrite=overwrite)
+    todo = [e for e in store.episode_ids() if e not in writer]
+    total = sum(store.length(e) for e in todo)
+    vqgan.eval()
+    with writer, tqdm(total=total, unit="frame", disable=not progress, desc="tokenize") as bar:
+        pending: list[tuple[str, dict[str, np.ndarray]]] = []
+        pending_frames = 0
+        for i, episode_id in enumerate(todo):
+            pending.append((episode_id, store.load(episode_id)))
+            pending_frames += store.length(episode_id)
+            if pending_frames >= batch_size or i == len(todo) - 1:
+                frames = np.concatenate([ep["frames"] for _, ep in pending])
+                codes = encode_frames(vqgan, frames, batch_size)
+                start = 0
+                for pid, ep in pending:
+                    n = len(ep["frames"])
+                    writer.add(pid, codes[start : start + n], ep["actions"], split=store.split_of(pid))
+                    start += n
+                bar.update(pending_frames)
+                pending, pending_frames = [], 0
+    return TokenCache.open(out)

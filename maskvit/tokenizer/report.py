@@ -1,0 +1,134 @@
+"""How good is a tokenizer: held-out PSNR / SSIM / codebook use, and pictures of it.
+
+Used by `maskvit reconstruct` and `benchmarks/bench_tokenizer.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from maskvit.data import EpisodeStore
+from maskvit.errors import UserError
+from maskvit.metrics.psnr import psnr
+from maskvit.metrics.ssim import ssim
+from maskvit.tokenizer.vqgan import VQGAN
+
+
+@torch.no_grad()
+def reconstruction_metrics(vqgan: VQGAN, store: EpisodeStore, split: str = "test",
+                           max_frames: int | None = None, batch_size: int = 64,
+                           progress: bool = True) -> dict[str, float]:
+    """Mean PSNR (dB, uint8 range) and SSIM of every frame of `split`, and code use.
+
+    `codebook_usage` is the fraction of the K codes used at least once over all these
+    frames; `perplexity` is exp(entropy) of the code histogram (K if all equally used).
+    """
+    ids = store.episode_ids(split)
+    if not ids:
+        raise UserError(f"{store.path} has no {split} episodes")
+    counts = torch.zeros(vqgan.cfg.codebook_size, dtype=torch.float64)
+    psnrs, ssims = [], []
+    seen = 0
+    limit = max_frames or sum(store.length(e) for e in ids)
+    with tqdm(total=limit, unit="frame", disable=not progress, desc=f"reconstruct {split}") as bar:
+        for episode_id in ids:
+            frames = store.load(episode_id)["frames"][: limit - seen]
+            for i in range(0, len(frames), batch_size):
+                x = torch.from_numpy(frames[i : i + batch_size])
+                codes = vqgan.encode(x)
+                recon = vqgan.decode(codes).cpu()
+                counts += torch.bincount(codes.flatten().cpu(), minlength=len(counts)).double()
+                psnrs.append(psnr(x, recon).clamp(max=100.0))
+                ssims.append(ssim(x, recon))
+                bar.update(len(x))
+            seen += len(frames)
+            if seen >= limit:
+                break
+    p = counts / counts.sum()
+    return {
+        "psnr": float(torch.cat(psnrs).mean()),
+        "ssim": float(torch.cat(ssims).mean()),
+        "codebook_usage": float((counts > 0).double().mean()),
+        "perplexity": float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum())),
+        "frames": float(seen),
+    }
+
+
+def comparison_grid(originals: np.ndarray, recons: np.ndarray, gap: int = 2) -> np.ndarray:
+    """(E, T, H, W, 3) originals and reconstructions -> one uint8 image.
+
+    Each episode is two rows (input above, reconstruction below), T frames across, with a
+    white `gap` between frames and episodes.
+    """
+    e, t, h, w, _ = originals.shape
+    rows = []
+    for k in range(e):
+        for video in (originals[k], recons[k]):
+            row = np.full((h, t * (w + gap) - gap, 3), 255, np.uint8)
+            for j in range(t):
+                row[:, j * (w + gap) : j * (w + gap) + w] = video[j]
+            rows.append(row)
+        rows.append(np.full((gap * 2, rows[-1].shape[1], 3), 255, np.uint8))
+    return np.concatenate(rows[:-1])
+
+
+def _save_atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.stem}-", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@torch.no_grad()
+def write_reconstructions(vqgan: VQGAN, store: EpisodeStore, episode_ids: list[str],
+                          out: str | Path, frames: int = 8, scale: int = 2) -> list[Path]:
+    """Per episode a side-by-side GIF (input | reconstruction), plus one PNG grid of all.
+
+    The PNG shows the first `frames` frames of each episode (input row over reconstruction
+    row), upscaled `scale`× with nearest neighbour so 64×64 frames stay readable.
+    """
+    from PIL import Image
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    originals, recons = [], []
+    for episode_id in episode_ids:
+        x = store.load(episode_id)["frames"]  # (T, H, W, 3) uint8
+        r = vqgan.reconstruct(torch.from_numpy(x)).cpu().numpy()
+        side = np.concatenate([x, np.full_like(x[:, :, :2], 255), r], axis=2)  # (T, H, 2W+2, 3)
+        side = side.repeat(scale, axis=1).repeat(scale, axis=2)
+        gif = out / f"{episode_id}.gif"
+        images = [Image.fromarray(np.ascontiguousarray(f)) for f in side]
+        _save_atomic(gif, lambda p, im=images: im[0].save(p, format="GIF", save_all=True,
+                                                           append_images=im[1:], duration=200, loop=0))
+        written.append(gif)
+        n = min(frames, len(x))
+        originals.append(x[:n])
+        recons.append(r[:n])
+    n = min(len(o) for o in originals)
+    grid = comparison_grid(np.stack([o[:n] for o in originals]), np.stack([r[:n] for r in recons]))
+    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+    png = out / "reconstructions.png"
+    _save_atomic(png, lambda p: Image.fromarray(grid).save(p, format="PNG"))
+    written.append(png)
+    return written
+
+
+def pick_episodes(store: EpisodeStore, split: str, count: int) -> list[str]:
+    """The first `count` episodes of `split` (a fixed choice, so reruns compare)."""
+    ids = store.episode_ids(split)
+    if not ids:
+        raise UserError(f"{store.path} has no {split} episodes; choose --split train/val/test")
+    return ids[: max(1, count)]
+

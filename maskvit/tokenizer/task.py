@@ -1,0 +1,132 @@
+"""VQ-GAN training as a `Task` for the shared engine (`maskvit.train.Trainer`).
+
+Batches are `{"frames": uint8 (B, H, W, 3), ...}` (see `FrameDataset`). Two phases:
+
+* "vqgan": reconstruction (L1/L2) + perceptual (LPIPS, when its weights exist)
+  + quantizer loss, plus — from `disc_start` on — the generator hinge loss scaled by
+  `disc_weight` × the adaptive weight of VQ-GAN.
+* "discriminator" (only when the preset sets `disc_start`): hinge loss on real frames
+  against the reconstructions the "vqgan" phase left in `ctx.scratch`; skipped (None)
+  before `disc_start`, a decision every rank makes identically from the step.
+
+Logged: loss terms, PSNR of the reconstructions, codebook perplexity, the fraction of
+codes used in the batch, the fraction still active, and restarts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from maskvit.config import TokenizerConfig
+from maskvit.tokenizer.discriminator import PatchDiscriminator
+from maskvit.tokenizer.losses import (
+    adaptive_gan_weight,
+    hinge_d_loss,
+    hinge_g_loss,
+    reconstruction_loss,
+)
+from maskvit.tokenizer.pixels import uint8_to_float
+from maskvit.tokenizer.vqgan import VQGAN
+from maskvit.train.task import Logs, OptimizerSpec, StepContext, Task
+
+
+def load_perceptual(cfg: TokenizerConfig) -> tuple[nn.Module | None, str | None]:
+    """The frozen LPIPS (VGG16, as VQ-GAN) network, or None and the reason it is off."""
+    if cfg.perceptual_weight <= 0:
+        return None, None
+    from maskvit.metrics.lpips import load_lpips
+    from maskvit.metrics.weights import MissingWeightsError
+
+    try:
+        return load_lpips("vgg"), None
+    except MissingWeightsError as err:
+        return None, f"perceptual loss off: {err}"
+
+
+def psnr_from_float(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """Mean PSNR (dB) of frames in [-1, 1] (range 2), per image then averaged."""
+    mse = (x_hat.detach().float().clamp(-1, 1) - x.float()).square().mean(dim=(1, 2, 3))
+    return (10.0 * torch.log10(4.0 / mse.clamp_min(1e-10))).mean()
+
+
+class TokenizerTask(Task):
+    def __init__(self, cfg: TokenizerConfig, perceptual: nn.Module | None = None,
+                 vqgan: VQGAN | None = None) -> None:
+        self.cfg = cfg
+        self.vqgan = vqgan if vqgan is not None else VQGAN(cfg)
+        self.use_gan = cfg.disc_start is not None and cfg.disc_weight > 0
+        self.discriminator = (
+            PatchDiscriminator(cfg.disc_channels, cfg.disc_layers) if self.use_gan else None
+        )
+        self.perceptual = perceptual.eval().requires_grad_(False) if perceptual is not None else None
+
+    def modules(self) -> dict[str, nn.Module]:
+        mods: dict[str, nn.Module] = {"vqgan": self.vqgan}
+        if self.discriminator is not None:
+            mods["discriminator"] = self.discriminator
+        return mods
+
+    def optimizers(self) -> list[OptimizerSpec]:
+        specs = [OptimizerSpec("vqgan", ["vqgan"])]
+        if self.discriminator is not None:
+            specs.append(OptimizerSpec("discriminator", ["discriminator"]))
+        return specs
+
+    def gan_active(self, step: int) -> bool:
+        return self.use_gan and step >= (self.cfg.disc_start or 0)
+
+    def count_tokens(self, batch: dict[str, Any]) -> int:
+        return int(batch["frames"].shape[0])  # frames per step: "tokens_per_s" = frames/s
+
+    # ------------------------------------------------------------------ phases
+
+    def loss(self, phase: str, batch: dict[str, Any], ctx: StepContext) -> tuple[torch.Tensor, Logs] | None:
+        if phase == "vqgan":
+            return self._generator_loss(batch, ctx)
+        if not self.gan_active(ctx.step):
+            return None
+        real, fake = ctx.scratch["real"], ctx.scratch["fake"]
+        logits = ctx.modules["discriminator"](torch.cat([real, fake]))  # one call for DDP
+        logits_real, logits_fake = logits.float().chunk(2)
+        return hinge_d_loss(logits_real, logits_fake), {
+            "logits_real": logits_real.mean().detach(),
+            "logits_fake": logits_fake.mean().detach(),
+        }
+
+    def _generator_loss(self, batch: dict[str, Any], ctx: StepContext) -> tuple[torch.Tensor, Logs]:
+        cfg = self.cfg
+        x = uint8_to_float(batch["frames"])  # (B, H, W, 3) uint8 -> (B, 3, H, W) in [-1, 1]
+        x_hat, q = ctx.modules["vqgan"](x)
+        x_hat = x_hat.float()
+        rec = reconstruction_loss(x, x_hat, cfg.l1_weight, cfg.l2_weight)
+        nll = rec
+        logs: Logs = {"rec_loss": rec.detach(), "quant_loss": q.loss.detach(),
+                      "psnr": psnr_from_float(x, x_hat), **q.stats}
+        if self.perceptual is not None:
+            self.perceptual.to(x.device)
+            p = self.perceptual(x, x_hat).mean()
+            nll = nll + cfg.perceptual_weight * p
+            logs["perceptual_loss"] = p.detach()
+        loss = nll + q.loss
+        if self.gan_active(ctx.step) and ctx.training:
+            g = hinge_g_loss(ctx.modules["discriminator"](x_hat).float())
+            weight = cfg.disc_weight * adaptive_gan_weight(nll, g, self.vqgan.decoder.last_layer)
+            loss = loss + weight * g
+            logs.update(g_loss=g.detach(), gan_weight=weight)
+        ctx.scratch["real"], ctx.scratch["fake"] = x, x_hat.detach()
+        return loss, logs
+
+    def evaluate(self, batch: dict[str, Any], ctx: StepContext) -> Logs:
+        """Held-out reconstruction quality with the quantizer in eval mode (no restarts)."""
+        x = uint8_to_float(batch["frames"])
+        x_hat, q = ctx.modules["vqgan"](x)
+        x_hat = x_hat.float()
+        return {
+            "rec_loss": reconstruction_loss(x, x_hat, self.cfg.l1_weight, self.cfg.l2_weight),
+            "psnr": psnr_from_float(x, x_hat),
+            "perplexity": q.stats["perplexity"],
+            "batch_usage": q.stats["batch_usage"],
+        }

@@ -1,0 +1,96 @@
+"""Process-group setup for `torchrun` (single or multi node) and the batch arithmetic.
+
+torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; without them we are one process. The
+backend follows the device: NCCL for CUDA, gloo for the CPU. We never spawn processes
+ourselves.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from maskvit.errors import UserError
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """Where this process sits in the job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """'auto' → CUDA when present, else CPU; 'cuda' picks this process's local GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name}: no CUDA GPU is available; use --device cpu")
+        if name == "cuda":
+            return torch.device("cuda", local_rank)
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise UserError(f"--device {name!r}: choose auto, cpu, cuda or cuda:N")
+    return torch.device(name)
+
+
+def init_distributed(device: str = "auto") -> DistEnv:
+    """Join the torchrun process group if there is one; otherwise a single process."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
+    return DistEnv(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
+
+
+def shutdown_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def micro_batch_size(global_batch: int, world_size: int, grad_accum: int) -> int:
+    """Per-process, per-forward batch such that world × accum × micro == global batch."""
+    shards = world_size * grad_accum
+    if global_batch % shards:
+        raise UserError(
+            f"train.batch_size={global_batch} is not divisible by {world_size} process(es) × "
+            f"grad_accum={grad_accum}; change --set train.grad_accum or the process count"
+        )
+    return global_batch // shards
+
+
+def all_reduce_sum(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    """Sum a tensor over all processes (identity for one process)."""
+    if env.distributed:
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def all_gather_objects(obj: object, env: DistEnv) -> list:
+    """Every process's `obj`, in rank order (a one-element list for one process)."""
+    if not env.distributed:
+        return [obj]
+    out: list = [None] * env.world_size
+    dist.all_gather_object(out, obj)
+    return out

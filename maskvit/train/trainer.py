@@ -1,0 +1,412 @@
+"""The training loop: one engine for every stage (transformer now, tokenizer later).
+
+Read `Trainer.fit` top to bottom: fetch a global batch's worth of micro-batches, for
+each optimizer run forward/backward under autocast with DDP sync on the last
+micro-batch, clip, step, update EMA; then log, validate and checkpoint. What a model
+contributes lives in a `Task` (see `maskvit.train.task`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, Dataset
+
+from maskvit.config import Config, TrainConfig
+from maskvit.train import checkpoint as ckpt
+from maskvit.train.distributed import (
+    DistEnv,
+    all_gather_objects,
+    all_reduce_sum,
+    micro_batch_size,
+)
+from maskvit.train.ema import EMA
+from maskvit.train.logger import MetricLogger
+from maskvit.train.optim import build_optimizer
+from maskvit.train.rng import capture_rng, restore_rng, seed_everything
+from maskvit.train.sampler import GlobalBatchSampler, eval_micro_batches
+from maskvit.train.schedule import lr_at
+from maskvit.train.task import OptimizerSpec, StepContext, Task
+
+
+@dataclass
+class FitResult:
+    """How a `fit` call ended."""
+
+    step: int  # optimizer steps completed in total
+    interrupted: bool  # stopped by SIGINT/SIGTERM (a checkpoint was saved)
+    last_train: dict[str, float]  # the last logged training metrics
+    last_val: dict[str, float]  # the last validation metrics
+
+
+class Trainer:
+    """Trains a `Task` on a map-style dataset, single process or under torchrun.
+
+    `out` is the run directory (None: no files at all, for quick experiments). With
+    `resume=True` the latest checkpoint in `out` is loaded and training continues from
+    its step with the same data order and random numbers. `max_steps` stops early
+    without changing the learning-rate schedule (which always spans `train_cfg.steps`).
+    """
+
+    def __init__(self, task: Task, train_cfg: TrainConfig, train_data: Dataset, *,
+                 config: Config | None = None, out: str | Path | None = None,
+                 val_data: Dataset | None = None, env: DistEnv | None = None,
+                 resume: bool = False, max_steps: int | None = None,
+                 progress: bool = True, tensorboard: bool = True) -> None:
+        self.task, self.cfg, self.config = task, train_cfg, config
+        self.env = env or DistEnv()
+        self.out = Path(out) if out is not None else None
+        self.train_data, self.val_data = train_data, val_data
+        self.end_step = min(train_cfg.steps, max_steps) if max_steps else train_cfg.steps
+        self.micro = micro_batch_size(train_cfg.batch_size, self.env.world_size,
+                                      train_cfg.grad_accum)
+        self.device = self.env.device
+        self.autocast_dtype = torch.bfloat16 if train_cfg.precision == "bf16" else None
+
+        # Per-rank seeds: dropout and masking differ between ranks, repeat across runs.
+        seed_everything(train_cfg.seed + self.env.rank)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(train_cfg.seed * 1_000_003 + self.env.rank)
+
+        self.modules = task.modules()
+        for module in self.modules.values():
+            module.to(self.device)
+        self.specs: list[OptimizerSpec] = task.optimizers()
+        self.optimizers = {
+            s.name: build_optimizer([self.modules[m] for m in s.modules], s.config or train_cfg)
+            for s in self.specs
+        }
+        self.emas = ({m: EMA(self.modules[m], train_cfg.ema_decay) for m in task.ema_modules()}
+                     if train_cfg.ema_decay else {})
+
+        self.step = 0
+        self.notes: list[str] = []  # things the user should know (shown when fit starts)
+        if self.out is not None and self.env.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            ckpt.remove_stale_temporaries(self.out)
+        if resume:
+            if config is not None and self.out is not None and ckpt.has_run(self.out):
+                ckpt.check_resume_config(ckpt.read_run_config(self.out), config, self.out)
+            self._load_latest()
+        elif self.out is not None and self.env.is_main and config is not None:
+            ckpt.save_config_atomic(config, self.out / ckpt.CONFIG_FILE)
+
+        self.wrapped = {name: self._wrap(m) for name, m in self.modules.items()}
+        self.sampler = GlobalBatchSampler(
+            len(train_data), train_cfg.batch_size, rank=self.env.rank,
+            world_size=self.env.world_size, grad_accum=train_cfg.grad_accum,
+            seed=train_cfg.seed, start_step=self.step)
+        self._stop_requested = False
+        self._progress, self._tensorboard = progress, tensorboard
+
+    # ------------------------------------------------------------------ setup helpers
+
+    def _wrap(self, module: nn.Module) -> nn.Module:
+        """torch.compile (optional), then DDP when there are several processes."""
+        if self.cfg.compile:
+            module = torch.compile(module)
+        if self.env.distributed and any(p.requires_grad for p in module.parameters()):
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            module = DDP(module, device_ids=ids)
+        return module
+
+    def _load_latest(self) -> None:
+        assert self.out is not None, "resume needs a run directory"
+        path = ckpt.latest_checkpoint(self.out)
+        if path is None:
+            return  # nothing saved yet: start from step 0 in the same run directory
+        state = ckpt.load_checkpoint(path)
+        for name, module in self.modules.items():
+            module.load_state_dict(state.weights[name])
+        for name, ema in self.emas.items():
+            ema.load_state_dict(state.ema[name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state.state["optimizers"][name])
+        self.task.load_state_dict(state.state.get("task", {}))
+        self.step = state.step
+        rngs = state.state.get("rng", [])
+        if len(rngs) == self.env.world_size:
+            restore_rng(rngs[self.env.rank], self.generator)
+        else:
+            self.notes.append(f"checkpoint saved by {len(rngs)} process(es), resumed with "
+                              f"{self.env.world_size}: random masks/dropout differ from an "
+                              f"uninterrupted run (the data order does not)")
+        saved_len = state.state.get("dataset_len")
+        if saved_len is not None and saved_len != len(self.train_data):
+            self.notes.append(f"the training set changed size ({saved_len} → "
+                              f"{len(self.train_data)} clips) since the checkpoint; the data "
+                              f"order differs from an uninterrupted run")
+
+    def _loader(self) -> Iterator[Any]:
+        loader = DataLoader(
+            self.train_data, batch_sampler=self.sampler, num_workers=self.cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+            # A private generator: creating the loader must not consume the global RNG.
+            generator=torch.Generator().manual_seed(self.cfg.seed + self.step),
+        )
+        return iter(loader)
+
+    # --------------------------------------------------------------------- the loop
+
+    def fit(self) -> FitResult:
+        """Train until `end_step` or a stop signal; returns how it ended."""
+        log = MetricLogger(self.out, total_steps=self.end_step, start_step=self.step,
+                           enabled=self.env.is_main, progress=self._progress,
+                           tensorboard=self._tensorboard)
+        for note in self.notes:
+            log.message(f"note: {note}")
+        previous = self._install_signal_handlers()
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}  # steps that logged each key (a phase may be skipped)
+        window_steps, window_tokens, window_start = 0, 0, time.perf_counter()
+        last_train: dict[str, float] = {}
+        last_val: dict[str, float] = {}
+        saved_at = self.step
+        interrupted = False
+        try:
+            batches = self._loader()
+            for module in self.modules.values():
+                module.train()
+            while self.step < self.end_step:
+                micro_batches = [_to_device(next(batches), self.device)
+                                 for _ in range(self.cfg.grad_accum)]
+                step_logs = self._train_step(micro_batches)
+                self.step += 1
+                window_steps += 1
+                window_tokens += sum(self.task.count_tokens(b) for b in micro_batches)
+                for key, value in step_logs.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                    counts[key] = counts.get(key, 0) + 1
+                log.advance()
+
+                if _every(self.step, self.cfg.log_every) or self.step == self.end_step:
+                    last_train = self._reduce_window(sums, counts, window_tokens,
+                                                     time.perf_counter() - window_start)
+                    log.log(self.step, last_train)
+                    sums, counts, window_steps, window_tokens = {}, {}, 0, 0
+                    window_start = time.perf_counter()
+                if self.val_data is not None and self.cfg.val_every > 0 and (
+                        _every(self.step, self.cfg.val_every) or self.step == self.end_step):
+                    last_val = self.validate()
+                    if last_val:
+                        log.log(self.step, last_val, split="val")
+                if _every(self.step, self.cfg.checkpoint_every):
+                    self.save()
+                    saved_at = self.step
+                if self._should_stop():
+                    interrupted = True
+                    break
+            if saved_at != self.step:
+                self.save()
+            if interrupted:
+                log.message(f"stopped at step {self.step}; checkpoint saved")
+        finally:
+            self._restore_signal_handlers(previous)
+            log.close()
+        return FitResult(self.step, interrupted, last_train, last_val)
+
+    def _train_step(self, micro_batches: list[Any]) -> dict[str, torch.Tensor]:
+        """One optimizer step per spec over all micro-batches; returns summed logs."""
+        accum = len(micro_batches)
+        scratch = [{} for _ in micro_batches]
+        logs: dict[str, torch.Tensor] = {}
+        prefix = len(self.specs) > 1
+        for spec in self.specs:
+            cfg = spec.config or self.cfg
+            lr = lr_at(self.step, lr=cfg.lr, warmup_steps=cfg.warmup_steps,
+                       total_steps=self.cfg.steps, min_lr_ratio=cfg.min_lr_ratio)
+            opt = self.optimizers[spec.name]
+            for group in opt.param_groups:
+                group["lr"] = lr
+            for module in self.modules.values():
+                module.zero_grad(set_to_none=True)
+            ran = False
+            for i, batch in enumerate(micro_batches):
+                ctx = StepContext(step=self.step, modules=self.wrapped,
+                                  generator=self.generator, device=self.device,
+                                  training=True, micro_batch=i, scratch=scratch[i])
+                with self._no_sync(last=i == accum - 1):
+                    with self._autocast():
+                        out = self.task.loss(spec.name, batch, ctx)
+                    if out is None:
+                        break
+                    loss, step_logs = out
+                    (loss / accum).backward()
+                ran = True
+                _add_logs(logs, spec.name if prefix else "", {"loss": loss, **step_logs},
+                          1.0 / accum, self.device)
+            if not ran:
+                continue
+            params = [p for m in spec.modules for p in self.modules[m].parameters()
+                      if p.grad is not None]
+            clip = cfg.grad_clip if cfg.grad_clip and cfg.grad_clip > 0 else float("inf")
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+            opt.step()
+            key = f"{spec.name}_" if prefix else ""
+            logs[key + "grad_norm"] = grad_norm.detach().float()
+            logs[key + "lr"] = torch.tensor(lr, device=self.device)
+        for name, ema in self.emas.items():
+            ema.update(self.modules[name])
+        return logs
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Average `task.evaluate` over the fixed validation batches (all ranks)."""
+        assert self.val_data is not None
+        batches = eval_micro_batches(len(self.val_data), self.micro, rank=self.env.rank,
+                                     world_size=self.env.world_size,
+                                     max_batches=self.cfg.val_batches)
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(self.cfg.seed * 7919 + self.env.rank + 1)
+        for module in self.modules.values():
+            module.eval()
+        totals: dict[str, torch.Tensor] = {}
+        for indices in batches:
+            batch = _to_device(_collate([self.val_data[i] for i in indices]), self.device)
+            ctx = StepContext(step=self.step, modules=self.modules, generator=generator,
+                              device=self.device, training=False)
+            with self._autocast():
+                metrics = self.task.evaluate(batch, ctx)
+            _add_logs(totals, "", metrics, 1.0, self.device)
+        for module in self.modules.values():
+            module.train()
+        keys = sorted(totals)
+        if not keys:
+            return {}
+        stacked = torch.stack([totals[k].float() for k in keys] +
+                              [torch.tensor(float(len(batches)), device=self.device)])
+        stacked = all_reduce_sum(stacked, self.env)
+        count = max(stacked[-1].item(), 1.0)
+        return {k: v.item() / count for k, v in zip(keys, stacked[:-1], strict=True)}
+
+    # ---------------------------------------------------------------- checkpointing
+
+    def save(self) -> None:
+        """Checkpoint now (every rank must call it: RNG states are gathered)."""
+        rngs = all_gather_objects(capture_rng(self.generator), self.env)
+        if self.out is None or not self.env.is_main:
+            return
+        pos = self.sampler.position(self.step)
+        state = {
+            "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
+            "data_position": {"epoch": pos.epoch, "index": pos.index},
+            "rng": rngs,
+            "task": self.task.state_dict(),
+            "world_size": self.env.world_size,
+            "dataset_len": len(self.train_data),
+            "grad_accum": self.cfg.grad_accum,
+        }
+        ckpt.save_checkpoint(
+            self.out, self.step,
+            weights={n: m.state_dict() for n, m in self.modules.items()},
+            ema={n: e.state_dict() for n, e in self.emas.items()},
+            state=state, keep=self.cfg.keep_checkpoints)
+
+    # ---------------------------------------------------------------- small helpers
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def _no_sync(self, last: bool) -> contextlib.AbstractContextManager:
+        """Skip DDP's gradient all-reduce on all but the last micro-batch."""
+        stack = contextlib.ExitStack()
+        if not last:
+            for module in self.wrapped.values():
+                if isinstance(module, DDP):
+                    stack.enter_context(module.no_sync())
+        return stack
+
+    def _reduce_window(self, sums: dict[str, torch.Tensor], counts: dict[str, int],
+                       tokens: int, seconds: float) -> dict[str, float]:
+        """Mean of each logged value over the window's steps and all ranks."""
+        keys = sorted(sums)
+        values = [sums[k].float().reshape(()) / counts[k] for k in keys]
+        packed = torch.stack(values + [torch.tensor(float(tokens), device=self.device)])
+        packed = all_reduce_sum(packed, self.env)
+        world = self.env.world_size
+        out = {k: v.item() / world for k, v in zip(keys, packed[:-1], strict=True)}
+        out["tokens_per_s"] = packed[-1].item() / max(seconds, 1e-9)
+        out["memory_mb"] = _memory_mb(self.device)
+        return out
+
+    def _should_stop(self) -> bool:
+        """Did any rank get SIGINT/SIGTERM? (All ranks agree, so none is left waiting.)"""
+        if not self.env.distributed:
+            return self._stop_requested
+        flag = torch.tensor([1.0 if self._stop_requested else 0.0], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item() > 0)
+
+    def request_stop(self) -> None:
+        """Finish the current step, checkpoint and return from `fit`."""
+        self._stop_requested = True
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_requested and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop without saving
+            self.request_stop()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _add_logs(into: dict[str, torch.Tensor], prefix: str, logs: dict[str, Any],
+              weight: float, device: torch.device) -> None:
+    """into[prefix_key] += weight * value, keeping values as device tensors (no sync)."""
+    for key, value in logs.items():
+        name = f"{prefix}_{key}" if prefix else key
+        value = torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value,
+                                dtype=torch.float32, device=device).reshape(())
+        into[name] = into.get(name, 0.0) + value * weight
+
+
+def _every(step: int, period: int) -> bool:
+    return period > 0 and step % period == 0
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=device.type == "cuda")
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def _collate(items: list[Any]) -> Any:
+    from torch.utils.data import default_collate
+
+    return default_collate(items)
+
+
+def _memory_mb(device: torch.device) -> float:
+    """Peak memory: CUDA allocator on GPU, resident set size of this process on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

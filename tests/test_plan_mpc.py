@@ -1,0 +1,142 @@
+"""The planner and the closed loop, driven by a stand-in video model on a toy world."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from maskvit.config import PlanConfig
+from maskvit.errors import UserError
+from maskvit.plan.baselines import RandomPolicy
+from maskvit.plan.mpc import run_episode
+from maskvit.plan.planner import ModelPlanner
+from maskvit.plan.toy import PointWorld, locate_point, point_predictor, render_point
+
+
+def _config(**changes) -> PlanConfig:
+    base = PlanConfig(init_mean=(0.0, 0.0), init_std=(0.05, 0.05), round_gripper=False)
+    return dataclasses.replace(base, **changes)
+
+
+def test_model_planner_moves_the_predicted_blob_onto_the_goal():
+    world = PointWorld()
+    first = world.reset(3)
+    context = np.stack([first, first])
+    goal = world.goal_image()
+    planner = ModelPlanner(point_predictor, _config(), world.action_low, world.action_high)
+    plan = planner.plan(context, np.zeros((1, 2)), goal, np.random.default_rng(0))
+    assert plan.actions.shape == (10, 2) and plan.predicted.shape == (10, 16, 16, 3)
+    end = locate_point(plan.predicted[-1])
+    assert np.linalg.norm(end - world.goal) < 0.05  # from 0.3 away
+    # the predicted frames are the ones for the chosen actions, and the cost matches them
+    np.testing.assert_array_equal(plan.predicted, point_predictor(context[None], np.zeros((1, 1, 2)), plan.actions[None])[0])
+    assert plan.cem.best_costs[-1] == pytest.approx(plan.cost)
+
+
+def test_predictions_are_requested_in_chunks_with_the_context_broadcast():
+    calls = []
+
+    def recording(frames, past, future):
+        calls.append((frames.shape, past.shape, future.shape))
+        return point_predictor(frames, past, future)
+
+    world = PointWorld()
+    first = world.reset(0)
+    planner = ModelPlanner(recording, _config(samples=40, iterations=2, chunk_size=16),
+                           world.action_low, world.action_high)
+    planner.plan(np.stack([first, first]), np.zeros((1, 2)), world.goal_image(), np.random.default_rng(0))
+    assert [c[2][0] for c in calls] == [16, 16, 8, 16, 16, 8]
+    assert calls[0][0] == (16, 2, 16, 16, 3) and calls[0][1] == (16, 1, 2)
+
+
+def test_mpc_loop_with_the_stand_in_model_solves_short_episodes():
+    world = PointWorld()
+    cfg = _config(samples=128, episode_steps=7, replan_every=3)
+    planner = ModelPlanner(point_predictor, cfg, world.action_low, world.action_high)
+    results = [run_episode(world, planner, seed, cfg, np.random.default_rng(seed)) for seed in (1, 2)]
+    for result in results:
+        assert result.frames.shape == (8, 16, 16, 3) and result.actions.shape == (7, 2)
+        assert [p.step for p in result.plans] == [1, 4]  # after the initial action, every 3
+        np.testing.assert_array_equal(result.actions[0], [0, 0])  # the initial action
+        np.testing.assert_array_equal(result.actions[1:4], result.plans[0].actions[:3])
+        assert result.final_distance < result.start_distance
+    assert all(r.success for r in results)
+
+
+def test_random_policy_rarely_reaches_the_goal_in_the_toy_world():
+    world = PointWorld()
+    cfg = _config(episode_steps=7)
+    policy = RandomPolicy(cfg, world.action_low, world.action_high)
+    wins = sum(run_episode(world, policy, s, cfg, np.random.default_rng(s)).success for s in range(20))
+    assert wins <= 3
+
+
+def test_goal_image_of_the_wrong_size_is_a_one_line_error():
+    world = PointWorld()
+    first = world.reset(0)
+    planner = ModelPlanner(point_predictor, _config(), world.action_low, world.action_high)
+    with pytest.raises(UserError, match="goal image is 32×32×3 uint8 but observations are 16×16×3"):
+        planner.plan(np.stack([first, first]), np.zeros((1, 2)), np.zeros((32, 32, 3), np.uint8),
+                     np.random.default_rng(0))
+
+
+def test_plan_config_outside_the_action_bounds_is_a_one_line_error():
+    low, high = np.full(2, -0.1), np.full(2, 0.1)
+    with pytest.raises(UserError, match="outside the action bounds"):
+        ModelPlanner(point_predictor, _config(init_mean=(0.5, 0.0)), low, high)
+    with pytest.raises(UserError, match="plan.init_std has 5 entries"):
+        ModelPlanner(point_predictor, PlanConfig(init_mean=(0.0, 0.0)), low, high)
+
+
+def test_an_action_outside_the_bounds_stops_the_loop_with_a_one_line_error():
+    class Reckless(RandomPolicy):
+        def plan(self, *args):
+            plan = super().plan(*args)
+            plan.actions[:] = 0.5
+            return plan
+
+    world = PointWorld()
+    cfg = _config(episode_steps=4)
+    with pytest.raises(UserError, match=r"action \[0.5, 0.5\] is outside the bounds"):
+        run_episode(world, Reckless(cfg, world.action_low, world.action_high), 0, cfg, np.random.default_rng(0))
+    with pytest.raises(UserError, match="initial_action"):
+        RandomPolicy(_config(initial_action=(0.0,)), world.action_low, world.action_high)
+
+
+def test_render_and_locate_round_trip():
+    xy = np.array([[0.25, 0.6], [0.7, 0.3]])
+    np.testing.assert_allclose(locate_point(render_point(xy)), xy, atol=0.01)
+
+
+def test_predictor_adapter_passes_clip_actions_and_fresh_seeds():
+    from maskvit.plan.model import predictor_fn
+
+    seen = []
+
+    class FakePredictor:
+        def predict(self, context_frames, actions, num_frames, steps, schedule, temperature, seed):
+            seen.append((context_frames.shape, actions.shape, num_frames, steps, schedule, seed))
+            return np.zeros((len(context_frames), num_frames, 16, 16, 3), np.uint8)
+
+    predict = predictor_fn(FakePredictor(), steps=5, schedule="cosine", temperature=4.5, seed=7)
+    frames = np.zeros((3, 2, 16, 16, 3), np.uint8)
+    out = predict(frames, np.zeros((3, 1, 2)), np.zeros((3, 10, 2)))
+    predict(frames, np.zeros((3, 1, 2)), np.zeros((3, 10, 2)))
+    assert out.shape == (3, 10, 16, 16, 3) and out.dtype == np.uint8
+    assert seen[0] == ((3, 2, 16, 16, 3), (3, 12, 2), 10, 5, "cosine", 7)
+    assert seen[1][-1] == 8  # every call samples afresh
+
+
+def test_warm_start_begins_the_next_plan_from_the_shifted_refit_mean():
+    world = PointWorld()
+    first = world.reset(0)
+    context, goal = np.stack([first, first]), world.goal_image()
+    for warm in (False, True):
+        planner = ModelPlanner(point_predictor, _config(samples=32, iterations=2, warm_start=warm),
+                               world.action_low, world.action_high)
+        assert np.array_equal(planner.cem.initial_mean(), np.zeros((10, 2)))
+        plan = planner.plan(context, np.zeros((1, 2)), goal, np.random.default_rng(0))
+        expected = np.concatenate([plan.cem.mean[3:], np.zeros((3, 2))]) if warm else np.zeros((10, 2))
+        np.testing.assert_array_equal(planner.cem.initial_mean(), expected)
+        planner.reset()
+        assert np.array_equal(planner.cem.initial_mean(), np.zeros((10, 2)))

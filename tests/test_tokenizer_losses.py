@@ -1,0 +1,92 @@
+"""VQ-GAN losses, discriminator and the training task's phases."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from maskvit.config import TokenizerConfig
+from maskvit.tokenizer.discriminator import PatchDiscriminator
+from maskvit.tokenizer.losses import (
+    adaptive_gan_weight,
+    hinge_d_loss,
+    hinge_g_loss,
+    reconstruction_loss,
+)
+from maskvit.tokenizer.task import TokenizerTask, load_perceptual
+from maskvit.train.task import StepContext
+
+
+def tiny_config(**kw) -> TokenizerConfig:
+    base = dict(resolution=16, downsample=4, channels=8, num_res_blocks=1, codebook_size=16,
+                code_dim=8, disc_channels=8, disc_layers=2, perceptual_weight=0.0)
+    return TokenizerConfig(**{**base, **kw})
+
+
+def test_reconstruction_loss_weights_l1_and_l2():
+    x, y = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
+    assert torch.isclose(reconstruction_loss(x, y, 1.0, 0.0), torch.tensor(0.5))
+    assert torch.isclose(reconstruction_loss(x, y, 0.0, 2.0), torch.tensor(0.5))
+    assert torch.isclose(reconstruction_loss(x, y, 1.0, 1.0), torch.tensor(0.75))
+
+
+def test_hinge_losses_are_zero_only_beyond_the_margin():
+    confident = hinge_d_loss(torch.full((4,), 2.0), torch.full((4,), -2.0))
+    unsure = hinge_d_loss(torch.zeros(4), torch.zeros(4))
+    assert confident == 0 and torch.isclose(unsure, torch.tensor(1.0))
+    assert hinge_g_loss(torch.full((4,), 3.0)) == -3.0
+
+
+def test_adaptive_weight_is_the_ratio_of_gradient_norms_at_the_last_layer():
+    layer = nn.Linear(3, 1, bias=False)
+    out = layer(torch.ones(2, 3))
+    nll = out.sum() * 4.0  # gradient norm 4·2·√3
+    g = out.sum() * 0.5  # gradient norm 0.5·2·√3
+    w = adaptive_gan_weight(nll, g, layer.weight)
+    assert torch.isclose(w, torch.tensor(8.0), rtol=1e-3)
+    assert not w.requires_grad
+
+
+def test_patch_discriminator_gives_a_grid_of_logits():
+    d = PatchDiscriminator(channels=8, layers=3)
+    assert d(torch.zeros(2, 3, 64, 64)).shape == (2, 1, 6, 6)
+
+
+def context(task: TokenizerTask, step: int, scratch: dict) -> StepContext:
+    return StepContext(step=step, modules=task.modules(), generator=torch.Generator(),
+                       device=torch.device("cpu"), scratch=scratch)
+
+
+def test_gan_phases_start_at_disc_start():
+    torch.manual_seed(0)
+    task = TokenizerTask(tiny_config(disc_start=5))
+    assert [s.name for s in task.optimizers()] == ["vqgan", "discriminator"]
+    batch = {"frames": torch.randint(0, 256, (2, 16, 16, 3), dtype=torch.uint8)}
+
+    scratch: dict = {}
+    loss, logs = task.loss("vqgan", batch, context(task, 4, scratch))
+    assert "g_loss" not in logs and {"psnr", "perplexity", "batch_usage"} <= logs.keys()
+    assert task.loss("discriminator", batch, context(task, 4, scratch)) is None
+
+    scratch = {}
+    loss, logs = task.loss("vqgan", batch, context(task, 5, scratch))
+    assert "g_loss" in logs and float(logs["gan_weight"]) > 0
+    loss.backward()
+    assert task.discriminator.net[0].weight.grad is not None  # G loss runs through D
+    d_loss, d_logs = task.loss("discriminator", batch, context(task, 5, scratch))
+    assert d_loss.requires_grad and "logits_real" in d_logs
+
+
+def test_no_discriminator_when_the_preset_says_off():
+    task = TokenizerTask(tiny_config(disc_start=None))
+    assert list(task.modules()) == ["vqgan"] and len(task.optimizers()) == 1
+
+
+def test_perceptual_loss_is_off_with_a_reason_when_weights_are_missing(monkeypatch, tmp_path):
+    monkeypatch.setenv("MASKVIT_WEIGHTS", str(tmp_path))  # an empty folder
+    import maskvit.metrics.weights as weights
+
+    monkeypatch.setattr(weights, "_package_dir", lambda package: None)
+    module, why = load_perceptual(tiny_config(perceptual_weight=1.0))
+    assert module is None and why.startswith("perceptual loss off:") and "\n" not in why
+    assert load_perceptual(tiny_config(perceptual_weight=0.0)) == (None, None)
