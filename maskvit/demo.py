@@ -37,21 +37,21 @@ class DemoScale:
 
 
 FULL = DemoScale(
-    episodes=300, episode_steps=30, tokenizer_steps=1200, tokenizer_batch=32,
-    transformer_steps=1500, transformer_batch=16, eval_videos=16, eval_trials=4,
-    plan_episodes=4,
-    plan_overrides=("plan.samples=64", "plan.iterations=2", "plan.decoding_steps=4"),
-    minutes={"collect": 0.5, "train-tokenizer": 4.0, "tokenize": 0.3, "train": 6.0,
-             "evaluate": 1.0, "plan": 3.0},
+    episodes=200, episode_steps=30, tokenizer_steps=120, tokenizer_batch=8,
+    transformer_steps=150, transformer_batch=8, eval_videos=8, eval_trials=2,
+    plan_episodes=2,
+    plan_overrides=("plan.samples=16", "plan.iterations=2", "plan.decoding_steps=4"),
+    minutes={"collect": 1.0, "train-tokenizer": 5.0, "tokenize": 0.5, "train": 5.0,
+             "evaluate": 1.0, "plan": 2.5},
 )
 QUICK = DemoScale(
-    episodes=16, episode_steps=14, tokenizer_steps=40, tokenizer_batch=8,
-    transformer_steps=40, transformer_batch=4, eval_videos=2, eval_trials=1,
+    episodes=16, episode_steps=14, tokenizer_steps=10, tokenizer_batch=4,
+    transformer_steps=10, transformer_batch=4, eval_videos=2, eval_trials=1,
     plan_episodes=1,
     plan_overrides=("plan.samples=8", "plan.iterations=1", "plan.decoding_steps=2",
                     "plan.episode_steps=4", "plan.horizon=4"),
-    minutes={"collect": 0.1, "train-tokenizer": 0.3, "tokenize": 0.05, "train": 0.5,
-             "evaluate": 0.1, "plan": 0.3},
+    minutes={"collect": 0.2, "train-tokenizer": 0.5, "tokenize": 0.1, "train": 0.5,
+             "evaluate": 0.2, "plan": 0.5},
 )
 
 
@@ -72,7 +72,7 @@ def demo_stages(out: Path, scale: DemoScale) -> list[Stage]:
             "--set", f"tokenizer_train.steps={scale.tokenizer_steps}",
             "--set", f"tokenizer_train.batch_size={scale.tokenizer_batch}",
             "--set", f"tokenizer_train.warmup_steps={max(1, scale.tokenizer_steps // 20)}",
-            "--set", "tokenizer_train.precision=fp32", "--device", "cpu"], tok),
+            "--device", "cpu"], tok),
         Stage("tokenize", ["tokenize", "--tokenizer", str(tok), "--data", str(data),
                            "--out", str(tokens), "--device", "cpu"]),
         Stage("train", [
@@ -80,7 +80,7 @@ def demo_stages(out: Path, scale: DemoScale) -> list[Stage]:
             "--set", f"train.steps={scale.transformer_steps}",
             "--set", f"train.batch_size={scale.transformer_batch}",
             "--set", f"train.warmup_steps={max(1, scale.transformer_steps // 20)}",
-            "--set", "train.precision=fp32", "--device", "cpu"], model),
+            "--device", "cpu"], model),
         Stage("evaluate", ["evaluate", "--model", str(model), "--data", str(data),
                            "--out", str(out / "report"), "--num-videos", str(scale.eval_videos),
                            "--trials", str(scale.eval_trials), "--metrics", "psnr,ssim,lpips"]),

@@ -1,0 +1,75 @@
+"""`maskvit demo --quick` end to end, and the commands that use its trained model."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from maskvit.cli import main
+from maskvit.data import EpisodeStore, TokenCache
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_every_stage_leaves_valid_outputs(demo_dir):
+    store = EpisodeStore.open(demo_dir / "data")
+    assert len(store) == 16 and store.action_dim == 2
+    cache = TokenCache.open(demo_dir / "tokens")
+    assert cache.token_shape == (8, 8)
+    assert sorted(cache.episode_ids()) == sorted(store.episode_ids())
+    for run in ("tokenizer", "transformer"):
+        assert (demo_dir / run / "config.yaml").is_file()
+        assert list((demo_dir / run / "checkpoints").glob("step_*/*.safetensors"))
+    sources = json.loads((demo_dir / "transformer" / "sources.json").read_text())
+    assert sources["tokenizer"] == str((demo_dir / "tokenizer").resolve())
+    metrics = json.loads((demo_dir / "report" / "metrics.json").read_text())
+    for who in ("model", "baseline"):
+        assert np.isfinite(metrics[who]["metrics"]["ssim"]["mean"])
+    html = (demo_dir / "report" / "index.html").read_text()
+    for gif in (demo_dir / "report" / "videos").glob("*.gif"):
+        assert gif.name in html and Image.open(gif).n_frames > 1
+    plan = json.loads((demo_dir / "plan" / "results.json").read_text())
+    assert {"model", "random"} <= set(json.dumps(plan).replace('"', " ").split())
+    assert (demo_dir / "plan" / "index.html").is_file()
+    assert len(list((demo_dir / ".stages").iterdir())) == 6
+
+
+def test_second_run_skips_finished_stages(demo_dir, capsys):
+    assert main(["demo", "--quick", "--out", str(demo_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("done earlier, skipped") == 6
+
+
+def test_predict_writes_a_gif_of_context_and_samples(demo_dir, tmp_path):
+    gif = tmp_path / "prediction.gif"
+    assert main(["predict", "--model", str(demo_dir / "transformer"), "--input",
+                 str(demo_dir / "data"), "--samples", "2", "--out", str(gif)]) == 0
+    samples = np.load(gif.with_suffix(".npy"))
+    assert samples.shape == (2, 10, 64, 64, 3) and samples.dtype == np.uint8
+    assert Image.open(gif).n_frames == 12
+
+
+def test_predict_without_actions_for_an_action_model_is_one_line_error(demo_dir, tmp_path):
+    frames = np.zeros((3, 64, 64, 3), np.uint8)
+    np.save(tmp_path / "frames.npy", frames)
+    proc = subprocess.run(
+        [sys.executable, "-m", "maskvit", "predict", "--model", str(demo_dir / "transformer"),
+         "--input", str(tmp_path / "frames.npy"), "--out", str(tmp_path / "p.gif")],
+        capture_output=True, text=True)
+    assert proc.returncode == 2 and "needs 12 actions" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "p.gif").exists()
+
+
+def test_bench_decode_counts_passes(capsys):
+    assert main(["bench", "decode", "--presets", "push64", "--ar-passes", "2",
+                 "--precision", "fp32"]) == 0
+    out = capsys.readouterr().out
+    assert "| push64 | 640 | 8 |" in out  # 10 frames × 8×8 tokens vs 8 decoding steps
