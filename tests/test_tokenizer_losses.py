@@ -90,3 +90,19 @@ def test_perceptual_loss_is_off_with_a_reason_when_weights_are_missing(monkeypat
     module, why = load_perceptual(tiny_config(perceptual_weight=1.0))
     assert module is None and why.startswith("perceptual loss off:") and "\n" not in why
     assert load_perceptual(tiny_config(perceptual_weight=0.0)) == (None, None)
+
+
+def test_perceptual_network_adds_its_loss_and_stays_frozen():
+    from maskvit.metrics.lpips import LPIPS
+
+    torch.manual_seed(0)
+    perceptual = LPIPS("alex")  # random weights suffice to check the wiring
+    cfg = tiny_config(resolution=32, downsample=8, perceptual_weight=1.0)
+    task = TokenizerTask(cfg, perceptual=perceptual)
+    batch = {"frames": torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)}
+    loss, logs = task.loss("vqgan", batch, context(task, 0, {}))
+    assert float(logs["perceptual_loss"]) != 0  # random linear layers may make it negative
+    loss.backward()
+    assert all(p.grad is None for p in perceptual.parameters())
+    assert task.vqgan.decoder.conv_out.weight.grad is not None
+    assert "perceptual" not in task.modules()  # not trained, not checkpointed

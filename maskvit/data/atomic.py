@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from maskvit.atomic import atomic_write_json
+
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write JSON to `path` so a reader sees either the old file or the whole new one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_json(path, data)
 
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:

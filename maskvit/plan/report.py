@@ -12,13 +12,13 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from maskvit.atomic import atomic_write_bytes
 from maskvit.plan.mpc import EpisodeResult
 
 
@@ -86,16 +86,7 @@ def gif_bytes(frames: list[np.ndarray], frame_ms: int = 250) -> bytes:
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
     """Write `data` so that `path` is either absent/old or complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def write_episode_gif(out: Path, policy: str, episode: EpisodeResult) -> str:

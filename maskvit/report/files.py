@@ -1,47 +1,5 @@
-"""Atomic file writes for report artefacts (temp file in the same folder + os.replace)."""
+"""Atomic file writes for report artefacts (see `maskvit.atomic`)."""
 
-from __future__ import annotations
+from maskvit.atomic import atomic_write, atomic_write_json, atomic_write_text, to_json_safe
 
-import json
-import math
-import os
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-from typing import IO, Any
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call `write(file)` on a temp file next to `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; reports are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def to_json_safe(value: Any) -> Any:
-    """Plain JSON data: NaN / ±inf become null (strict JSON has no such numbers)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): to_json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json_safe(v) for v in value]
-    return value
-
-
-def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
-    text = json.dumps(to_json_safe(data), indent=1, allow_nan=False)
-    return atomic_write_text(path, text + "\n")
+__all__ = ["atomic_write", "atomic_write_json", "atomic_write_text", "to_json_safe"]

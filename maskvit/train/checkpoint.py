@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from maskvit.atomic import atomic_write_text
 from maskvit.config import Config, config_to_dict, diff_configs, load_config, save_config
 from maskvit.errors import UserError
 
@@ -88,16 +89,7 @@ def _fsync_file(path: Path) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Replace `path` with `text` so readers see the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
     _fsync_dir(path.parent)
 
 
