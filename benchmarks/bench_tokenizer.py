@@ -59,6 +59,8 @@ def speed(preset: str, batch: int, repeats: int) -> dict[str, dict[str, float]]:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         agree = (model.encode(frames) == codes).float().mean().item()
     out["bf16_code_agreement"] = {"fraction": agree}
+    out["model"] = {"channels": model.cfg.channels,
+                    "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6}
     return out
 
 
@@ -80,7 +82,8 @@ def main() -> None:
                                  "threads": torch.get_num_threads()}
     s = speed(args.preset, args.batch, args.repeats)
     result["speed_frames_per_s"] = s
-    print(f"{args.preset}, batch {args.batch}, {torch.get_num_threads()} threads (frames/s):")
+    print(f"{args.preset} (channels {s['model']['channels']}, {s['model']['parameters_m']:.1f} M "
+          f"parameters), batch {args.batch}, {torch.get_num_threads()} threads (frames/s):")
     print("| precision | encode | decode |\n|---|---|---|")
     for p in ("fp32", "bf16"):
         print(f"| {p} | {s[p]['encode']:.1f} | {s[p]['decode']:.1f} |")

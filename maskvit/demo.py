@@ -21,7 +21,7 @@ from maskvit.errors import UserError
 
 @dataclass(frozen=True)
 class DemoScale:
-    """How big each stage is; `FULL` fits ~15 minutes on 2 CPU cores, `QUICK` ~2."""
+    """How big each stage is; `FULL` fits in 15 minutes on 2 idle CPU cores, `QUICK` in ~1."""
 
     episodes: int
     episode_steps: int
@@ -37,13 +37,15 @@ class DemoScale:
 
 
 FULL = DemoScale(
-    episodes=200, episode_steps=30, tokenizer_steps=120, tokenizer_batch=8,
-    transformer_steps=150, transformer_batch=8, eval_videos=8, eval_trials=2,
+    episodes=300, episode_steps=30, tokenizer_steps=800, tokenizer_batch=8,
+    transformer_steps=400, transformer_batch=16, eval_videos=8, eval_trials=4,
     plan_episodes=2,
     plan_overrides=("plan.samples=16", "plan.iterations=2", "plan.decoding_steps=4"),
-    minutes={"collect": 1.0, "train-tokenizer": 5.0, "tokenize": 0.5, "train": 5.0,
-             "evaluate": 1.0, "plan": 2.5},
+    # Measured on an idle 2-core CPU (benchmarks/RESULTS.md, "Demo").
+    minutes={"collect": 0.3, "train-tokenizer": 4.5, "tokenize": 0.6, "train": 5.6,
+             "evaluate": 0.2, "plan": 1.4},
 )
+
 QUICK = DemoScale(
     episodes=16, episode_steps=14, tokenizer_steps=10, tokenizer_batch=4,
     transformer_steps=10, transformer_batch=4, eval_videos=2, eval_trials=1,

@@ -35,6 +35,6 @@ def run_decode(args: argparse.Namespace) -> int:
     for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
         load_preset(preset)  # one-line error for an unknown name before any work
         rows.append(time_decoding(preset, args.device, args.precision, args.steps, args.ar_passes))
-        print(f"{preset}: done", flush=True)
+        print(format_table(rows, args.device, args.precision).splitlines()[-1], flush=True)
     print(format_table(rows, args.device, args.precision))
     return 0
