@@ -24,22 +24,28 @@ from maskvit.config import Config, apply_overrides, load_preset
 from maskvit.errors import UserError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "train", help="train the transformer from a token cache (torchrun for DDP)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_run_arguments(p: argparse.ArgumentParser, data_help: str, set_example: str) -> None:
+    """The options every training command shares (train, train-tokenizer)."""
     p.add_argument("--preset", help="preset name or YAML file (default: the run's own "
                    "config when resuming, else push64)")
-    p.add_argument("--data", required=True, help="token cache directory (maskvit tokenize)")
+    p.add_argument("--data", required=True, help=data_help)
     p.add_argument("--out", required=True, help="run directory (created; never overwritten)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its latest checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set train.lr=1e-4 (repeatable)")
+                   help=f"override a config field, e.g. --set {set_example} (repeatable)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this many steps in total (lr schedule unchanged)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train the transformer from a token cache (torchrun for DDP)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(p, data_help="token cache directory (maskvit tokenize)",
+                      set_example="train.lr=1e-4")
     p.set_defaults(func=run)
 
 

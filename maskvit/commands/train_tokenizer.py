@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from maskvit.commands.train import add_run_arguments
 from maskvit.errors import UserError
 
 
@@ -21,18 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train-tokenizer", help="train the VQ-GAN tokenizer on an episode store",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", help="preset name or YAML file (default: the run's own "
-                   "config when resuming, else push64)")
-    p.add_argument("--data", required=True, help="episode store (maskvit collect / convert)")
-    p.add_argument("--out", required=True, help="run directory (created; never overwritten)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its latest checkpoint")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set tokenizer_train.lr=1e-4 (repeatable)")
-    p.add_argument("--max-steps", type=int, default=None,
-                   help="stop after this many steps in total (lr schedule unchanged)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_arguments(p, data_help="episode store (maskvit collect / convert)",
+                      set_example="tokenizer_train.lr=1e-4")
     p.set_defaults(func=run)
 
 
