@@ -109,7 +109,7 @@ def main() -> None:
     s.add_argument("--first-task", type=int, default=0)
     s.add_argument("--policy", dest="policies", action="append", default=None)
     s.add_argument("--oracle-cost", default="state")
-    s.add_argument("--goal-arm", default="start")
+    s.add_argument("--goal-arm", default="goal")
     s.add_argument("--set", dest="overrides", action="append", default=[])
     s.add_argument("--out", default="bench-plan")
     s.set_defaults(func=success)

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "maskvit.commands.predict",
     "maskvit.commands.evaluate",
     "maskvit.commands.plan",
+    "maskvit.commands.export",
     "maskvit.commands.bench",
     "maskvit.commands.demo",
 ]

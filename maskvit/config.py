@@ -41,6 +41,21 @@ class TokenizerConfig:
     disc_start: int | None = None  # step at which the GAN loss starts; None = off ("-")
     disc_channels: int = 64
     disc_layers: int = 3
+    # Augmentation of the tokenizer's training frames (§4.2, KITTI); never of validation
+    # frames nor of the transformer stage. Random resized crop: side fraction in
+    # augment_crop; brightness/contrast/saturation factors in [1 - j, 1 + j].
+    augment: bool = False
+    augment_crop: tuple[float, float] = (0.8, 1.0)
+    augment_jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        lo, hi = self.augment_crop
+        if not 0.0 < lo <= hi <= 1.0:
+            raise UserError(f"tokenizer.augment_crop must satisfy 0 < low <= high <= 1; "
+                            f"got {list(self.augment_crop)}")
+        if not 0.0 <= self.augment_jitter <= 1.0:
+            raise UserError(
+                f"tokenizer.augment_jitter must be in [0, 1]; got {self.augment_jitter}")
 
     @property
     def token_grid(self) -> int:

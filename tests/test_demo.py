@@ -73,3 +73,30 @@ def test_bench_decode_counts_passes(capsys):
                  "--precision", "fp32"]) == 0
     out = capsys.readouterr().out
     assert "| push64 | 640 | 8 |" in out  # 10 frames × 8×8 tokens vs 8 decoding steps
+
+
+def test_exported_bundle_predicts_like_the_runs_it_came_from(demo_dir, tmp_path):
+    bundle = tmp_path / "bundle"
+    assert main(["export", "--model", str(demo_dir / "transformer"), "--out", str(bundle)]) == 0
+    assert not list(bundle.rglob("state.pt"))  # weights only, no optimizer state
+    outputs = []
+    for model in (demo_dir / "transformer", bundle):
+        gif = tmp_path / f"{model.name}.gif"
+        assert main(["predict", "--model", str(model), "--input", str(demo_dir / "data"),
+                     "--seed", "3", "--out", str(gif)]) == 0
+        outputs.append(np.load(gif.with_suffix(".npy")))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+def test_default_model_is_the_shipped_bundle_or_a_one_line_error(demo_dir, tmp_path, monkeypatch):
+    import maskvit.pretrained as pretrained
+
+    monkeypatch.setattr(pretrained, "PRETRAINED_ROOT", tmp_path / "nothing")
+    with pytest.raises(Exception, match="no --model given and no shipped weights"):
+        pretrained.default_model()
+    assert main(["export", "--model", str(demo_dir / "transformer"),
+                 "--out", str(tmp_path / "shipped" / "push64")]) == 0
+    monkeypatch.setattr(pretrained, "PRETRAINED_ROOT", tmp_path / "shipped")
+    gif = tmp_path / "default.gif"
+    assert main(["predict", "--input", str(demo_dir / "data"), "--out", str(gif)]) == 0
+    assert np.load(gif.with_suffix(".npy")).shape == (1, 10, 64, 64, 3)

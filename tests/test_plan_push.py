@@ -32,8 +32,8 @@ def test_unknown_environment_is_a_one_line_error():
 
 
 def test_goal_images_show_the_object_at_its_goal_and_leave_the_world_untouched():
-    behind = make_world("push", goal_arm="behind")
-    start = make_world("push", goal_arm="start")
+    behind = make_world("push", goal_arm="goal")
+    start = make_world("push", goal_arm="current")
     for world in (behind, start):
         first = world.reset(1)
         np.testing.assert_array_equal(world.env.render(), first)  # rendering a goal moved nothing

@@ -8,9 +8,10 @@ from maskvit.config import apply_overrides
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True,
+    parser.add_argument("--model", default=None,
                         help="transformer run directory (maskvit train), or a bundle holding "
-                             "transformer/ and tokenizer/ runs")
+                             "transformer/ and tokenizer/ runs (default: the shipped push64 "
+                             "reference model)")
     parser.add_argument("--tokenizer", default=None,
                         help="tokenizer run directory (default: the one the model was trained on)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
@@ -25,8 +26,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def load_predictor(args: argparse.Namespace):
     """The Predictor named by the arguments, with `--set` applied to its config."""
     from maskvit.predictor import Predictor
+    from maskvit.pretrained import default_model
 
-    predictor = Predictor.from_run(args.model, args.tokenizer, device=args.device,
+    model = args.model or default_model()
+    predictor = Predictor.from_run(model, args.tokenizer, device=args.device,
                                    precision=args.precision)
     if args.overrides:
         predictor.config = apply_overrides(predictor.config, args.overrides)

@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "random and oracle baselines. Writes results.json (success rates with 95%% "
                     "Wilson intervals), one GIF per episode and index.html to --out.",
     )
-    parser.add_argument("--model", metavar="RUN", help="trained model run directory")
+    parser.add_argument("--model", metavar="RUN",
+                        help="trained model run directory or bundle (default: the shipped push64 "
+                             "reference model, when this install has one)")
     parser.add_argument("--tokenizer", metavar="RUN",
                         help="tokenizer run, if the model run does not record it")
     parser.add_argument("--env", default="push", help="planning world (default push)")
@@ -35,10 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--oracle-cost", choices=["state", "pixel"], default="state",
                         help="oracle scores true futures by object distance (state, default) or "
                              "by the model's pixel cost on true frames (pixel: a perfect model)")
-    parser.add_argument("--goal-arm", choices=["start", "behind"], default="start",
-                        help="where the pusher is in the goal image: where the episode starts "
-                             "(start, the world's own goal image; default) or resting behind "
-                             "the box at its goal (behind)")
+    parser.add_argument("--goal-arm", choices=["goal", "current"], default="goal",
+                        help="where the pusher is in the goal image: resting behind the object "
+                             "at its goal (goal, default) or where the episode starts (current)")
     parser.add_argument("--preset", default="push64",
                         help=f"config preset when no --model is given (default push64; shipped: "
                              f"{', '.join(preset_names())})")
@@ -59,9 +60,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"unknown environment {args.env!r}; choose one of: {', '.join(WORLDS)}")
     if args.episodes < 1:
         raise UserError(f"--episodes must be at least 1, got {args.episodes}")
+    from maskvit.pretrained import pretrained_path
+
+    if args.model is None and (args.policies is None or "model" in args.policies):
+        shipped = pretrained_path()
+        if shipped is not None and args.env == "push":
+            args.model = str(shipped)
+            print(f"maskvit plan: using the shipped reference model {shipped}")
     policies = args.policies or (["model", "random", "oracle"] if args.model else ["random", "oracle"])
     if "model" in policies and not args.model:
-        raise UserError("--policy model needs --model RUN")
+        raise UserError("--policy model needs --model RUN (this install ships no reference model)")
 
     predict_fn, context = None, 2
     if args.model:

@@ -56,7 +56,7 @@ def evaluate_policies(
     context: int = 2,
     oracle_cost: str = "state",
     seed: int = 0,
-    goal_arm: str = "start",
+    goal_arm: str = "goal",
     gifs: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 As in the paper's robot data (§A.2), each action is drawn independently from a diagonal
 Gaussian, N(mean, diag(0.035², 0.035²)) metres. To make the arm meet the boxes often,
-each episode picks one box and a pull strength g ~ U(0, `max_pull`); the Gaussian's mean
+each episode picks one box (the scene's object, which the pusher starts behind, with
+probability `object_bias`) and a pull strength g ~ U(0, `max_pull`); the Gaussian's mean
 at each step is g · (box centre − pusher), capped at `max_mean` per axis. g near 0 gives
-plain random motion; larger g gives pushes. Episode i of a run with seed s is a pure
+plain random motion; larger g gives pushes like the planning tasks'. Episode i of a run with seed s is a pure
 function of (s, i), so a resumed or parallel run writes the same data.
 """
 
@@ -33,10 +34,13 @@ class RandomPushPolicy:
     std: float = 0.035  # metres per step, per axis (the paper's x/y scale)
     max_pull: float = 0.6
     max_mean: float = 0.03
+    object_bias: float = 0.75
 
     def episode_actions(self, env: PushEnv, rng: np.random.Generator, steps: int):
         """Yields one action per step; reads the pusher and box positions from `env`."""
         box = int(rng.integers(env.config.num_boxes))
+        if env.layout is not None and rng.uniform() < self.object_bias:
+            box = env.layout.object_index
         pull = rng.uniform(0, self.max_pull)
         for _ in range(steps):
             offset = env.world.box_positions()[box] - env.world.pusher_position()[:2]

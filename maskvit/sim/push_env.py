@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from maskvit.sim.config import PushConfig
-from maskvit.sim.tasks import PushTask, sample_layout
+from maskvit.sim.tasks import PushTask, SceneLayout, sample_layout
 from maskvit.sim.world import PushState, PushWorld
 
 
@@ -30,6 +30,7 @@ class PushEnv(gym.Env):
         self.action_space = gym.spaces.Box(-bound, bound, (2,), np.float32)
         self.world = PushWorld(self.config)
         self.task: PushTask | None = None
+        self.layout: SceneLayout | None = None
         self.seed_used: int | None = None
 
     # -- gymnasium API
@@ -42,7 +43,8 @@ class PushEnv(gym.Env):
             seed = int(self.np_random.integers(2**31))
         self.task = task
         self.seed_used = int(seed)
-        self.world.place(sample_layout(self.seed_used, self.config))
+        self.layout = sample_layout(self.seed_used, self.config)
+        self.world.place(self.layout)
         return self.world.render(), self._info()
 
     def step(self, action):
@@ -59,10 +61,25 @@ class PushEnv(gym.Env):
         self.world.close()
 
     # -- tasks
-    def goal_image(self) -> np.ndarray:
-        """The scene as it is now but with the task's object at its goal pose."""
+    def goal_image(self, arm: str = "goal") -> np.ndarray:
+        """The scene as it is now but with the task's object at its goal pose.
+
+        `arm="goal"`: the pusher rests behind the object at its goal, where a successful
+        push leaves it (the photo a user would take of the goal); `arm="current"`: the arm
+        stays where it is now. The world itself is left unchanged.
+        """
         task = self._require_task()
-        return self.world.render_with_box_at(task.object_index, task.goal_xy, task.goal_yaw)
+        if arm == "current":
+            return self.world.render_with_box_at(task.object_index, task.goal_xy, task.goal_yaw)
+        if arm != "goal":
+            raise ValueError(f"arm must be 'goal' or 'current', not {arm!r}")
+        state = self.world.get_state()
+        boxes, yaws = self.world.box_positions(), self.world.box_yaws()
+        boxes[task.object_index], yaws[task.object_index] = task.goal_xy, task.goal_yaw
+        self.world.place(SceneLayout(np.asarray(task.pusher_goal_xy), boxes, yaws))
+        image = self.world.render()
+        self.world.set_state(state)
+        return image
 
     def goal_distance(self) -> float:
         """Distance (m) from the task object's centre to the goal, from the simulator."""

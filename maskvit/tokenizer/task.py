@@ -9,6 +9,9 @@ Batches are `{"frames": uint8 (B, H, W, 3), ...}` (see `FrameDataset`). Two phas
   against the reconstructions the "vqgan" phase left in `ctx.scratch`; skipped (None)
   before `disc_start`, a decision every rank makes identically from the step.
 
+With `augment` on (KITTI presets, §4.2) the "vqgan" phase crops and colour-jitters its
+training frames with `ctx.generator`; the discriminator then sees those as the real ones.
+
 Logged: loss terms, PSNR of the reconstructions, codebook perplexity, the fraction of
 codes used in the batch, the fraction still active, and restarts.
 """
@@ -21,6 +24,7 @@ import torch
 from torch import nn
 
 from maskvit.config import TokenizerConfig
+from maskvit.tokenizer.augment import augment_frames
 from maskvit.tokenizer.discriminator import PatchDiscriminator
 from maskvit.tokenizer.losses import (
     adaptive_gan_weight,
@@ -99,6 +103,10 @@ class TokenizerTask(Task):
     def _generator_loss(self, batch: dict[str, Any], ctx: StepContext) -> tuple[torch.Tensor, Logs]:
         cfg = self.cfg
         x = uint8_to_float(batch["frames"])  # (B, H, W, 3) uint8 -> (B, 3, H, W) in [-1, 1]
+        if cfg.augment and ctx.training:  # §4.2: training frames only; engine RNG → exact resume
+            j = cfg.augment_jitter
+            x = augment_frames(x, ctx.generator, crop=cfg.augment_crop,
+                               brightness=j, contrast=j, saturation=j)
         x_hat, q = ctx.modules["vqgan"](x)
         x_hat = x_hat.float()
         rec = reconstruction_loss(x, x_hat, cfg.l1_weight, cfg.l2_weight)

@@ -1,0 +1,29 @@
+"""`maskvit export`: pack a trained transformer run and its tokenizer into an inference bundle."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="pack a trained model and its tokenizer into a small inference bundle",
+        description="Write a bundle directory (tokenizer/ and transformer/ runs holding only "
+                    "config.yaml and the latest weights, EMA preferred, without optimizer state) "
+                    "that --model of predict, evaluate and plan accepts. The shipped default "
+                    "model (maskvit/pretrained/push64) is such a bundle.",
+    )
+    parser.add_argument("--model", required=True, help="transformer run directory (maskvit train)")
+    parser.add_argument("--tokenizer", default=None,
+                        help="tokenizer run directory (default: the one the model was trained on)")
+    parser.add_argument("--out", required=True, help="bundle directory to write (replaced if it exists)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from maskvit.pretrained import export_bundle
+
+    out = export_bundle(args.model, args.out, args.tokenizer)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"wrote {out} ({size / 1e6:.1f} MB)")
+    return 0
