@@ -19,6 +19,7 @@ from maskvit.metrics import (
     protocol_for_preset,
 )
 from maskvit.metrics import weights as weights_module
+from maskvit.metrics.fvd import fvd_from_features
 
 PROTOCOL = Protocol("tiny", context_frames=2, predicted_frames=3, trials=3, num_videos=4)
 
@@ -68,10 +69,16 @@ def test_evaluation_selects_the_sample_closest_to_the_truth():
         assert result["per_video"][metric]["best_trial"] == [1, 1, 1, 1], metric
         assert len(result["metrics"][metric]["per_frame"]) == 3
     assert result["num_videos"] == 4 and result["trials"] == 3 and result["skipped"] == {}
-    assert (
-        result["metrics"]["fvd"]["num_real"] == 4
-        and result["metrics"]["fvd"]["num_generated"] == 12
-    )
+    fvd = result["metrics"]["fvd"]
+    assert fvd["num_real"] == 4 and fvd["num_generated"] == 12
+    # the headline FVD compares equal-sized sets: the truth against each trial's samples
+    clips = np.concatenate([np.repeat(truth[:, None, :2], 3, axis=1), samples], axis=2)
+    expected = [fvd_from_features(mean_colour_features(truth), mean_colour_features(clips[:, t]))
+                for t in range(3)]
+    assert fvd["per_trial"] == pytest.approx(expected)
+    assert fvd["value"] == pytest.approx(np.mean(expected))
+    assert fvd["pooled"] == pytest.approx(fvd_from_features(
+        mean_colour_features(truth), mean_colour_features(clips.reshape(12, *truth.shape[1:]))))
 
 
 def test_copy_last_baseline_scores_static_videos_perfectly():

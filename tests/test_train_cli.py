@@ -54,6 +54,10 @@ def test_train_then_resume_matches_one_uninterrupted_run(tokens, tmp_path, capsy
         assert rb["accuracy"] == pytest.approx(ra["accuracy"], abs=1e-6)
     val = read_metrics(tmp_path / "b", split="val")
     assert [r["step"] for r in val] == [2, 4] and 0 <= val[-1]["accuracy"] <= 1
+    capsys.readouterr()
+    assert train("--data", str(tokens), "--out", str(tmp_path / "b"), "--resume") == 0  # finished
+    assert "already trained to step 4; nothing to do" in capsys.readouterr().out
+    assert len(read_metrics(tmp_path / "b")) == 4
     assert val[-1]["loss"] == pytest.approx(read_metrics(tmp_path / "a", "val")[-1]["loss"])
 
     config, weights, ema = load_run(tmp_path / "b")

@@ -136,9 +136,12 @@ def run(args: argparse.Namespace) -> int:
             loss = result.last_train.get("loss", float("nan"))
             acc = result.last_train.get("accuracy", float("nan"))
             state = "interrupted at" if result.interrupted else "trained to"
-            print(f"{state} step {result.step}: loss {loss:.4f}, masked-token accuracy "
-                  f"{acc:.4f}; run in {out}" + (" (continue with --resume)"
-                                               if result.interrupted else ""))
+            if not result.last_train:  # resumed a finished run: no step was taken
+                print(f"already trained to step {result.step}; nothing to do; run in {out}")
+            else:
+                print(f"{state} step {result.step}: loss {loss:.4f}, masked-token accuracy "
+                      f"{acc:.4f}; run in {out}" + (" (continue with --resume)"
+                                                   if result.interrupted else ""))
         return 130 if result.interrupted else 0
     finally:
         shutdown_distributed()

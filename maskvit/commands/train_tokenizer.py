@@ -58,9 +58,12 @@ def run(args: argparse.Namespace) -> int:
             # With a discriminator the engine prefixes each phase's logs ("vqgan_psnr").
             last = {k.removeprefix("vqgan_"): v for k, v in result.last_train.items()}
             state = "interrupted at" if result.interrupted else "trained to"
-            print(f"{state} step {result.step}: PSNR {last.get('psnr', float('nan')):.2f} dB, "
-                  f"codes active {last.get('active_codes', float('nan')):.1%}; run in {out}"
-                  + (" (continue with --resume)" if result.interrupted else ""))
+            if not last:  # resumed a finished run: no step was taken
+                print(f"already trained to step {result.step}; nothing to do; run in {out}")
+            else:
+                print(f"{state} step {result.step}: PSNR {last.get('psnr', float('nan')):.2f} dB, "
+                      f"codes active {last.get('active_codes', float('nan')):.1%}; run in {out}"
+                      + (" (continue with --resume)" if result.interrupted else ""))
         return 130 if result.interrupted else 0
     finally:
         shutdown_distributed()

@@ -7,9 +7,11 @@ many videos are evaluated and how many samples (trials) are drawn per video. Sco
   over the predicted frames; chosen separately for each metric, as SVG / FitVid do);
   reported as the mean over videos with its standard error, plus the per-frame curve of
   the chosen trials.
-* FVD: over all samples. Real set: the V ground-truth videos; generated set: the V·N
-  samples. Both are whole clips (context frames followed by the predicted frames), as in
-  the BAIR 1 → 15 protocol where FVD is taken over 16 frames.
+* FVD: real set: the V ground-truth videos; generated set: trial t's V samples; the
+  value is the mean over the N trials (`per_trial` lists them), so both sets always have
+  the same size, as in the usual protocol; `pooled` uses all V·N samples at once.
+  Both sets are whole clips (context frames followed by the predicted frames), as in the
+  BAIR 1 → 15 protocol where FVD is taken over 16 frames.
 
 Everything takes videos, not models: ground truth (V, T, H, W, 3) uint8 and predictions
 (V, N, Tp, H, W, 3) uint8, whole or streamed in batches through `VideoPredictionEvaluator`.
@@ -180,7 +182,8 @@ class VideoPredictionEvaluator:
             context = np.broadcast_to(truth[:, None, :tc], (b, n, *truth[:, :tc].shape[1:]))
             clips = np.concatenate([context, samples], axis=2).reshape(b * n, *truth.shape[1:])
             self._real_features.append(np.asarray(self.fvd_features(truth), dtype=np.float64))
-            self._fake_features.append(np.asarray(self.fvd_features(clips), dtype=np.float64))
+            fake = np.asarray(self.fvd_features(clips), dtype=np.float64)
+            self._fake_features.append(fake.reshape(b, n, -1))  # (B, N, D): video, trial
 
     def _frame_scores(self, metric: str, future: np.ndarray, samples: np.ndarray) -> np.ndarray:
         """(B, Tp, H, W, 3) vs (B, N, Tp, H, W, 3) -> (B, N, Tp) float64 scores."""
@@ -247,15 +250,21 @@ class VideoPredictionEvaluator:
         if "fvd" in self.metrics and self._real_features:
             real, fake = np.concatenate(self._real_features), np.concatenate(self._fake_features)
             num_videos = num_videos or real.shape[0]
+            # Fréchet distances from small sets depend on the set sizes, so the headline
+            # value compares equal-sized sets: the real videos against one sample of each
+            # (trial t), averaged over trials. The pooled value uses every sample at once.
             try:
-                value = fvd_from_features(real, fake)
+                per_trial = [fvd_from_features(real, fake[:, t]) for t in range(fake.shape[1])]
+                pooled = fvd_from_features(real, fake.reshape(-1, fake.shape[-1]))
             except UserError as err:
                 self.skipped["fvd"] = str(err)
             else:
                 metrics["fvd"] = {
-                    "value": value,
+                    "value": float(np.mean(per_trial)),
+                    "per_trial": per_trial,
+                    "pooled": pooled,
                     "num_real": int(real.shape[0]),
-                    "num_generated": int(fake.shape[0]),
+                    "num_generated": int(fake.shape[0] * fake.shape[1]),
                 }
         return {
             "protocol": asdict(self.protocol),
