@@ -42,8 +42,8 @@ FULL = DemoScale(
     plan_episodes=2,
     plan_overrides=("plan.samples=16", "plan.iterations=2", "plan.decoding_steps=4"),
     # Measured on an idle 2-core CPU (benchmarks/RESULTS.md, "Demo").
-    minutes={"collect": 0.3, "train-tokenizer": 4.5, "tokenize": 0.6, "train": 5.6,
-             "evaluate": 0.2, "plan": 1.4},
+    minutes={"collect": 0.3, "train-tokenizer": 3.4, "tokenize": 0.5, "train": 5.2,
+             "evaluate": 0.2, "plan": 0.8},
 )
 
 QUICK = DemoScale(

@@ -157,7 +157,11 @@ def test_plan_command_writes_results_gifs_and_html(tmp_path, capsys):
         (["--set", "plan.init_std=[0.05]"], "plan.init_std has 1 entries"),
     ],
 )
-def test_plan_command_bad_input_is_one_line(tmp_path, capsys, argv, message):
+def test_plan_command_bad_input_is_one_line(tmp_path, capsys, monkeypatch, argv, message):
+    import maskvit.pretrained
+
+    # as on an install without the shipped model (with it, `--policy model` would use it)
+    monkeypatch.setattr(maskvit.pretrained, "PRETRAINED_ROOT", tmp_path / "no_weights")
     code = main(["plan", "--episodes", "1", "--out", str(tmp_path / "o"), "--policy", "random", *argv]
                 if "--policy" not in argv else ["plan", "--episodes", "1", "--out", str(tmp_path / "o"), *argv])
     err = capsys.readouterr().err.strip()

@@ -27,4 +27,7 @@ def run(args: argparse.Namespace) -> int:
     for key, value in summary.items():
         shown = f"{value:.4f}" if isinstance(value, float) else value
         print(f"{key:28s} {shown}")
+    print("\nThis model was trained from scratch at laptop scale. For the reference model that "
+          "ships with maskvit (trained for ~90 min, numbers in benchmarks/RESULTS.md), run "
+          "`maskvit predict`, `evaluate` or `plan` without --model.")
     return 0
