@@ -73,7 +73,7 @@ class OraclePolicy:
         state = self.world.get_state()
         task = self.world.task
         goal_xy = np.asarray(task.goal_xy)
-        reach = self.world.config.box_half_extent + 0.02  # pusher stands this far behind
+        reach = self.world.config.pusher_contact  # where the pusher touches the object's back
 
         def evaluate(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
             batch, horizon = actions.shape[:2]

@@ -5,8 +5,8 @@ Gaussian, N(mean, diag(0.035², 0.035²)) metres. To make the arm meet the boxes
 each episode picks one box (the scene's object, which the pusher starts behind, with
 probability `object_bias`) and a pull strength g ~ U(0, `max_pull`); the Gaussian's mean
 at each step is g · (box centre − pusher), capped at `max_mean` per axis. g near 0 gives
-plain random motion; larger g gives pushes like the planning tasks'. Episode i of a run with seed s is a pure
-function of (s, i), so a resumed or parallel run writes the same data.
+plain random motion; larger g gives pushes like the planning tasks'. Episode i of a run
+with seed s is a pure function of (s, i), so a resumed or parallel run writes the same data.
 """
 
 from __future__ import annotations

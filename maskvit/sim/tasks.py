@@ -46,7 +46,7 @@ class PushTask:
     goal_xy: tuple[float, float]
     goal_yaw: float
     threshold: float
-    pusher_goal_xy: tuple[float, float] = (0.0, 0.0)
+    pusher_goal_xy: tuple[float, float]
 
 
 def _direction(angle: float) -> np.ndarray:
