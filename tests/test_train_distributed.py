@@ -66,6 +66,7 @@ DDP_RUN = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from test_train_support import ToyDataset, ToyGANTask, ToyTask, toy_config
     from maskvit.train import Trainer, init_distributed
+    from maskvit.train.distributed import shutdown_distributed
 
     env = init_distributed("cpu")
     assert env.world_size == 2 and dist.get_backend() == "gloo"
@@ -80,7 +81,7 @@ DDP_RUN = textwrap.dedent("""
     if env.is_main:
         torch.save({{"weights": task.net.state_dict(), "sizes": sizes,
                      "gan": {{k: v.state_dict() for k, v in gan.modules().items()}}}}, {result!r})
-    dist.destroy_process_group()
+    shutdown_distributed()  # with `trainer` still alive, as in the CLI
 """)
 
 

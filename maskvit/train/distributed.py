@@ -8,6 +8,7 @@ ourselves.
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 from dataclasses import dataclass
 
@@ -64,7 +65,13 @@ def init_distributed(device: str = "auto") -> DistEnv:
 
 
 def shutdown_distributed() -> None:
+    """Destroy the process group while the interpreter is fully alive.
+
+    Collect garbage first so no DDP reducer still holds the group: gloo aborts the
+    process when a group is freed during interpreter shutdown.
+    """
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -102,7 +102,10 @@ class Trainer:
         elif self.out is not None and self.env.is_main and config is not None:
             ckpt.save_config_atomic(config, self.out / ckpt.CONFIG_FILE)
 
-        self.wrapped = {name: self._wrap(m) for name, m in self.modules.items()}
+        # Wrapped (compiled / DDP) modules exist only while `fit` runs: a DDP reducer keeps
+        # the process group alive, and gloo aborts the process ("terminate called without
+        # an active exception") when that group is freed during interpreter shutdown.
+        self.wrapped: dict[str, nn.Module] = {}
         self.sampler = GlobalBatchSampler(
             len(train_data), train_cfg.batch_size, rank=self.env.rank,
             world_size=self.env.world_size, grad_accum=train_cfg.grad_accum,
@@ -175,6 +178,7 @@ class Trainer:
         saved_at = self.step
         interrupted = False
         try:
+            self.wrapped = {name: self._wrap(m) for name, m in self.modules.items()}
             batches = self._loader()
             for module in self.modules.values():
                 module.train()
@@ -212,6 +216,7 @@ class Trainer:
             if interrupted:
                 log.message(f"stopped at step {self.step}; checkpoint saved")
         finally:
+            self.wrapped = {}
             self._restore_signal_handlers(previous)
             log.close()
         return FitResult(self.step, interrupted, last_train, last_val)
