@@ -94,7 +94,8 @@ def test_mpc_loop_runs_end_to_end_with_a_tiny_maskvit(world):
         assert result.success == (result.final_distance <= world.task.threshold)
 
 
-def test_plan_command_loads_a_saved_model_bundle(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_plan_command_loads_a_saved_model_bundle(tmp_path, precision):
     from maskvit.model import MaskViT
     from maskvit.tokenizer.run import MODULE
     from maskvit.tokenizer.vqgan import VQGAN
@@ -110,7 +111,7 @@ def test_plan_command_loads_a_saved_model_bundle(tmp_path):
         save_checkpoint(bundle / part, 1, {module: weights}, {}, {}, keep=1)
     out = tmp_path / "plan"
     code = main(["plan", "--model", str(bundle), "--policy", "model", "--episodes", "1",
-                 "--out", str(out), "--set", "plan.episode_steps=3"])
+                 "--out", str(out), "--set", "plan.episode_steps=3", "--precision", precision])
     assert code == 0
     summary = json.loads((out / "results.json").read_text())["policies"]["model"]
     assert summary["episodes"] == 1 and (out / summary["per_episode"][0]["gif"]).is_file()

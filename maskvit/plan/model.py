@@ -18,7 +18,8 @@ from maskvit.errors import UserError
 from maskvit.plan.planner import PredictFn
 
 
-def load_predictor(run: str | Path, tokenizer: str | Path | None = None) -> Any:
+def load_predictor(run: str | Path, tokenizer: str | Path | None = None,
+                   device: str = "cpu", precision: str = "fp32") -> Any:
     """A `maskvit.predictor.Predictor` from a transformer run (or a bundle directory);
     `tokenizer` overrides the tokenizer run the transformer run recorded."""
     try:
@@ -30,7 +31,7 @@ def load_predictor(run: str | Path, tokenizer: str | Path | None = None) -> Any:
         ) from None
     if not Path(run).is_dir():
         raise UserError(f"model run not found: {run}")
-    return Predictor.from_run(run, tokenizer_run=tokenizer)
+    return Predictor.from_run(run, tokenizer_run=tokenizer, device=device, precision=precision)
 
 
 def clip_actions(context_actions: np.ndarray, future_actions: np.ndarray) -> np.ndarray:
