@@ -21,6 +21,7 @@ from maskvit.config import Config
 from maskvit.errors import UserError
 from maskvit.model.decoding import generate
 from maskvit.model.transformer import MaskViT
+from maskvit.train.distributed import resolve_device
 
 SOURCES_FILE = "sources.json"  # written by `maskvit train`: where the tokens came from
 _PRESET = object()  # "use the preset's value" (None is a meaningful temperature / top_p)
@@ -52,7 +53,8 @@ class Predictor:
                  device: str | torch.device = "cpu", precision: str = "fp32") -> None:
         if precision not in ("fp32", "bf16"):
             raise UserError(f"precision must be fp32 or bf16, got {precision!r}")
-        self.device = torch.device(device)
+        # A bad or unavailable --device is a one-line UserError, by the engine's rules.
+        self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
         self.tokenizer = tokenizer.to(self.device).eval()
         self.transformer = transformer.to(self.device).eval()
         self.config = config

@@ -167,3 +167,15 @@ def test_plan_command_bad_input_is_one_line(tmp_path, capsys, monkeypatch, argv,
                 if "--policy" not in argv else ["plan", "--episodes", "1", "--out", str(tmp_path / "o"), *argv])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("device, message", [("banana", "choose auto, cpu, cuda or cuda:N"),
+                                             ("cuda:7", "no CUDA GPU is available")])
+def test_plan_command_bad_device_is_one_line(tmp_path, capsys, monkeypatch, device, message):
+    if device.startswith("cuda"):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main(["plan", "--episodes", "1", "--out", str(tmp_path / "o"), "--policy", "model",
+                 "--device", device])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and "\n" not in err
+    assert not (tmp_path / "o").exists()
