@@ -7,6 +7,14 @@ import argparse
 from maskvit.config import apply_overrides
 
 
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device and --precision for running a trained model."""
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="inference precision (default fp32; bf16 was measured 1.9x faster "
+                             "on a CPU with AMX and slower on one without, benchmarks/RESULTS.md)")
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="transformer run directory (maskvit train), or a bundle holding "
@@ -14,9 +22,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                              "reference model)")
     parser.add_argument("--tokenizer", default=None,
                         help="tokenizer run directory (default: the one the model was trained on)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                        help="inference precision (default fp32; bf16 is faster on AMX CPUs and GPUs)")
+    add_inference_arguments(parser)
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE",
                         help="override an eval/plan setting of the model's config, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from maskvit.commands._model_args import add_inference_arguments
 from maskvit.config import load_preset, preset_names
 from maskvit.errors import UserError
 
@@ -45,10 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"{', '.join(preset_names())})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. plan.samples=64")
-    parser.add_argument("--device", default="cpu", help="model device: cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                        help="model inference precision (default fp32; bf16 is about 1.9x faster "
-                             "on CPUs with AMX, see benchmarks/RESULTS.md)")
+    add_inference_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--no-gifs", action="store_true", help="skip the per-episode GIFs")
     parser.set_defaults(func=run)

@@ -22,13 +22,8 @@ def load_predictor(run: str | Path, tokenizer: str | Path | None = None,
                    device: str = "cpu", precision: str = "fp32") -> Any:
     """A `maskvit.predictor.Predictor` from a transformer run (or a bundle directory);
     `tokenizer` overrides the tokenizer run the transformer run recorded."""
-    try:
-        from maskvit.predictor import Predictor
-    except ImportError:
-        raise UserError(
-            "model loading is not available yet (maskvit.predictor.Predictor is missing); "
-            "run the baselines with --policy random --policy oracle"
-        ) from None
+    from maskvit.predictor import Predictor
+
     if not Path(run).is_dir():
         raise UserError(f"model run not found: {run}")
     return Predictor.from_run(run, tokenizer_run=tokenizer, device=device, precision=precision)
