@@ -7,10 +7,15 @@ which adds its parser and sets `func` to a callable taking the parsed namespace.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
+import traceback
 
 from maskvit.errors import UserError
+
+DEBUG_ENV = "MASKVIT_DEBUG"
 
 # Subcommand modules, in the order `maskvit --help` lists them.
 COMMAND_MODULES = [
@@ -35,26 +40,63 @@ def build_parser() -> argparse.ArgumentParser:
         prog="maskvit",
         description="MaskViT: masked visual pre-training for video prediction.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the full traceback of an error (also: {DEBUG_ENV}=1); "
+                             "may be given anywhere on the line")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
+def describe_os_error(err: OSError) -> str:
+    """One line for a failed file operation: what, where, and what to do."""
+    where = f" {err.filename}" if err.filename else ""
+    if err.filename2:
+        where += f" -> {err.filename2}"
+    reason = err.strerror or str(err)
+    hint = {
+        errno.ENOSPC: "free some space or choose another output",
+        errno.EDQUOT: "free some space or choose another output",
+        errno.EROFS: "the file system is read-only; choose another output",
+        errno.EACCES: "check the permissions or choose another output",
+        errno.EPERM: "check the permissions or choose another output",
+        errno.ENOENT: "check the path",
+    }.get(err.errno or -1, "")
+    return f"{reason}:{where}" + (f" ({hint})" if hint else "")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    prefix = f"maskvit {args.command}: error:"
     try:
         result = args.func(args)
-    except UserError as err:
-        print(f"maskvit {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"maskvit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - the boundary: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        if isinstance(err, UserError):
+            print(f"{prefix} {err}", file=sys.stderr)
+            return 2
+        if isinstance(err, OSError):
+            print(f"{prefix} {describe_os_error(err)}", file=sys.stderr)
+            return 1
+        if isinstance(err, MemoryError):
+            print(f"{prefix} out of memory; use a smaller batch or model", file=sys.stderr)
+            return 1
+        summary = str(err).splitlines()[0] if str(err) else ""
+        print(f"{prefix} internal error {type(err).__name__}: {summary} "
+              f"(rerun with --debug for the traceback, and please report it)", file=sys.stderr)
+        return 1
     return int(result or 0)
 
 
