@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# RGBA colours of the boxes, in order (box i has colour i): saturated hues far from the
+# wooden table's and the grey arm's, so boxes can be found in pictures by colour alone
+# (`maskvit.metrics.objects`).
+BOX_COLOURS = [(0.9, 0.1, 0.1, 1), (0.1, 0.75, 0.15, 1), (0.15, 0.3, 0.95, 1), (0.95, 0.85, 0.1, 1),
+               (0.8, 0.2, 0.85, 1), (0.1, 0.85, 0.85, 1)]
+
 
 @dataclass(frozen=True)
 class PushConfig:

@@ -13,7 +13,7 @@ import pybullet
 import pybullet_data
 from pybullet_utils import bullet_client
 
-from maskvit.sim.config import PushConfig
+from maskvit.sim.config import BOX_COLOURS, PushConfig
 from maskvit.sim.tasks import SceneLayout
 
 ARM_LINK = 6  # the last link of the iiwa: its flat end is the pusher
@@ -24,8 +24,6 @@ _LOWER = [-2.96, -2.09, -2.96, -2.09, -2.96, -2.09, -3.05]
 _UPPER = [2.96, 2.09, 2.96, 2.09, 2.96, 2.09, 3.05]
 _RANGES = [u - lo for lo, u in zip(_LOWER, _UPPER, strict=True)]
 _REST = [0.0, 0.7, 0.0, -1.4, 0.0, 1.05, 0.0]
-BOX_COLOURS = [(0.9, 0.1, 0.1, 1), (0.1, 0.75, 0.15, 1), (0.15, 0.3, 0.95, 1), (0.95, 0.85, 0.1, 1),
-               (0.8, 0.2, 0.85, 1), (0.1, 0.85, 0.85, 1)]
 
 
 @dataclass
@@ -247,6 +245,21 @@ class PushWorld:
             shadow=0, lightDirection=[0.4, -0.3, 1.0], flags=pybullet.ER_NO_SEGMENTATION_MASK,
         )
         return np.asarray(rgba, dtype=np.uint8).reshape(size, size, 4)[..., :3].copy()
+
+    def render_box_masks(self, size: int | None = None) -> np.ndarray:
+        """bool (n_boxes, size, size): where each box is visible, from the renderer itself.
+
+        The ground truth that colour segmentation (`maskvit.metrics.objects`) is checked
+        against; predicted frames have no such masks, so the metrics segment by colour.
+        """
+        size = size or self.config.image_size
+        self._sync_arm_proxies()
+        _, _, _, _, seg = self.client.getCameraImage(
+            size, size, self._view, self._projection, renderer=pybullet.ER_TINY_RENDERER,
+            shadow=0, lightDirection=[0.4, -0.3, 1.0],
+        )
+        seg = np.asarray(seg).reshape(size, size)
+        return np.stack([seg == box for box in self.boxes])
 
     def project(self, xyz) -> tuple[float, float]:
         """(row, column) in the rendered image of a world point: to find things in pictures."""
