@@ -35,6 +35,9 @@ maskvit evaluate --model "$BUNDLE" --data "$DATA" --out "$OUT/eval" --num-videos
   --metrics psnr,ssim,lpips,fvd
 maskvit plan --model "$BUNDLE" --env push --episodes "$PLAN_EPISODES" --out "$OUT/plan" \
   --policy model --policy random --policy oracle --oracle-cost pixel "${PLAN_SETTINGS[@]}"
+python benchmarks/headline.py --bundle "$BUNDLE" --eval "$OUT/eval" --plan "$OUT/plan" \
+  --plan-settings "M=32, K=2, H=5, warm start, fp32" \
+  --about "measured by benchmarks/reference_push64.sh: held-out push episodes, 32 videos, best of 4 samples; planning on tasks 0-$((PLAN_EPISODES - 1))."
 
 # Pictures for the README.
 mkdir -p docs

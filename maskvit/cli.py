@@ -7,13 +7,18 @@ which adds its parser and sets `func` to a callable taking the parsed namespace.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 
 from maskvit.errors import UserError
+from maskvit.locking import set_job
 
 DEBUG_ENV = "MASKVIT_DEBUG"
 
@@ -66,6 +71,35 @@ def describe_os_error(err: OSError) -> str:
     return f"{reason}:{where}" + (f" ({hint})" if hint else "")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so cleanup runs as for Ctrl-C (temp files, pools)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM unwinds it like Ctrl-C instead of killing it mid-write."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _name_output(err: OSError, args: argparse.Namespace) -> OSError:
+    """A failed write() or fsync() names no file: name the command's --out instead."""
+    out = getattr(args, "out", None)
+    if out and not err.filename:
+        err.filename = str(out)
+    return err
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
@@ -76,11 +110,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     prefix = f"maskvit {args.command}: error:"
+    set_job(f"maskvit {args.command}")
     try:
-        result = args.func(args)
-    except KeyboardInterrupt:
-        print(f"maskvit {args.command}: interrupted", file=sys.stderr)
-        return 130
+        with terminate_as_interrupt():
+            result = args.func(args)
+    except KeyboardInterrupt as err:
+        if debug:
+            traceback.print_exc()
+        how = "terminated" if isinstance(err, Terminated) else "interrupted"
+        print(f"maskvit {args.command}: {how}; finished outputs are kept, rerun the same "
+              "command to continue", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
     except Exception as err:  # noqa: BLE001 - the boundary: one line unless --debug
         if debug:
             traceback.print_exc()
@@ -88,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{prefix} {err}", file=sys.stderr)
             return 2
         if isinstance(err, OSError):
-            print(f"{prefix} {describe_os_error(err)}", file=sys.stderr)
+            print(f"{prefix} {describe_os_error(_name_output(err, args))}", file=sys.stderr)
             return 1
         if isinstance(err, MemoryError):
             print(f"{prefix} out of memory; use a smaller batch or model", file=sys.stderr)

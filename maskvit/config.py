@@ -2,12 +2,15 @@
 
 A preset is a YAML file in `maskvit/presets/` whose sections mirror `Config`'s fields.
 `load_preset("bair64", overrides=["transformer.depth=4"])` returns a validated `Config`;
-unknown keys and wrong types raise a one-line `UserError` naming the valid choices.
+unknown keys, wrong types and values out of range raise a one-line `UserError` naming the
+key and the valid choices or range. All range checks live in `validate` (one section
+each) and `check_protocol` (eval / plan frame counts against the transformer).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -36,7 +39,7 @@ class TokenizerConfig:
     usage_decay: float = 0.99  # moving average of code use per step (restart bookkeeping)
     l1_weight: float = 1.0
     l2_weight: float = 0.0
-    perceptual_weight: float = 1.0  # used only when LPIPS weights are available
+    perceptual_weight: float = 1.0  # > 0 needs the LPIPS (VGG16) weights: refused without
     disc_weight: float = 0.8
     disc_start: int | None = None  # step at which the GAN loss starts; None = off ("-")
     disc_channels: int = 64
@@ -47,15 +50,6 @@ class TokenizerConfig:
     augment: bool = False
     augment_crop: tuple[float, float] = (0.8, 1.0)
     augment_jitter: float = 0.2
-
-    def __post_init__(self) -> None:
-        lo, hi = self.augment_crop
-        if not 0.0 < lo <= hi <= 1.0:
-            raise UserError(f"tokenizer.augment_crop must satisfy 0 < low <= high <= 1; "
-                            f"got {list(self.augment_crop)}")
-        if not 0.0 <= self.augment_jitter <= 1.0:
-            raise UserError(
-                f"tokenizer.augment_jitter must be in [0, 1]; got {self.augment_jitter}")
 
     @property
     def token_grid(self) -> int:
@@ -217,9 +211,18 @@ def load_preset(name: str, overrides: list[str] | None = None) -> Config:
     return apply_overrides(config, overrides or [])
 
 
-def config_from_dict(raw: dict[str, Any]) -> Config:
-    """Build a validated `Config` from nested plain data (as read from YAML)."""
-    return _build(Config, raw, prefix="")
+def config_from_dict(raw: dict[str, Any], *, protocol: bool = True) -> Config:
+    """Build a validated `Config` from nested plain data (as read from YAML).
+
+    `protocol=False` skips the eval / plan frame-count checks against the transformer:
+    a saved run was checked when it was made, and its decoding defaults must never stop
+    its weights from loading.
+    """
+    config = _build(Config, raw, prefix="")
+    validate(config)
+    if protocol:
+        check_protocol(config)
+    return config
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
@@ -240,15 +243,26 @@ def save_config(config: Config, path: str | Path) -> None:
 
 
 def load_config(path: str | Path) -> Config:
+    """The config saved in a run directory (range checks, no eval/plan cross checks)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
-    return config_from_dict(yaml.safe_load(path.read_text()) or {})
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0]
+        raise UserError(f"{path} is damaged: not valid YAML ({reason})") from None
+    return config_from_dict(raw, protocol=False)
 
 
 def apply_overrides(config: Config, overrides: list[str]) -> Config:
-    """Apply `section.key=value` strings (values parsed as YAML scalars / lists)."""
+    """Apply `section.key=value` strings (values parsed as YAML scalars / lists).
+
+    The eval / plan frame counts are checked against the transformer when an override
+    touches one of those sections (a saved run's own settings are not re-judged).
+    """
     data = config_to_dict(config)
+    touched: set[str] = set()
     for item in overrides:
         if "=" not in item:
             raise UserError(f"override {item!r} must look like section.key=value")
@@ -269,13 +283,224 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
             node[keys[-1]] = yaml.safe_load(text)
         except yaml.YAMLError:
             node[keys[-1]] = text
-    return config_from_dict(data)
+        touched.add(keys[0])
+    result = config_from_dict(data, protocol=False)
+    check_protocol(result, touched)
+    return result
 
 
 def diff_configs(a: Config, b: Config) -> list[str]:
     """Dotted names of the fields whose values differ between two configs."""
     flat_a, flat_b = _flatten(config_to_dict(a)), _flatten(config_to_dict(b))
     return sorted(k for k in flat_a.keys() | flat_b.keys() if flat_a.get(k) != flat_b.get(k))
+
+
+# ----------------------------------------------------------------------- range checks
+
+Number = int | float
+
+
+def _fail(key: str, rule: str, value: Any, hint: str = "") -> None:
+    raise UserError(f"{key} must be {rule}; got {_show(value)}" + (f" ({hint})" if hint else ""))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return repr(value)
+
+
+def _at_least(key: str, value: int, low: int, hint: str = "") -> None:
+    if value < low:
+        _fail(key, f"an integer >= {low}", value, hint)
+
+
+def _in_range(key: str, value: Number, low: Number | None = None, high: Number | None = None,
+              *, low_open: bool = False, high_open: bool = False, hint: str = "") -> None:
+    """A finite number within [low, high] (either end optional, either end open)."""
+    ok = math.isfinite(value)
+    if low is not None:
+        ok = ok and (value > low if low_open else value >= low)
+    if high is not None:
+        ok = ok and (value < high if high_open else value <= high)
+    if ok:
+        return
+    if low is not None and high is not None:
+        rule = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    elif low is not None:
+        rule = f"a finite number {'>' if low_open else '>='} {low}"
+    elif high is not None:
+        rule = f"a finite number {'<' if high_open else '<='} {high}"
+    else:
+        rule = "a finite number"
+    _fail(key, rule, value, hint)
+
+
+def validate(config: Config) -> None:
+    """Raise a one-line `UserError` for the first field outside its valid range.
+
+    Checked when a config is built (preset, YAML file, override, saved run), so a bad
+    value is named before any work starts instead of failing deep inside training (a
+    negative batch allocating until the OOM killer, a zero one dividing by zero, ...).
+    """
+    _check_data(config.data)
+    _check_tokenizer(config.tokenizer)
+    _check_transformer(config.transformer)
+    _check_train(config.tokenizer_train, "tokenizer_train")
+    _check_train(config.train, "train")
+    _check_eval(config.eval)
+    _check_plan(config.plan)
+
+
+def check_protocol(config: Config, sections: set[str] | None = None) -> None:
+    """Eval and plan frame counts must fit the transformer's clips.
+
+    `sections`: only check what these sections affect (None: everything).
+    """
+    t = config.transformer
+    every = sections is None or "transformer" in sections
+    if every or "eval" in sections:
+        ev = config.eval
+        room = t.num_frames - (1 if t.goal_conditioned else 0)
+        if ev.context_frames + ev.predicted_frames > room:
+            raise UserError(
+                f"eval.context_frames + eval.predicted_frames = {ev.context_frames} + "
+                f"{ev.predicted_frames} frames exceed the transformer's clips "
+                f"(transformer.num_frames = {t.num_frames}"
+                f"{', one of them the goal' if t.goal_conditioned else ''}); set "
+                f"eval.predicted_frames to at most {max(room - ev.context_frames, 0)}")
+    if every or "plan" in sections:
+        room = t.num_frames - t.context_frames
+        if config.plan.horizon > room:
+            raise UserError(
+                f"plan.horizon must be at most transformer.num_frames - "
+                f"transformer.context_frames = {room}; got {config.plan.horizon}")
+
+
+def _check_data(d: DataConfig) -> None:
+    _at_least("data.resolution", d.resolution, 1)
+    _at_least("data.action_dim", d.action_dim, 0)
+
+
+def _check_tokenizer(c: TokenizerConfig) -> None:
+    for name in ("resolution", "downsample", "channels", "num_res_blocks", "code_dim",
+                 "disc_channels", "disc_layers"):
+        _at_least(f"tokenizer.{name}", getattr(c, name), 1)
+    if c.downsample & (c.downsample - 1):
+        _fail("tokenizer.downsample", "a power of two", c.downsample)
+    if c.resolution % c.downsample:
+        raise UserError(f"tokenizer.resolution {c.resolution} must be divisible by "
+                        f"tokenizer.downsample {c.downsample}")
+    _codebook("tokenizer.codebook_size", c.codebook_size)
+    for name in ("commitment_weight", "dead_code_threshold", "l1_weight", "l2_weight",
+                 "perceptual_weight", "disc_weight"):
+        _in_range(f"tokenizer.{name}", getattr(c, name), 0.0)
+    _in_range("tokenizer.usage_decay", c.usage_decay, 0.0, 1.0, high_open=True)
+    if c.disc_start is not None:
+        _at_least("tokenizer.disc_start", c.disc_start, 0, "null turns the GAN loss off")
+    lo, hi = c.augment_crop
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo <= hi <= 1.0):
+        _fail("tokenizer.augment_crop", "[low, high] with 0 < low <= high <= 1", c.augment_crop)
+    _in_range("tokenizer.augment_jitter", c.augment_jitter, 0.0, 1.0)
+
+
+def _codebook(key: str, size: int) -> None:
+    if not 2 <= size <= 65536:  # token caches store codes as uint16
+        _fail(key, "an integer in [2, 65536]", size)
+
+
+def _check_transformer(t: TransformerConfig) -> None:
+    for name in ("num_frames", "tokens_h", "tokens_w", "depth", "heads", "dim", "mlp_dim"):
+        _at_least(f"transformer.{name}", getattr(t, name), 1)
+    _at_least("transformer.context_frames", t.context_frames, 0)
+    _at_least("transformer.action_dim", t.action_dim, 0)
+    predicted = 2 if t.goal_conditioned else 1  # a goal frame takes one more slot
+    if t.context_frames > t.num_frames - predicted:
+        _fail("transformer.context_frames", f"at most transformer.num_frames - {predicted} = "
+              f"{t.num_frames - predicted}", t.context_frames, "a clip needs frames to predict")
+    _codebook("transformer.codebook_size", t.codebook_size)
+    if t.dim % t.heads:
+        raise UserError(f"transformer.dim {t.dim} must be divisible by transformer.heads "
+                        f"{t.heads} (e.g. dim {t.dim - t.dim % t.heads or t.heads})")
+    _in_range("transformer.dropout", t.dropout, 0.0, 1.0, high_open=True)
+    grid = (t.num_frames, t.tokens_h, t.tokens_w)
+    for name in ("spatial_window", "spatiotemporal_window"):
+        _check_window(f"transformer.{name}", getattr(t, name), grid)
+
+
+def _check_window(key: str, window: tuple[int, int, int], grid: tuple[int, int, int]) -> None:
+    """Same rule as the attention layers: 0 = the whole axis, sizes must tile the grid."""
+    if any(w < 0 for w in window):
+        _fail(key, "3 sizes >= 0 (0 = the whole axis)", window)
+    for axis, (w, g) in enumerate(zip(window, grid, strict=True)):
+        size = g if w == 0 else min(w, g)
+        if g % size:
+            raise UserError(f"{key} {_show(window)} does not tile the token grid "
+                            f"{grid[0]}×{grid[1]}×{grid[2]} (frames × tokens_h × tokens_w; "
+                            f"axis {axis}: {g} is not a multiple of {size}); use sizes that "
+                            f"divide the grid, 0 = the whole axis")
+
+
+def _check_train(c: TrainConfig, section: str) -> None:
+    for name in ("batch_size", "steps", "grad_accum", "val_batches"):
+        _at_least(f"{section}.{name}", getattr(c, name), 1)
+    for name in ("warmup_steps", "num_workers"):
+        _at_least(f"{section}.{name}", getattr(c, name), 0)
+    for name in ("log_every", "val_every", "checkpoint_every"):
+        _at_least(f"{section}.{name}", getattr(c, name), 0, "0 = only at the end / never")
+    _at_least(f"{section}.keep_checkpoints", c.keep_checkpoints, 0, "0 keeps every one")
+    if c.batch_size % c.grad_accum:
+        raise UserError(f"{section}.batch_size {c.batch_size} must be divisible by "
+                        f"{section}.grad_accum {c.grad_accum}")
+    _in_range(f"{section}.lr", c.lr, 0.0, low_open=True)
+    _in_range(f"{section}.min_lr_ratio", c.min_lr_ratio, 0.0, 1.0)
+    for beta in c.betas:
+        _in_range(f"{section}.betas", beta, 0.0, 1.0, high_open=True)
+    _in_range(f"{section}.weight_decay", c.weight_decay, 0.0)
+    _in_range(f"{section}.grad_clip", c.grad_clip, 0.0, hint="0 = no clipping")
+    if c.mask_ratio != "variable" and (
+            isinstance(c.mask_ratio, str) or not 0.0 < c.mask_ratio < 1.0):
+        _fail(f"{section}.mask_ratio", "'variable' or a number in (0, 1)", c.mask_ratio)
+    if c.ema_decay is not None:
+        _in_range(f"{section}.ema_decay", c.ema_decay, 0.0, 1.0, low_open=True,
+                  high_open=True, hint="null = no EMA")
+    if not 0 <= c.seed < 2**32:
+        _fail(f"{section}.seed", "an integer in [0, 2**32)", c.seed)
+
+
+def _check_eval(e: EvalConfig) -> None:
+    for name in ("context_frames", "predicted_frames", "decoding_steps", "trials", "num_videos"):
+        _at_least(f"eval.{name}", getattr(e, name), 1)
+    if e.temperature is not None:
+        _in_range("eval.temperature", e.temperature, 0.0, hint="null = no Gumbel noise")
+    if e.top_p is not None:
+        _in_range("eval.top_p", e.top_p, 0.0, 1.0, low_open=True, hint="null = no nucleus")
+
+
+def _check_plan(p: PlanConfig) -> None:
+    for name in ("horizon", "iterations", "decoding_steps", "chunk_size"):
+        _at_least(f"plan.{name}", getattr(p, name), 1)
+    _at_least("plan.samples", p.samples, 2)
+    _at_least("plan.episode_steps", p.episode_steps, 2)
+    if not 1 <= p.replan_every <= p.horizon:
+        _fail("plan.replan_every", f"in [1, plan.horizon = {p.horizon}]", p.replan_every)
+    _in_range("plan.elite_fraction", p.elite_fraction, 0.0, 1.0, low_open=True)
+    _in_range("plan.noise_correlation", p.noise_correlation, 0.0, 1.0, high_open=True)
+    _in_range("plan.last_step_weight", p.last_step_weight, 0.0)
+    schedules = typing.get_args(typing.get_type_hints(EvalConfig)["schedule"])
+    if p.schedule not in schedules:
+        _fail("plan.schedule", f"one of {', '.join(schedules)}", p.schedule)
+    if len(p.init_std) != len(p.init_mean):
+        raise UserError(f"plan.init_std has {len(p.init_std)} entries but plan.init_mean has "
+                        f"{len(p.init_mean)}; give one per action dimension")
+    if p.initial_action and len(p.initial_action) != len(p.init_mean):
+        raise UserError(f"plan.initial_action must have {len(p.init_mean)} entries (one per "
+                        f"action dimension) or be empty for zeros")
+    for value in (*p.init_mean, *p.initial_action):
+        if not math.isfinite(value):
+            _fail("plan.init_mean / plan.initial_action", "finite numbers", value)
+    for value in p.init_std:
+        _in_range("plan.init_std", value, 0.0, low_open=True)
 
 
 # ----------------------------------------------------------------------- validation
@@ -341,7 +566,8 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
             raise UserError(f"{name} must be true or false, got {value!r}")
         return value
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or value != int(value)):
             raise UserError(f"{name} must be an integer, got {value!r}")
         return int(value)
     if tp is float:

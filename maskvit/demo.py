@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maskvit.atomic import atomic_write_text
 from maskvit.errors import UserError
 
 
@@ -97,10 +98,16 @@ def run_demo(out: str | Path = "maskvit-demo", quick: bool = False,
              run_command: Callable[[list[str]], int] | None = None) -> dict[str, Any]:
     """Run every unfinished stage; return the headline numbers."""
     from maskvit.cli import main as cli_main
+    from maskvit.locking import output_lock
 
     run_command = run_command or cli_main
     out = Path(out)
-    scale = QUICK if quick else FULL
+    with output_lock(out, "demo folder"):  # two demos in one folder would mix their stages
+        return _run_stages(out, QUICK if quick else FULL, quick, run_command)
+
+
+def _run_stages(out: Path, scale: DemoScale, quick: bool,
+                run_command: Callable[[list[str]], int]) -> dict[str, Any]:
     markers = out / ".stages"
     markers.mkdir(parents=True, exist_ok=True)
     stages = demo_stages(out, scale)
@@ -123,7 +130,7 @@ def run_demo(out: str | Path = "maskvit-demo", quick: bool = False,
         if code != 0:
             raise UserError(f"stage {stage.name} failed (exit {code}); fix the cause and rerun "
                             f"`maskvit demo` to continue from this stage")
-        marker.write_text(f"{time.monotonic() - start:.1f} s\n")
+        atomic_write_text(marker, f"{time.monotonic() - start:.1f} s\n")
         remaining -= scale.minutes.get(stage.name, 0)
     return summarise(out)
 
@@ -138,10 +145,13 @@ def summarise(out: Path) -> dict[str, Any]:
         for who in ("model", "baseline"):
             for name, value in (metrics.get(who) or {}).get("metrics", {}).items():
                 summary[f"{who}_{name}"] = value.get("mean", value.get("value"))
+            objects = (metrics.get(who) or {}).get("objects")
+            if objects:
+                summary[f"{who}_box_iou"] = objects["iou"]["mean"]
     plan_file = out / "plan" / "results.json"
     if plan_file.is_file():
         plan = json.loads(plan_file.read_text())
         for policy, result in plan.get("policies", plan).items():
-            if isinstance(result, dict) and "success_rate" in result:
-                summary[f"plan_{policy}_success"] = result["success_rate"]
+            if isinstance(result, dict) and "successes" in result and "episodes" in result:
+                summary[f"plan_{policy}_success"] = f"{result['successes']}/{result['episodes']}"
     return summary

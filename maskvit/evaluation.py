@@ -7,6 +7,7 @@ copy-last-frame baseline scored by the same code.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,12 @@ from maskvit.metrics import (
     Protocol,
     VideoPredictionEvaluator,
     evaluate_copy_last_baseline,
+)
+from maskvit.metrics.objects import (
+    ColourObject,
+    object_scores,
+    summarize_object_scores,
+    world_objects,
 )
 from maskvit.predictor import Predictor
 
@@ -50,6 +57,39 @@ def test_clips(store: EpisodeStore, protocol: Protocol, split: str,
     return np.stack(frames), np.stack(actions).astype(np.float32)
 
 
+class ObjectScoreStream:
+    """Object fidelity (box IoU, centroid error) of streamed predictions and of copy-last.
+
+    Each video's score is the mean over its samples, so it reads like the other metrics'
+    per-video numbers; copy-last-frame is scored on the same clips for comparison.
+    """
+
+    def __init__(self, objects: tuple[ColourObject, ...], context_frames: int) -> None:
+        self.objects, self.context = objects, context_frames
+        self.model: list[dict[str, np.ndarray]] = []
+        self.copy_last: list[dict[str, np.ndarray]] = []
+
+    def update(self, truth: np.ndarray, samples: np.ndarray) -> None:
+        """truth (B, T, H, W, 3), samples (B, N, Tp, H, W, 3), both uint8."""
+        b, n, tp = samples.shape[:3]
+        future = truth[:, self.context:self.context + tp]
+        flat = object_scores(np.repeat(future, n, axis=0), samples.reshape(b * n, *samples.shape[2:]),
+                             self.objects)
+        with warnings.catch_warnings():  # all-NaN slice: no object in that true frame
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.model.append({k: np.nanmean(v.reshape(b, n, *v.shape[1:]), axis=1)
+                               for k, v in flat.items()})
+        still = np.repeat(truth[:, self.context - 1:self.context], tp, axis=1)
+        self.copy_last.append(object_scores(future, still, self.objects))
+
+    def results(self) -> tuple[dict, dict]:
+        def merged(parts: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+            scores = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            return summarize_object_scores(scores, self.objects)
+
+        return merged(self.model), merged(self.copy_last)
+
+
 def evaluate_predictor(
     predictor: Predictor,
     store: EpisodeStore,
@@ -64,6 +104,8 @@ def evaluate_predictor(
     progress: bool = True,
 ) -> EvaluationOutput:
     """Sample `protocol.trials` futures for each test clip and score them."""
+    if batch_size < 1:
+        raise UserError(f"batch size must be at least 1, got {batch_size}")
     truth, actions = test_clips(store, protocol, split, protocol.num_videos)
     networks = networks if networks is not None else MetricNetworks.load(metrics)
     evaluator = VideoPredictionEvaluator(protocol, metrics, networks=networks)
@@ -73,6 +115,8 @@ def evaluate_predictor(
                         f"{predictor.config.transformer.action_dim}")
     shown_truth, shown_pred = [], []
     tc, tp = protocol.context_frames, protocol.predicted_frames
+    objects = world_objects(store)
+    object_stream = ObjectScoreStream(objects, tc) if objects else None
     bar = tqdm(total=len(truth) * protocol.trials, desc="predicting", unit="sample",
                disable=not progress)
     for start in range(0, len(truth), batch_size):
@@ -85,11 +129,16 @@ def evaluate_predictor(
             bar.update(len(gt))
         pred = np.stack(samples, axis=1)  # (B, N, Tp, H, W, 3)
         evaluator.update(gt, pred)
+        if object_stream is not None:
+            object_stream.update(gt, pred)
         room = show_videos - sum(len(x) for x in shown_truth)
         if room > 0:
             shown_truth.append(gt[:room])
             shown_pred.append(pred[:room, :show_samples])
     bar.close()
     baseline = evaluate_copy_last_baseline(truth, protocol, metrics=metrics, networks=networks)
-    return EvaluationOutput(evaluator.result(), baseline, np.concatenate(shown_truth),
+    result = evaluator.result()
+    if object_stream is not None:
+        result["objects"], baseline["objects"] = object_stream.results()
+    return EvaluationOutput(result, baseline, np.concatenate(shown_truth),
                             np.concatenate(shown_pred))

@@ -9,7 +9,9 @@ The lock is an advisory `flock` on a small file *beside* the directory
 (`PARENT/.NAME.maskvit-lock`), not inside it, so it survives the directory being created,
 or swapped in whole as reports and bundles are. The kernel drops the lock when its process
 dies (kill -9 included), so a crash never leaves a directory locked; the file stays and
-is reused by the next job. Readers take no lock.
+is reused by the next job. Processes forked while a lock is held (worker pools) close
+their copy at once, so they do not keep the directory locked after the holder died.
+Readers take no lock.
 """
 
 from __future__ import annotations
@@ -28,35 +30,95 @@ from maskvit.errors import UserError
 
 LOCK_SUFFIX = ".maskvit-lock"
 
+# A lock probe (`is_locked`, or another job's failed attempt) holds the lock for a few
+# microseconds; retrying this long keeps such a probe from failing a real job.
+_RETRY_SECONDS = 0.2
+
 # Locks this process already holds (path of the lock file -> depth), so a command that
 # locks its output and then calls library code that locks the same directory does not
 # deadlock on itself.
 _held: dict[str, int] = {}
 _handles: dict[str, int] = {}
+_job: str | None = None
+
+
+def set_job(description: str) -> None:
+    """Name the running job (e.g. "maskvit train") as a second writer will be told it."""
+    global _job
+    _job = description
+
+
+def _job_description() -> str:
+    return _job or " ".join(["maskvit", *sys.argv[1:2]])
 
 
 def lock_path(directory: str | os.PathLike) -> Path:
-    """The lock file guarding `directory` (beside it, hidden)."""
-    directory = Path(directory).absolute()
+    """The lock file guarding `directory` (beside it, hidden).
+
+    The path is resolved (symlinks, `..`), so every spelling of one directory shares a lock.
+    """
+    directory = Path(directory).resolve()
     return directory.parent / f".{directory.name}{LOCK_SUFFIX}"
 
 
 def _holder_description(fd: int) -> str:
     try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        info = json.loads(os.read(fd, 4096).decode() or "{}")
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
     except (OSError, ValueError):
-        return "another maskvit job"
+        info = {}
+    if not isinstance(info, dict) or "pid" not in info:
+        return "another maskvit job"  # it has not recorded itself yet (or could not)
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.get("started", 0)))
-    return (f"`{info.get('command', 'maskvit')}` (pid {info.get('pid', '?')} on "
+    return (f"`{info.get('command', 'maskvit')}` (pid {info['pid']} on "
             f"{info.get('host', '?')}, since {since})")
+
+
+def _open_lock_file(path: Path, what: str, directory: str | os.PathLike) -> int:
+    """Open (creating) the lock file; read-only when it exists but is not ours to write."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        if isinstance(err, PermissionError) and path.exists():
+            with contextlib.suppress(OSError):
+                return os.open(path, os.O_RDONLY)  # flock works on a read-only descriptor
+        raise UserError(f"cannot lock {what} {directory}: {err.strerror or err} ({path}); "
+                        "choose another output") from None
+
+
+def _acquire(fd: int, what: str, directory: str | os.PathLike) -> None:
+    deadline = time.monotonic() + _RETRY_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
+            raise UserError(f"{what} {directory} is being written by "
+                            f"{_holder_description(fd)}; wait for that job to finish or "
+                            "choose another output") from None
+        except OSError as err:
+            raise UserError(f"cannot lock {what} {directory}: {err.strerror}") from None
+
+
+def _record_holder(fd: int) -> None:
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
+            "command": _job_description()}
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+    except OSError:
+        pass  # the lock holds even if we cannot record who holds it (read-only, full disk)
 
 
 @contextlib.contextmanager
 def output_lock(directory: str | os.PathLike, what: str = "output directory") -> Iterator[Path]:
     """Hold an exclusive lock on `directory` for the duration of the `with` block.
 
-    Raises `UserError` at once (never waits) when another process holds it.
+    Raises `UserError` at once (never waits beyond a fraction of a second) when another
+    process holds it. Re-entrant within one process.
     """
     path = lock_path(directory)
     key = str(path)
@@ -65,38 +127,21 @@ def output_lock(directory: str | os.PathLike, what: str = "output directory") ->
         try:
             yield Path(directory)
         finally:
-            _held[key] -= 1
+            if key in _held:  # (a forked child forgot it)
+                _held[key] -= 1
         return
+    fd = _open_lock_file(path, what, directory)
+    _handles[key] = fd
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as err:
-        raise UserError(f"cannot lock {what} {directory}: {err.strerror} ({path})") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _holder_description(fd)
-        os.close(fd)
-        raise UserError(f"{what} {directory} is being written by {holder}; wait for that job "
-                        "to finish or choose another output") from None
-    except OSError as err:
-        os.close(fd)
-        raise UserError(f"cannot lock {what} {directory}: {err.strerror}") from None
-    try:
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                "command": " ".join(["maskvit", *sys.argv[1:3]])}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
-    except OSError:
-        pass  # the lock holds even if we cannot record who holds it (e.g. a full disk)
-    _held[key], _handles[key] = 1, fd
-    try:
+        _acquire(fd, what, directory)
+        _record_holder(fd)
+        _held[key] = 1
         yield Path(directory)
     finally:
-        del _held[key]
-        _handles.pop(key, None)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        _held.pop(key, None)
+        if _handles.get(key) == fd:  # not if a forked child already closed its copy
+            del _handles[key]
+            os.close(fd)  # closing the last descriptor releases the lock
 
 
 def is_locked(directory: str | os.PathLike) -> bool:
@@ -104,13 +149,31 @@ def is_locked(directory: str | os.PathLike) -> bool:
     path = lock_path(directory)
     if str(path) in _held:
         return True
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
     finally:
         os.close(fd)
     return False
+
+
+def _forget_locks_in_child() -> None:
+    """After fork: close the inherited lock descriptors, so only the holder keeps the lock.
+
+    The child's copies would otherwise keep the lock alive after the holder died (a worker
+    pool outliving a killed job). Closing a copy does not release the parent's lock.
+    """
+    for fd in _handles.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _handles.clear()
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_in_child)

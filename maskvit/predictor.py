@@ -27,18 +27,59 @@ SOURCES_FILE = "sources.json"  # written by `maskvit train`: where the tokens ca
 _PRESET = object()  # "use the preset's value" (None is a meaningful temperature / top_p)
 
 
+def read_sources(model_run: Path) -> dict[str, Any]:
+    """RUN/sources.json as a dict ({} when the run has none or it is unreadable)."""
+    path = Path(model_run) / SOURCES_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def tokenizer_run_of(model_run: Path) -> Path:
     """The tokenizer run a transformer run was trained on (recorded by `maskvit train`)."""
-    sources = model_run / SOURCES_FILE
-    if sources.is_file():
-        recorded = json.loads(sources.read_text()).get("tokenizer")
-        if recorded and Path(recorded).is_dir():
-            return Path(recorded)
-        if recorded:
-            raise UserError(f"{model_run} was trained on tokens of the tokenizer run {recorded}, "
-                            "which no longer exists; pass --tokenizer RUN")
+    recorded = read_sources(model_run).get("tokenizer")
+    if recorded and Path(recorded).is_dir():
+        return Path(recorded)
+    if recorded:
+        raise UserError(f"{model_run} was trained on tokens of the tokenizer run {recorded}, "
+                        "which no longer exists; pass --tokenizer RUN")
     raise UserError(f"{model_run} does not say which tokenizer made its tokens "
                     f"(no {SOURCES_FILE}); pass --tokenizer RUN")
+
+
+def tokenizer_step_of(model_run: Path, tokenizer_run: Path) -> int | None:
+    """The tokenizer checkpoint step that made the run's tokens (None: the latest).
+
+    The recorded step when `tokenizer_run` has it; a one-line error when it is the
+    recorded run and that checkpoint is gone. Old runs recorded no step: the latest.
+    """
+    from maskvit.train.checkpoint import CHECKPOINTS, available_steps
+
+    sources = read_sources(model_run)
+    step = sources.get("tokenizer_step")
+    if not isinstance(step, int) or isinstance(step, bool):
+        return None
+    if (tokenizer_run / CHECKPOINTS / f"step_{step:08d}").is_dir():
+        return step
+    recorded = sources.get("tokenizer")
+    if recorded and Path(recorded).resolve() == tokenizer_run.resolve():
+        raise UserError(f"{model_run} was trained on tokens of {tokenizer_run} at step {step}, "
+                        f"but that checkpoint is gone (it has steps "
+                        f"{available_steps(tokenizer_run)}); restore it or pass --tokenizer "
+                        f"with a copy of it")
+    return None  # another run (a copy or a bundle): its fingerprint must match
+
+
+def check_tokenizer(model_run: Path, tokenizer_run: Path, tokenizer: Any) -> None:
+    """Refuse a tokenizer whose weights differ from the one that made the run's tokens."""
+    sources = read_sources(model_run)
+    expected = sources.get("tokenizer_fingerprint")
+    if expected and tokenizer.fingerprint() != expected:
+        raise UserError(f"tokenizer {tokenizer_run} differs from the one that made the tokens "
+                        f"of {model_run} ({sources.get('tokenizer')} at step "
+                        f"{sources.get('tokenizer_step')}); pass --tokenizer with that run")
 
 
 def _as_tensor(x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -68,10 +109,13 @@ class Predictor:
                  use_ema: bool = True) -> Predictor:
         """Load a transformer run (and its tokenizer run) trained with `maskvit train`.
 
+        The tokenizer is the exact checkpoint that made the run's tokens (`sources.json`),
+        not merely its run's latest; a one-line error when it is gone or differs.
+
         `model_run` may also be a bundle directory holding `transformer/` and `tokenizer/`
         runs (the layout of the shipped reference model).
         """
-        from maskvit.tokenizer import VQGAN
+        from maskvit.tokenizer.run import load_vqgan
         from maskvit.train import load_run
 
         model_run = Path(model_run)
@@ -84,7 +128,9 @@ class Predictor:
         config, weights, ema = load_run(model_run, module="model")
         transformer = MaskViT(config.transformer)
         transformer.load_state_dict(ema if (use_ema and ema is not None) else weights)
-        tokenizer = VQGAN.from_run(tokenizer_run, map_location="cpu")
+        tokenizer = load_vqgan(tokenizer_run, map_location="cpu",
+                               step=tokenizer_step_of(model_run, tokenizer_run))
+        check_tokenizer(model_run, tokenizer_run, tokenizer)
         if tuple(tokenizer.token_grid) != (config.transformer.tokens_h, config.transformer.tokens_w):
             raise UserError(f"tokenizer {tokenizer_run} makes {tokenizer.token_grid} token grids "
                             f"but the transformer expects {(config.transformer.tokens_h, config.transformer.tokens_w)}")

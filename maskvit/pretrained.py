@@ -2,18 +2,28 @@
 
 A bundle is a directory with `tokenizer/` and `transformer/` runs holding only what
 inference needs: each run's config.yaml and one checkpoint with its weights (the EMA
-weights when the run kept them), no optimizer state. `Predictor.from_run` reads bundles.
+weights when the run kept them), no optimizer state, and a `bundle.json` marker that
+lets a later export replace it (and nothing else). `Predictor.from_run` reads bundles.
 `maskvit predict`, `evaluate` and `plan` use the shipped push64 bundle when no --model
 is given; `benchmarks/reference_push64.sh` regenerates it from scratch.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
+from maskvit.atomic import atomic_write_json
 from maskvit.errors import UserError
+from maskvit.locking import output_lock
+
+BUNDLE_MARKER = "bundle.json"
+BUNDLE_FORMAT = "maskvit-bundle"
 
 PRETRAINED_ROOT = Path(__file__).parent / "pretrained"
 DEFAULT_MODEL = "push64"
@@ -35,8 +45,26 @@ def default_model() -> Path:
     return path
 
 
-def _slim_copy(run: Path, out: Path) -> None:
-    """config.yaml + the latest checkpoint's weights (EMA preferred) of `run`, into `out`."""
+HEADLINE = "headline.json"  # a bundle's measured numbers (benchmarks/headline.py writes it)
+
+
+def shipped_headline(name: str = DEFAULT_MODEL) -> dict[str, Any] | None:
+    """The measured headline numbers of a shipped bundle, or None when it has none."""
+    path = pretrained_path(name)
+    if path is None or not (path / HEADLINE).is_file():
+        return None
+    try:
+        data = json.loads((path / HEADLINE).read_text())
+    except (ValueError, OSError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _slim_copy(run: Path, out: Path, step: int | None = None) -> None:
+    """config.yaml + one checkpoint's weights (EMA preferred) of `run`, into `out`.
+
+    `step` None takes the latest checkpoint.
+    """
     from safetensors.torch import save_file
 
     from maskvit.train.checkpoint import (
@@ -47,9 +75,10 @@ def _slim_copy(run: Path, out: Path) -> None:
         load_checkpoint,
     )
 
-    ckpt_dir = latest_checkpoint(run)
-    if ckpt_dir is None:
-        raise UserError(f"{run} has no checkpoint to export")
+    ckpt_dir = latest_checkpoint(run) if step is None else run / CHECKPOINTS / f"step_{step:08d}"
+    if ckpt_dir is None or not ckpt_dir.is_dir():
+        raise UserError(f"{run} has no checkpoint {'' if step is None else f'at step {step} '}"
+                        "to export")
     ckpt = load_checkpoint(ckpt_dir, with_state=False)
     target = out / CHECKPOINTS / ckpt_dir.name
     target.mkdir(parents=True)
@@ -63,23 +92,106 @@ def export_bundle(model_run: str | Path, out: str | Path, tokenizer_run: str | P
     """Write the inference-only bundle of a transformer run and its tokenizer run to `out`.
 
     Written into a temporary folder and moved into place, so `out` is either complete or
-    absent; an existing `out` is replaced.
+    absent. `out` must be absent, an empty folder or a bundle an earlier export wrote
+    (which is replaced); anything else, and the runs themselves, are never touched.
     """
-    from maskvit.predictor import tokenizer_run_of
+    from maskvit.predictor import tokenizer_run_of, tokenizer_step_of
 
     model_run, out = Path(model_run), Path(out)
     if not model_run.is_dir():
         raise UserError(f"model run directory not found: {model_run}")
     tokenizer_run = Path(tokenizer_run) if tokenizer_run else tokenizer_run_of(model_run)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    if not tokenizer_run.is_dir():
+        raise UserError(f"tokenizer run directory not found: {tokenizer_run}")
+    for run, what in ((model_run, "model run"), (tokenizer_run, "tokenizer run")):
+        _check_apart(out, run, what)
+    # The tokenizer checkpoint that made the model's tokens, not merely the newest one.
+    tokenizer_step = tokenizer_step_of(model_run, tokenizer_run)
+    with output_lock(out, "bundle"):
+        check_replaceable(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            _slim_copy(model_run, tmp / "transformer")
+            _slim_copy(tokenizer_run, tmp / "tokenizer", tokenizer_step)
+            atomic_write_json(tmp / BUNDLE_MARKER, {
+                "format": BUNDLE_FORMAT, "version": 1, "model": str(model_run.resolve()),
+                "tokenizer": str(tokenizer_run.resolve()),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            _share(tmp)
+            _swap_in(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return out
+
+
+def _check_apart(out: Path, run: Path, what: str) -> None:
+    """--out may not be the run, lie inside it, or hold it: replacing it would delete the run."""
+    out_real, run_real = out.resolve(), run.resolve()
+    if out_real == run_real or run_real in out_real.parents or out_real in run_real.parents:
+        raise UserError(f"--out {out} overlaps the {what} {run}; choose an --out outside it")
+
+
+def is_bundle(path: Path) -> bool:
+    """Whether `path` is a bundle `maskvit export` wrote (its marker, or the exact slim layout
+    of bundles made before the marker existed, like the shipped push64)."""
+    marker = path / BUNDLE_MARKER
+    if marker.is_file():
+        try:
+            return json.loads(marker.read_text()).get("format") == BUNDLE_FORMAT
+        except (ValueError, AttributeError, OSError):
+            return False
+    return {p.name for p in path.iterdir()} == {"tokenizer", "transformer"} and all(
+        _is_slim_run(path / name) for name in ("tokenizer", "transformer"))
+
+
+def _is_slim_run(run: Path) -> bool:
+    """Only config.yaml and checkpoints/{latest, step_*/*.safetensors}: what `_slim_copy` writes."""
+    if not run.is_dir() or {p.name for p in run.iterdir()} != {"config.yaml", "checkpoints"}:
+        return False
+    for entry in (run / "checkpoints").iterdir():
+        if entry.name == "latest" and entry.is_file():
+            continue
+        if not (entry.is_dir() and entry.name.startswith("step_")):
+            return False
+        if any(not (f.is_file() and f.suffix == ".safetensors") for f in entry.iterdir()):
+            return False
+    return True
+
+
+def check_replaceable(out: Path) -> None:
+    """Refuse an `out` that holds anything but an earlier bundle (a store, a run, your files)."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a bundle directory; delete it yourself or choose another --out")
+    if any(out.iterdir()) and not is_bundle(out):
+        raise UserError(f"--out {out} exists and is not a bundle written by `maskvit export`; "
+                        "delete it yourself to replace it, or choose another --out")
+
+
+def _share(root: Path) -> None:
+    """0755 folders and 0644 files (mkdtemp makes 0700; copies keep their source's mode)."""
+    os.chmod(root, 0o755)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(Path(folder) / name, 0o755)
+        for name in files:
+            os.chmod(Path(folder) / name, 0o644)
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Put the finished `tmp` at `out`; an earlier bundle there is moved aside, then deleted."""
+    if not out.exists():
+        tmp.rename(out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    old.rmdir()
+    out.rename(old)
     try:
-        _slim_copy(model_run, tmp / "transformer")
-        _slim_copy(tokenizer_run, tmp / "tokenizer")
-        if out.exists():
-            shutil.rmtree(out)
         tmp.rename(out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        old.rename(out)
         raise
-    return out
+    shutil.rmtree(old, ignore_errors=True)

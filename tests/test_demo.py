@@ -33,7 +33,13 @@ def test_every_stage_leaves_valid_outputs(demo_dir):
     metrics = json.loads((demo_dir / "report" / "metrics.json").read_text())
     for who in ("model", "baseline"):
         assert np.isfinite(metrics[who]["metrics"]["ssim"]["mean"])
+        # Push-world data: the boxes' fidelity is scored for the model and for copy-last.
+        objects = metrics[who]["objects"]
+        assert 0.0 <= objects["iou"]["mean"] <= 1.0
+        assert len(objects["iou"]["per_frame"]) == metrics["model"]["protocol"]["predicted_frames"]
+        assert set(objects["objects"]) == {"red box", "green box"}
     html = (demo_dir / "report" / "index.html").read_text()
+    assert "box IoU" in html and "curve_objects_iou.png" in html
     for gif in (demo_dir / "report" / "videos").glob("*.gif"):
         assert gif.name in html and Image.open(gif).n_frames > 1
     plan = json.loads((demo_dir / "plan" / "results.json").read_text())
@@ -46,6 +52,10 @@ def test_second_run_skips_finished_stages(demo_dir, capsys):
     assert main(["demo", "--quick", "--out", str(demo_dir)]) == 0
     out = capsys.readouterr().out
     assert out.count("done earlier, skipped") == 6
+    # The closing table shows this demo's numbers beside the shipped model's.
+    row = next(line for line in out.splitlines() if line.startswith("model psnr"))
+    assert len(row.split()) == 4  # label (2 words), this demo, shipped model
+    assert "shipped model" in out and "planning: model" in out
 
 
 def test_predict_writes_a_gif_of_context_and_samples(demo_dir, tmp_path):
@@ -100,3 +110,14 @@ def test_default_model_is_the_shipped_bundle_or_a_one_line_error(demo_dir, tmp_p
     gif = tmp_path / "default.gif"
     assert main(["predict", "--input", str(demo_dir / "data"), "--out", str(gif)]) == 0
     assert np.load(gif.with_suffix(".npy")).shape == (1, 10, 64, 64, 3)
+
+
+def test_reconstruct_scores_the_boxes_of_push_world_data(demo_dir, tmp_path, capsys):
+    out = tmp_path / "recon"
+    assert main(["reconstruct", "--tokenizer", str(demo_dir / "tokenizer"), "--data",
+                 str(demo_dir / "data"), "--out", str(out), "--episodes", "1", "--frames", "2",
+                 "--no-progress"]) == 0
+    assert "box IoU" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["objects"]["iou"]["mean"] <= 1.0
+    assert metrics["objects"]["centroid_error_px"]["mean"] >= 0.0

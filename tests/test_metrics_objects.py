@@ -111,3 +111,13 @@ def test_colour_segmentation_matches_the_renderers_masks_on_push_world_frames():
     finally:
         env.close()
     assert min(ious) > 0.9, ious
+
+
+def test_only_push_world_stores_have_objects_to_score():
+    from types import SimpleNamespace
+
+    from maskvit.metrics.objects import world_objects
+
+    push = SimpleNamespace(source="push", manifest={"extra": {"config": {"num_boxes": 3}}})
+    assert [o.name for o in world_objects(push)] == ["red box", "green box", "blue box"]
+    assert world_objects(SimpleNamespace(source="bair", manifest={})) is None

@@ -131,3 +131,48 @@ def test_zero_initialised_action_projection_leaves_predictions_unchanged(tiny_tr
     model = MaskViT(tiny_transformer_config)
     tokens = torch.randint(0, 9, (2, 4, 4, 4))
     assert torch.allclose(model(tokens), model(tokens, torch.randn(2, 4, 2)))
+
+
+class KnownConfidenceModel(torch.nn.Module):
+    """Stub logits with known confidences: each call, position p is uniform over its first
+    m_p codes (m a fresh permutation of 1..L per video), so whatever code is sampled there
+    has log-probability −log m_p. Records the tokens and the m of every call."""
+
+    def __init__(self, codebook_size: int, seed: int = 0) -> None:
+        super().__init__()
+        self.mask_token_id = codebook_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []  # (tokens (B, L), m (B, L))
+
+    def forward(self, tokens: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
+        b, length = tokens.shape[0], tokens[0].numel()
+        m = torch.stack([torch.randperm(length, generator=self.generator) + 1 for _ in range(b)])
+        logits = torch.zeros(b, length, self.mask_token_id)
+        logits[torch.arange(self.mask_token_id) >= m[..., None]] = float("-inf")
+        self.calls.append((tokens.reshape(b, -1).clone(), m))
+        return logits.view(*tokens.shape, -1)
+
+
+@pytest.mark.parametrize("schedule,steps", [("cosine", 6), ("linear", 4), ("sqrt", 3)])
+def test_each_step_keeps_the_most_confident_tokens_and_remasks_the_least(schedule, steps):
+    model = KnownConfidenceModel(codebook_size=64)  # K ≥ L = 64 positions: distinct m
+    context = torch.randint(0, 64, (3, 1, 4, 4))
+    result = generate(model, context, num_frames=3, steps=steps, schedule=schedule,
+                      temperature=None, generator=torch.Generator().manual_seed(0))
+    masked = torch.zeros(3, 64, dtype=torch.bool)
+    masked[:, 16:] = True  # every future token, none of the context's
+    counts = masked_counts(schedule, steps, 48)
+    for s, n_left in enumerate(counts):
+        tokens, m = model.calls[s]
+        assert torch.equal(tokens == model.mask_token_id, masked)
+        # Least confident = largest m: the n_left of them among the still-masked stay masked.
+        least = m.masked_fill(~masked, 0).topk(n_left, dim=1).indices if n_left else None
+        decided = masked.clone()
+        if least is not None:
+            decided.scatter_(1, least, False)
+        after = model.calls[s + 1][0] if s + 1 < steps else result.codes.reshape(3, -1)
+        assert 0 < int(decided.sum()) and torch.equal(after != model.mask_token_id, ~masked | decided)
+        assert (after[decided] < m[decided]).all()  # sampled from this step's own logits
+        assert torch.equal(result.codes.reshape(3, -1)[decided], after[decided])  # kept to the end
+        masked &= ~decided
+    assert not masked.any() and len(model.calls) == steps

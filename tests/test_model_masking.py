@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from maskvit.errors import UserError
-from maskvit.model.masking import mask_for_training, masked_cross_entropy, sample_mask_ratios
+from maskvit.model.masking import (
+    mask_for_training,
+    masked_count,
+    masked_cross_entropy,
+    sample_generators,
+    sample_mask_ratios,
+)
 
 
 def test_variable_ratios_fall_in_half_open_interval():
@@ -53,6 +59,55 @@ def test_masked_positions_are_spread_over_all_future_tokens():
                                 mask_token_id=8)
     frequency = mask[:, 1:].float().mean(0)  # each future position masked ~half the time
     assert torch.allclose(frequency, torch.full_like(frequency, 0.5), atol=0.04)
+
+
+def per_video_masks(tokens, indices, step=5, seed=3):
+    """Masks of the videos `tokens[indices]` batched together, keyed on their indices."""
+    _, mask = mask_for_training(tokens[indices], 1, "variable",
+                                generator=sample_generators(seed, step, indices), mask_token_id=8)
+    return mask
+
+
+def test_a_videos_mask_does_not_depend_on_the_batch_it_is_drawn_in():
+    tokens = torch.randint(0, 8, (8, 4, 4, 4))
+    whole = per_video_masks(tokens, list(range(8)))
+    halves = torch.cat([per_video_masks(tokens, [0, 1, 2, 3]), per_video_masks(tokens, [4, 5, 6, 7])])
+    assert torch.equal(halves, whole)  # 2 processes × 4 videos = 1 process × 8
+    reordered = per_video_masks(tokens, [6, 2, 5])
+    assert torch.equal(reordered, whole[[6, 2, 5]])
+    assert torch.equal(per_video_masks(tokens, [5]), whole[[5]])
+    counts = whole.flatten(1).sum(1)
+    assert len(set(counts.tolist())) > 1  # each video draws its own ratio, in [0.5, 1)
+    assert ((counts >= 24) & (counts < 48)).all()
+    assert not torch.equal(per_video_masks(tokens, list(range(8)), step=6), whole)
+    assert not torch.equal(per_video_masks(tokens, list(range(8)), seed=4), whole)
+
+
+@pytest.mark.parametrize("ratio", ["variable", 0.6])
+def test_masked_count_of_a_global_batch_needs_only_the_indices(ratio):
+    tokens = torch.randint(0, 8, (6, 4, 4, 4))
+    _, mask = mask_for_training(tokens, 1, ratio, generator=sample_generators(3, 7, range(6)),
+                                mask_token_id=8)
+    assert masked_count(3, 7, range(6), ratio, n_future=48) == int(mask.sum())
+
+
+def test_loss_with_a_normalizer_is_a_share_of_the_mean_over_a_larger_batch():
+    logits, targets = torch.randn(4, 3, 2, 2, 5), torch.randint(0, 5, (4, 3, 2, 2))
+    mask = torch.zeros(4, 3, 2, 2, dtype=torch.bool)
+    mask[0], mask[1, 0], mask[2:, 1, 0, 0] = True, True, True  # 16 masked, then 2
+    whole, _ = masked_cross_entropy(logits, targets, mask)
+    total = float(mask.sum())
+    # Two halves, each scaled by its share: their average is the whole batch's mean.
+    halves = [masked_cross_entropy(logits[i:i + 2], targets[i:i + 2], mask[i:i + 2],
+                                   normalizer=total * 2 / 4)[0] for i in (0, 2)]
+    assert torch.allclose((halves[0] + halves[1]) / 2, whole)
+    assert not torch.allclose(halves[0], masked_cross_entropy(logits[:2], targets[:2], mask[:2])[0])
+
+
+def test_one_generator_per_video_is_checked():
+    with pytest.raises(UserError, match="3 per-video generators for a batch of 2"):
+        mask_for_training(torch.zeros(2, 4, 2, 2, dtype=torch.long), 1,
+                          generator=sample_generators(0, 0, range(3)), mask_token_id=8)
 
 
 def test_bad_ratio_is_a_clear_error():

@@ -122,7 +122,8 @@ def test_reconstruct_writes_gifs_and_a_png(trained, capsys):
     assert main(["reconstruct", "--tokenizer", str(run), "--data", str(root / "data"),
                  "--out", str(out), "--split", "train", "--episodes", "2", "--frames", "3",
                  "--no-progress"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["ep0.gif", "ep1.gif", "reconstructions.png"]
+    shown = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # not the marker
+    assert shown == ["ep0.gif", "ep1.gif", "metrics.json", "reconstructions.png"]
     from PIL import Image
 
     png = np.asarray(Image.open(out / "reconstructions.png"))

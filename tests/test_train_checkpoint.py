@@ -14,13 +14,13 @@ from test_train_support import ToyDataset, ToyTask, toy_config
 
 from maskvit.config import Config, apply_overrides
 from maskvit.errors import UserError
-from maskvit.train import Trainer, latest_checkpoint, load_run
+from maskvit.train import Trainer, latest_checkpoint, load_checkpoint, load_run
 from maskvit.train.checkpoint import check_resume_config, checkpoint_dirs
 
 TESTS = Path(__file__).parent
 
 # Trains to step 2 (checkpoint), then dies inside the write of the step-4 checkpoint:
-# torch.save writes half a file and the process exits at once (no cleanup runs).
+# the trainer state is half written and the process exits at once (no cleanup runs).
 CRASHING_RUN = textwrap.dedent("""
     import os, sys, torch
     sys.path.insert(0, {tests!r})
@@ -31,15 +31,14 @@ CRASHING_RUN = textwrap.dedent("""
 
     cfg = toy_config(steps=6, checkpoint_every=2)
     calls = []
-    real_save = torch.save
-    def dying_save(obj, path):
-        calls.append(path)
+    real_save = ckpt._save_state
+    def dying_save(state, folder):
+        calls.append(folder)
         if len(calls) == 2:
-            with open(path, "wb") as f:
-                f.write(b"half a checkpoint")
+            (folder / ckpt.STATE_JSON).write_text('{{"format": "maskvit-tr')
             os._exit(17)
-        real_save(obj, path)
-    ckpt.torch.save = dying_save
+        real_save(state, folder)
+    ckpt._save_state = dying_save
     Trainer(ToyTask(), cfg, ToyDataset(), config=Config(train=cfg), out={out!r},
             progress=False, tensorboard=False).fit()
 """)
@@ -81,8 +80,7 @@ def test_checkpoint_holds_config_weights_optimizer_rng_and_data_position(tmp_pat
             tensorboard=False).fit()
     loaded_config, weights, ema = load_run(tmp_path)
     assert loaded_config == config and ema is None
-    state = torch.load(tmp_path / "checkpoints" / "step_00000005" / "state.pt",
-                       weights_only=False)
+    state = load_checkpoint(tmp_path / "checkpoints" / "step_00000005").state
     assert state["step"] == 5
     assert state["data_position"] == {"epoch": 2, "index": 1}  # 2 batches per epoch
     assert set(state["rng"][0]) >= {"python", "numpy", "torch", "generator"}

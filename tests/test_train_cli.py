@@ -15,7 +15,7 @@ from maskvit.cli import main
 from maskvit.config import load_preset
 from maskvit.data import TokenCacheWriter
 from maskvit.model import MaskViT
-from maskvit.train import load_run, read_metrics
+from maskvit.train import load_checkpoint, load_run, read_metrics
 
 TINY = ["transformer.depth=1", "transformer.dim=32", "transformer.mlp_dim=64",
         "transformer.heads=2", "train.batch_size=4", "train.steps=4", "train.warmup_steps=1",
@@ -136,7 +136,7 @@ def test_torchrun_two_processes_train_and_one_process_resumes(tokens, tmp_path, 
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("trained to step 2") == 1  # rank 0 alone reports
     assert [r["step"] for r in read_metrics(out)] == [1, 2]
-    state = torch.load(out / "checkpoints" / "step_00000002" / "state.pt", weights_only=False)
+    state = load_checkpoint(out / "checkpoints" / "step_00000002").state
     assert state["world_size"] == 2 and len(state["rng"]) == 2
     # A different process count resumes the same run (same global batch, same data order).
     assert train("--data", str(tokens), "--out", str(out), "--resume") == 0

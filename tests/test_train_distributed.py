@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 from test_train_support import ToyDataset, ToyGANTask, ToyTask, toy_config
+from torch.utils.data import Dataset
 
+from maskvit.config import TransformerConfig
 from maskvit.errors import UserError
-from maskvit.train import Trainer, micro_batch_size
+from maskvit.train import StepContext, Trainer, micro_batch_size
 from maskvit.train.sampler import GlobalBatchSampler
+from maskvit.train.tasks import MaskedVideoTask
 
 TESTS = Path(__file__).parent
 
@@ -60,11 +63,43 @@ def test_accumulation_feeds_the_whole_global_batch_per_step():
                                              for s in range(3)]
 
 
+class TokenClips(Dataset):
+    """Item i: a fixed random clip of 4 frames of 4×4 codes (K = 8) with 1-D actions."""
+
+    def __len__(self) -> int:
+        return 40
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        gen = torch.Generator().manual_seed(i)
+        return {"tokens": torch.randint(0, 8, (4, 4, 4), generator=gen),
+                "actions": torch.randn(4, 1, generator=gen)}
+
+
+def masked_video_task(accum: int = 1) -> MaskedVideoTask:
+    """The real masked-video task on a tiny transformer, same initial weights every time."""
+    cfg = TransformerConfig(
+        num_frames=4, context_frames=1, tokens_h=4, tokens_w=4, codebook_size=8,
+        spatial_window=(1, 4, 4), spatiotemporal_window=(0, 2, 2), depth=1, heads=2,
+        dim=16, mlp_dim=32, dropout=0.0, action_dim=1)
+    torch.manual_seed(0)
+    return MaskedVideoTask(cfg, toy_config(steps=3, grad_accum=accum))
+
+
+def test_masked_video_task_refuses_micro_batches_off_the_global_layout():
+    task = masked_video_task()  # global batch 8, one process, no accumulation
+    batch = {"tokens": torch.zeros(4, 4, 4, 4, dtype=torch.long), "actions": torch.zeros(4, 4, 1)}
+    ctx = StepContext(step=0, modules=task.modules(), generator=torch.Generator(),
+                      device=torch.device("cpu"))
+    with pytest.raises(UserError, match="micro-batch of 4 clips.*micro-batches of 8"):
+        task.loss("model", batch, ctx)
+
+
 # Run under torchrun: trains the toy task with DDP over gloo, rank 0 saves the weights.
 DDP_RUN = textwrap.dedent("""
     import sys, torch, torch.distributed as dist
     sys.path.insert(0, {tests!r})
     from test_train_support import ToyDataset, ToyGANTask, ToyTask, toy_config
+    from test_train_distributed import TokenClips, masked_video_task
     from maskvit.train import Trainer, init_distributed
     from maskvit.train.distributed import shutdown_distributed
 
@@ -78,14 +113,21 @@ DDP_RUN = textwrap.dedent("""
     # Two optimizers, the discriminator behind its own DDP wrapper (the tokenizer's case).
     gan = ToyGANTask(toy_config(steps=3), disc_start=1)
     Trainer(gan, toy_config(steps=3), ToyDataset(n=40), env=env, progress=False).fit()
+    # The real masked-video task: each rank masks and weighs its half of the batch.
+    video = masked_video_task()
+    Trainer(video, toy_config(steps=3), TokenClips(), env=env, progress=False).fit()
     if env.is_main:
         torch.save({{"weights": task.net.state_dict(), "sizes": sizes,
-                     "gan": {{k: v.state_dict() for k, v in gan.modules().items()}}}}, {result!r})
+                     "gan": {{k: v.state_dict() for k, v in gan.modules().items()}},
+                     "video": video.model.state_dict()}}, {result!r})
     shutdown_distributed()  # with `trainer` still alive, as in the CLI
 """)
 
 
-def test_two_gloo_processes_make_the_same_update_as_one_process(tmp_path):
+@pytest.fixture(scope="module")
+def two_gloo_processes(tmp_path_factory):
+    """Runs DDP_RUN once under torchrun with 2 processes; (saved results, its folder)."""
+    tmp_path = tmp_path_factory.mktemp("ddp")
     result = tmp_path / "ddp.pt"
     script = tmp_path / "ddp_run.py"
     script.write_text(DDP_RUN.format(tests=str(TESTS), out=str(tmp_path / "run"),
@@ -95,7 +137,11 @@ def test_two_gloo_processes_make_the_same_update_as_one_process(tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
          "2", str(script)], capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ddp = torch.load(result)
+    return torch.load(result), tmp_path
+
+
+def test_two_gloo_processes_make_the_same_update_as_one_process(two_gloo_processes):
+    ddp, tmp_path = two_gloo_processes
     assert ddp["sizes"] == [4, 4, 4]  # each rank: half of the global batch of 8 per step
 
     for accum in (1, 2):  # one process, the combined batch (with and without accumulation)
@@ -114,3 +160,15 @@ def test_two_gloo_processes_make_the_same_update_as_one_process(tmp_path):
     # Only rank 0 wrote the run directory (one metrics file, one set of checkpoints).
     assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()
             if p.name.startswith("step_")] == ["step_00000003"]
+
+
+def test_two_gloo_processes_train_the_masked_video_task_like_one_process(two_gloo_processes):
+    ddp, _ = two_gloo_processes
+    start = masked_video_task().model.state_dict()
+    for accum in (1, 2):  # one process, the whole batch of 8 (at once, then in two halves)
+        task = masked_video_task(accum)
+        Trainer(task, toy_config(steps=3, grad_accum=accum), TokenClips(), progress=False).fit()
+        for name, value in task.model.state_dict().items():
+            torch.testing.assert_close(ddp["video"][name], value, rtol=1e-5, atol=1e-6)
+        moved = [n for n, v in task.model.state_dict().items() if not torch.equal(v, start[n])]
+        assert len(moved) > len(start) // 2  # training did move the weights

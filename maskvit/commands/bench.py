@@ -27,14 +27,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     decode.set_defaults(func=run_decode)
 
 
+def check_decode_arguments(args: argparse.Namespace) -> tuple[list[str], str]:
+    """The preset names and the resolved device, or a one-line error before any timing."""
+    from maskvit.config import load_preset
+    from maskvit.errors import UserError
+    from maskvit.train.distributed import resolve_device
+
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    if not presets:
+        raise UserError(f"--presets names no preset; give some of: {', '.join(preset_names())}")
+    for preset in presets:
+        load_preset(preset)  # one-line error for an unknown name before any work
+    if args.ar_passes < 1:
+        raise UserError(f"--ar-passes must be at least 1, got {args.ar_passes}")
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {args.steps}")
+    return presets, str(resolve_device(args.device))
+
+
 def run_decode(args: argparse.Namespace) -> int:
     from maskvit.bench_decode import format_table, time_decoding
-    from maskvit.config import load_preset
 
+    presets, device = check_decode_arguments(args)
     rows = []
-    for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
-        load_preset(preset)  # one-line error for an unknown name before any work
-        rows.append(time_decoding(preset, args.device, args.precision, args.steps, args.ar_passes))
-        print(format_table(rows, args.device, args.precision).splitlines()[-1], flush=True)
-    print(format_table(rows, args.device, args.precision))
+    for preset in presets:
+        rows.append(time_decoding(preset, device, args.precision, args.steps, args.ar_passes))
+        print(format_table(rows, device, args.precision).splitlines()[-1], flush=True)
+    print(format_table(rows, device, args.precision))
     return 0

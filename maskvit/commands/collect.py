@@ -58,11 +58,13 @@ def push_config_from_overrides(overrides: list[str]):
 
 
 def run(args: argparse.Namespace) -> int:
+    from maskvit.locking import output_lock
     from maskvit.sim.collect import collect_push_dataset
 
     config = push_config_from_overrides(args.set)
-    store = collect_push_dataset(args.out, args.episodes, steps=args.steps, workers=args.workers,
-                                 seed=args.seed, config=config, progress=not args.no_progress)
+    with output_lock(args.out, "episode store"):  # a second collect into --out stops at once
+        store = collect_push_dataset(args.out, args.episodes, steps=args.steps, workers=args.workers,
+                                     seed=args.seed, config=config, progress=not args.no_progress)
     splits = ", ".join(f"{n} {s}" for s, n in store.manifest["splits"].items())
     print(f"wrote {len(store)} episodes ({store.manifest['num_frames']} frames; {splits}) to {args.out}")
     return 0

@@ -14,6 +14,7 @@ its manifest.json is written, after the last episode.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--out", required=True, help="episode store directory (resumed if it exists)")
         sub.add_argument("--size", type=int, default=size,
                          help=f"output frames are SIZE×SIZE (default {size or 'keep the source size'})")
-        sub.add_argument("--overwrite", action="store_true", help="delete --out first instead of resuming")
+        sub.add_argument("--overwrite", action="store_true",
+                         help="delete the episode store at --out first instead of resuming")
         sub.add_argument("--no-progress", action="store_true", help="no progress bar")
         sub.set_defaults(func=run)
         return sub
@@ -53,26 +55,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from maskvit.data.converters import bair, kitti, robonet, videos
     from maskvit.errors import UserError
+    from maskvit.locking import output_lock
 
     if args.size is not None and args.size < 1:
         raise UserError(f"--size must be positive, got {args.size}")
-    progress = not args.no_progress
-    if args.kind == "bair":
-        store = bair.convert_bair(args.src, args.out, size=args.size, val_fraction=args.val_fraction,
-                                  overwrite=args.overwrite, progress=progress)
-    elif args.kind == "robonet":
-        store = robonet.convert_robonet(args.src, args.out, camera=args.camera, size=args.size, crop=args.crop,
-                                        action_dim=args.action_dim, overwrite=args.overwrite, progress=progress)
-    elif args.kind == "kitti":
-        cameras = tuple(c.strip() for c in args.cameras.split(",") if c.strip())
-        store = kitti.convert_kitti(args.src, args.out, size=args.size, cameras=cameras, crop=args.crop,
-                                    overwrite=args.overwrite, progress=progress)
-    else:
-        store = videos.convert_videos(args.src, args.out, size=args.size, crop=args.crop, fps=args.fps,
-                                      frame_stride=args.frame_stride, clip_len=args.clip_len,
-                                      overwrite=args.overwrite, progress=progress)
+    check_apart(Path(args.src), Path(args.out))
+    with output_lock(args.out, "episode store"):  # a second convert into --out stops at once
+        store = _convert(args)
     splits = ", ".join(f"{n} {s}" for s, n in store.manifest["splits"].items())
     print(f"wrote {len(store)} episodes ({store.manifest['num_frames']} frames; {splits}) to {args.out}")
     return 0
+
+
+def check_apart(src: Path, out: Path) -> None:
+    """The store may not be the source or hold it (--overwrite would delete it)."""
+    from maskvit.errors import UserError
+
+    src_real, out_real = src.resolve(), out.resolve()
+    if out_real == src_real or out_real in src_real.parents:
+        raise UserError(f"--out {out} is or holds the source {src}; choose another --out")
+
+
+def _convert(args: argparse.Namespace):
+    from maskvit.data.converters import bair, kitti, robonet, videos
+
+    progress = not args.no_progress
+    if args.kind == "bair":
+        return bair.convert_bair(args.src, args.out, size=args.size, val_fraction=args.val_fraction,
+                                 overwrite=args.overwrite, progress=progress)
+    if args.kind == "robonet":
+        return robonet.convert_robonet(args.src, args.out, camera=args.camera, size=args.size, crop=args.crop,
+                                       action_dim=args.action_dim, overwrite=args.overwrite, progress=progress)
+    if args.kind == "kitti":
+        cameras = tuple(c.strip() for c in args.cameras.split(",") if c.strip())
+        return kitti.convert_kitti(args.src, args.out, size=args.size, cameras=cameras, crop=args.crop,
+                                   overwrite=args.overwrite, progress=progress)
+    return videos.convert_videos(args.src, args.out, size=args.size, crop=args.crop, fps=args.fps,
+                                 frame_stride=args.frame_stride, clip_len=args.clip_len,
+                                 overwrite=args.overwrite, progress=progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,15 +20,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def print_comparison(demo: dict[str, Any], shipped: dict[str, Any] | None) -> None:
+    """This demo's numbers beside the shipped reference model's, so a newcomer sees what
+    full training reaches (the demo trains from scratch at laptop scale)."""
+    evaluate = (shipped or {}).get("evaluate", {})
+    rows = [(f"{who} {metric}", demo.get(f"{key}_{metric}"),
+             evaluate.get("copy_last" if key == "baseline" else "model", {}).get(metric))
+            for key, who in (("model", "model"), ("baseline", "copy last frame"))
+            for metric in ("psnr", "ssim", "lpips", "fvd", "box_iou")]
+    plan = (shipped or {}).get("plan", {})
+    for policy in ("model", "random", "oracle"):
+        rows.append((f"planning: {policy}", demo.get(f"plan_{policy}_success"), plan.get(policy)))
+
+    def shown(value: Any) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    print(f"\n{'':28s} {'this demo':>12s} {'shipped model':>14s}")
+    for label, ours, theirs in rows:
+        if ours is not None or theirs is not None:
+            print(f"{label:28s} {shown(ours):>12s} {shown(theirs):>14s}")
+    if shipped:
+        print(f"\nshipped model: {shipped.get('about', '')} Planning: {plan.get('settings', '')}.")
+    print("\nThis demo's model was trained from scratch at laptop scale. The reference model "
+          "that ships with maskvit is what `maskvit predict`, `evaluate` and `plan` use without "
+          "--model (benchmarks/RESULTS.md tells how it was trained).")
+
+
 def run(args: argparse.Namespace) -> int:
     from maskvit.demo import run_demo
+    from maskvit.pretrained import shipped_headline
 
     summary = run_demo(args.out, quick=args.quick)
     print("\n== maskvit demo finished ==")
-    for key, value in summary.items():
-        shown = f"{value:.4f}" if isinstance(value, float) else value
-        print(f"{key:28s} {shown}")
-    print("\nThis model was trained from scratch at laptop scale. For the reference model that "
-          "ships with maskvit (trained for ~90 min, numbers in benchmarks/RESULTS.md), run "
-          "`maskvit predict`, `evaluate` or `plan` without --model.")
+    for key in ("report", "plan_report"):
+        print(f"{key:12s} {summary.pop(key, '-')}")
+    print_comparison(summary, shipped_headline())
     return 0

@@ -34,14 +34,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def check_arguments(args: argparse.Namespace) -> tuple[str, ...]:
+    """One-line errors for bad numbers and metric lists, before any model is loaded."""
+    from maskvit.errors import UserError
+
+    for flag, value in (("--trials", args.trials), ("--num-videos", args.num_videos)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {args.seed}")
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    if not metrics:
+        raise UserError("--metrics names no metric; give a comma-separated subset of "
+                        "psnr,ssim,lpips,fvd")
+    return metrics
+
+
 def run(args: argparse.Namespace) -> int:
+    """Lock --out for the whole job; the report replaces an older one whole at the end."""
+    from maskvit.locking import output_lock
+    from maskvit.report.staging import check_report_dir
+
+    metrics = check_arguments(args)
+    with output_lock(args.out, "report directory"):
+        check_report_dir(args.out, "evaluate")  # a wrong --out fails before the work
+        return _evaluate(args, metrics)
+
+
+def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...]) -> int:
     from maskvit.data import EpisodeStore
     from maskvit.errors import UserError
     from maskvit.evaluation import evaluate_predictor
     from maskvit.metrics import MetricNetworks, Protocol
     from maskvit.report import write_report
 
-    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     store = EpisodeStore.open(args.data)
     predictor = load_predictor(args)
     protocol = Protocol.from_config(predictor.config)
@@ -62,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
     summary = {}
     for name, values in (("model", output.result), ("copy-last", output.baseline)):
         summary[name] = {m: (v.get("mean", v.get("value"))) for m, v in values["metrics"].items()}
+        if values.get("objects"):
+            summary[name]["box_iou"] = values["objects"]["iou"]["mean"]
+            summary[name]["box_centroid_error_px"] = values["objects"]["centroid_error_px"]["mean"]
     print(json.dumps(summary, indent=1))
     print(f"report: {Path(page).resolve()}")
     return 0

@@ -16,7 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, help="transformer run directory (maskvit train)")
     parser.add_argument("--tokenizer", default=None,
                         help="tokenizer run directory (default: the one the model was trained on)")
-    parser.add_argument("--out", required=True, help="bundle directory to write (replaced if it exists)")
+    parser.add_argument("--out", required=True,
+                        help="bundle directory to write: must not exist, or be a bundle an earlier "
+                             "export wrote (which is replaced)")
     parser.set_defaults(func=run)
 
 

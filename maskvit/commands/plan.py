@@ -49,20 +49,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_inference_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--no-gifs", action="store_true", help="skip the per-episode GIFs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from maskvit.config import apply_overrides
-    from maskvit.plan.evaluate import evaluate_policies
-    from maskvit.plan.model import load_predictor, predictor_fn
+def check_arguments(args: argparse.Namespace) -> None:
+    """One-line errors for bad flags, before any model is loaded."""
     from maskvit.plan.worlds import WORLDS
 
     if args.env not in WORLDS:
         raise UserError(f"unknown environment {args.env!r}; choose one of: {', '.join(WORLDS)}")
     if args.episodes < 1:
         raise UserError(f"--episodes must be at least 1, got {args.episodes}")
+    for flag, value in (("--first-task", args.first_task), ("--seed", args.seed)):
+        if value < 0:
+            raise UserError(f"{flag} must be 0 or more (seeds are non-negative), got {value}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Lock --out for the whole job; the report replaces an older plan report whole."""
+    from maskvit.locking import output_lock
+    from maskvit.report.staging import check_report_dir
+
+    check_arguments(args)
+    with output_lock(args.out, "report directory"):
+        check_report_dir(args.out, "plan")  # a wrong --out fails before the work
+        return _plan(args)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from maskvit.config import apply_overrides
+    from maskvit.plan.evaluate import evaluate_policies
+    from maskvit.plan.model import load_predictor, predictor_fn
     from maskvit.pretrained import pretrained_path
+    from maskvit.report.staging import staged_report
 
     if args.model is None and (args.policies is None or "model" in args.policies):
         shipped = pretrained_path()
@@ -86,11 +106,12 @@ def run(args: argparse.Namespace) -> int:
         config = load_preset(args.preset, args.overrides)
 
     seeds = list(range(args.first_task, args.first_task + args.episodes))
-    results = evaluate_policies(
-        args.env, policies, seeds, config.plan, Path(args.out), predict_fn=predict_fn,
-        context=context, oracle_cost=args.oracle_cost, seed=args.seed, goal_arm=args.goal_arm,
-        gifs=not args.no_gifs,
-    )
+    with staged_report(args.out, "plan") as stage:  # swapped in whole once complete
+        results = evaluate_policies(
+            args.env, policies, seeds, config.plan, stage, predict_fn=predict_fn,
+            context=context, oracle_cost=args.oracle_cost, seed=args.seed,
+            goal_arm=args.goal_arm, gifs=not args.no_gifs, progress=not args.no_progress,
+        )
     print(f"{'policy':8s} {'solved':>8s} {'rate':>7s}  95% CI (Wilson)   s/episode")
     for name, data in results["policies"].items():
         lo, hi = data["ci95"]

@@ -35,6 +35,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def load_npy(path: Path, what: str) -> np.ndarray:
+    """The array in a .npy file; garbage, pickles and object arrays are a one-line error."""
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise UserError(f"{path}: not a readable .npy of numbers ({err})") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under a .npy name
+        raise UserError(f"{path}: an .npz archive, not a .npy array; save one array with numpy.save")
+    return array
+
+
 def read_input(path: Path, episode: str | None, resolution: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Frames (T, H, W, 3) uint8 at the model's resolution and the actions, if known."""
     from maskvit.data import EpisodeStore
@@ -51,34 +64,90 @@ def read_input(path: Path, episode: str | None, resolution: int) -> tuple[np.nda
         data = store.load(episode)
         frames, actions = data["frames"], data["actions"]
     elif path.is_dir():
-        frames = np.stack(list(read_image_folder(path))) if any(path.iterdir()) else None
-        if frames is None:
-            raise UserError(f"{path} holds no frames")
+        images = list(read_image_folder(path))
+        if not images:
+            raise UserError(f"{path} holds no frames (png/jpg images)")
+        if len({f.shape for f in images}) != 1:
+            raise UserError(f"{path}: images of different sizes; give frames of one size")
+        frames = np.stack(images)
     elif path.suffix == ".npy":
-        if not path.is_file():
-            raise UserError(f"input not found: {path}")
-        frames = np.load(path)
+        frames = load_npy(path, "input")
     elif path.is_file():
-        frames = np.stack(list(decode_video(path)))
+        decoded = list(decode_video(path))
+        if not decoded:
+            raise UserError(f"{path}: the video has no frames")
+        frames = np.stack(decoded)
     else:
         raise UserError(f"input not found: {path}")
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape) == 0:
         raise UserError(f"{path}: frames must be uint8 (T, H, W, 3); got {frames.dtype} {frames.shape}")
     if frames.shape[1:3] != (resolution, resolution):
         frames = np.stack([resize_frame(f, resolution) for f in frames])
     return frames, actions
 
 
+def read_actions(path: Path, action_dim: int, needed: int) -> np.ndarray:
+    """float32 (T, A) actions from --actions: finite numbers, A = the model's width, T >= needed."""
+    actions = load_npy(path, "--actions file")
+    if not (np.issubdtype(actions.dtype, np.integer) or np.issubdtype(actions.dtype, np.floating)
+            or actions.dtype == np.bool_):
+        raise UserError(f"{path}: actions must be real numbers, got dtype {actions.dtype}")
+    if actions.ndim != 2 or actions.shape[1] != action_dim or len(actions) < needed:
+        raise UserError(f"{path}: this model needs actions of shape ({needed}, {action_dim}) or longer; "
+                        f"got {actions.shape}")
+    actions = actions.astype(np.float32)
+    if not np.isfinite(actions).all():
+        row = int(np.argwhere(~np.isfinite(actions))[0][0])
+        raise UserError(f"{path}: actions must be finite; row {row} holds NaN or infinity")
+    return actions
+
+
+def check_counts(args: argparse.Namespace, clip_frames: int, context: int, num: int) -> None:
+    """--samples, --context and --frames in their valid ranges, each message saying the range."""
+    if args.samples < 1:
+        raise UserError(f"--samples must be at least 1, got {args.samples}")
+    if not 1 <= context <= clip_frames - 1:
+        raise UserError(f"--context must be between 1 and {clip_frames - 1} (the model's clips hold "
+                        f"{clip_frames} frames), got {context}")
+    if not 1 <= num <= clip_frames - context:
+        raise UserError(f"--frames must be between 1 and {clip_frames - context} with {context} context "
+                        f"frames (the model's clips hold {clip_frames}), got {num}")
+
+
+def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The GIF and .npy to write; refuses any that would write over an input."""
+    gif = Path(args.out)
+    npy = gif.with_suffix(".npy")
+    if gif == npy:
+        raise UserError(f"--out {gif} is the .npy the predictions go to; give the GIF's path, e.g. "
+                        f"{gif.with_suffix('.gif')}")
+    if gif.is_dir():
+        raise UserError(f"--out {gif} is a directory; give the GIF's path, e.g. {gif / 'prediction.gif'}")
+    inputs = [(Path(args.input), "--input")] + ([(Path(args.actions), "--actions")] if args.actions else [])
+    for out in (gif, npy):
+        for source, flag in inputs:
+            real, real_out = source.resolve(), out.resolve()
+            if real_out == real or real in real_out.parents:
+                raise UserError(f"--out would write {out}, over or inside the {flag} {source}; "
+                                "choose an --out elsewhere")
+    return gif, npy
+
+
 def run(args: argparse.Namespace) -> int:
+    from maskvit.atomic import atomic_write
     from maskvit.report.gifs import write_video_grid_gif
 
+    gif, npy = output_paths(args)
     predictor = load_predictor(args)
     ev, tc = predictor.config.eval, predictor.config.transformer
+    context = ev.context_frames if args.context is None else args.context
+    num = ev.predicted_frames if args.frames is None else args.frames
+    check_counts(args, tc.num_frames, context, num)
+    if args.actions and not tc.action_dim:
+        raise UserError("--actions was given but this model is not action-conditioned; leave it out")
     frames, actions = read_input(Path(args.input), args.episode, predictor.resolution)
     if args.actions:
-        actions = np.load(args.actions).astype(np.float32)
-    context = args.context or ev.context_frames
-    num = args.frames or ev.predicted_frames
+        actions = read_actions(Path(args.actions), tc.action_dim, context + num)
     if len(frames) < context:
         raise UserError(f"the input has {len(frames)} frames; {context} context frames are needed")
     clip_actions = None
@@ -86,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         if actions is None or len(actions) < context + num:
             raise UserError(f"this model needs {context + num} actions of width {tc.action_dim} "
                             "(--actions F.npy, or an episode from a store)")
+        if not np.isfinite(actions[: context + num]).all():
+            raise UserError(f"{args.input}: the episode's actions hold NaN or infinity")
         clip_actions = actions[None, : context + num]
     samples = np.stack([
         predictor.predict(frames[None, :context], actions=clip_actions, num_frames=num,
@@ -96,9 +167,7 @@ def run(args: argparse.Namespace) -> int:
     if len(truth) < context + num:  # unknown future: show the last context frame
         pad = np.repeat(truth[-1:], context + num - len(truth), axis=0)
         truth = np.concatenate([truth, pad])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_video_grid_gif(out, truth, samples, context)
-    np.save(out.with_suffix(".npy"), samples)
-    print(f"wrote {out} and {out.with_suffix('.npy')}")
+    write_video_grid_gif(gif, truth, samples, context)
+    atomic_write(npy, lambda f: np.save(f, samples, allow_pickle=False))
+    print(f"wrote {gif} and {npy}")
     return 0

@@ -33,8 +33,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Lock --out for the whole job; the files replace an older reconstruction report whole."""
+    from maskvit.locking import output_lock
+    from maskvit.report.staging import check_report_dir
+
+    if args.episodes < 1 or args.frames < 1:
+        raise UserError("--episodes and --frames must be positive")
+    if args.metrics_frames < 0:
+        raise UserError(f"--metrics-frames must be 0 (all) or more, got {args.metrics_frames}")
+    with output_lock(args.out, "report directory"):
+        check_report_dir(args.out, "reconstruct")  # a wrong --out fails before the work
+        return _reconstruct(args)
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
     from maskvit.commands.tokenize import resolve_device
     from maskvit.data import EpisodeStore
+    from maskvit.metrics.objects import world_objects
     from maskvit.tokenizer.report import (
         pick_episodes,
         reconstruction_metrics,
@@ -42,18 +57,21 @@ def run(args: argparse.Namespace) -> int:
     )
     from maskvit.tokenizer.run import load_vqgan
 
-    if args.episodes < 1 or args.frames < 1:
-        raise UserError("--episodes and --frames must be positive")
     store = EpisodeStore.open(args.data)
     vqgan = load_vqgan(args.tokenizer, map_location=resolve_device(args.device), step=args.step)
     if tuple(store.resolution) != (vqgan.cfg.resolution,) * 2:
         raise UserError(f"{args.data} holds {store.resolution[0]}×{store.resolution[1]} frames but "
                         f"the tokenizer expects {vqgan.cfg.resolution}×{vqgan.cfg.resolution}")
     ids = pick_episodes(store, args.split, args.episodes)
-    written = write_reconstructions(vqgan, store, ids, Path(args.out), frames=args.frames)
     m = reconstruction_metrics(vqgan, store, args.split, max_frames=args.metrics_frames or None,
-                               progress=not args.no_progress)
-    print(f"{args.split}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, codebook usage "
+                               progress=not args.no_progress, objects=world_objects(store))
+    written = write_reconstructions(vqgan, store, ids, Path(args.out), frames=args.frames,
+                                    metrics={"split": args.split, **m})
+    boxes = ""
+    if "objects" in m:
+        boxes = (f", box IoU {m['objects']['iou']['mean']:.3f}, box centroid error "
+                 f"{m['objects']['centroid_error_px']['mean']:.2f} px")
+    print(f"{args.split}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}{boxes}, codebook usage "
           f"{m['codebook_usage']:.1%} (perplexity {m['perplexity']:.1f}) over {int(m['frames'])} "
           f"frames; wrote {len(written)} files to {args.out}")
     return 0

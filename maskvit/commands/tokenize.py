@@ -35,13 +35,14 @@ def resolve_device(name: str):
 def run(args: argparse.Namespace) -> int:
     from maskvit.data import EpisodeStore
     from maskvit.tokenizer.cache import tokenize_store
-    from maskvit.tokenizer.run import load_vqgan
+    from maskvit.tokenizer.run import load_vqgan, tokenizer_step
 
     data = Path(args.data)
     out = Path(args.out) if args.out else data.with_name(data.name + "-tokens")
     store = EpisodeStore.open(data)
-    vqgan = load_vqgan(args.tokenizer, map_location=resolve_device(args.device), step=args.step)
-    extra = {"tokenizer": str(Path(args.tokenizer).resolve()), "tokenizer_step": args.step,
+    step = tokenizer_step(args.tokenizer, args.step)  # exact, even if training goes on
+    vqgan = load_vqgan(args.tokenizer, map_location=resolve_device(args.device), step=step)
+    extra = {"tokenizer": str(Path(args.tokenizer).resolve()), "tokenizer_step": step,
              "data": str(data.resolve())}
     cache = tokenize_store(vqgan, store, out, batch_size=args.batch_size, extra=extra,
                            overwrite=args.overwrite, progress=not args.no_progress)

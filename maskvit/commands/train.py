@@ -15,13 +15,17 @@ and exits with 130; --resume then continues exactly.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from maskvit.config import Config, apply_overrides, load_preset
 from maskvit.errors import UserError
+from maskvit.train.distributed import DistEnv
 
 
 def add_run_arguments(p: argparse.ArgumentParser, data_help: str, set_example: str) -> None:
@@ -94,54 +98,123 @@ def open_token_data(path: Path, config: Config):
     return train, val
 
 
-def record_sources(out: Path, data: Path) -> None:
-    """Write RUN/sources.json: the token cache and the tokenizer run that made it, so that
-    `Predictor.from_run(RUN)` finds its tokenizer without being told."""
-    import json
-
+def token_sources(data: Path) -> dict[str, Any]:
+    """Where the tokens of a cache came from: the tokenizer run, its exact checkpoint step
+    and a fingerprint of its weights (recorded by `maskvit tokenize`)."""
     from maskvit.data import TokenCache
+
+    extra = TokenCache.open(data).manifest.get("extra", {})
+    return {"token_cache": str(data.resolve()), "tokenizer": extra.get("tokenizer"),
+            "tokenizer_step": extra.get("tokenizer_step"),
+            "tokenizer_fingerprint": extra.get("tokenizer_fingerprint")}
+
+
+def check_sources(out: Path, sources: dict[str, Any]) -> None:
+    """A resumed run must go on training on codes of the same tokenizer checkpoint."""
+    from maskvit.predictor import read_sources
+
+    before = read_sources(out)
+    old, new = before.get("tokenizer_fingerprint"), sources.get("tokenizer_fingerprint")
+    if old and new and old != new:
+        raise UserError(
+            f"{out} was trained on tokens of tokenizer {before.get('tokenizer')} step "
+            f"{before.get('tokenizer_step')}, but --data holds tokens of "
+            f"{sources.get('tokenizer')} step {sources.get('tokenizer_step')}; resume with "
+            f"the run's own token cache ({before.get('token_cache')})")
+
+
+def record_sources(out: Path, sources: dict[str, Any]) -> None:
+    """Write RUN/sources.json: the token cache and the tokenizer checkpoint that made it, so
+    that `Predictor.from_run(RUN)` loads exactly that tokenizer without being told."""
     from maskvit.predictor import SOURCES_FILE
     from maskvit.train.checkpoint import write_text_atomic
 
-    extra = TokenCache.open(data).manifest.get("extra", {})
-    sources = {"token_cache": str(data.resolve()), "tokenizer": extra.get("tokenizer"),
-               "tokenizer_step": extra.get("tokenizer_step")}
     write_text_atomic(out / SOURCES_FILE, json.dumps(sources, indent=1) + "\n")
 
 
+@contextlib.contextmanager
+def run_lock(out: Path, env: DistEnv, resume: bool) -> Iterator[None]:
+    """Rank 0 holds the output lock on the run for the whole job (other ranks write
+    nothing); every rank learns whether it got it, so none waits for a failed rank 0.
+
+    Under the lock a new run checks again that no other job made a run in `out` since
+    `resolve_config` looked, then that `out` is writable (creating it: the last check, so
+    a failed run leaves no --out behind).
+    """
+    from maskvit.locking import output_lock
+    from maskvit.train.checkpoint import check_writable, has_run
+    from maskvit.train.distributed import all_gather_objects
+
+    with contextlib.ExitStack() as stack:
+        error = None
+        if env.is_main:
+            try:
+                _make_parent(out)
+                stack.enter_context(output_lock(out, "training run"))
+                if not resume and has_run(out):
+                    raise UserError(f"{out} already holds a run; pass --resume to continue it "
+                                    f"or choose a new --out")
+                check_writable(out)
+            except UserError as err:
+                error = str(err)
+        if env.distributed:
+            error = all_gather_objects(error, env)[0]  # rank 0's outcome, on every rank
+        if error is not None:
+            raise UserError(error)
+        yield
+
+
+def _make_parent(out: Path) -> None:
+    """The folder the run (and its lock file) goes into, or a one-line error."""
+    try:
+        out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot write to output directory {out}: {err.strerror}") from None
+
+
 def run(args: argparse.Namespace) -> int:
-    from maskvit.train import Trainer, init_distributed
-    from maskvit.train.checkpoint import check_writable
+    from maskvit.train import init_distributed
     from maskvit.train.distributed import shutdown_distributed
-    from maskvit.train.tasks import MaskedVideoTask
 
     if args.max_steps is not None and args.max_steps < 1:
         raise UserError(f"--max-steps must be positive, got {args.max_steps}")
-    out = Path(args.out)
+    out, data = Path(args.out), Path(args.data)
     env = init_distributed(args.device)
     try:
         config = resolve_config(out, args.preset, args.set, args.resume)
-        train_data, val_data = open_token_data(Path(args.data), config)
-        check_writable(out)  # last check: a failed run must not leave an --out behind
-        if env.distributed:
-            dist.barrier()  # every rank has checked the run folder before rank 0 writes
-        torch.manual_seed(config.train.seed)  # same initial weights on every rank and run
-        task = MaskedVideoTask(config.transformer, config.train)
-        trainer = Trainer(task, config.train, train_data, config=config, out=out,
-                          val_data=val_data, env=env, resume=args.resume,
-                          max_steps=args.max_steps, progress=not args.no_progress)
-        result = trainer.fit()
-        if env.is_main:
-            record_sources(out, Path(args.data))
-            loss = result.last_train.get("loss", float("nan"))
-            acc = result.last_train.get("accuracy", float("nan"))
-            state = "interrupted at" if result.interrupted else "trained to"
-            if not result.last_train:  # resumed a finished run: no step was taken
-                print(f"already trained to step {result.step}; nothing to do; run in {out}")
-            else:
-                print(f"{state} step {result.step}: loss {loss:.4f}, masked-token accuracy "
-                      f"{acc:.4f}; run in {out}" + (" (continue with --resume)"
-                                                   if result.interrupted else ""))
-        return 130 if result.interrupted else 0
+        train_data, val_data = open_token_data(data, config)
+        sources = token_sources(data)
+        if args.resume:
+            check_sources(out, sources)
+        with run_lock(out, env, args.resume):
+            return _train(args, config, env, (train_data, val_data), sources)
     finally:
         shutdown_distributed()
+
+
+def _train(args: argparse.Namespace, config: Config, env: DistEnv, datasets: tuple,
+           sources: dict[str, Any]) -> int:
+    """Build the task and trainer, record the sources, fit and report (under the lock)."""
+    from maskvit.train import Trainer
+    from maskvit.train.tasks import MaskedVideoTask
+
+    out = Path(args.out)
+    torch.manual_seed(config.train.seed)  # same initial weights on every rank and run
+    task = MaskedVideoTask(config.transformer, config.train)
+    trainer = Trainer(task, config.train, datasets[0], config=config, out=out,
+                      val_data=datasets[1], env=env, resume=args.resume,
+                      max_steps=args.max_steps, progress=not args.no_progress)
+    if env.is_main:
+        record_sources(out, sources)  # before training: a killed run still knows its tokens
+    result = trainer.fit()
+    if env.is_main:
+        loss = result.last_train.get("loss", float("nan"))
+        acc = result.last_train.get("accuracy", float("nan"))
+        state = "interrupted at" if result.interrupted else "trained to"
+        if not result.last_train:  # resumed a finished run: no step was taken
+            print(f"already trained to step {result.step}; nothing to do; run in {out}")
+        else:
+            print(f"{state} step {result.step}: loss {loss:.4f}, masked-token accuracy "
+                  f"{acc:.4f}; run in {out}" + (" (continue with --resume)"
+                                               if result.interrupted else ""))
+    return 130 if result.interrupted else 0

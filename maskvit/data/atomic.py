@@ -1,13 +1,24 @@
-"""Small helpers for writes that are never seen half-done (temp file + `os.replace`)."""
+"""Small helpers for writes that are never seen half-done (temp file + `os.replace`).
+
+Stores and caches are meant to be shared (read by other users, served to DataLoader
+workers), so what they create is 0644 / 0755 whatever the umask: `make_dir` and
+`write_npy` set those modes explicitly.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from maskvit.atomic import atomic_write_json
+from maskvit.errors import UserError
+
+FILE_MODE = 0o644
+DIR_MODE = 0o755
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
@@ -19,3 +30,35 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     """Save one array as `.npy` (callers make it visible atomically by renaming its folder)."""
     with open(path, "wb") as f:
         np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+    os.chmod(path, FILE_MODE)
+
+
+def make_dir(path: str | os.PathLike) -> Path:
+    """`mkdir -p` whose new folders are 0755 (an umask of 077 would hide them from others)."""
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    path.mkdir(parents=True, exist_ok=True)
+    for folder in missing:
+        os.chmod(folder, DIR_MODE)
+    return path
+
+
+def read_json(path: Path, what: str, fix: str) -> Any:
+    """The JSON in `path`, or a one-line `UserError` saying `what` is damaged and how to `fix` it."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path}: corrupt {what} (not valid JSON); {fix}") from None
+
+
+def read_manifest(path: Path, expected_format: str, what: str, fix: str) -> dict[str, Any]:
+    """A manifest's JSON object, checked to be of `expected_format` (one-line errors)."""
+    manifest = read_json(path, f"{what} manifest", fix)
+    if not isinstance(manifest, dict) or manifest.get("format") != expected_format:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise UserError(f"{path.parent}: not {what} (manifest format is {found!r})")
+    return manifest

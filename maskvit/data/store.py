@@ -31,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from maskvit.data.atomic import write_json_atomic, write_npy
+from maskvit.data.atomic import (
+    FILE_MODE,
+    make_dir,
+    read_json,
+    read_manifest,
+    write_json_atomic,
+    write_npy,
+)
 from maskvit.data.splits import SPLITS, split_for
 from maskvit.errors import UserError
 
@@ -40,17 +47,55 @@ STORE_VERSION = 1
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 
 
-def check_episode_id(episode_id: str) -> str:
-    """Episode ids become folder names: letters, digits, `_`, `.`, `-` only."""
+def check_episode_id(episode_id: str, where: str = "") -> str:
+    """Episode ids become folder names: letters, digits, `_`, `.`, `-` only (so an id read
+    from a manifest can never name a path outside the store, like `../../x`)."""
     if not isinstance(episode_id, str) or not _ID_PATTERN.match(episode_id) or episode_id.endswith(".partial"):
-        raise ValueError(f"invalid episode id {episode_id!r}: use letters, digits, '_', '.', '-'")
+        prefix = f"{where}: " if where else ""
+        raise UserError(f"{prefix}invalid episode id {episode_id!r}: ids are 1-200 letters, digits, '_', '.', '-' "
+                        "(not starting with '.', '_' or '-', not ending in '.partial')")
     return episode_id
+
+
+def check_episode_list(episodes: Any, where: Path, fix: str) -> list[dict[str, Any]]:
+    """A manifest's `episodes`: a list of {id, length, split} with valid, unique ids."""
+    if not isinstance(episodes, list):
+        raise UserError(f"{where}: damaged manifest ('episodes' is not a list); {fix}")
+    seen: set[str] = set()
+    for entry in episodes:
+        if not isinstance(entry, dict) or not {"id", "length", "split"} <= entry.keys():
+            raise UserError(f"{where}: damaged manifest (an episode entry lacks id, length or split); {fix}")
+        episode_id = check_episode_id(entry["id"], str(where))
+        if episode_id in seen:
+            raise UserError(f"{where}: episode id {episode_id!r} is listed twice; {fix}")
+        seen.add(episode_id)
+        if not isinstance(entry["length"], int) or isinstance(entry["length"], bool) or entry["length"] < 1:
+            raise UserError(f"{where}: episode {episode_id!r} has length {entry['length']!r}; {fix}")
+        if entry["split"] not in SPLITS:
+            raise UserError(f"{where}: episode {episode_id!r} has unknown split {entry['split']!r}; {fix}")
+    return episodes
+
+
+def natural_key(episode_id: str) -> tuple[list[Any], str]:
+    """Sort key that puts `push_999999` before `push_1000000` (runs of digits compare as numbers)."""
+    parts = re.split(r"(\d+)", episode_id)
+    return [int(p) if i % 2 else p for i, p in enumerate(parts)], episode_id
 
 
 def safe_episode_id(text: str) -> str:
     """Turn a path-like name (e.g. 'traj_0_to_255/12') into a valid episode id."""
     cleaned = re.sub(r"[^A-Za-z0-9_.\-]+", "_", text).strip("_.-") or "episode"
     return cleaned[:200]
+
+
+def _check_store_header(manifest: dict[str, Any], where: Path, fix: str) -> None:
+    """resolution [H, W] and action_dim of a store manifest, or a one-line error."""
+    resolution, action_dim = manifest.get("resolution"), manifest.get("action_dim")
+    if not (isinstance(resolution, list) and len(resolution) == 2
+            and all(isinstance(v, int) and v > 0 for v in resolution)):
+        raise UserError(f"{where}: damaged manifest (resolution {resolution!r}); {fix}")
+    if not isinstance(action_dim, int) or action_dim < 0:
+        raise UserError(f"{where}: damaged manifest (action_dim {action_dim!r}); {fix}")
 
 
 class EpisodeStore:
@@ -64,6 +109,7 @@ class EpisodeStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> EpisodeStore:
+        """The complete store at `path`; a damaged manifest is a one-line `UserError`."""
         path = Path(path)
         manifest_path = path / "manifest.json"
         if not path.is_dir():
@@ -73,12 +119,10 @@ class EpisodeStore:
                 f"{path} is not a complete episode store (no manifest.json); "
                 "re-run the command that wrote it to resume"
             )
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError:
-            raise UserError(f"{manifest_path}: corrupt manifest (not valid JSON)") from None
-        if manifest.get("format") != STORE_FORMAT:
-            raise UserError(f"{path}: not an episode store (manifest format is {manifest.get('format')!r})")
+        fix = "re-run the command that wrote the store to rewrite it"
+        manifest = read_manifest(manifest_path, STORE_FORMAT, "an episode store", fix)
+        _check_store_header(manifest, manifest_path, fix)
+        check_episode_list(manifest.get("episodes"), manifest_path, fix)
         return cls(path, manifest)
 
     # -- metadata
@@ -93,10 +137,10 @@ class EpisodeStore:
 
     @property
     def source(self) -> str:
-        return str(self.manifest["source"])
+        return str(self.manifest.get("source", "unknown"))
 
     def episode_ids(self, split: str | None = None) -> list[str]:
-        """Ids in write order; `split` in ("train", "val", "test") or None for all."""
+        """Ids in manifest order (by id, see `close`); `split` in ("train", "val", "test") or None for all."""
         if split is not None and split not in SPLITS:
             raise UserError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
         return [e["id"] for e in self.manifest["episodes"] if split is None or e["split"] == split]
@@ -118,12 +162,10 @@ class EpisodeStore:
         """The whole episode: frames uint8 (T,H,W,3), actions float32 (T,A), states if stored."""
         self._entry(episode_id)
         folder = self.path / "episodes" / episode_id
-        out = {
-            "frames": self._read(folder / "frames.npy"),
-            "actions": self._read(folder / "actions.npy"),
-        }
+        out = {name: self._checked(episode_id, name, self._read(folder / f"{name}.npy"))
+               for name in ("frames", "actions")}
         if (folder / "states.npy").is_file():
-            out["states"] = self._read(folder / "states.npy")
+            out["states"] = self._checked(episode_id, "states", self._read(folder / "states.npy"))
         return out
 
     def load_clip(self, episode_id: str, start: int, length: int) -> dict[str, np.ndarray]:
@@ -142,11 +184,31 @@ class EpisodeStore:
         except KeyError:
             raise UserError(f"episode {episode_id!r} is not in store {self.path}") from None
 
+    def _expected_shape(self, episode_id: str, name: str) -> tuple[int | None, ...]:
+        length = self.length(episode_id)
+        if name == "frames":
+            return (length, *self.resolution, 3)
+        if name == "actions":
+            return (length, self.action_dim)
+        return (length, self.manifest.get("state_dim"))  # states; None: any width
+
+    def _checked(self, episode_id: str, name: str, array: np.ndarray) -> np.ndarray:
+        """`array` if its shape (and, for frames, dtype) is what the manifest says."""
+        expected = self._expected_shape(episode_id, name)
+        fits = array.ndim == len(expected) and all(e is None or e == n for e, n in zip(expected, array.shape, strict=False))
+        wrong_dtype = array.dtype != np.uint8 if name == "frames" else array.dtype.kind not in "fiub"
+        if not fits or wrong_dtype:
+            file = self.path / "episodes" / episode_id / f"{name}.npy"
+            shown = tuple("?" if e is None else e for e in expected)
+            raise UserError(f"{file}: holds {array.dtype} {array.shape} but the manifest says {shown}; "
+                            "the store is damaged: re-run the command that wrote it")
+        return array
+
     def _read(self, file: Path) -> np.ndarray:
         try:
             return np.load(file, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise UserError(f"{file}: cannot read ({err})") from None
+        except (OSError, ValueError, EOFError) as err:
+            raise UserError(f"{file}: cannot read ({err}); re-run the command that wrote the store") from None
 
     def _mmap(self, episode_id: str, name: str) -> np.ndarray:
         key = (episode_id, name)
@@ -155,8 +217,9 @@ class EpisodeStore:
             file = self.path / "episodes" / episode_id / f"{name}.npy"
             try:
                 array = np.load(file, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as err:
-                raise UserError(f"{file}: cannot read ({err})") from None
+            except (OSError, ValueError, EOFError) as err:
+                raise UserError(f"{file}: cannot read ({err}); re-run the command that wrote the store") from None
+            array = self._checked(episode_id, name, array)
             self._mmaps[key] = array
             if len(self._mmaps) > 256:  # bound the open file handles
                 self._mmaps.popitem(last=False)
@@ -211,15 +274,16 @@ class EpisodeStoreWriter:
 
     # -- setup
     def _open_dir(self, settings: dict[str, Any], overwrite: bool) -> None:
-        if overwrite and self.path.exists():
-            shutil.rmtree(self.path)
         writer_file = self.path / "writer.json"
         if self.path.exists() and not self.path.is_dir():
-            raise UserError(f"output {self.path} exists and is not a directory")
+            raise UserError(f"output {self.path} exists and is not a directory; choose another --out")
+        if self.path.is_dir() and any(self.path.iterdir()) and not writer_file.is_file():
+            raise UserError(f"output {self.path} exists and is not an episode store; choose another --out")
+        if overwrite and self.path.exists():  # only ever an episode store (or an empty folder)
+            shutil.rmtree(self.path)
         if self.path.is_dir() and any(self.path.iterdir()):
-            if not writer_file.is_file():
-                raise UserError(f"output {self.path} exists and is not an episode store; choose another --out")
-            previous = json.loads(writer_file.read_text())
+            previous = read_json(writer_file, "writer settings",
+                                 "delete the store (or pass --overwrite) and write it again")
             if settings["state_dim"] is None:
                 settings["state_dim"] = previous.get("state_dim")
             for key in ("source", "action_dim", "state_dim"):
@@ -237,14 +301,14 @@ class EpisodeStoreWriter:
                 )
             settings["split_fractions"] = previous.get("split_fractions", settings["split_fractions"])
             self.extra = {**previous.get("extra", {}), **self.extra}
-            (self.path / "manifest.json").unlink(missing_ok=True)  # incomplete until close()
-        (self.path / "episodes").mkdir(parents=True, exist_ok=True)
+        make_dir(self.path / "episodes")
         write_json_atomic(writer_file, {**settings, "extra": self.extra})
 
     def _scan_finished(self) -> dict[str, dict[str, Any]]:
         episodes = {}
-        folder = self.path / "episodes"
-        for entry in sorted(folder.iterdir()):
+        for entry in sorted((self.path / "episodes").iterdir()):
+            if not entry.is_dir():
+                continue
             if entry.name.endswith(".partial"):
                 shutil.rmtree(entry, ignore_errors=True)
                 continue
@@ -252,9 +316,12 @@ class EpisodeStoreWriter:
             if not meta_file.is_file():
                 shutil.rmtree(entry, ignore_errors=True)
                 continue
-            meta = json.loads(meta_file.read_text())
-            episodes[entry.name] = {"id": entry.name, "length": meta["length"], "split": meta["split"],
-                                    "order": meta.get("order", 0)}
+            fix = f"delete the folder {entry} and rerun to write that episode again"
+            check_episode_id(entry.name, str(entry))
+            meta = read_json(meta_file, "episode metadata", fix)
+            if not isinstance(meta, dict) or not {"length", "split"} <= meta.keys():
+                raise UserError(f"{meta_file}: damaged episode metadata (no length or split); {fix}")
+            episodes[entry.name] = {"id": entry.name, "length": meta["length"], "split": meta["split"]}
         return episodes
 
     # -- writing
@@ -277,48 +344,57 @@ class EpisodeStoreWriter:
         frames = np.asarray(frames)
         actions = np.asarray(actions, dtype=np.float32)
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
-            raise ValueError(f"{episode_id}: frames must be uint8 (T,H,W,3), got {frames.dtype} {frames.shape}")
+            raise UserError(f"{episode_id}: frames must be uint8 (T,H,W,3), got {frames.dtype} {frames.shape}")
         resolution = list(frames.shape[1:3])
         if self.settings["resolution"] is None:
             self.settings["resolution"] = resolution
             write_json_atomic(self.path / "writer.json", {**self.settings, "extra": self.extra})
         elif resolution != list(self.settings["resolution"]):
-            raise ValueError(f"{episode_id}: frames are {resolution}, the store holds {self.settings['resolution']}")
+            raise UserError(f"{episode_id}: frames are {resolution}, the store holds {self.settings['resolution']}; "
+                            "pass --size to resize every source to one size")
         expected = (len(frames), self.settings["action_dim"])
         if actions.shape != expected:
-            raise ValueError(f"{episode_id}: actions must have shape {expected}, got {actions.shape}")
+            raise UserError(f"{episode_id}: actions must have shape {expected}, got {actions.shape}")
+        # A complete store becomes incomplete only when it really changes (until close()),
+        # so a job that fails before its first episode leaves the store as it was.
+        (self.path / "manifest.json").unlink(missing_ok=True)
         if states is not None:
             states = np.asarray(states, dtype=np.float32).reshape(len(frames), -1)
             if self.settings["state_dim"] is None:
                 self.settings["state_dim"] = int(states.shape[1])
                 write_json_atomic(self.path / "writer.json", {**self.settings, "extra": self.extra})
             elif states.shape[1] != self.settings["state_dim"]:
-                raise ValueError(f"{episode_id}: states must have {self.settings['state_dim']} columns")
+                raise UserError(f"{episode_id}: states must have {self.settings['state_dim']} columns")
         split = split or split_for(episode_id, tuple(self.settings["split_fractions"]))
         if split not in SPLITS:
-            raise ValueError(f"{episode_id}: unknown split {split!r}")
+            raise UserError(f"{episode_id}: unknown split {split!r}")
 
         final = self.path / "episodes" / episode_id
         partial = self.path / "episodes" / f"{episode_id}.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir()
+        make_dir(partial)
         write_npy(partial / "frames.npy", frames)
         write_npy(partial / "actions.npy", actions)
         if states is not None:
             write_npy(partial / "states.npy", states)
-        order = len(self._episodes) if episode_id not in self._episodes else self._episodes[episode_id]["order"]
-        meta = {"length": len(frames), "split": split, "order": order}
+        meta = {"length": len(frames), "split": split}
         (partial / "meta.json").write_text(json.dumps(meta))
+        os.chmod(partial / "meta.json", FILE_MODE)
         if final.exists():
             shutil.rmtree(final)
         os.replace(partial, final)
         self._episodes[episode_id] = {"id": episode_id, **meta}
 
     def close(self) -> EpisodeStore:
-        """Write the manifest (the store becomes complete) and return it opened."""
+        """Write the manifest (the store becomes complete) and return it opened.
+
+        Episodes are listed by id (numbers in ids compare as numbers), never in the order
+        parallel workers finished them, so two identical jobs give identical manifests and
+        training sees the same episode order.
+        """
         if not self._episodes:
             raise UserError(f"no episodes were written to {self.path}; nothing to finish")
-        episodes = sorted(self._episodes.values(), key=lambda e: (e["order"], e["id"]))
+        episodes = sorted(self._episodes.values(), key=lambda e: natural_key(e["id"]))
         splits = {name: sum(e["split"] == name for e in episodes) for name in SPLITS}
         manifest = {
             "format": STORE_FORMAT,

@@ -27,9 +27,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from maskvit.data.atomic import write_json_atomic
+from maskvit.data.atomic import FILE_MODE, make_dir, read_json, read_manifest, write_json_atomic
 from maskvit.data.clips import clip_index
 from maskvit.data.splits import SPLITS
+from maskvit.data.store import check_episode_id, check_episode_list
 from maskvit.errors import UserError
 
 CACHE_FORMAT = "maskvit-tokens"
@@ -52,8 +53,6 @@ class TokenCacheWriter:
         if codebook_size > 65536:
             raise UserError(f"codebook size {codebook_size} does not fit uint16 codes (max 65536)")
         self.path = Path(path)
-        if overwrite and self.path.exists():
-            shutil.rmtree(self.path)
         self.header = {
             "format": CACHE_FORMAT,
             "version": CACHE_VERSION,
@@ -63,18 +62,23 @@ class TokenCacheWriter:
             "extra": dict(extra or {}),
         }
         header_file = self.path / "header.json"
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"output {self.path} exists and is not a directory; choose another --out")
+        if self.path.is_dir() and any(self.path.iterdir()) and not header_file.is_file():
+            raise UserError(f"output {self.path} exists and is not a token cache; choose another --out")
+        if overwrite and self.path.exists():  # only ever a token cache (or an empty folder)
+            shutil.rmtree(self.path)
         if self.path.is_dir() and any(self.path.iterdir()):
-            if not header_file.is_file():
-                raise UserError(f"output {self.path} exists and is not a token cache; choose another --out")
-            previous = json.loads(header_file.read_text())
+            previous = read_json(header_file, "token cache header", "pass --overwrite or choose another --out")
             for key in ("token_shape", "action_dim", "codebook_size"):
-                if previous.get(key) != self.header[key]:
+                if not isinstance(previous, dict) or previous.get(key) != self.header[key]:
+                    found = previous.get(key) if isinstance(previous, dict) else None
                     raise UserError(
-                        f"{self.path} holds {key}={previous.get(key)}, now {self.header[key]}; "
+                        f"{self.path} holds {key}={found}, now {self.header[key]}; "
                         "use --overwrite or another output"
                     )
             (self.path / "manifest.json").unlink(missing_ok=True)  # incomplete until close()
-        self.path.mkdir(parents=True, exist_ok=True)
+        make_dir(self.path)
         write_json_atomic(header_file, self.header)
         self.episodes = self._read_index()
         self._frames = sum(e["length"] for e in self.episodes)
@@ -82,6 +86,7 @@ class TokenCacheWriter:
         self._codes = self._open_truncated("codes.u16", self._frames * h * w * 2)
         self._actions = self._open_truncated("actions.f32", self._frames * action_dim * 4)
         self._index = open(self.path / "index.jsonl", "a")
+        os.chmod(self.path / "index.jsonl", FILE_MODE)
         self._ids = {e["id"] for e in self.episodes}
 
     def _read_index(self) -> list[dict[str, Any]]:
@@ -89,17 +94,21 @@ class TokenCacheWriter:
         if not file.is_file():
             return []
         episodes = []
-        for line in file.read_text().splitlines():
+        for line in file.read_text(errors="replace").splitlines():
             try:
-                episodes.append(json.loads(line))
+                entry = json.loads(line)
             except json.JSONDecodeError:
                 break  # a line cut by an interruption: everything after it is redone
+            if not _is_index_entry(entry, sum(e["length"] for e in episodes)):
+                break  # damaged: redo this episode and everything after it
+            episodes.append(entry)
         with open(file, "w") as f:  # rewrite without the damaged tail
             f.writelines(json.dumps(e) + "\n" for e in episodes)
         return episodes
 
     def _open_truncated(self, name: str, size: int):
         f = open(self.path / name, "ab+")
+        os.chmod(self.path / name, FILE_MODE)
         f.truncate(size)
         f.seek(size)
         return f
@@ -113,6 +122,7 @@ class TokenCacheWriter:
     def add(self, episode_id: str, codes: np.ndarray | torch.Tensor, actions: np.ndarray | torch.Tensor,
             split: str) -> None:
         """Append one episode: codes int (T, h, w) in [0, K), actions (T, A)."""
+        check_episode_id(episode_id)
         if episode_id in self._ids:
             raise ValueError(f"episode {episode_id!r} is already in the token cache")
         if split not in SPLITS:
@@ -168,6 +178,33 @@ class TokenCacheWriter:
                 f.close()
 
 
+def _is_index_entry(entry: object, offset: int) -> bool:
+    """Whether one index.jsonl line is a whole entry that starts where the previous one ended."""
+    return (isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry.get("offset") == offset
+            and isinstance(entry.get("length"), int) and entry["length"] > 0 and entry.get("split") in SPLITS)
+
+
+def _check_cache_manifest(manifest: dict[str, Any], where: Path, fix: str) -> None:
+    """Keys, types and episode entries of a token-cache manifest, or a one-line `UserError`."""
+    for key in ("token_shape", "action_dim", "codebook_size", "num_frames", "episodes"):
+        if key not in manifest:
+            raise UserError(f"{where}: damaged manifest (no {key!r}); {fix}")
+    shape = manifest["token_shape"]
+    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) and v > 0 for v in shape)):
+        raise UserError(f"{where}: damaged manifest (token_shape {shape!r}); {fix}")
+    for key in ("action_dim", "codebook_size", "num_frames"):
+        if not isinstance(manifest[key], int) or manifest[key] < 0:
+            raise UserError(f"{where}: damaged manifest ({key} {manifest[key]!r}); {fix}")
+    offset = 0
+    for entry in check_episode_list(manifest["episodes"], where, fix):
+        if entry.get("offset") != offset:
+            raise UserError(f"{where}: damaged manifest (episode {entry['id']!r} is not at offset {offset}); {fix}")
+        offset += entry["length"]
+    if offset != manifest["num_frames"]:
+        raise UserError(f"{where}: damaged manifest (episodes hold {offset} frames, num_frames says "
+                        f"{manifest['num_frames']}); {fix}")
+
+
 class TokenCache:
     """Read access to a complete token cache: memory-mapped codes and actions."""
 
@@ -180,19 +217,22 @@ class TokenCache:
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> TokenCache:
+        """The complete cache at `path`; damage (bad JSON, missing keys, short files) is one line."""
         path = Path(path)
         manifest_path = path / "manifest.json"
         if not manifest_path.is_file():
             if not path.exists():
                 raise UserError(f"token cache not found: {path} (create it with `maskvit tokenize`)")
             raise UserError(f"{path} is not a complete token cache (no manifest.json); re-run `maskvit tokenize`")
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("format") != CACHE_FORMAT:
-            raise UserError(f"{path}: not a token cache (format {manifest.get('format')!r})")
+        fix = "re-run `maskvit tokenize --overwrite` to rewrite it"
+        manifest = read_manifest(manifest_path, CACHE_FORMAT, "a token cache", fix)
+        _check_cache_manifest(manifest, manifest_path, fix)
         h, w = manifest["token_shape"]
-        need = manifest["num_frames"] * h * w * 2
-        if (path / "codes.u16").stat().st_size < need:
-            raise UserError(f"{path / 'codes.u16'} is shorter than its manifest says; re-run `maskvit tokenize`")
+        n, a = manifest["num_frames"], manifest["action_dim"]
+        for name, need in (("codes.u16", n * h * w * 2), ("actions.f32", n * a * 4)):
+            file = path / name
+            if need and (not file.is_file() or file.stat().st_size < need):
+                raise UserError(f"{file} is shorter than its manifest says; {fix}")
         return cls(path, manifest)
 
     @property

@@ -57,6 +57,19 @@ def push_box_objects(num_boxes: int = 2) -> tuple[ColourObject, ...]:
     return tuple(objects)
 
 
+def world_objects(store: Any) -> tuple[ColourObject, ...] | None:
+    """The objects whose fidelity can be scored in an episode store's frames, or None.
+
+    The push world's boxes (as many as the store's collection config placed); other
+    datasets have no objects known by colour.
+    """
+    if getattr(store, "source", None) != "push":
+        return None
+    config = store.manifest.get("extra", {}).get("config", {})
+    count = config.get("num_boxes", 2) if isinstance(config, dict) else 2
+    return push_box_objects(int(count))
+
+
 def _hsv(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hue (degrees), saturation and value of uint8 RGB frames (..., 3), vectorised."""
     rgb = frames.astype(np.float32) / 255.0
@@ -111,26 +124,30 @@ def _mean_and_se(per_video: np.ndarray) -> tuple[float | None, float | None]:
     return float(values.mean()), se
 
 
-def object_fidelity(true_frames: np.ndarray, pred_frames: np.ndarray,
-                    objects: Sequence[ColourObject] | None = None) -> dict[str, Any]:
-    """Per-object IoU and centroid error of predicted against true frames.
+def object_scores(true_frames: np.ndarray, pred_frames: np.ndarray,
+                  objects: Sequence[ColourObject]) -> dict[str, np.ndarray]:
+    """Raw per-(video, frame, object) scores of uint8 frames (V, T, H, W, 3).
 
-    `true_frames`, `pred_frames`: uint8 (V, T, H, W, 3), frame t of one compared with frame
-    t of the other. Only objects present in the true frame are scored; an object missing
-    from the prediction scores IoU 0 and counts in `missing` (its centroid error is
-    undefined and left out). Means are over videos (each video's mean over frames and
-    objects), with their standard error; `per_frame` curves average over videos.
+    Only objects present in the true frame are scored (NaN elsewhere); an object missing
+    from the prediction scores IoU 0, has no centroid error (NaN) and is `missing`.
     """
     if true_frames.shape != pred_frames.shape or true_frames.ndim != 5:
         raise ValueError(f"true and predicted frames must both be (V, T, H, W, 3); got "
                          f"{true_frames.shape} and {pred_frames.shape}")
-    objects = tuple(objects or push_box_objects())
     true_masks = colour_masks(true_frames, objects)  # (V, T, n, H, W)
     pred_masks = colour_masks(pred_frames, objects)
     present = true_masks.sum((-2, -1)) >= MIN_PIXELS  # (V, T, n)
-    iou = np.where(present, np.nan_to_num(mask_iou(true_masks, pred_masks)), np.nan)
-    error = np.where(present, centroid_error(true_masks, pred_masks), np.nan)
-    missing = present & (pred_masks.sum((-2, -1)) < MIN_PIXELS)
+    return {
+        "iou": np.where(present, np.nan_to_num(mask_iou(true_masks, pred_masks)), np.nan),
+        "centroid_error_px": np.where(present, centroid_error(true_masks, pred_masks), np.nan),
+        "missing": np.where(present, pred_masks.sum((-2, -1)) < MIN_PIXELS, np.nan),
+    }
+
+
+def summarize_object_scores(scores: dict[str, np.ndarray],
+                            objects: Sequence[ColourObject]) -> dict[str, Any]:
+    """Means over videos (each video's mean over frames and objects) ± standard error,
+    per-frame curves (mean over videos) and per-object means of `object_scores` output."""
 
     def summary(values: np.ndarray) -> dict[str, Any]:
         with _quiet():
@@ -138,21 +155,30 @@ def object_fidelity(true_frames: np.ndarray, pred_frames: np.ndarray,
             per_frame = np.nanmean(values, axis=(0, 2))
         mean, se = _mean_and_se(per_video)
         return {"mean": mean, "se": se,
-                "per_frame": [None if not np.isfinite(v) else float(v) for v in per_frame]}
+                "per_frame": [_finite_or_none(v) for v in per_frame]}
 
-    per_object = {}
-    for i, obj in enumerate(objects):
-        with _quiet():
-            per_object[obj.name] = {
-                "iou": _finite_or_none(np.nanmean(iou[..., i])),
-                "centroid_error_px": _finite_or_none(np.nanmean(error[..., i])),
-            }
+    with _quiet():
+        per_object = {obj.name: {name: _finite_or_none(np.nanmean(scores[name][..., i]))
+                                 for name in ("iou", "centroid_error_px")}
+                      for i, obj in enumerate(objects)}
+        missing = _finite_or_none(np.nanmean(scores["missing"]))
     return {
-        "iou": summary(iou),
-        "centroid_error_px": summary(error),
-        "missing": float(missing.sum() / max(int(present.sum()), 1)),
+        "iou": summary(scores["iou"]),
+        "centroid_error_px": summary(scores["centroid_error_px"]),
+        "missing": missing if missing is not None else 0.0,
         "objects": per_object,
     }
+
+
+def object_fidelity(true_frames: np.ndarray, pred_frames: np.ndarray,
+                    objects: Sequence[ColourObject] | None = None) -> dict[str, Any]:
+    """Per-object IoU and centroid error of predicted against true frames (V, T, H, W, 3).
+
+    Frame t of one is compared with frame t of the other; see `object_scores` and
+    `summarize_object_scores` for what is counted.
+    """
+    objects = tuple(objects or push_box_objects())
+    return summarize_object_scores(object_scores(true_frames, pred_frames, objects), objects)
 
 
 def _finite_or_none(value: float) -> float | None:

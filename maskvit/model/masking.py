@@ -4,11 +4,17 @@ Per video a ratio r ~ U[0.5, 1) (or a fixed r, the Table 2c ablation) and floor(
 N future tokens are replaced by [MASK], uniformly at random. Context frames (and the goal
 frame, when goal-conditioned) are never masked. The loss is cross-entropy on masked
 positions only.
+
+Training draws each video's ratio and mask from its own generator, seeded from (run seed,
+step, the video's index in the step's global batch) (`sample_generators`): so how the
+global batch is split over processes and micro-batches changes nothing that is masked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,17 +48,53 @@ def sample_mask_ratios(batch: int, ratio: str | float = "variable",
     return torch.full((batch,), float(ratio), device=device)
 
 
+def sample_seed(seed: int, step: int, index: int) -> int:
+    """A 63-bit seed for one training video, a hash of (run seed, step, global index)."""
+    digest = hashlib.blake2b(f"{seed}:{step}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def sample_generators(seed: int, step: int, indices: Iterable[int]) -> list[torch.Generator]:
+    """One CPU generator per video of a micro-batch, keyed on its index in the global batch.
+
+    Why: the masks then depend only on (seed, step, index), not on the process count,
+    the rank or the micro-batch a video lands in.
+    """
+    return [torch.Generator().manual_seed(sample_seed(seed, step, i)) for i in indices]
+
+
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def draw_ratios_and_scores(batch: int, length: int, ratio: str | float, generator: Generators,
+                           device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) mask ratios and (B, length) uniform scores, from one generator or one per video.
+
+    Per-video generators draw on the CPU (ratio first, then scores), so the same video
+    gets the same mask on any device and in any batch.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return (sample_mask_ratios(batch, ratio, generator, device),
+                torch.rand(batch, length, generator=generator, device=device))
+    if len(generator) != batch:
+        raise UserError(f"got {len(generator)} per-video generators for a batch of {batch}")
+    ratios = torch.cat([sample_mask_ratios(1, ratio, g) for g in generator])
+    scores = torch.stack([torch.rand(length, generator=g) for g in generator])
+    return ratios.to(device), scores.to(device)
+
+
 def mask_for_training(
     tokens: torch.Tensor,
     context_frames: int,
     ratio: str | float = "variable",
     goal: bool = False,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     mask_token_id: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hide floor(r·N) future tokens per video.
 
     tokens (B, T, h, w) int64 -> (inputs with [MASK] ids, mask (B, T, h, w) bool).
+    `generator` is one generator for the batch or one per video (`sample_generators`).
     `mask_token_id` defaults to the largest id the caller's codebook allows, so pass the
     model's `mask_token_id` (= K) explicitly.
     """
@@ -63,9 +105,9 @@ def mask_for_training(
     maskable = future_frame_mask(t, context_frames, goal, device)  # (T,)
     maskable = maskable.view(1, t, 1, 1).expand(b, t, h, w).reshape(b, -1)  # (B, T·h·w)
     n_future = int(maskable[0].sum())
-    counts = torch.floor(sample_mask_ratios(b, ratio, generator, device) * n_future).long()
+    ratios, scores = draw_ratios_and_scores(b, t * h * w, ratio, generator, device)
+    counts = torch.floor(ratios * n_future).long()
     # Uniform random subset per video: rank random scores over maskable positions only.
-    scores = torch.rand(b, t * h * w, generator=generator, device=device)
     scores = scores.masked_fill(~maskable, 2.0)  # non-maskable sort last
     ranks = scores.argsort(dim=1).argsort(dim=1)  # rank of each position, 0 = smallest
     mask = ranks < counts[:, None]  # (B, T·h·w)
@@ -73,18 +115,35 @@ def mask_for_training(
     return inputs.view(b, t, h, w), mask.view(b, t, h, w)
 
 
-def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
-                         mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_count(seed: int, step: int, indices: Iterable[int], ratio: str | float,
+                 n_future: int) -> int:
+    """Tokens that masks from `sample_generators(seed, step, indices)` hide, in all.
+
+    Reads only each video's ratio (its generator's first draw), so a process can count
+    the masked tokens of the whole global batch without its videos.
+    """
+    generators = sample_generators(seed, step, indices)
+    ratios = torch.cat([sample_mask_ratios(1, ratio, g) for g in generators])
+    return int(torch.floor(ratios * n_future).sum())
+
+
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
+                         normalizer: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean cross-entropy and accuracy over masked positions only.
 
     logits (B, T, h, w, K), targets (B, T, h, w), mask (B, T, h, w) bool -> scalars.
+    `normalizer` divides the summed loss instead of this batch's masked count: a share of
+    a mean over a larger batch split across processes or micro-batches.
     """
     selected = logits[mask].float()  # (M, K)
     labels = targets[mask]
     if selected.shape[0] == 0:
         zero = logits.sum() * 0.0
         return zero, zero.detach()
-    loss = F.cross_entropy(selected, labels)
+    if normalizer is None:
+        loss = F.cross_entropy(selected, labels)
+    else:
+        loss = F.cross_entropy(selected, labels, reduction="sum") / normalizer
     accuracy = (selected.argmax(-1) == labels).float().mean()
     return loss, accuracy.detach()
 

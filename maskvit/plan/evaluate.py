@@ -1,8 +1,9 @@
 """Closed-loop evaluation of several policies on the same tasks, with everything written out.
 
 `evaluate_policies` is what `maskvit plan` calls: for each policy (model, random, oracle)
-it runs one episode per task seed through `mpc.run_episode`, saves each episode's GIF,
-and rewrites results.json after every policy so an interrupted run keeps what it has.
+it runs one episode per task seed through `mpc.run_episode` and saves each episode's GIF
+and results.json into the report folder that `maskvit plan` stages: the report appears
+whole when the run ends, and an interrupted run leaves the previous report untouched.
 """
 
 from __future__ import annotations

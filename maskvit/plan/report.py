@@ -2,7 +2,8 @@
 
 Success rates come with 95 % Wilson score intervals (sound for small N and for rates of
 0 or 1, unlike the normal approximation). Every file is written to a temporary name in
-the same folder and renamed, so a reader never sees half a file.
+the same folder and renamed, so a reader never sees half a file; `maskvit plan` writes the
+whole folder beside --out and swaps it in at the end (`maskvit.report.staging`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Write an evaluation report: metrics.json, curve PNGs, GIF grids and index.html.
 
 Everything lands in one folder and the page links to its files by relative paths, so it
-opens from disk. Every file is written atomically. In metrics.json, values that are not
-finite (the +inf PSNR of a perfect prediction, the standard error of a single video) are
-written as null.
+opens from disk. The folder is written beside the old report and swapped in whole
+(`maskvit.report.staging`), so a failure midway leaves the old report as it was. In
+metrics.json, values that are not finite (the +inf PSNR of a perfect prediction, the
+standard error of a single video) are written as null.
 """
 
 from __future__ import annotations
@@ -18,12 +19,19 @@ import numpy as np
 from maskvit.report.files import atomic_write_json, atomic_write_text
 from maskvit.report.gifs import write_video_grid_gif
 from maskvit.report.plots import Curve, plot_curves
+from maskvit.report.staging import staged_report
 
 METRIC_LABELS = {
     "psnr": ("PSNR", "dB, higher is better"),
     "ssim": ("SSIM", "higher is better; the paper's Table 1 prints ×100"),
     "lpips": ("LPIPS", "lower is better"),
     "fvd": ("FVD", "lower is better"),
+}
+# Object fidelity (`maskvit.metrics.objects`), on worlds whose objects are known by colour.
+OBJECT_LABELS = {
+    "iou": ("box IoU", "mask IoU of each box, true vs predicted frames; higher is better"),
+    "centroid_error_px": ("box centroid error (px)", "distance between true and predicted "
+                          "box centres; lower is better"),
 }
 
 
@@ -46,15 +54,31 @@ def write_report(
     max_videos: int = 8,
     max_samples: int = 4,
 ) -> Path:
-    """Write the report folder and return the path of its index.html.
+    """Write the report folder (replacing an older report whole) and return its index.html.
 
     result / baseline: dicts from `maskvit.metrics.protocol` (`evaluate_predictions`,
     `evaluate_copy_last_baseline`). ground_truth (V, T, H, W, 3) and predictions
     (V, N, Tp, H, W, 3), both uint8, give the GIF grids of the first `max_videos` videos
     with up to `max_samples` samples each; leave them out for a page without videos.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with staged_report(out_dir, "evaluate") as stage:
+        _write_files(stage, result, baseline, ground_truth, predictions, title=title,
+                     model_label=model_label, max_videos=max_videos, max_samples=max_samples)
+    return Path(out_dir) / "index.html"
+
+
+def _write_files(
+    out: Path,
+    result: dict[str, Any],
+    baseline: dict[str, Any] | None,
+    ground_truth: np.ndarray | None,
+    predictions: np.ndarray | None,
+    *,
+    title: str,
+    model_label: str,
+    max_videos: int,
+    max_samples: int,
+) -> None:
     write_metrics_json(out / "metrics.json", result, baseline)
     context_frames = int(result["protocol"]["context_frames"])
 
@@ -77,9 +101,20 @@ def write_report(
         )
         plots.append((name, f"{label} ({note})"))
 
+    objects, base_objects = result.get("objects"), (baseline or {}).get("objects")
+    for key, (label, _) in OBJECT_LABELS.items() if objects else ():
+        curves = [Curve(model_label, objects[key]["per_frame"])]
+        if base_objects:
+            curves.append(Curve("copy last frame", base_objects[key]["per_frame"]))
+        name = f"curve_objects_{key}.png"
+        plot_curves(curves, out / name, f"{label} per predicted frame (mean of samples)", label,
+                    context_frames + 1)
+        plots.append((name, label))
+
     videos = []
     if ground_truth is not None and predictions is not None:
         (out / "videos").mkdir(exist_ok=True)
+        os.chmod(out / "videos", 0o755)  # shared like the rest of the report, whatever the umask
         total = context_frames + int(result["protocol"]["predicted_frames"])
         for v in range(min(max_videos, len(ground_truth))):
             name = f"videos/video_{v:03d}.gif"
@@ -88,7 +123,7 @@ def write_report(
             videos.append(name)
 
     page = _render_page(title, model_label, result, baseline, plots, videos)
-    return atomic_write_text(out / "index.html", page)
+    atomic_write_text(out / "index.html", page)
 
 
 def _format(summary: dict[str, Any] | None, metric: str) -> str:
@@ -102,6 +137,13 @@ def _format(summary: dict[str, Any] | None, metric: str) -> str:
     if stderr is not None and np.isfinite(stderr) and np.isfinite(mean):
         text += f" ± {stderr:.{digits}f}"
     return text
+
+
+def _format_object(summary: dict[str, Any] | None) -> str:
+    if not summary or summary.get("mean") is None:
+        return "–"
+    text = f"{summary['mean']:.3f}"
+    return text + (f" ± {summary['se']:.3f}" if summary.get("se") is not None else "")
 
 
 def _render_page(
@@ -128,6 +170,12 @@ def _render_page(
             + "".join(f"<td>{esc(c)}</td>" for c in cells)
             + f"<td class=note>{esc(note)}</td></tr>"
         )
+    for key, (label, note) in OBJECT_LABELS.items() if result.get("objects") else ():
+        cells = [_format_object(result["objects"][key])]
+        if baseline is not None:
+            cells.append(_format_object((baseline.get("objects") or {}).get(key)))
+        rows.append(f"<tr><th>{esc(label)}</th>" + "".join(f"<td>{esc(c)}</td>" for c in cells)
+                    + f"<td class=note>{esc(note)} (mean over samples)</td></tr>")
     header = (
         f"<tr><th>metric</th><th>{esc(model_label)}</th>"
         + ("<th>copy last frame</th>" if baseline is not None else "")

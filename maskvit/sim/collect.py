@@ -11,9 +11,14 @@ with seed s is a pure function of (s, i), so a resumed or parallel run writes th
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import json
 import multiprocessing
+import os
+import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,9 +79,30 @@ def collect_episode(env: PushEnv, run_seed: int, index: int, steps: int,
 _worker_env: PushEnv | None = None
 
 
-def _init_worker(config: PushConfig) -> None:
+def _init_worker(config: PushConfig, parent: int) -> None:
+    """Build the worker's world; leave Ctrl-C and SIGTERM to the parent.
+
+    Ctrl-C reaches every process of the terminal's group: workers ignore it and the parent
+    ends the pool. SIGTERM (the parent's `pool.terminate()`) ends a worker at once and
+    silently, instead of raising in it; a worker also gets SIGTERM when the parent dies
+    without ending the pool (kill -9), rather than failing later on a broken pipe.
+    """
     global _worker_env
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(parent)
     _worker_env = PushEnv(config)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel send SIGTERM to this process when its parent exits."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _work(job: tuple[int, int, int, RandomPushPolicy]) -> tuple[int, dict[str, np.ndarray]]:
@@ -118,6 +144,9 @@ def collect_push_dataset(
         + [f"box{i}_{k}" for i in range(config.num_boxes) for k in ("x", "y", "yaw")],
     }
     _check_same_run(Path(out), extra)
+    finished = _finished_store(Path(out), episodes)
+    if finished is not None:
+        return finished  # nothing to do: leave the complete store as it is
     writer = EpisodeStoreWriter(out, source="push", action_dim=2, resolution=config.image_size,
                                 state_dim=3 + 3 * config.num_boxes, extra=extra)
     todo = [i for i in range(episodes) if episode_id(i) not in writer]
@@ -132,17 +161,51 @@ def collect_push_dataset(
         finally:
             env.close()
     else:
-        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        with context.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
-            for index, episode in pool.imap_unordered(_work, jobs, chunksize=2):
-                _write(writer, index, episode)
-                bar.update()
+        _collect_in_pool(writer, jobs, workers, config, bar)
     bar.close()
     return writer.close()
 
 
+def _collect_in_pool(writer: EpisodeStoreWriter, jobs: list, workers: int, config: PushConfig,
+                     bar: tqdm) -> None:
+    """Run `jobs` in `workers` processes, writing episodes as they finish.
+
+    On Ctrl-C / SIGTERM (raised here by the CLI) or any error, the pool is terminated
+    before the exception goes on: the workers end quietly, the episodes written so far
+    stay, and the next run resumes from them.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    pool = context.Pool(workers, initializer=_init_worker, initargs=(config, os.getpid()))
+    try:
+        for index, episode in pool.imap_unordered(_work, jobs, chunksize=2):
+            _write(writer, index, episode)
+            bar.update()
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
 def _write(writer: EpisodeStoreWriter, index: int, episode: dict[str, np.ndarray]) -> None:
     writer.add(episode_id(index), episode["frames"], episode["actions"], states=episode["states"])
+
+
+def _finished_store(out: Path, episodes: int) -> EpisodeStore | None:
+    """The store at `out` if it is complete and holds episodes 0..episodes-1, else None.
+
+    Rerunning a finished collect then reads only: reopening the writer would mark the store
+    incomplete until it is closed again, which a full disk could prevent.
+    """
+    if not (out / "manifest.json").is_file():
+        return None
+    try:
+        store = EpisodeStore.open(out)
+    except UserError:
+        return None
+    return store if all(episode_id(i) in store for i in range(episodes)) else None
 
 
 def _check_same_run(out: Path, extra: dict[str, Any]) -> None:

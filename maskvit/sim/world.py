@@ -9,9 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pybullet
-import pybullet_data
-from pybullet_utils import bullet_client
+
+from maskvit.sim.quiet import quiet_native_output
+
+with quiet_native_output():  # pybullet's C code prints a build banner on import
+    import pybullet
+    import pybullet_data
+    from pybullet_utils import bullet_client
 
 from maskvit.sim.config import BOX_COLOURS, PushConfig
 from maskvit.sim.tasks import SceneLayout
@@ -43,7 +47,8 @@ class PushWorld:
 
     def __init__(self, config: PushConfig):
         self.config = config
-        self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+        with quiet_native_output():  # "argv[0]=" on every connection
+            self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
         c = self.client
         c.setAdditionalSearchPath(pybullet_data.getDataPath())
         c.setGravity(0, 0, -9.81)

@@ -8,7 +8,6 @@ and never encodes an episode twice.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,9 @@ import torch
 from tqdm import tqdm
 
 from maskvit.data import EpisodeStore, TokenCache, TokenCacheWriter
+from maskvit.data.atomic import read_json
 from maskvit.errors import UserError
+from maskvit.locking import output_lock
 from maskvit.tokenizer.vqgan import VQGAN
 
 
@@ -34,7 +35,15 @@ def tokenize_store(vqgan: VQGAN, store: EpisodeStore, out: str | Path, *, batch_
 
     An existing cache at `out` is resumed only if the same weights wrote it (the header
     keeps a fingerprint of them); mixing codes of two tokenizers would be silent garbage.
+    The cache directory is locked for the whole job (a second writer gets one line).
     """
+    with output_lock(out, "token cache"):
+        return _tokenize_store(vqgan, store, Path(out), batch_size=batch_size, extra=extra,
+                               overwrite=overwrite, progress=progress)
+
+
+def _tokenize_store(vqgan: VQGAN, store: EpisodeStore, out: Path, *, batch_size: int,
+                    extra: dict | None, overwrite: bool, progress: bool) -> TokenCache:
     cfg = vqgan.cfg
     if tuple(store.resolution) != (cfg.resolution, cfg.resolution):
         raise UserError(f"{store.path} holds {store.resolution[0]}×{store.resolution[1]} frames "
@@ -44,7 +53,8 @@ def tokenize_store(vqgan: VQGAN, store: EpisodeStore, out: str | Path, *, batch_
     extra = {**(extra or {}), "tokenizer_fingerprint": vqgan.fingerprint()}
     header = Path(out) / "header.json"
     if header.is_file() and not overwrite:
-        previous = json.loads(header.read_text()).get("extra", {}).get("tokenizer_fingerprint")
+        previous = read_json(header, "token cache header", "pass --overwrite or choose another "
+                             "--out").get("extra", {}).get("tokenizer_fingerprint")
         if previous != extra["tokenizer_fingerprint"]:
             raise UserError(f"{out} was written by another tokenizer (or checkpoint); "
                             "pass --overwrite or choose another --out")

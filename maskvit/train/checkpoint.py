@@ -10,37 +10,54 @@ Layout (what `load_run`, the Predictor and `maskvit plan` rely on)::
         step_00001000/
           model.safetensors          weights of each trained module, by module name
           model.ema.safetensors      its EMA weights (only when train.ema_decay is set)
-          state.pt                   optimizers, step, data position, RNG of every rank
+          state.safetensors          trainer-state tensors: optimizer moments, RNG states
+          state.json                 the rest of the trainer state (step, data position,
+                                     numpy/python RNG states, ...) referring to those tensors
         step_00002000/ ...
         latest                       name of the newest complete checkpoint
 
 A checkpoint is written into a hidden temporary folder and renamed into place, then
 `latest` is replaced (temp file + rename); a crash at any moment leaves the previous
 checkpoint intact and `latest` pointing at a complete one. Only the newest
-`keep_checkpoints` are kept.
+`keep_checkpoints` are kept. Files are 0644 and folders 0755, like every other output.
+
+Nothing here is unpickled: the trainer state is safetensors + JSON, so a crafted run
+directory cannot run code. Runs written before this format kept the trainer state in a
+pickle (`state.pt`); their weights still load (`load_run`), `--resume` refuses them.
+A damaged checkpoint raises `CheckpointError` naming the file; `--resume` then falls back
+to the newest intact one (see `Trainer`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import yaml
 from safetensors.torch import load_file, save_file
 
 from maskvit.atomic import atomic_write_text
-from maskvit.config import Config, config_to_dict, diff_configs, load_config, save_config
+from maskvit.config import Config, config_to_dict, diff_configs, load_config
 from maskvit.errors import UserError
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
-STATE_FILE = "state.pt"
+STATE_TENSORS = "state.safetensors"
+STATE_JSON = "state.json"
+LEGACY_STATE = "state.pt"  # the pickle older versions wrote; never loaded
+STATE_FORMAT = "maskvit-trainer-state"
+STATE_VERSION = 1
+FILE_MODE, DIR_MODE = 0o644, 0o755
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 # Fields that may change between a run and its resumption without changing the maths
@@ -64,6 +81,14 @@ class Checkpoint:
     weights: dict[str, dict[str, torch.Tensor]]  # module name -> state dict
     ema: dict[str, dict[str, torch.Tensor]]  # module name -> EMA state dict (may be empty)
     state: dict[str, Any]  # optimizers, data position, rng, task state
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be read back (truncated, garbage, incomplete)."""
+
+
+class LegacyCheckpointError(UserError):
+    """A checkpoint whose trainer state is an old pickle (`state.pt`), which we never load."""
 
 
 # ------------------------------------------------------------------ atomic file writes
@@ -94,15 +119,8 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def save_config_atomic(config: Config, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-    os.close(fd)
-    try:
-        save_config(config, tmp)
-        _fsync_file(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the run's config.yaml (0644) so readers never see half of it."""
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 # ------------------------------------------------------------------------ run folder
@@ -191,12 +209,14 @@ def save_checkpoint(out: Path, step: int, weights: dict[str, dict[str, torch.Ten
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{final.name}-"))
         try:
             for name, sd in weights.items():
-                _save_tensors(sd, tmp / f"{name}.safetensors")
+                _save_tensors(sd, tmp / f"{_module_file(name)}.safetensors")
             for name, sd in ema.items():
-                _save_tensors(sd, tmp / f"{name}.ema.safetensors")
-            torch.save({**state, "step": step}, tmp / STATE_FILE)
+                _save_tensors(sd, tmp / f"{_module_file(name)}.ema.safetensors")
+            _save_state({**state, "step": step}, tmp)
             for f in tmp.iterdir():
+                os.chmod(f, FILE_MODE)
                 _fsync_file(f)
+            os.chmod(tmp, DIR_MODE)  # mkdtemp makes 0700 folders; outputs are shared
             os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -208,9 +228,116 @@ def save_checkpoint(out: Path, step: int, weights: dict[str, dict[str, torch.Ten
     return final
 
 
+def _module_file(name: str) -> str:
+    if name == "state" or "/" in name or name.startswith("."):
+        raise ValueError(f"module name {name!r} cannot be checkpointed (reserved or a path)")
+    return name
+
+
 def _save_tensors(sd: dict[str, torch.Tensor], path: Path) -> None:
     # Clone: safetensors refuses tensors sharing storage (tied weights) or non-contiguous.
     save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()}, str(path))
+
+
+# ------------------------------------------------------ trainer state: safetensors + JSON
+#
+# The state is nested plain data with tensors inside (optimizer state dicts, RNG states).
+# Tensors go to state.safetensors under "t0", "t1", ...; the structure goes to state.json,
+# where a few tagged objects stand for what JSON lacks: {"__tensor__": key},
+# {"__ndarray__": [...], "dtype": "<u4"}, {"__tuple__": [...]}, {"__items__": [[k, v]]}
+# (a dict with non-string keys). Reading builds only these types: no code runs.
+
+_TAGS = ("__tensor__", "__ndarray__", "__tuple__", "__items__")
+_ARRAY_KINDS = "biuf"  # numpy dtypes a state may hold (bool, integers, floats)
+
+
+def _save_state(state: dict[str, Any], folder: Path) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    doc = {"format": STATE_FORMAT, "version": STATE_VERSION,
+           "state": _encode(state, tensors)}
+    _save_tensors(tensors, folder / STATE_TENSORS)
+    (folder / STATE_JSON).write_text(json.dumps(doc))
+
+
+def _encode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, torch.Tensor):
+        key = f"t{len(tensors)}"
+        tensors[key] = value
+        return {"__tensor__": key}
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": value.dtype.str}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value) and not any(t in value for t in _TAGS):
+            return {k: _encode(v, tensors) for k, v in value.items()}
+        return {"__items__": [[_encode(k, tensors), _encode(v, tensors)]
+                              for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, tensors) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, tensors) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"cannot checkpoint a {type(value).__name__} in the trainer state")
+
+
+def _decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, tensors) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__tensor__" in value:
+        return tensors[value["__tensor__"]]
+    if "__ndarray__" in value:
+        dtype = np.dtype(value["dtype"])
+        if dtype.kind not in _ARRAY_KINDS:
+            raise ValueError(f"array of dtype {dtype} in the trainer state")
+        return np.array(value["__ndarray__"], dtype=dtype)
+    if "__tuple__" in value:
+        return tuple(_decode(v, tensors) for v in value["__tuple__"])
+    if "__items__" in value:
+        return {_decode(k, tensors): _decode(v, tensors) for k, v in value["__items__"]}
+    return {k: _decode(v, tensors) for k, v in value.items()}
+
+
+def _load_state(folder: Path) -> dict[str, Any]:
+    """The trainer state of a checkpoint folder; `CheckpointError` if it is damaged."""
+    doc_file, tensor_file = folder / STATE_JSON, folder / STATE_TENSORS
+    if not doc_file.is_file() and (folder / LEGACY_STATE).is_file():
+        raise LegacyCheckpointError(
+            f"{folder} was written by an older maskvit: its trainer state is a pickle "
+            f"({LEGACY_STATE}), which is never loaded (it could run code); start a new run "
+            f"with another --out (the weights of this run still load: maskvit predict / "
+            f"evaluate / export --model {folder.parent.parent})")
+    tensors = _read_tensors(tensor_file)
+    try:
+        doc = json.loads(doc_file.read_text())
+        if doc.get("format") != STATE_FORMAT or doc.get("version") != STATE_VERSION:
+            raise ValueError(f"format {doc.get('format')!r} version {doc.get('version')!r}")
+        state = _decode(doc["state"], tensors)
+        if not isinstance(state, dict):
+            raise ValueError("not a mapping")
+    except FileNotFoundError:
+        raise CheckpointError(f"{doc_file} is missing") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"{doc_file} is damaged ({_reason(err)})") from None
+    return state
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file, or `CheckpointError` naming it when it is missing or damaged."""
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        return load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - SafetensorError, OSError: the file is bad
+        raise CheckpointError(f"{path} is damaged ({_reason(err)})") from None
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).splitlines()[0] if str(err) else ""
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def remove_stale_temporaries(out: Path) -> None:
@@ -227,20 +354,72 @@ def remove_stale_temporaries(out: Path) -> None:
 
 
 def load_checkpoint(path: Path, *, with_state: bool = True) -> Checkpoint:
-    """Read a checkpoint folder written by `save_checkpoint`."""
+    """Read a checkpoint folder written by `save_checkpoint`.
+
+    Raises `CheckpointError` (a one-line `UserError` naming the file) for a damaged
+    file, `LegacyCheckpointError` when `with_state` asks for an old pickled state.
+    """
     weights, ema = {}, {}
     for f in sorted(path.glob("*.safetensors")):
+        if f.name == STATE_TENSORS:
+            continue
         if f.name.endswith(".ema.safetensors"):
-            ema[f.name[: -len(".ema.safetensors")]] = load_file(str(f))
+            ema[f.name[: -len(".ema.safetensors")]] = _read_tensors(f)
         else:
-            weights[f.name[: -len(".safetensors")]] = load_file(str(f))
-    state: dict[str, Any] = {}
-    if with_state:
-        # Our own file (RNG states hold numpy objects), so weights_only is off.
-        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+            weights[f.name[: -len(".safetensors")]] = _read_tensors(f)
+    state: dict[str, Any] = _load_state(path) if with_state else {}
     m = _STEP_DIR.match(path.name)
     step = int(m.group(1)) if m else int(state.get("step", -1))
     return Checkpoint(path=path, step=step, weights=weights, ema=ema, state=state)
+
+
+def resume_candidates(out: Path) -> list[Path]:
+    """Checkpoints to try when resuming: the one `latest` names, then older ones, newest first."""
+    first = latest_checkpoint(out)
+    if first is None:
+        return []
+    return [first] + [p for p in reversed(checkpoint_dirs(out)) if p != first]
+
+
+def set_aside(path: Path) -> Path | None:
+    """Rename a damaged checkpoint out of the way (kept, not deleted: nothing is lost).
+
+    Without this a resumed run reaching that step again would keep the damaged folder
+    (`save_checkpoint` never rewrites an existing step) and point `latest` at it.
+    """
+    target = path.with_name(f"damaged-{path.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        os.replace(path, target)
+    except OSError:
+        return None
+    return target
+
+
+def checkpoint_path(out: Path, step: int | None = None) -> Path:
+    """The folder of checkpoint `step` of run `out` (None: the latest); one-line errors."""
+    if step is None:
+        ckpt_dir = latest_checkpoint(out)
+        if ckpt_dir is None:
+            raise UserError(f"{out} has no checkpoint yet")
+        return ckpt_dir
+    ckpt_dir = out / CHECKPOINTS / f"step_{step:08d}"
+    if not ckpt_dir.is_dir():
+        raise UserError(f"{out} has no checkpoint at step {step}; available: "
+                        f"{available_steps(out)}")
+    return ckpt_dir
+
+
+def available_steps(out: Path) -> str:
+    """The steps of the complete checkpoints of `out`, for messages ("none" if none)."""
+    return ", ".join(str(int(p.name[5:])) for p in checkpoint_dirs(out)) or "none"
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step of a checkpoint folder (from its name, step_NNNNNNNN)."""
+    m = _STEP_DIR.match(path.name)
+    if not m:
+        raise ValueError(f"{path} is not a checkpoint folder")
+    return int(m.group(1))
 
 
 def load_run(path: str | Path, module: str = "model", step: int | None = None
@@ -249,23 +428,20 @@ def load_run(path: str | Path, module: str = "model", step: int | None = None
 
     `module` names the trained module ("model" for the transformer; the tokenizer task
     names its own). `step=None` takes the latest checkpoint. The EMA state dict is None
-    when the run kept no EMA.
+    when the run kept no EMA. Reads only safetensors (never the trainer state), so runs
+    of every version load.
     """
     out = Path(path)
     if not out.is_dir():
         raise UserError(f"run directory not found: {out}")
     config = read_run_config(out)
-    if step is None:
-        ckpt_dir = latest_checkpoint(out)
-        if ckpt_dir is None:
-            raise UserError(f"{out} has no checkpoint yet")
-    else:
-        ckpt_dir = out / CHECKPOINTS / f"step_{step:08d}"
-        if not ckpt_dir.is_dir():
-            have = ", ".join(str(int(p.name[5:])) for p in checkpoint_dirs(out)) or "none"
-            raise UserError(f"{out} has no checkpoint at step {step}; available: {have}")
-    ckpt = load_checkpoint(ckpt_dir, with_state=False)
+    ckpt_dir = checkpoint_path(out, step)
+    try:
+        ckpt = load_checkpoint(ckpt_dir, with_state=False)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; checkpoints of {out}: steps {available_steps(out)}"
+                              ) from None
     if module not in ckpt.weights:
         raise UserError(f"{ckpt_dir} holds no module {module!r}; it has: "
-                        f"{', '.join(sorted(ckpt.weights))}")
+                        f"{', '.join(sorted(ckpt.weights)) or 'nothing'}")
     return config, ckpt.weights[module], ckpt.ema.get(module)

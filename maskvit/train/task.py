@@ -67,6 +67,8 @@ class StepContext:
     device: torch.device
     training: bool = True
     micro_batch: int = 0  # index within the step's accumulation
+    rank: int = 0  # this process among world_size (per-sample RNG keys need the global index)
+    world_size: int = 1
     scratch: dict[str, Any] = field(default_factory=dict)
 
 

@@ -3,6 +3,13 @@
 Each clip of token codes gets a random mask over its future frames (variable ratio
 r ~ U[0.5, 1) by default), the transformer predicts every position, and the loss is
 cross-entropy on the masked positions only. Logged: loss and masked-token accuracy.
+
+Training masks come from per-video generators keyed on (train.seed, step, the video's
+index in the step's global batch), so 1 process × batch B, N processes × B/N and gradient
+accumulation all mask the same videos the same way (and resumed runs repeat exactly).
+The training loss is each micro-batch's share of the mean over the masked tokens of the
+whole global batch, so the engine's averaging over micro-batches and processes gives that
+mean exactly. Validation masks come from the engine's validation generator.
 """
 
 from __future__ import annotations
@@ -13,8 +20,30 @@ import torch
 from torch import nn
 
 from maskvit.config import TrainConfig, TransformerConfig
+from maskvit.errors import UserError
 from maskvit.model import MaskViT, mask_for_training, masked_cross_entropy
+from maskvit.model.masking import (
+    Generators,
+    future_frame_mask,
+    masked_count,
+    sample_generators,
+)
 from maskvit.train.task import Logs, StepContext, Task
+
+
+def rank_and_world(ctx: StepContext) -> tuple[int, int]:
+    """This process's rank and the process count, as the engine hands them over."""
+    return ctx.rank, ctx.world_size
+
+
+def global_offset(ctx: StepContext, micro_batch_size: int) -> int:
+    """Index, in the step's global batch, of this micro-batch's first video.
+
+    Follows `GlobalBatchSampler`: the global batch is cut into world × accum equal
+    micro-batches and process r takes micro-batches r, r + world, r + 2·world, ...
+    """
+    rank, world = rank_and_world(ctx)
+    return (ctx.micro_batch * world + rank) * micro_batch_size
 
 
 class MaskedVideoTask(Task):
@@ -24,6 +53,8 @@ class MaskedVideoTask(Task):
                  model: MaskViT | None = None) -> None:
         self.cfg = cfg
         self.mask_ratio = train_cfg.mask_ratio
+        self.seed = train_cfg.seed
+        self.global_batch, self.grad_accum = train_cfg.batch_size, train_cfg.grad_accum
         self.model = model if model is not None else MaskViT(cfg)
 
     def modules(self) -> dict[str, nn.Module]:
@@ -35,11 +66,42 @@ class MaskedVideoTask(Task):
         actions = batch.get("actions") if self.cfg.action_dim > 0 else None
         inputs, mask = mask_for_training(
             tokens, self.cfg.context_frames, self.mask_ratio,
-            goal=self.cfg.goal_conditioned, generator=ctx.generator,
+            goal=self.cfg.goal_conditioned, generator=self.mask_generators(ctx, len(tokens)),
             mask_token_id=self.cfg.mask_token_id)
         logits = ctx.modules["model"](inputs, actions)  # (B, T, h, w, K)
-        loss, accuracy = masked_cross_entropy(logits, tokens, mask)
+        normalizer = self.loss_normalizer(ctx, tokens) if ctx.training else None
+        loss, accuracy = masked_cross_entropy(logits, tokens, mask, normalizer)
         return loss, {"accuracy": accuracy, "mask_fraction": mask.float().mean()}
+
+    def mask_generators(self, ctx: StepContext, batch_size: int) -> Generators:
+        """Per-video generators while training (see module docstring); else the engine's."""
+        if not ctx.training:
+            return ctx.generator
+        self.check_micro_batch(ctx, batch_size)
+        first = global_offset(ctx, batch_size)
+        return sample_generators(self.seed, ctx.step, range(first, first + batch_size))
+
+    def check_micro_batch(self, ctx: StepContext, batch_size: int) -> None:
+        """Global indices assume the engine's layout: world × accum equal micro-batches."""
+        _, world = rank_and_world(ctx)
+        if batch_size * world * self.grad_accum != self.global_batch:
+            raise UserError(
+                f"MaskedVideoTask got a micro-batch of {batch_size} clips; train.batch_size="
+                f"{self.global_batch} over {world} process(es) × grad_accum {self.grad_accum} "
+                f"makes micro-batches of {self.global_batch / (world * self.grad_accum):g}")
+
+    def loss_normalizer(self, ctx: StepContext, tokens: torch.Tensor) -> float:
+        """Divisor turning this micro-batch's summed loss into its share of the global mean.
+
+        The engine averages the world × accum micro-batch losses, hence the factor
+        micro / global on the masked-token count of the global batch.
+        """
+        t, h, w = tokens.shape[1:]
+        n_future = int(future_frame_mask(t, self.cfg.context_frames,
+                                         self.cfg.goal_conditioned).sum()) * h * w
+        total = masked_count(self.seed, ctx.step, range(self.global_batch), self.mask_ratio,
+                             n_future)
+        return max(total, 1) * len(tokens) / self.global_batch
 
     def count_tokens(self, batch: dict[str, Any]) -> int:
         return int(batch["tokens"].numel())

@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 
 from maskvit.config import Config, TrainConfig
+from maskvit.errors import UserError
 from maskvit.train import checkpoint as ckpt
 from maskvit.train.distributed import (
     DistEnv,
@@ -92,6 +93,7 @@ class Trainer:
 
         self.step = 0
         self.notes: list[str] = []  # things the user should know (shown when fit starts)
+        self.warnings: list[str] = []  # things that went wrong but were recovered from
         if self.out is not None and self.env.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             ckpt.remove_stale_temporaries(self.out)
@@ -125,27 +127,60 @@ class Trainer:
         return module
 
     def _load_latest(self) -> None:
+        """Continue from the newest intact checkpoint; damaged ones are skipped and set aside."""
         assert self.out is not None, "resume needs a run directory"
-        path = ckpt.latest_checkpoint(self.out)
-        if path is None:
-            return  # nothing saved yet: start from step 0 in the same run directory
-        state = ckpt.load_checkpoint(path)
-        for name, module in self.modules.items():
-            module.load_state_dict(state.weights[name])
-        for name, ema in self.emas.items():
-            ema.load_state_dict(state.ema[name])
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(state.state["optimizers"][name])
-        self.task.load_state_dict(state.state.get("task", {}))
+        damaged: list[tuple[Path, str]] = []
+        for path in ckpt.resume_candidates(self.out):
+            try:
+                self._restore(ckpt.load_checkpoint(path))
+            except ckpt.CheckpointError as err:
+                damaged.append((path, str(err)))
+                continue
+            if damaged:
+                if self.env.is_main:  # newer than `path`: training will write those steps again
+                    for bad, _ in damaged:
+                        ckpt.set_aside(bad)
+                self.warnings.append(
+                    f"skipped damaged checkpoint(s) ({'; '.join(e for _, e in damaged)}); "
+                    f"resumed from {path.name}; the damaged ones are kept as damaged-step_*")
+            return
+        if damaged:  # left in place: a later --resume must not silently start from step 0
+            raise UserError(f"no intact checkpoint to resume in {self.out}: {damaged[0][1]}"
+                            + (f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else "")
+                            + "; start a new run with another --out")
+        # nothing saved yet: start from step 0 in the same run directory
+
+    def _restore(self, state: ckpt.Checkpoint) -> None:
+        """Load one checkpoint into modules, optimizers, task, step and RNGs.
+
+        Anything that does not fit (a missing module, a garbage optimizer state) is a
+        `CheckpointError`: every field is overwritten by the next candidate, so a half
+        applied damaged checkpoint leaves no trace.
+        """
+        try:
+            for name, module in self.modules.items():
+                module.load_state_dict(state.weights[name])
+            for name, ema in self.emas.items():
+                ema.load_state_dict(state.ema[name])
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(state.state["optimizers"][name])
+            self.task.load_state_dict(state.state.get("task", {}))
+            rngs = state.state.get("rng", [])
+            if len(rngs) == self.env.world_size:
+                restore_rng(rngs[self.env.rank], self.generator)
+            saved_len = state.state.get("dataset_len")
+        except torch.cuda.OutOfMemoryError:
+            raise  # the machine's fault, not the checkpoint's: never set a checkpoint aside
+        except (KeyError, IndexError, RuntimeError, ValueError, TypeError, AttributeError) as err:
+            raise ckpt.CheckpointError(
+                f"{state.path} does not fit this run ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''})") from None
         self.step = state.step
-        rngs = state.state.get("rng", [])
-        if len(rngs) == self.env.world_size:
-            restore_rng(rngs[self.env.rank], self.generator)
-        else:
+        if len(rngs) != self.env.world_size:
             self.notes.append(f"checkpoint saved by {len(rngs)} process(es), resumed with "
-                              f"{self.env.world_size}: random masks/dropout differ from an "
-                              f"uninterrupted run (the data order does not)")
-        saved_len = state.state.get("dataset_len")
+                              f"{self.env.world_size}: draws from the engine's generator (dropout, "
+                              f"the tokenizer's augmentation) differ from an uninterrupted run "
+                              f"(the data order and the transformer's masks do not)")
         if saved_len is not None and saved_len != len(self.train_data):
             self.notes.append(f"the training set changed size ({saved_len} → "
                               f"{len(self.train_data)} clips) since the checkpoint; the data "
@@ -169,6 +204,8 @@ class Trainer:
                            tensorboard=self._tensorboard)
         for note in self.notes:
             log.message(f"note: {note}")
+        for warning in self.warnings:
+            log.message(f"warning: {warning}")
         previous = self._install_signal_handlers()
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}  # steps that logged each key (a phase may be skipped)
@@ -240,7 +277,8 @@ class Trainer:
             for i, batch in enumerate(micro_batches):
                 ctx = StepContext(step=self.step, modules=self.wrapped,
                                   generator=self.generator, device=self.device,
-                                  training=True, micro_batch=i, scratch=scratch[i])
+                                  training=True, micro_batch=i, scratch=scratch[i],
+                                  rank=self.env.rank, world_size=self.env.world_size)
                 with self._no_sync(last=i == accum - 1):
                     with self._autocast():
                         out = self.task.loss(spec.name, batch, ctx)
@@ -280,7 +318,8 @@ class Trainer:
         for indices in batches:
             batch = _to_device(_collate([self.val_data[i] for i in indices]), self.device)
             ctx = StepContext(step=self.step, modules=self.modules, generator=generator,
-                              device=self.device, training=False)
+                              device=self.device, training=False, rank=self.env.rank,
+                              world_size=self.env.world_size)
             with self._autocast():
                 metrics = self.task.evaluate(batch, ctx)
             _add_logs(totals, "", metrics, 1.0, self.device)

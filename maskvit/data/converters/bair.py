@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskvit.data.converters.common import Episode, resize_frame, write_episodes
+from maskvit.data.converters.common import Episode, path_name, resize_frame, write_episodes
 from maskvit.data.store import EpisodeStore, safe_episode_id
 from maskvit.errors import UserError
 
@@ -41,6 +41,12 @@ def find_bair_files(src: Path) -> list[tuple[str, Path]]:
             "(softmotion30_44k) there"
         )
     return files
+
+
+def bair_prefix(split: str, path: Path) -> str:
+    """`<split>-<file stem>`, the ids of a file's records without their index (the stem is
+    hashed only when it is not a valid id, so `traj 1` and `traj_1` stay apart)."""
+    return f"{split}-{path_name(Path(path.name))}"
 
 
 def read_bair_file(split: str, path: Path, val_fraction: float = 0.02, size: int | None = None) -> Iterator[Episode]:
@@ -75,7 +81,7 @@ def _episode(record: dict, split: str, path: Path, index: int, val_fraction: flo
             if value is None or np.size(value) != width:
                 raise UserError(f"{path}: record {index} step {t}: missing or malformed '{key.format(t=t)}'")
             out.append(np.asarray(value, dtype=np.float32).reshape(width))
-    episode_id = safe_episode_id(f"{split}-{path.stem}-{index:04d}")
+    episode_id = f"{bair_prefix(split, path)}-{index:04d}"
     if split == "train" and zlib.crc32(episode_id.encode()) / 2**32 < val_fraction:
         split = "val"
     return Episode(episode_id, np.stack(frames), np.stack(actions), split=split, states=np.stack(states))
@@ -85,8 +91,10 @@ def convert_bair(src: str | Path, out: str | Path, *, size: int | None = None, v
                  overwrite: bool = False, progress: bool = True) -> EpisodeStore:
     """Convert every BAIR tfrecord under `src` into an episode store at `out` (resumable)."""
     files = find_bair_files(Path(src))
+    renamed = [(old, new) for split, path in files
+               if (old := safe_episode_id(f"{split}-{path.stem}")) != (new := bair_prefix(split, path))]
     return write_episodes(
-        out, files, lambda item: read_bair_file(item[0], item[1], val_fraction, size),
+        out, files, lambda item: read_bair_file(item[0], item[1], val_fraction, size), renamed=renamed,
         source="bair", action_dim=4, resolution=size or BAIR_SIZE, overwrite=overwrite, progress=progress,
         extra={"image_key": "image_aux1", "val_fraction": val_fraction, "state": "endeffector_pos"},
     )

@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from maskvit.data.converters.common import Episode, resize_frame, write_episodes
+from maskvit.data.converters.common import (
+    Episode,
+    check_unique_names,
+    resize_frame,
+    source_name,
+    write_episodes,
+)
 from maskvit.data.store import EpisodeStore, safe_episode_id
 from maskvit.errors import UserError
 
@@ -44,12 +50,18 @@ def kitti_split(drive: str) -> str:
     return "test" if drive in TEST_DRIVES else "val" if drive in VAL_DRIVES else "train"
 
 
-def read_kitti_drive(drive: Path, camera: str, size: int | None, crop: str = "center") -> Iterator[Episode]:
+def kitti_episode_id(src: Path, drive: Path, camera: str) -> str:
+    """`<drive>-<camera>`, hashed only when that is not a valid id (see `converters.common`)."""
+    return source_name(f"{drive.name}-{camera}", f"{drive.relative_to(src).as_posix()}/{camera}")
+
+
+def read_kitti_drive(drive: Path, camera: str, size: int | None, crop: str = "center",
+                     episode_id: str | None = None) -> Iterator[Episode]:
     frames = [_read_png(f, size, crop) for f in sorted((drive / camera / "data").glob("*.png"))]
     shapes = {f.shape for f in frames}
     if len(shapes) != 1:
         raise UserError(f"{drive / camera}: frames of different sizes {sorted(shapes)}; pass --size")
-    episode_id = safe_episode_id(f"{drive.name}-{camera}")
+    episode_id = episode_id or safe_episode_id(f"{drive.name}-{camera}")
     yield Episode(episode_id, np.stack(frames), np.zeros((len(frames), 0), np.float32), split=kitti_split(drive.name))
 
 
@@ -65,10 +77,15 @@ def _read_png(path: Path, size: int | None, crop: str) -> np.ndarray:
 def convert_kitti(src: str | Path, out: str | Path, *, size: int | None = 64, cameras: tuple[str, ...] = ("image_02",),
                   crop: str = "center", overwrite: bool = False, progress: bool = True) -> EpisodeStore:
     """Convert KITTI raw drives under `src` into an episode store at `out` (resumable by drive)."""
-    pairs = find_kitti_drives(Path(src), cameras)
+    src = Path(src)
+    pairs = find_kitti_drives(src, cameras)
+    ids = {pair: kitti_episode_id(src, *pair) for pair in pairs}
+    check_unique_names(((str(drive / camera), name) for (drive, camera), name in ids.items()), "KITTI drives")
+    renamed = [(old, new) for (drive, camera), new in ids.items()
+               if (old := safe_episode_id(f"{drive.name}-{camera}")) != new]
     return write_episodes(
-        out, pairs, lambda item: read_kitti_drive(item[0], item[1], size, crop),
-        skip=lambda item, writer: safe_episode_id(f"{item[0].name}-{item[1]}") in writer,
+        out, pairs, lambda item: read_kitti_drive(item[0], item[1], size, crop, ids[item]),
+        skip=lambda item, writer: ids[item] in writer, renamed=renamed,
         source="kitti", action_dim=0, resolution=size, overwrite=overwrite, progress=progress, unit="drive",
         extra={"cameras": list(cameras), "crop": crop, "test_drives": list(TEST_DRIVES), "val_drives": list(VAL_DRIVES)},
     )

@@ -23,13 +23,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from maskvit.data.converters.common import Episode, resize_frame, write_episodes
+from maskvit.data.converters.common import (
+    Episode,
+    check_unique_names,
+    path_name,
+    resize_frame,
+    write_episodes,
+)
 from maskvit.data.converters.videos import decode_video
 from maskvit.data.store import EpisodeStore, safe_episode_id
 from maskvit.errors import UserError
 
 
 def find_robonet_files(src: Path) -> list[Path]:
+    """Every .hdf5 under `src` (or `src` itself), sorted."""
     if src.is_file() and src.suffix == ".hdf5":
         return [src]
     if not src.is_dir():
@@ -82,7 +89,14 @@ def read_robonet_camera(file, path: Path, camera: int) -> np.ndarray:
     return np.ascontiguousarray(video)
 
 
-def read_robonet_file(path: Path, camera: int, size: int | None, crop: str) -> Iterator[Episode]:
+def robonet_episode_id(root: Path, path: Path, camera: int) -> str:
+    """`<name>-cam<i>`, the name from the file's path under `root` (so `a/traj.hdf5` and
+    `b/traj.hdf5` stay apart; a file directly in `root` keeps its stem, as before)."""
+    return f"{path_name(path.relative_to(root))}-cam{camera}"
+
+
+def read_robonet_file(path: Path, camera: int, size: int | None, crop: str,
+                      episode_id: str | None = None) -> Iterator[Episode]:
     import h5py
 
     try:
@@ -95,13 +109,19 @@ def read_robonet_file(path: Path, camera: int, size: int | None, crop: str) -> I
             actions = np.asarray(file["policy/actions"][()], dtype=np.float32)
     except OSError as err:
         raise UserError(f"{path}: cannot read hdf5 ({err})") from None
+    if actions.ndim != 2 or states.ndim != 2:
+        raise UserError(f"{path}: policy/actions must be (T-1, A) and env/state (T, S); got {actions.shape} and "
+                        f"{states.shape} (not a RoboNet trajectory)")
     length = min(len(video), len(states), len(actions) + 1)
+    if length < 1:
+        raise UserError(f"{path}: empty trajectory (no states or frames)")
     aligned = np.zeros((length, actions.shape[1]), np.float32)
     aligned[: length - 1] = actions[: length - 1]
     if length < len(actions) + 1:  # a recorded next action exists for the last kept frame
         aligned[length - 1] = actions[length - 1]
     frames = np.stack([resize_frame(f, size, crop) for f in video[:length]])
-    yield Episode(safe_episode_id(f"{path.stem}-cam{camera}"), frames, aligned, states=states[:length])
+    episode_id = episode_id or safe_episode_id(f"{path.stem}-cam{camera}")
+    yield Episode(episode_id, frames, aligned, states=states[:length])
 
 
 def convert_robonet(src: str | Path, out: str | Path, *, camera: int = 0, size: int | None = 64,
@@ -112,19 +132,21 @@ def convert_robonet(src: str | Path, out: str | Path, *, camera: int = 0, size: 
     All files must share one action dimension (RoboNet mixes 4- and 5-D robots: convert
     them to separate stores, or pass `action_dim` to zero-pad / truncate to one size).
     """
-    import h5py
-
-    files = find_robonet_files(Path(src))
+    src = Path(src)
+    files = find_robonet_files(src)
+    root = src.parent if src.is_file() else src
+    ids = {path: robonet_episode_id(root, path, camera) for path in files}
+    check_unique_names(((str(path), name) for path, name in ids.items()), "RoboNet files")
+    renamed = [(old, new) for path, new in ids.items()
+               if (old := safe_episode_id(f"{path.stem}-cam{camera}")) != new]
     fit_actions = action_dim is not None
     if action_dim is None:
-        try:
-            with h5py.File(files[0], "r") as first:
-                action_dim = int(first["policy/actions"].shape[1])
-        except (OSError, KeyError) as err:
-            raise UserError(f"{files[0]}: not a readable RoboNet trajectory ({err})") from None
+        action_dim = _first_action_dim(files[0])
+    elif action_dim < 1:
+        raise UserError(f"--action-dim must be positive, got {action_dim}")
 
     def read(path: Path) -> Iterator[Episode]:
-        for episode in read_robonet_file(path, camera, size, crop):
+        for episode in read_robonet_file(path, camera, size, crop, ids[path]):
             a = episode.actions
             if a.shape[1] != action_dim:
                 if not fit_actions:
@@ -136,7 +158,21 @@ def convert_robonet(src: str | Path, out: str | Path, *, camera: int = 0, size: 
             yield episode
 
     return write_episodes(
-        out, files, read, skip=lambda path, writer: safe_episode_id(f"{path.stem}-cam{camera}") in writer,
+        out, files, read, skip=lambda path, writer: ids[path] in writer,
         source="robonet", action_dim=action_dim, resolution=size, overwrite=overwrite, progress=progress,
-        extra={"camera": camera, "crop": crop},
+        extra={"camera": camera, "crop": crop}, renamed=renamed,
     )
+
+
+def _first_action_dim(path: Path) -> int:
+    """The action size of one RoboNet file (the store's, unless --action-dim is given)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as first:
+            shape = first["policy/actions"].shape
+    except (OSError, KeyError) as err:
+        raise UserError(f"{path}: not a readable RoboNet trajectory ({err})") from None
+    if len(shape) != 2:
+        raise UserError(f"{path}: policy/actions must be (T-1, A), got shape {shape} (not a RoboNet trajectory)")
+    return int(shape[1])

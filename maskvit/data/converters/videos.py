@@ -3,7 +3,8 @@
 Every video file, and every folder that directly holds images, is one source. Frames are
 optionally resampled to `fps`, centre-cropped and resized, and cut into episodes of
 `clip_len` frames (the tail shorter than a clip is dropped; `clip_len=None`: the whole
-source is one episode). No actions (A = 0). The split is by hash of the source path.
+source is one episode). No actions (A = 0). The split is by hash of the source's name
+(see `converters.common` for how names are made unique).
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from maskvit.data.converters.common import Episode, resize_frame, write_episodes
+from maskvit.data.converters.common import (
+    Episode,
+    check_unique_names,
+    path_name,
+    resize_frame,
+    write_episodes,
+)
 from maskvit.data.splits import split_for
 from maskvit.data.store import EpisodeStore, safe_episode_id
 from maskvit.errors import UserError
@@ -70,6 +77,11 @@ def read_image_folder(folder: Path, fps_stride: int = 1) -> Iterator[np.ndarray]
 
 
 def source_id(src: Path, source: Path) -> str:
+    """The unique name of a video file or image folder (its clips are `<name>-00000`, ...)."""
+    return path_name(source.relative_to(src), drop_suffix=source.is_file())
+
+
+def _legacy_id(src: Path, source: Path) -> str:
     relative = source.relative_to(src)
     return safe_episode_id(str(relative.with_suffix("")) if source.is_file() else str(relative))
 
@@ -111,10 +123,14 @@ def convert_videos(src: str | Path, out: str | Path, *, size: int | None = 64, c
     sources = find_video_sources(src)
     if clip_len is not None and clip_len < 2:
         raise UserError(f"--clip-len must be at least 2, got {clip_len}")
+    names = {source: source_id(src, source) for source in sources}
+    check_unique_names(((str(source), name) for source, name in names.items()), "videos")
+    renamed = [(_legacy_id(src, s), n) for s, n in names.items() if _legacy_id(src, s) != n]
     return write_episodes(
         out, sources,
         lambda source: read_video_source(src, source, size=size, crop=crop, fps=fps, frame_stride=frame_stride,
                                          clip_len=clip_len),
         source="videos", action_dim=0, resolution=size, overwrite=overwrite, progress=progress, unit="video",
+        renamed=renamed,
         extra={"crop": crop, "fps": fps, "frame_stride": frame_stride, "clip_len": clip_len},
     )

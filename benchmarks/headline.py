@@ -1,0 +1,54 @@
+"""Write a bundle's headline.json from its `maskvit evaluate` and `maskvit plan` outputs.
+
+`maskvit demo` prints these numbers beside its own so a newcomer sees what full training
+reaches; `benchmarks/reference_push64.sh` calls this after evaluating and planning:
+
+    python benchmarks/headline.py --bundle maskvit/pretrained/push64 \
+        --eval runs/reference_push64/eval --plan runs/reference_push64/plan --plan-settings "..."
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from maskvit.atomic import atomic_write_json
+from maskvit.pretrained import HEADLINE
+
+
+def evaluate_numbers(metrics: dict) -> dict:
+    out = {}
+    for who, key in (("model", "model"), ("copy_last", "baseline")):
+        result = metrics.get(key) or {}
+        out[who] = {m: v.get("mean", v.get("value")) for m, v in result.get("metrics", {}).items()}
+        if result.get("objects"):
+            out[who]["box_iou"] = result["objects"]["iou"]["mean"]
+            out[who]["box_centroid_error_px"] = result["objects"]["centroid_error_px"]["mean"]
+    return out
+
+
+def plan_numbers(results: dict) -> dict:
+    return {policy: f"{r['successes']}/{r['episodes']}"
+            for policy, r in results.get("policies", results).items()
+            if isinstance(r, dict) and "successes" in r}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--eval", required=True, help="maskvit evaluate report folder")
+    parser.add_argument("--plan", required=True, help="maskvit plan output folder")
+    parser.add_argument("--plan-settings", default="", help="how planning was run, in words")
+    parser.add_argument("--about", default="held-out push episodes; benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    metrics = json.loads((Path(args.eval) / "metrics.json").read_text())
+    plan = json.loads((Path(args.plan) / "results.json").read_text())
+    atomic_write_json(Path(args.bundle) / HEADLINE, {
+        "about": args.about, "evaluate": evaluate_numbers(metrics),
+        "plan": {"settings": args.plan_settings, **plan_numbers(plan)}})
+
+
+if __name__ == "__main__":
+    main()
