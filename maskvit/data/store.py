@@ -271,6 +271,7 @@ class EpisodeStoreWriter:
         self._open_dir(settings, overwrite)
         self.settings = settings
         self._episodes: dict[str, dict[str, Any]] = self._scan_finished()
+        self._changed = False  # whether this writer has added an episode yet
 
     # -- setup
     def _open_dir(self, settings: dict[str, Any], overwrite: bool) -> None:
@@ -355,9 +356,10 @@ class EpisodeStoreWriter:
         expected = (len(frames), self.settings["action_dim"])
         if actions.shape != expected:
             raise UserError(f"{episode_id}: actions must have shape {expected}, got {actions.shape}")
-        # A complete store becomes incomplete only when it really changes (until close()),
-        # so a job that fails before its first episode leaves the store as it was.
-        (self.path / "manifest.json").unlink(missing_ok=True)
+        if not self._changed:  # a complete store becomes incomplete only when it really
+            # changes (until close()): a job failing before its first episode leaves it as it was
+            (self.path / "manifest.json").unlink(missing_ok=True)
+            self._changed = True
         if states is not None:
             states = np.asarray(states, dtype=np.float32).reshape(len(frames), -1)
             if self.settings["state_dim"] is None:

@@ -93,15 +93,16 @@ class TokenCacheWriter:
         file = self.path / "index.jsonl"
         if not file.is_file():
             return []
-        episodes = []
+        episodes, offset = [], 0
         for line in file.read_text(errors="replace").splitlines():
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 break  # a line cut by an interruption: everything after it is redone
-            if not _is_index_entry(entry, sum(e["length"] for e in episodes)):
+            if not _is_index_entry(entry, offset):
                 break  # damaged: redo this episode and everything after it
             episodes.append(entry)
+            offset += entry["length"]
         with open(file, "w") as f:  # rewrite without the damaged tail
             f.writelines(json.dumps(e) + "\n" for e in episodes)
         return episodes

@@ -117,11 +117,13 @@ def centroid_error(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 
 def _mean_and_se(per_video: np.ndarray) -> tuple[float | None, float | None]:
+    """Mean and standard error over the videos that had an object to score (None: none)."""
+    from maskvit.metrics.protocol import standard_error
+
     values = per_video[np.isfinite(per_video)]
     if values.size == 0:
         return None, None
-    se = float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0
-    return float(values.mean()), se
+    return float(values.mean()), _finite_or_none(standard_error(values))
 
 
 def object_scores(true_frames: np.ndarray, pred_frames: np.ndarray,

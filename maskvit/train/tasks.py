@@ -31,19 +31,13 @@ from maskvit.model.masking import (
 from maskvit.train.task import Logs, StepContext, Task
 
 
-def rank_and_world(ctx: StepContext) -> tuple[int, int]:
-    """This process's rank and the process count, as the engine hands them over."""
-    return ctx.rank, ctx.world_size
-
-
 def global_offset(ctx: StepContext, micro_batch_size: int) -> int:
     """Index, in the step's global batch, of this micro-batch's first video.
 
     Follows `GlobalBatchSampler`: the global batch is cut into world × accum equal
     micro-batches and process r takes micro-batches r, r + world, r + 2·world, ...
     """
-    rank, world = rank_and_world(ctx)
-    return (ctx.micro_batch * world + rank) * micro_batch_size
+    return (ctx.micro_batch * ctx.world_size + ctx.rank) * micro_batch_size
 
 
 class MaskedVideoTask(Task):
@@ -83,7 +77,7 @@ class MaskedVideoTask(Task):
 
     def check_micro_batch(self, ctx: StepContext, batch_size: int) -> None:
         """Global indices assume the engine's layout: world × accum equal micro-batches."""
-        _, world = rank_and_world(ctx)
+        world = ctx.world_size
         if batch_size * world * self.grad_accum != self.global_batch:
             raise UserError(
                 f"MaskedVideoTask got a micro-batch of {batch_size} clips; train.batch_size="
