@@ -5,9 +5,10 @@
 #
 #   bash benchmarks/reference_push64.sh [OUT]          (default OUT=runs/reference_push64)
 #
-# Budget, measured on 2 idle CPU cores (RESULTS.md): data 1 min, tokenizer 19 min,
-# tokenize 2 min, transformer 65 min, then evaluation, planning (30 tasks) and pictures.
-# Every stage resumes: rerun the script after an interruption and finished work is kept.
+# Budget on 2 CPU cores (RESULTS.md): data 1 min, tokenizer ~70 min (the preset's recipe:
+# L1 + L2 + LPIPS + PatchGAN from step 1000), tokenize 2 min, transformer ~70 min, then
+# evaluation, planning (30 tasks) and pictures. Each stage fits one 150-minute sitting and
+# resumes: rerun the script after an interruption and finished work is kept.
 set -euo pipefail
 OUT=${1:-runs/reference_push64}
 DATA=$OUT/data TOK=$OUT/tokenizer TOKENS=$OUT/tokens MODEL=$OUT/transformer
@@ -23,8 +24,7 @@ resume() { [ -f "$1/config.yaml" ] && echo --resume || true; }
 
 maskvit collect --env push --episodes 1000 --steps 30 --out "$DATA"
 maskvit train-tokenizer --preset push64 --data "$DATA" --out "$TOK" --device cpu $(resume "$TOK") \
-  --set tokenizer_train.steps="$TOKENIZER_STEPS" --set tokenizer_train.batch_size=16 \
-  --set tokenizer_train.warmup_steps=100
+  --set tokenizer_train.steps="$TOKENIZER_STEPS"
 maskvit tokenize --tokenizer "$TOK" --data "$DATA" --out "$TOKENS" --device cpu
 maskvit train --preset push64 --data "$TOKENS" --out "$MODEL" --device cpu $(resume "$MODEL") \
   --set train.steps="$TRANSFORMER_STEPS" --set train.batch_size=16 --set train.warmup_steps=100

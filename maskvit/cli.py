@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "maskvit.commands.evaluate",
     "maskvit.commands.plan",
     "maskvit.commands.export",
+    "maskvit.commands.serve",
     "maskvit.commands.bench",
     "maskvit.commands.demo",
 ]

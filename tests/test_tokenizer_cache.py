@@ -19,6 +19,9 @@ TINY = [
     "tokenizer_train.batch_size=4", "tokenizer_train.steps=4", "tokenizer_train.warmup_steps=0",
     "tokenizer_train.checkpoint_every=2", "tokenizer_train.val_every=0",
     "tokenizer_train.precision=fp32",
+    # The preset's LPIPS + GAN recipe is covered in test_tokenizer_losses; here it would
+    # only cost time (a VGG16 per step).
+    "tokenizer.perceptual_weight=0.0", "tokenizer.disc_start=null",
 ]
 
 

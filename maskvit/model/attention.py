@@ -74,6 +74,11 @@ class RelativePositionBias(nn.Module):
     Swin-style table; 3-D for spatiotemporal windows (the spatial window is the t = 1
     special case). The table is indexed symmetrically: the pair (i, j) and every other pair
     with the same offset read the same entry.
+
+    Without autograd (inference) the gathered bias depends only on the table, so
+    `attention_mask` builds it once per window and dtype and keeps it; the key holds the
+    table's storage and in-place version, so loading weights or moving the model rebuilds
+    it, and switching between train and eval mode drops it. Not part of the state dict.
     """
 
     def __init__(self, max_window: Window, heads: int) -> None:
@@ -84,6 +89,7 @@ class RelativePositionBias(nn.Module):
             size *= 2 * m - 1
         self.table = nn.Parameter(torch.zeros(size, heads))
         nn.init.trunc_normal_(self.table, std=0.02)
+        self._cache: dict[tuple, torch.Tensor] = {}
 
     def forward(self, window: Window) -> torch.Tensor:
         """Bias of shape (heads, N_w, N_w) for a concrete window."""
@@ -92,6 +98,27 @@ class RelativePositionBias(nn.Module):
         index = relative_position_index(tuple(window), self.max_window).to(self.table.device)
         n = index.shape[0]
         return self.table[index.reshape(-1)].reshape(n, n, -1).permute(2, 0, 1)
+
+    def attention_mask(self, window: Window, dtype: torch.dtype) -> torch.Tensor:
+        """The bias as an SDPA mask (1, heads, N_w, N_w) in `dtype`, contiguous.
+
+        Rebuilt on every call while autograd records (training), built once otherwise.
+        """
+        if torch.is_grad_enabled():
+            return self(window).to(dtype).unsqueeze(0)
+        table = self.table
+        key = (tuple(window), dtype, table.device, table.data_ptr(), table._version)
+        mask = self._cache.get(key)
+        if mask is None:
+            if len(self._cache) >= 8:  # stale versions pile up only while weights change
+                self._cache.clear()
+            mask = self(window).to(dtype).unsqueeze(0).contiguous()
+            self._cache[key] = mask
+        return mask
+
+    def train(self, mode: bool = True) -> RelativePositionBias:
+        self._cache.clear()
+        return super().train(mode)
 
 
 class WindowAttention(nn.Module):
@@ -116,7 +143,7 @@ class WindowAttention(nn.Module):
         windows = window_partition(x, window)  # (B·nW, N_w, D)
         q, k, v = rearrange(self.qkv(windows), "n l (three h e) -> three n h l e",
                             three=3, h=self.heads)
-        bias = self.bias(window).to(q.dtype).unsqueeze(0)  # (1, heads, N_w, N_w)
+        bias = self.bias.attention_mask(window, q.dtype)  # (1, heads, N_w, N_w)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
         )

@@ -1,13 +1,17 @@
 """Iterative (MaskGIT-style) decoding of future frames, and the autoregressive baseline.
 
 Iterative decoding (paper §3.4): start with every future token masked. Each of T steps
-predicts all tokens at once, samples every still-masked token from the (top-p filtered)
-softmax, scores it by log-probability plus Gumbel noise scaled by temperature·(1 − s/T),
-and keeps all but the ceil(γ(s/T)·N) least confident, which are masked again. Tokens
-decoded at an earlier step, and context tokens, never change.
+runs the model on the whole clip, samples every still-masked token from the (top-p
+filtered) softmax, scores it by log-probability plus Gumbel noise scaled by
+temperature·(1 − s/T), and keeps all but the ceil(γ(s/T)·N) least confident, which are
+masked again. Tokens decoded at an earlier step, and context tokens, never change, so
+only the still-masked positions are sampled (`maskvit.model.sampling`) and only they go
+through the output head.
 
-Autoregressive decoding: the same model, one token per forward pass in raster order
-(N forward passes) — the baseline of the paper's Table 3 speed comparison.
+Autoregressive decoding: the same bidirectional model, one token per forward pass in
+raster order (N forward passes) — the paper's Table 3 pass-count baseline. A real
+autoregressive video model (a causal decoder with a key/value cache) costs far less per
+token; `maskvit bench decode` times one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from maskvit.errors import UserError
+from maskvit.model.sampling import Generators, draw_uniform, gumbel_from_uniform, sample_categorical
 from maskvit.model.schedules import masked_counts
 
 UNMASK_MODES = ("confidence", "random")
@@ -44,15 +49,34 @@ def top_p_filter(logits: torch.Tensor, top_p: float | None) -> torch.Tensor:
 
 def gumbel_noise(shape: torch.Size, generator: torch.Generator | None,
                  device: torch.device) -> torch.Tensor:
-    u = torch.rand(shape, generator=generator, device=device).clamp_(1e-20, 1.0 - 1e-7)
-    return -torch.log(-torch.log(u))
+    """Standard Gumbel noise of `shape`; kept for callers of the earlier API."""
+    u = torch.rand(shape, generator=generator, device=device)
+    return gumbel_from_uniform(u)
 
 
 def sample_codes(logits: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample one code per row of logits (M, K); return (codes (M,), log-probs (M,))."""
-    log_probs = logits.float().log_softmax(dim=-1)
-    codes = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(-1)
-    return codes, log_probs.gather(-1, codes[:, None]).squeeze(-1)
+    uniform = torch.rand(logits.shape[0], generator=generator, device=logits.device)
+    return sample_categorical(logits, uniform)
+
+
+def model_logits(model: torch.nn.Module, tokens: torch.Tensor, actions: torch.Tensor | None,
+                 positions: torch.Tensor) -> torch.Tensor:
+    """Logits (B, M, K) at `positions` (B, M), flat indices into each video's T·h·w tokens.
+
+    A model that declares `supports_positions` (MaskViT) runs its output head only there;
+    any other model (test stubs, wrappers) runs whole and the rows are picked afterwards.
+    """
+    if getattr(model, "supports_positions", False):
+        return model(tokens, actions, positions=positions)
+    logits = model(tokens, actions)
+    b, k = logits.shape[0], logits.shape[-1]
+    return logits.reshape(b, -1, k).gather(1, positions.unsqueeze(-1).expand(-1, -1, k))
+
+
+def masked_positions(still_masked: torch.Tensor, count: int) -> torch.Tensor:
+    """(B, count) indices of the True entries of each row of `still_masked` (B, L), ascending."""
+    return still_masked.nonzero()[:, 1].view(still_masked.shape[0], count)
 
 
 def iterative_decode(
@@ -64,13 +88,18 @@ def iterative_decode(
     temperature: float | None = 4.5,
     top_p: float | None = None,
     actions: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     unmask: str = "confidence",
 ) -> DecodingResult:
     """Fill every position of `codes` (B, T, h, w) where `known` (B, T, h, w) is False.
 
     Known positions (context, goal) are returned unchanged. Makes exactly `steps` forward
     passes; after step s (1-based) exactly ceil(γ(s/T)·N) future tokens remain masked.
+
+    Each step samples, scores and ranks only the positions still masked (decided tokens
+    never change, so their samples were thrown away anyway), and the model's output head
+    runs only there. `generator` is one generator for the batch, or one per video (then
+    a video's result does not depend on its batch-mates).
     """
     if unmask not in UNMASK_MODES:
         raise UserError(f"unmask must be one of {', '.join(UNMASK_MODES)}; got {unmask!r}")
@@ -82,30 +111,29 @@ def iterative_decode(
     future_count = (~known).sum(dim=1)
     if not bool((future_count == future_count[0]).all()):
         raise UserError("every video in a batch must have the same number of positions to decode")
-    n_future = int(future_count[0])
+    n_masked = int(future_count[0])
     tokens = codes.reshape(b, -1).masked_fill(~known, mask_id).clone()  # (B, L)
-    still_masked = ~known.clone()  # (B, L)
-    targets = masked_counts(schedule, steps, n_future)
+    still_masked = ~known  # (B, L), n_masked True per row
+    targets = masked_counts(schedule, steps, n_masked)
     for s, n_keep_masked in enumerate(targets, start=1):
-        logits = model(tokens.view_as(codes), actions)  # (B, T, h, w, K)
-        logits = top_p_filter(logits.reshape(b, tokens.shape[1], -1), top_p)
-        sampled, log_prob = sample_codes(logits.reshape(-1, logits.shape[-1]), generator)
-        sampled, log_prob = sampled.view(b, -1), log_prob.view(b, -1)
+        positions = masked_positions(still_masked, n_masked)  # (B, M)
+        logits = model_logits(model, tokens.view_as(codes), actions, positions)  # (B, M, K)
+        uniform = draw_uniform(b, n_masked, generator, tokens.device, torch.float64)
+        sampled, log_prob = sample_categorical(logits, uniform, top_p)  # (B, M) each
         if unmask == "random":
-            score = torch.rand(log_prob.shape, generator=generator, device=log_prob.device)
+            score = draw_uniform(b, n_masked, generator, tokens.device)
         else:
             score = log_prob
             if temperature:
                 anneal = temperature * (1.0 - s / steps)
-                score = score + anneal * gumbel_noise(score.shape, generator, score.device)
-        score = score.masked_fill(~still_masked, float("inf"))  # decided tokens stay
-        candidate = torch.where(still_masked, sampled, tokens)
-        # Re-mask the n_keep_masked lowest-scoring positions among those still masked.
-        order = score.argsort(dim=1)
-        remask = torch.zeros_like(still_masked)
-        remask.scatter_(1, order[:, :n_keep_masked], True)
-        tokens = candidate.masked_fill(remask, mask_id)
-        still_masked = remask
+                noise = gumbel_from_uniform(draw_uniform(b, n_masked, generator, tokens.device))
+                score = score + anneal * noise
+        tokens = tokens.scatter(1, positions, sampled)
+        # Re-mask the n_keep_masked lowest-scoring of the positions that were masked.
+        remask = positions.gather(1, score.argsort(dim=1)[:, :n_keep_masked])
+        tokens.scatter_(1, remask, mask_id)
+        still_masked = torch.zeros_like(still_masked).scatter_(1, remask, True)
+        n_masked = n_keep_masked
     return DecodingResult(tokens.view_as(codes), forward_passes=steps)
 
 
@@ -114,12 +142,14 @@ def autoregressive_decode(
     codes: torch.Tensor,
     known: torch.Tensor,
     actions: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     top_p: float | None = None,
     max_tokens: int | None = None,
 ) -> DecodingResult:
     """Decode one token per forward pass in raster order (frame, row, column).
 
+    The paper's pass-count baseline: the bidirectional model runs whole for every token,
+    with no key/value cache (benchmarks compare a KV-cached causal decoder separately).
     `max_tokens` stops early (the rest stay [MASK]); benchmarks use it to time a prefix of
     the N passes and extrapolate.
     """
@@ -132,9 +162,11 @@ def autoregressive_decode(
     if max_tokens is not None:
         order = order[:max_tokens]
     for position in order.tolist():
-        logits = model(tokens.view_as(codes), actions).reshape(b, tokens.shape[1], -1)
-        sampled, _ = sample_codes(top_p_filter(logits[:, position], top_p), generator)
-        tokens[:, position] = sampled
+        where = torch.full((b, 1), position, dtype=torch.long, device=tokens.device)
+        logits = model_logits(model, tokens.view_as(codes), actions, where)  # (B, 1, K)
+        uniform = draw_uniform(b, 1, generator, tokens.device, torch.float64)
+        sampled, _ = sample_categorical(logits, uniform, top_p)
+        tokens[:, position] = sampled[:, 0]
     return DecodingResult(tokens.view_as(codes), forward_passes=len(order))
 
 
@@ -186,7 +218,7 @@ def generate(
     top_p: float | None = None,
     actions: torch.Tensor | None = None,
     goal_codes: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     unmask: str = "confidence",
     context_positions: list[int] | None = None,
     mode: str = "iterative",

@@ -7,12 +7,21 @@ tokens (B, T, h, w) in [0, K] (K = [MASK])  ─► embedding + space + time posi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from maskvit.config import TransformerConfig
 from maskvit.errors import UserError
 from maskvit.model.attention import Window, WindowAttention
+
+# CPU inference runs the batch through the model this many tokens (whole videos) at a
+# time. Why: at batch 64 the MLP's hidden activations of push64 are ~100 MB per layer;
+# every such fresh allocation is page-faulted in by the kernel (~40 ms per 100 MB), which
+# cost a quarter of the forward pass. Chunks of a few MB are reused from the heap and stay
+# in cache; the values are those of the whole batch (each video is computed alone).
+INFERENCE_CHUNK_TOKENS = 4096
 
 
 class MLP(nn.Module):
@@ -61,8 +70,12 @@ class MaskViT(nn.Module):
 
     `forward(tokens, actions)`: tokens (B, T, h, w) int64 with values in [0, K], where K
     (= `cfg.mask_token_id`) marks a masked position; T ≤ cfg.num_frames. actions
-    (B, T, A) float, or None. Returns logits (B, T, h, w, K).
+    (B, T, A) float, or None. Returns logits (B, T, h, w, K). With `positions` (B, M)
+    (flat indices into each video's T·h·w tokens) it returns logits (B, M, K) at those
+    positions only: decoding needs no logits where tokens are already decided.
     """
+
+    supports_positions = True  # decoding may pass `positions=` (see decoding.model_logits)
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
@@ -125,8 +138,27 @@ class MaskViT(nn.Module):
             raise UserError(f"actions must have shape {expected} (B, T, action_dim); "
                             f"got {tuple(actions.shape)}")
 
-    def forward(self, tokens: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, actions: torch.Tensor | None = None,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
         self.check_inputs(tokens, actions)
+        b, t, h, w = tokens.shape
+        if positions is not None and (positions.dim() != 2 or positions.shape[0] != b
+                                      or positions.dtype != torch.long):
+            raise UserError(f"positions must be int64 of shape (B={b}, M); got "
+                            f"{positions.dtype} {tuple(positions.shape)}")
+        per_chunk = max(1, INFERENCE_CHUNK_TOKENS // (t * h * w))
+        if b <= per_chunk or tokens.device.type != "cpu" or torch.is_grad_enabled():
+            return self._logits(tokens, actions, positions)
+        # CPU inference: a few videos at a time (videos never interact; same values).
+        return torch.cat([
+            self._logits(tokens[i:i + per_chunk],
+                         None if actions is None else actions[i:i + per_chunk],
+                         None if positions is None else positions[i:i + per_chunk])
+            for i in range(0, b, per_chunk)
+        ])
+
+    def _logits(self, tokens: torch.Tensor, actions: torch.Tensor | None,
+                positions: torch.Tensor | None) -> torch.Tensor:
         b, t, h, w = tokens.shape
         x = self.token_embedding(tokens)  # (B, T, h, w, D)
         x = x + self.spatial_position.view(1, 1, h, w, -1)
@@ -135,7 +167,10 @@ class MaskViT(nn.Module):
             x = x + self.action_projection(actions.to(x.dtype)).view(b, t, 1, 1, -1)
         for block in self.blocks:
             x = block(x)
-        return self.head(self.norm(x))  # (B, T, h, w, K)
+        if positions is not None:  # (B, M): the head (a per-token map) runs only there
+            x = x.reshape(b, t * h * w, -1)
+            x = x.gather(1, positions.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        return self.head(self.norm(x))  # (B, T, h, w, K), or (B, M, K) at `positions`
 
     @torch.no_grad()
     def generate(
@@ -148,13 +183,15 @@ class MaskViT(nn.Module):
         top_p: float | None = None,
         actions: torch.Tensor | None = None,
         goal_codes: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         unmask: str = "confidence",
         context_positions: list[int] | None = None,
     ) -> torch.Tensor:
         """Iterative decoding (paper §3.4); see `maskvit.model.decoding.generate`.
 
         Returns codes (B, Tc + num_frames, h, w); context codes come back unchanged.
+        `generator`: one for the batch, or one per video (then a video's result does not
+        depend on its batch-mates).
         """
         from maskvit.model.decoding import generate
 

@@ -1,0 +1,348 @@
+"""Load benchmark of `maskvit serve`: throughput and latency with and without dynamic batching.
+
+    python benchmarks/bench_serve.py                        # shipped push64, full run
+    python benchmarks/bench_serve.py --clients 1,2 --requests 2 --soak-seconds 3 --storm 40 \
+        --num-frames 2 --steps 2 --plan-samples 4 --plan-iterations 1 --plan-horizon 2   # smoke
+
+In one run, against real server processes (`maskvit serve`, started and stopped here):
+
+1. for each server configuration, dynamic batching (--max-batch, --max-wait-ms) and batch
+   size 1: for each mode (predict, plan) and each number of concurrent clients (1, 8, 32),
+   every client sends --requests requests back to back (closed loop); req/s, p50 and p99
+   latency, and errors (anything but 200: the run fails if there is one);
+2. soak (dynamic server): RSS of the server before and after --soak-seconds of mixed
+   predict/plan load at the largest client count;
+3. bad-input storm (dynamic server): --storm malformed requests (bad base64, wrong shapes,
+   NaN actions, oversize bodies, missing token, ...) from 32 clients; every answer must be a
+   4xx, and the server must still answer a good request afterwards.
+
+Inputs are real push-world frames (held-out episodes and tasks). Results go to --out as JSON
+and are printed as a table. Each server runs with --threads torch threads (OMP_NUM_THREADS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+TOKEN = "bench-token-" + "x" * 20
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=None, help="run or bundle (default: the shipped push64)")
+    p.add_argument("--clients", default="1,8,32", help="concurrent clients per cell (default 1,8,32)")
+    p.add_argument("--requests", type=int, default=8, help="requests per client per cell (default 8)")
+    p.add_argument("--modes", default="predict,plan", help="predict, plan or both (default both)")
+    p.add_argument("--max-batch", type=int, default=32, help="dynamic server's max batch (default 32)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="dynamic server's batching wait (default 5)")
+    p.add_argument("--num-frames", type=int, default=10, help="frames per prediction (default 10)")
+    p.add_argument("--steps", type=int, default=None, help="decoding steps (default: the preset's)")
+    p.add_argument("--plan-samples", type=int, default=16, help="CEM samples per plan (default 16)")
+    p.add_argument("--plan-iterations", type=int, default=2, help="CEM iterations (default 2)")
+    p.add_argument("--plan-horizon", type=int, default=5, help="plan horizon (default 5)")
+    p.add_argument("--soak-seconds", type=float, default=600.0, help="soak length (default 600; 0 skips)")
+    p.add_argument("--storm", type=int, default=2000, help="bad requests in the storm (default 2000; 0 skips)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads of each server (default: all cores)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--timeout", type=float, default=600.0, help="server request timeout, s (default 600)")
+    p.add_argument("--out", default="benchmarks/bench_serve.json", help="JSON results")
+    return p.parse_args(argv)
+
+
+# ------------------------------------------------------------------ inputs
+
+
+def png(frame: np.ndarray) -> str:
+    from maskvit.serve.frames import encode_png
+
+    return encode_png(frame)
+
+
+def make_inputs(count: int, num_frames: int):
+    """Push-world context frames, actions and goal images from held-out episodes / tasks."""
+    from maskvit.sim import PushEnv, make_push_task
+    from maskvit.sim.collect import collect_episode
+
+    env = PushEnv()
+    predict, plan = [], []
+    for i in range(count):
+        episode = collect_episode(env, 4242, i, num_frames + 2)
+        actions = np.clip(episode["actions"][: 2 + num_frames], -0.05, 0.05)
+        predict.append({"context": [[png(f) for f in episode["frames"][:2]]],
+                        "actions": [actions.tolist()], "num_frames": num_frames})
+        first, _ = env.reset(options={"task": make_push_task(1000 + i, env.config)})
+        goal = env.goal_image()
+        second, *_ = env.step(np.zeros(2, np.float32))
+        plan.append({"context": [png(first), png(second)], "context_actions": [[0.0, 0.0]],
+                     "goal": png(goal)})
+    env.close()
+    return predict, plan
+
+
+def bad_requests(good_predict: dict, good_plan: dict) -> list[tuple[str, str, dict, dict]]:
+    """(name, path, httpx kwargs, headers) of malformed requests, each a certain 4xx."""
+    def variant(change, base=good_predict):
+        body = json.loads(json.dumps(base))
+        change(body)
+        return {"content": json.dumps(body)}
+
+    small_png = png(np.zeros((8, 8, 3), np.uint8))
+    json_type = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+    return [
+        ("bad base64", "/v1/predict", variant(lambda b: b["context"][0].__setitem__(0, "@@@")), json_type),
+        ("not png", "/v1/predict", variant(lambda b: b["context"][0].__setitem__(0, base64.b64encode(b"GIF89a").decode())), json_type),
+        ("wrong size", "/v1/predict", variant(lambda b: b["context"][0].__setitem__(0, small_png)), json_type),
+        ("wrong action shape", "/v1/predict", variant(lambda b: b.update(actions=[[[0.0, 0.0]]])), json_type),
+        ("NaN action", "/v1/predict", variant(lambda b: b["actions"][0][0].__setitem__(0, float("nan"))), json_type),
+        ("out of bounds", "/v1/predict", variant(lambda b: b["actions"][0][0].__setitem__(0, 9.0)), json_type),
+        ("too many frames", "/v1/predict", variant(lambda b: b.update(num_frames=500)), json_type),
+        ("not json", "/v1/predict", {"content": b"{{{"}, json_type),
+        ("oversize", "/v1/predict", {"content": b"0" * (9 * 2**20)}, json_type),
+        ("npy garbage", "/v1/predict", {"content": b"\x93NUMPY garbage"},
+         {"Content-Type": "application/x-npy", "Authorization": f"Bearer {TOKEN}"}),
+        ("no token", "/v1/predict", {"content": json.dumps(good_predict)}, {"Content-Type": "application/json"}),
+        ("wrong token", "/v1/plan", {"content": json.dumps(good_plan)},
+         {"Content-Type": "application/json", "Authorization": "Bearer wrong-token-wrong-token"}),
+        ("plan too many samples", "/v1/plan", variant(lambda b: b.update(samples=10**6), good_plan), json_type),
+        ("plan bad goal", "/v1/plan", variant(lambda b: b.update(goal="???"), good_plan), json_type),
+    ]
+
+
+# ------------------------------------------------------------------ servers
+
+
+def start_server(args, name: str, max_batch: int, max_wait_ms: float) -> tuple[subprocess.Popen, str]:
+    token_file = Path(f".bench_serve_token_{os.getpid()}")
+    token_file.write_text(TOKEN)
+    env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    cmd = [sys.executable, "-m", "maskvit", "serve", "--port", "0", "--token-file", str(token_file),
+           "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
+           "--queue-limit", "100000", "--timeout", str(args.timeout), "--log-level", "warning",
+           "--max-plan-samples", str(max(args.plan_samples, 2)), "--device", args.device,
+           "--plan-workers", "64"]
+    if args.model:
+        cmd += ["--model", args.model]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    line = proc.stdout.readline()
+    token_file.unlink()
+    if "http://" not in line:
+        proc.kill()
+        raise SystemExit(f"{name} server did not start: {line!r}")
+    url = "http://" + line.split("http://")[1].split(" ")[0]
+    print(f"[{name}] server pid {proc.pid} at {url} (max batch {max_batch}, wait {max_wait_ms} ms)", flush=True)
+    return proc, url
+
+
+def stop_server(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return -9
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# ------------------------------------------------------------------ load
+
+
+async def run_clients(url: str, clients: int, requests: int, make_request, timeout: float) -> dict:
+    """`clients` closed-loop clients, `requests` each; latencies of the 200s, other statuses."""
+    import httpx
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits,
+                                 headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        async def worker(index: int) -> None:
+            for r in range(requests):
+                path, body = make_request(index, r)
+                started = time.perf_counter()
+                try:
+                    answer = await client.post(path, json=body)
+                    status = str(answer.status_code)
+                except httpx.HTTPError as err:
+                    status = type(err).__name__
+                if status == "200":
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors[status] = errors.get(status, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(clients)))
+        wall = time.perf_counter() - started
+    ms = np.asarray(latencies) * 1000
+    return {"clients": clients, "requests": clients * requests, "ok": len(latencies),
+            "errors": errors, "wall_s": round(wall, 3),
+            "req_per_s": round(len(latencies) / wall, 3) if wall else 0.0,
+            "p50_ms": round(float(np.percentile(ms, 50)), 1) if len(ms) else None,
+            "p99_ms": round(float(np.percentile(ms, 99)), 1) if len(ms) else None}
+
+
+async def run_soak(url: str, clients: int, seconds: float, make_request, timeout: float) -> dict:
+    import httpx
+
+    ok, errors = 0, {}
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(base_url=url, timeout=timeout,
+                                 limits=httpx.Limits(max_connections=clients),
+                                 headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        async def worker(index: int) -> None:
+            nonlocal ok
+            r = 0
+            while time.monotonic() < deadline:
+                path, body = make_request(index, r)
+                r += 1
+                try:
+                    status = str((await client.post(path, json=body)).status_code)
+                except httpx.HTTPError as err:
+                    status = type(err).__name__
+                if status == "200":
+                    ok += 1
+                else:
+                    errors[status] = errors.get(status, 0) + 1
+
+        await asyncio.gather(*(worker(i) for i in range(clients)))
+    return {"ok": ok, "errors": errors}
+
+
+async def run_storm(url: str, count: int, bad: list, timeout: float) -> dict:
+    import httpx
+
+    statuses: dict[str, int] = {}
+    queue = list(range(count))
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=httpx.Limits(max_connections=32)) as client:
+        async def worker() -> None:
+            while queue:
+                i = queue.pop()
+                name, path, kwargs, headers = bad[i % len(bad)]
+                try:
+                    answer = await client.post(path, headers=headers, **kwargs)
+                    key = f"{answer.status_code}"
+                    if not 400 <= answer.status_code < 500 or "\n" in answer.json().get("detail", "\n"):
+                        key = f"{answer.status_code} (not a one-line 4xx: {name})"
+                except (httpx.HTTPError, ValueError) as err:
+                    key = f"{type(err).__name__} ({name})"
+                statuses[key] = statuses.get(key, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(32)))
+        wall = time.perf_counter() - started
+    all_4xx = all(k.isdigit() and 400 <= int(k) < 500 for k in statuses)
+    return {"requests": count, "statuses": statuses, "all_4xx": all_4xx, "wall_s": round(wall, 3),
+            "req_per_s": round(count / wall, 1) if wall else 0.0}
+
+
+# ------------------------------------------------------------------ main
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    clients = [int(c) for c in args.clients.split(",")]
+    modes = [m for m in args.modes.split(",") if m]
+    if any(m not in ("predict", "plan") for m in modes):
+        raise SystemExit("--modes takes predict and/or plan")
+    predict_bodies, plan_bodies = make_inputs(16, args.num_frames)
+    for body in predict_bodies:
+        if args.steps:
+            body["steps"] = args.steps
+    plan_settings = {"samples": args.plan_samples, "iterations": args.plan_iterations,
+                     "horizon": args.plan_horizon}
+
+    def make_request(mode: str):
+        def make(client: int, r: int):
+            if mode == "predict":
+                return "/v1/predict", {**predict_bodies[(client + r) % 16], "seed": client * 1000 + r}
+            return "/v1/plan", {**plan_bodies[(client + r) % 16], **plan_settings, "seed": client * 1000 + r}
+        return make
+
+    def mixed(client: int, r: int):
+        return make_request("plan" if (client + r) % 4 == 0 else "predict")(client, r)
+
+    results: dict = {"settings": vars(args), "cells": [], "soak": None, "storm": None}
+    failed = False
+    for name, max_batch, wait in (("dynamic", args.max_batch, args.max_wait_ms), ("batch1", 1, 0.0)):
+        proc, url = start_server(args, name, max_batch, wait)
+        try:
+            asyncio.run(run_clients(url, 1, 1, make_request(modes[0]), args.timeout))  # warm-up
+            for mode in modes:
+                for c in clients:
+                    cell = asyncio.run(run_clients(url, c, args.requests, make_request(mode), args.timeout))
+                    cell.update(server=name, mode=mode)
+                    results["cells"].append(cell)
+                    failed |= bool(cell["errors"])
+                    print(f"[{name}] {mode:7s} clients {c:3d}: {cell['req_per_s']:8.2f} req/s  "
+                          f"p50 {cell['p50_ms']} ms  p99 {cell['p99_ms']} ms  errors {cell['errors'] or 0}",
+                          flush=True)
+            if name == "dynamic" and args.soak_seconds > 0:
+                before = rss_mb(proc.pid)
+                soak = asyncio.run(run_soak(url, max(clients), args.soak_seconds, mixed, args.timeout))
+                soak.update(seconds=args.soak_seconds, rss_before_mb=round(before, 1),
+                            rss_after_mb=round(rss_mb(proc.pid), 1))
+                results["soak"] = soak
+                failed |= bool(soak["errors"])
+                print(f"[soak] {args.soak_seconds:g} s, {max(clients)} clients: {soak['ok']} ok, "
+                      f"errors {soak['errors'] or 0}; RSS {soak['rss_before_mb']} -> {soak['rss_after_mb']} MB",
+                      flush=True)
+            if name == "dynamic" and args.storm > 0:
+                bad = bad_requests(predict_bodies[0], {**plan_bodies[0], **plan_settings})
+                storm = asyncio.run(run_storm(url, args.storm, bad, args.timeout))
+                after = asyncio.run(run_clients(url, 1, 1, make_request("predict"), args.timeout))
+                storm["good_request_after"] = after["ok"] == 1
+                storm["rss_after_mb"] = round(rss_mb(proc.pid), 1)
+                results["storm"] = storm
+                failed |= not (storm["all_4xx"] and storm["good_request_after"])
+                print(f"[storm] {storm['requests']} bad requests at {storm['req_per_s']} req/s: "
+                      f"{storm['statuses']}; all one-line 4xx: {storm['all_4xx']}; good request after: "
+                      f"{storm['good_request_after']}", flush=True)
+        finally:
+            code = stop_server(proc)
+            print(f"[{name}] server stopped (exit {code})", flush=True)
+            failed |= code != 0
+    print_table(results["cells"])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {out}; {'FAILED: errors above' if failed else 'zero errors'}")
+    return 1 if failed else 0
+
+
+def print_table(cells: list[dict]) -> None:
+    print(f"\n{'mode':8s} {'clients':>7s} | {'dynamic req/s':>13s} {'p50':>8s} {'p99':>8s} | "
+          f"{'batch=1 req/s':>13s} {'p50':>8s} {'p99':>8s} | speed-up")
+    keyed = {(c["server"], c["mode"], c["clients"]): c for c in cells}
+    for (server, mode, clients), cell in keyed.items():
+        if server != "dynamic":
+            continue
+        base = keyed.get(("batch1", mode, clients))
+        if base is None:
+            continue
+        speedup = cell["req_per_s"] / base["req_per_s"] if base["req_per_s"] else float("nan")
+        print(f"{mode:8s} {clients:7d} | {cell['req_per_s']:13.2f} {cell['p50_ms']!s:>8s} {cell['p99_ms']!s:>8s} | "
+              f"{base['req_per_s']:13.2f} {base['p50_ms']!s:>8s} {base['p99_ms']!s:>8s} | {speedup:.2f}x")
+
+
+if __name__ == "__main__":
+    random.seed(0)
+    sys.exit(main())

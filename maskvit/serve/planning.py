@@ -1,0 +1,90 @@
+"""/v1/plan: CEM through the served model, its predictions batched with everyone else's.
+
+A plan runs the ordinary `ModelPlanner` in a worker thread. Its `PredictFn` does not call
+the model itself: it queues each chunk of sampled action sequences with the batcher, like
+any /v1/predict request, and waits. So concurrent plans and predictions share batches,
+and a plan equals `ModelPlanner` with `maskvit.plan.model.predictor_fn` on the same
+inputs and seed (the CEM rng is seeded with the seed; call i of the predictor uses
+seed + i, as `maskvit plan` does). A timed-out or abandoned plan stops at its next chunk.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+import numpy as np
+
+from maskvit.plan.model import clip_actions
+from maskvit.plan.planner import ModelPlanner, Plan
+from maskvit.serve.batcher import BatchResult
+from maskvit.serve.engine import DecodeKey, PredictJob
+from maskvit.serve.validate import PlanJob
+
+
+class PlanAbandoned(Exception):
+    """The request gave up (timeout or shutdown); the plan stops at its next chunk."""
+
+
+@dataclass
+class PlanOutcome:
+    plan: Plan
+    model_calls: int
+    queue_s: float = 0.0
+    model_s: float = 0.0
+    batch_videos: int = 0
+    batch_requests: int = 0
+
+
+@dataclass
+class _Tally:
+    calls: int = 0
+    queue_s: float = 0.0
+    model_s: float = 0.0
+    batch_videos: int = 0
+    batch_requests: int = 0
+
+
+def run_plan(job: PlanJob, submit, stop: threading.Event, poll_s: float = 0.05) -> PlanOutcome:
+    """Plan `job`; `submit(PredictJob) -> Future[BatchResult]` queues a prediction."""
+    cfg = job.config
+    tc = len(job.context)
+    seeds = itertools.count(job.seed)
+    tally = _Tally()
+
+    def predict(context_frames, context_actions, future_actions) -> np.ndarray:
+        if stop.is_set():
+            raise PlanAbandoned()
+        key = DecodeKey(context_frames=tc, num_frames=future_actions.shape[1], goal=False,
+                        steps=cfg.decoding_steps, schedule=cfg.schedule,
+                        temperature=job.temperature or None, top_p=job.top_p, unmask="confidence")
+        request = PredictJob(np.ascontiguousarray(context_frames),
+                             clip_actions(context_actions, future_actions), None, next(seeds), key)
+        result = _wait(submit(request), stop, poll_s)
+        tally.calls += 1
+        tally.model_s += result.model_s
+        tally.queue_s += result.queue_s
+        if result.batch_videos >= tally.batch_videos:
+            tally.batch_videos, tally.batch_requests = result.batch_videos, result.batch_jobs
+        return result.value
+
+    planner = ModelPlanner(predict, cfg, job.low, job.high, context=tc)
+    plan = planner.plan(job.context, job.past, job.goal, np.random.default_rng(job.seed))
+    return PlanOutcome(plan, tally.calls, tally.queue_s, tally.model_s, tally.batch_videos,
+                       tally.batch_requests)
+
+
+def _wait(future: Future, stop: threading.Event, poll_s: float) -> BatchResult:
+    while True:
+        if stop.is_set():
+            future.cancel()
+            raise PlanAbandoned()
+        try:
+            return future.result(timeout=poll_s)
+        except FutureTimeout:
+            continue
+        except CancelledError:
+            raise PlanAbandoned() from None

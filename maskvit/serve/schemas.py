@@ -1,0 +1,175 @@
+"""The JSON shapes of the API, with a description on every field (the OpenAPI page).
+
+Ranges that do not depend on the model are declared here; the rest (frame counts against
+the model's clip length, action widths and bounds, image sizes) are checked in
+`maskvit.serve.validate` before any work. Unknown fields are refused, so a misspelt
+setting is an error instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from maskvit.model.schedules import SCHEDULES
+from maskvit.plan.costs import COSTS
+
+Schedule = Literal[tuple(SCHEDULES)]  # type: ignore[valid-type]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DecodeSettings(_Strict):
+    """Decoding settings of /v1/predict; omitted ones take the model preset's `eval` values."""
+
+    num_frames: int | None = Field(None, ge=1, le=1024, description=(
+        "frames to predict after the context (default: the preset's predicted frames, "
+        "fewer if the clip is shorter); context + num_frames (+1 with a goal) must fit the "
+        "model's clip"))
+    steps: int | None = Field(None, ge=1, le=128, description="iterative decoding steps "
+                              "(forward passes); default: the preset's")
+    schedule: Schedule | None = Field(None, description="mask schedule; default: the preset's")
+    temperature: float | None = Field(None, ge=0.0, le=100.0, allow_inf_nan=False, description=(
+        "Gumbel noise temperature of the confidence ranking; omit for the preset's value, "
+        "null or 0 for none"))
+    top_p: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False, description=(
+        "nucleus sampling mass; omit for the preset's value, null for none"))
+    unmask: Literal["confidence", "random"] = Field(
+        "confidence", description="which tokens to keep each step: the most confident "
+                                  "(MaskGIT) or random ones")
+    seed: int | None = Field(0, ge=0, le=2**63 - 1, description=(
+        "sampling seed; the same seed and inputs give the same frames whatever else the "
+        "server is doing; null: the server picks one and returns it"))
+
+
+class PredictRequest(DecodeSettings):
+    """POST /v1/predict as JSON: B videos' context frames, their actions and goal frames."""
+
+    context: list[list[str]] = Field(..., min_length=1, description=(
+        "B videos × Tc context frames, each a base64 PNG (or data:image/png;base64 URL) "
+        "of the model's resolution; the same Tc for every video"))
+    actions: list[list[list[float]]] | None = Field(None, description=(
+        "B × (Tc + num_frames) × A actions for an action-conditioned model: actions[b][t] "
+        "leads from frame t to frame t + 1 (the last one is unused); finite and within "
+        "the model's action bounds (GET /v1/info)"))
+    goal: list[str] | None = Field(None, description=(
+        "optional goal frame per video (B base64 PNGs), placed after the predicted frames"))
+
+
+class Timing(_Strict):
+    latency_ms: float = Field(..., description="time the server spent on the request")
+    queue_ms: float = Field(..., description="time queued for the model, batching wait included "
+                                             "(summed over a plan's prediction batches)")
+    model_ms: float = Field(..., description="time its batch spent on the model (summed over a "
+                                             "plan's prediction batches)")
+    batch_videos: int = Field(..., description="videos in the model batch this request ran in "
+                                               "(its largest batch, for a plan)")
+    batch_requests: int = Field(..., description="requests sharing that batch")
+
+
+class PredictResponse(_Strict):
+    """The predicted frames and the settings they were made with."""
+
+    frames: list[list[str]] = Field(..., description="B videos × num_frames predicted frames, "
+                                                     "base64 PNG")
+    num_frames: int = Field(..., description="frames predicted per video")
+    steps: int = Field(..., description="decoding steps used")
+    schedule: str = Field(..., description="mask schedule used")
+    temperature: float | None = Field(..., description="temperature used (null: none)")
+    top_p: float | None = Field(..., description="top-p used (null: none)")
+    unmask: str = Field(..., description="unmasking rule used")
+    seed: int = Field(..., description="seed used (replay the request with it)")
+    timing: Timing = Field(..., description="where the time went")
+
+
+class PlanSettings(_Strict):
+    """CEM settings of /v1/plan (paper Table 5); omitted ones take the model preset's `plan`."""
+
+    samples: int | None = Field(None, ge=2, description="action sequences per CEM iteration (M)")
+    iterations: int | None = Field(None, ge=1, description="CEM iterations (K)")
+    horizon: int | None = Field(None, ge=1, description="planned actions (H); context + H "
+                                                         "must fit the model's clip")
+    elite_fraction: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False,
+                                         description="fraction of samples refit as elites")
+    noise_correlation: float | None = Field(None, ge=0.0, lt=1.0, allow_inf_nan=False,
+                                            description="β of the time-correlated sampling noise")
+    last_step_weight: float | None = Field(None, ge=0.0, le=1e6, allow_inf_nan=False,
+                                           description="cost weight of the last step (others 1)")
+    decoding_steps: int | None = Field(None, ge=1, le=128,
+                                       description="decoding steps per prediction")
+    schedule: Schedule | None = Field(None, description="mask schedule of the predictions")
+    temperature: float | None = Field(None, ge=0.0, le=100.0, allow_inf_nan=False, description=(
+        "Gumbel temperature of the predictions; omit for the preset's eval value, null for none"))
+    cost: Literal[tuple(COSTS)] | None = Field(None, description=(  # type: ignore[valid-type]
+        "pixel_l2: Σ_i c_i‖frame_i − goal‖² (paper); final_pixel_l2: last frame only"))
+    init_mean: list[Finite] | None = Field(None, description="initial sampling mean per action "
+                                                            "dimension (A numbers)")
+    init_std: list[Finite] | None = Field(None, description="initial sampling std per action "
+                                                           "dimension (A positive numbers)")
+    seed: int | None = Field(0, ge=0, le=2**63 - 1, description=(
+        "seed of the CEM sampling and of the predictions; null: the server picks one"))
+
+
+class PlanRequest(PlanSettings):
+    """POST /v1/plan as JSON: the latest observations, the actions between them, a goal."""
+
+    context: list[str] = Field(..., min_length=1, description=(
+        "the latest observations, oldest first, base64 PNGs (1 to Tc frames; fewer than "
+        "Tc repeat the first, as if the robot had stood still)"))
+    context_actions: list[list[float]] | None = Field(None, description=(
+        "the len(context) − 1 actions taken between those observations (default zeros)"))
+    goal: str = Field(..., description="goal image, base64 PNG of the model's resolution")
+
+
+class PlanResponse(_Strict):
+    """The chosen action sequence, the frames the model predicts for it, and its cost."""
+
+    actions: list[list[float]] = Field(..., description="H × A chosen actions; actions[0] is "
+                                                        "the one to execute now")
+    frames: list[str] = Field(..., description="H frames predicted for the chosen actions "
+                                               "(base64 PNG)")
+    cost: float = Field(..., description="cost of the chosen sequence (lower is better)")
+    best_costs: list[float] = Field(..., description="lowest cost of each CEM iteration")
+    elite_costs: list[float] = Field(..., description="mean elite cost of each CEM iteration")
+    samples: int = Field(..., description="M used")
+    iterations: int = Field(..., description="K used")
+    horizon: int = Field(..., description="H used")
+    seed: int = Field(..., description="seed used")
+    model_calls: int = Field(..., description="prediction batches the plan sent to the model")
+    timing: Timing = Field(..., description="where the time went")
+
+
+class Health(_Strict):
+    status: Literal["ok", "stopping"] = Field(..., description="ok while serving")
+    queued: int = Field(..., description="prediction jobs waiting for the model")
+    in_flight: int = Field(..., description="requests admitted and not yet answered")
+    batches: int = Field(..., description="model batches run since start")
+    uptime_s: float = Field(..., description="seconds since start")
+
+
+class Info(_Strict):
+    model: str = Field(..., description="the model's bundle or run directory")
+    preset: str = Field(..., description="the config preset's name")
+    resolution: int = Field(..., description="frame height and width in pixels")
+    clip_frames: int = Field(..., description="frames per clip the transformer was built for")
+    context_frames: int = Field(..., description="context frames of the preset's protocol")
+    tokens: list[int] = Field(..., description="token grid per frame, [h, w]")
+    codebook_size: int = Field(..., description="tokenizer codebook entries")
+    action_dim: int = Field(..., description="action width A (0: not action-conditioned)")
+    action_low: list[float] = Field(..., description="lowest accepted action per dimension")
+    action_high: list[float] = Field(..., description="highest accepted action per dimension")
+    device: str = Field(..., description="where the model runs")
+    precision: str = Field(..., description="fp32 or bf16")
+    predict_defaults: dict = Field(..., description="decoding settings used when omitted")
+    plan_defaults: dict = Field(..., description="CEM settings used when omitted")
+    limits: dict = Field(..., description="request limits of this server")
+    auth: bool = Field(..., description="whether /v1 endpoints need a bearer token")
+    playground: bool = Field(..., description="whether the playground and simulator endpoints are on")
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(..., description="one line saying what was wrong")

@@ -1,0 +1,164 @@
+"""The inference fast paths of the window transformer give the outputs of the plain path.
+
+Fast paths: the relative-position bias built once and kept while no gradient is recorded,
+and the output head run only at the positions decoding asks for. Reference values were
+computed with the transformer before these paths existed (same weights, same inputs).
+"""
+
+import math
+
+import pytest
+import torch
+
+from maskvit.config import TransformerConfig
+from maskvit.model import MaskViT
+
+TOL = dict(rtol=1e-5, atol=1e-5)
+
+
+def fixed_tiny_model() -> MaskViT:
+    """A tiny action-conditioned MaskViT with weights from a formula (no RNG involved).
+
+    Scaled so that attention, the bias tables and the actions all move the logits.
+    """
+    cfg = TransformerConfig(
+        num_frames=4, context_frames=1, tokens_h=4, tokens_w=4, codebook_size=8,
+        spatial_window=(1, 4, 4), spatiotemporal_window=(0, 2, 2), depth=2, heads=2,
+        dim=32, mlp_dim=64, dropout=0.0, action_dim=2,
+    )
+    model = MaskViT(cfg).eval()
+    weights = {}
+    for i, (key, value) in enumerate(sorted(model.state_dict().items())):
+        wave = torch.sin(torch.arange(value.numel(), dtype=torch.float64) * 1.618 + i)
+        if "norm" in key:
+            wave = (1.0 if key.endswith("weight") else 0.0) + 0.2 * wave
+        elif value.dim() == 2 and "table" not in key and "position" not in key:
+            wave = wave * 1.5 / math.sqrt(value.shape[1])  # variance-keeping scale
+        weights[key] = wave.float().view(value.shape)
+    model.load_state_dict(weights)
+    return model
+
+
+def tiny_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    tokens = (torch.arange(2 * 4 * 16).view(2, 4, 4, 4) * 5) % 9  # includes [MASK] = 8
+    actions = torch.linspace(-1, 1, 2 * 4 * 2).view(2, 4, 2)
+    return tokens, actions
+
+
+# Logits of `fixed_tiny_model` on `tiny_inputs`, from the transformer before the fast paths.
+TINY_ENTRIES = [(0, 0, 0, 0, 0), (0, 1, 2, 3, 7), (1, 2, 1, 0, 3), (1, 3, 3, 3, 5),
+                (0, 3, 0, 2, 1), (1, 0, 3, 1, 6)]
+TINY_4_FRAMES = [-2.682248115539551, -2.744180202484131, 1.8711175918579102,
+                 -1.664635419845581, -1.3527919054031372, 3.070518970489502]
+TINY_3_FRAMES = [-2.6823787689208984, -2.756026268005371, 1.8711175918579102,
+                 -0.022972524166107178, -0.2248018980026245, 3.070518970489502]
+TINY_SUM_4, TINY_SQUARES_4, TINY_SQUARES_3 = 33.60459244251251, 5556.829143584435, 4016.7990744977346
+
+
+def test_tiny_model_gives_the_logits_it_gave_before():
+    model = fixed_tiny_model()
+    tokens, actions = tiny_inputs()
+    for _ in range(2):  # the second call reads the kept bias
+        with torch.no_grad():
+            full = model(tokens, actions)
+            short = model(tokens[:, :3], actions[:, :3])  # a smaller spatiotemporal window
+        got4 = torch.tensor([float(full[i]) for i in TINY_ENTRIES])
+        got3 = torch.tensor([float(short[i[:1] + (min(i[1], 2),) + i[2:]]) for i in TINY_ENTRIES])
+        torch.testing.assert_close(got4, torch.tensor(TINY_4_FRAMES), **TOL)
+        torch.testing.assert_close(got3, torch.tensor(TINY_3_FRAMES), **TOL)
+        assert float(full.double().sum()) == pytest.approx(TINY_SUM_4, rel=1e-6)
+        assert float(full.double().pow(2).sum()) == pytest.approx(TINY_SQUARES_4, rel=1e-6)
+        assert float(short.double().pow(2).sum()) == pytest.approx(TINY_SQUARES_3, rel=1e-6)
+
+
+# The shipped push64 transformer on fixed tokens and actions, before the fast paths:
+# (flat position, code, logit) entries, the mean logit of each frame, the mean square.
+PUSH64_ENTRIES = [(0, 0, -3.453507661819458), (153, 47, 0.8294805288314819),
+                  (306, 94, 0.578680157661438), (460, 148, -2.8571486473083496),
+                  (613, 195, -1.797341227531433), (767, 249, -0.7923418283462524)]
+PUSH64_FRAME_MEANS = [-0.3984868666701331, -0.265743490635586, -0.4550277460256069,
+                      -0.4481190722983044, -0.46748180087654845, -0.40401855740144654,
+                      -0.4585950253277389, -0.3567458789539941, -0.46238201822410474,
+                      -0.3564407407715571, -0.49043648596953915, -0.46970884518344036]
+PUSH64_MEAN_SQUARE = 6.976093048096717
+
+
+def test_shipped_push64_checkpoint_loads_and_gives_the_logits_it_gave_before():
+    from maskvit.pretrained import pretrained_path
+    from maskvit.train import load_run
+
+    path = pretrained_path()
+    if path is None:
+        pytest.skip("no shipped push64 bundle in this install")
+    config, weights, ema = load_run(path / "transformer")
+    model = MaskViT(config.transformer).eval()
+    model.load_state_dict(ema if ema is not None else weights)  # strict: same keys
+    tokens = (torch.arange(12 * 64).view(1, 12, 8, 8) * 37) % 513
+    actions = torch.linspace(-0.05, 0.05, 24).view(1, 12, 2)
+    with torch.no_grad():
+        logits = model(tokens, actions)
+    flat = logits.reshape(-1, logits.shape[-1])
+    got = torch.tensor([float(flat[p, k]) for p, k, _ in PUSH64_ENTRIES])
+    torch.testing.assert_close(got, torch.tensor([v for _, _, v in PUSH64_ENTRIES]), **TOL)
+    means = logits.double().mean(dim=(0, 2, 3, 4))
+    torch.testing.assert_close(means, torch.tensor(PUSH64_FRAME_MEANS, dtype=torch.float64), **TOL)
+    assert float(logits.double().pow(2).mean()) == pytest.approx(PUSH64_MEAN_SQUARE, rel=1e-5)
+
+
+def test_head_at_positions_equals_the_full_logits_there():
+    model = fixed_tiny_model()
+    tokens, actions = tiny_inputs()
+    positions = torch.tensor([[0, 5, 17, 63], [2, 3, 40, 41]])
+    with torch.no_grad():
+        full = model(tokens, actions).reshape(2, 64, -1)
+        picked = model(tokens, actions, positions=positions)
+    assert picked.shape == (2, 4, 8)
+    torch.testing.assert_close(picked, full.gather(1, positions[..., None].expand(-1, -1, 8)), **TOL)
+    with pytest.raises(ValueError, match="positions"):
+        model(tokens, actions, positions=positions[0])
+
+
+def test_kept_bias_follows_new_weights_and_gradients_still_reach_the_table():
+    model = fixed_tiny_model()
+    tokens, actions = tiny_inputs()
+    with torch.no_grad():
+        model(tokens, actions)  # builds and keeps every layer's bias
+        for block in model.blocks:
+            table = block.spatiotemporal.attn.bias.table
+            table.add_(torch.linspace(-1, 1, table.numel()).view_as(table))  # in place, as
+            # load_state_dict does (not a constant: softmax ignores those)
+        kept = model(tokens, actions)
+    fresh = fixed_tiny_model()
+    fresh.load_state_dict(model.state_dict())
+    with torch.enable_grad():  # the plain path: the bias is rebuilt and differentiable
+        plain = fresh(tokens, actions)
+        plain.square().mean().backward()
+    torch.testing.assert_close(kept, plain.detach(), **TOL)
+    assert all(b.spatial.attn.bias.table.grad.abs().sum() > 0 for b in fresh.blocks)
+    assert set(model.state_dict()) == set(fresh.state_dict())  # nothing kept in the state dict
+    assert not any("cache" in key for key in model.state_dict())
+
+
+def test_spatial_window_partition_is_a_view():
+    from maskvit.model.attention import window_merge, window_partition
+
+    x = torch.randn(2, 3, 4, 4, 8)
+    windows = window_partition(x, (1, 4, 4))
+    assert windows.data_ptr() == x.data_ptr()  # a whole frame per window: no copy
+    assert window_merge(windows, (1, 4, 4), (3, 4, 4)).data_ptr() == x.data_ptr()
+
+
+def test_cpu_inference_in_chunks_of_videos_gives_the_batch_logits(monkeypatch):
+    import maskvit.model.transformer as transformer
+
+    model = fixed_tiny_model()
+    tokens, actions = tiny_inputs()
+    tokens, actions = tokens.repeat(3, 1, 1, 1), actions.repeat(3, 1, 1) * torch.linspace(
+        0.5, 1.5, 6).view(6, 1, 1)
+    whole = model(tokens, actions).detach()  # autograd on: one pass over the batch
+    monkeypatch.setattr(transformer, "INFERENCE_CHUNK_TOKENS", 128)  # 2 videos a chunk
+    positions = torch.arange(0, 64, 3).expand(6, -1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens, actions), whole, **TOL)
+        picked = model(tokens, actions, positions=positions)
+    torch.testing.assert_close(picked, whole.reshape(6, 64, -1)[:, ::3], **TOL)

@@ -1,0 +1,86 @@
+"""`maskvit serve` as a real process: it starts, serves, and stops gracefully on SIGTERM,
+finishing the request in flight; bad flags are one-line errors before the model loads."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from maskvit.cli import main
+from maskvit.serve.frames import encode_png
+from maskvit.serve.testing import save_tiny_bundle
+
+
+def _start(args, env_extra=None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    proc = subprocess.Popen([sys.executable, "-m", "maskvit", "serve", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    line = proc.stdout.readline()  # printed once the model is loaded and the port bound
+    if "http://" not in line:
+        proc.kill()
+        raise AssertionError(f"no start line: {line!r} {proc.stderr.read()}")
+    return proc, line.split("http://")[1].split(" ")[0]
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits_cleanly(tmp_path):
+    bundle = save_tiny_bundle(tmp_path / "bundle")
+    # A long batching wait keeps the request queued when SIGTERM arrives.
+    proc, address = _start(["--model", str(bundle), "--port", "0", "--max-wait-ms", "1500",
+                            "--max-batch", "64", "--log-level", "warning"])
+    try:
+        url = f"http://{address}"
+        assert address.startswith("127.0.0.1:")
+        with httpx.Client(base_url=url, timeout=60) as client:
+            assert client.get("/v1/health").json()["status"] == "ok"
+            frames = np.zeros((2, 64, 64, 3), np.uint8)
+            body = {"context": [[encode_png(f) for f in frames]], "actions": [[[0.0, 0.0]] * 4],
+                    "num_frames": 2}
+            answer = {}
+            sender = threading.Thread(target=lambda: answer.update(r=client.post("/v1/predict", json=body)))
+            sender.start()
+            deadline = time.monotonic() + 10
+            while httpx.get(url + "/v1/health").json()["in_flight"] < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            sender.join(30)
+            assert answer["r"].status_code == 200, answer["r"].text
+            assert len(answer["r"].json()["frames"][0]) == 2
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "stopped" in out and "Traceback" not in err
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url + "/v1/health", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_bad_flags_are_one_line_errors(tmp_path, capsys):
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "--port must be between 0 and 65535" in capsys.readouterr().err
+    assert main(["serve", "--max-batch", "0"]) == 2
+    assert "--max-batch must be positive" in capsys.readouterr().err
+    assert main(["serve", "--host", "0.0.0.0", "--token-file", str(tmp_path / "missing")]) == 2
+    assert "not found" in capsys.readouterr().err
+    (tmp_path / "empty").write_text("\n")
+    assert main(["serve", "--token-file", str(tmp_path / "empty")]) == 2
+    assert "is empty" in capsys.readouterr().err
+
+
+def test_a_busy_port_is_a_one_line_error(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--model", str(tmp_path / "nothing"), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port} on 127.0.0.1 is in use" in err and "\n" == err[-1] and err.count("\n") == 1
