@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ def random_weights_predict_fn(config, steps: int, bf16: bool, timings: dict):
 
     predictor = Predictor(VQGAN(config.tokenizer), MaskViT(config.transformer), config,
                           precision="bf16" if bf16 else "fp32")
-    predict = predictor_fn(predictor, steps, config.plan.schedule, config.eval.temperature)
+    predict = predictor_fn(predictor, dataclasses.replace(config.plan.decoding, steps=steps))
 
     def timed(context_frames, context_actions, future_actions):
         start = time.perf_counter()

@@ -39,15 +39,19 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", required=True)
     parser.add_argument("--eval", required=True, help="maskvit evaluate report folder")
-    parser.add_argument("--plan", required=True, help="maskvit plan output folder")
+    parser.add_argument("--plan", required=True, action="append",
+                        help="maskvit plan output folder (repeatable: policies planned in "
+                             "separate runs at the same settings are merged)")
     parser.add_argument("--plan-settings", default="", help="how planning was run, in words")
     parser.add_argument("--about", default="held-out push episodes; benchmarks/RESULTS.md")
     args = parser.parse_args()
     metrics = json.loads((Path(args.eval) / "metrics.json").read_text())
-    plan = json.loads((Path(args.plan) / "results.json").read_text())
+    plan: dict = {}
+    for folder in args.plan:
+        plan.update(plan_numbers(json.loads((Path(folder) / "results.json").read_text())))
     atomic_write_json(Path(args.bundle) / HEADLINE, {
         "about": args.about, "evaluate": evaluate_numbers(metrics),
-        "plan": {"settings": args.plan_settings, **plan_numbers(plan)}})
+        "plan": {"settings": args.plan_settings, **plan}})
 
 
 if __name__ == "__main__":

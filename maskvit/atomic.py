@@ -1,11 +1,13 @@
 """Writes that are never seen half-done: a temp file in the same folder, fsync, os.replace.
 
-The one place every part of maskvit (stores, checkpoints, reports, planner outputs) writes
-files through, so a crash leaves either the old file or the complete new one.
+The one place every part of maskvit (stores, checkpoints, run configs, reports, planner
+outputs) writes files through, so a crash leaves either the old file or the complete new
+one; the folder is fsynced too, so the rename itself survives a power cut.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -32,7 +34,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         if isinstance(err, OSError) and not err.filename:
             err.filename = str(path)  # say which output failed, not only why
         raise
+    fsync_dir(path.parent)
     return path
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make a rename in `folder` durable (best effort: some file systems refuse)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes | str) -> Path:

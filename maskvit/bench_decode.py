@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -32,7 +33,12 @@ from maskvit.bench_baselines.common import parameter_count
 from maskvit.bench_baselines.factorised import FactorisedVideoTransformer, decode_factorised
 from maskvit.config import load_preset
 from maskvit.model import MaskViT
-from maskvit.model.decoding import assemble_clip, autoregressive_decode, iterative_decode
+from maskvit.model.decoding import (
+    assemble_clip,
+    autoregressive_decode,
+    iterative_decode,
+    model_logits,
+)
 
 # Paper Table 3: forward passes of MaskViT's iterative decoding.
 PAPER_PASSES = {"bair64": 24, "kitti64": 48, "robonet64": 5}
@@ -84,7 +90,9 @@ class _Setup:
         config = load_preset(preset)
         self.preset, self.device, self.eval = preset, device, config.eval
         self.cfg = cfg = config.transformer
-        self.steps = steps or config.eval.decoding_steps
+        self.decoding = dataclasses.replace(config.eval.decoding,
+                                            steps=steps or config.eval.decoding.steps)
+        self.steps = self.decoding.steps
         torch.manual_seed(seed)
         self.maskvit = MaskViT(cfg).to(device).eval()
         self.kv = CausalVideoDecoder(cfg).to(device).eval()
@@ -115,7 +123,7 @@ class _Setup:
         their hundreds of small per-token steps were slower still.
         """
         codes, known, actions = self.inputs(batch)
-        ev, device = self.eval, self.device
+        decoding, device = self.decoding, self.device
         kv, factorised, base_actions = self.kv, self.factorised, actions
         if precision == "bf16":
             kv, factorised = self.bf16("kv"), self.bf16("factorised")
@@ -131,22 +139,22 @@ class _Setup:
 
         def maskvit() -> int:
             with autocast():
-                return iterative_decode(self.maskvit, codes, known, self.steps, ev.schedule,
-                                        ev.temperature, ev.top_p, actions,
-                                        generator()).forward_passes
+                return iterative_decode(
+                    lambda tokens, positions: model_logits(self.maskvit, tokens, actions, positions),
+                    codes, known, self.cfg.mask_token_id, self.decoding, generator()).forward_passes
 
         def ar_no_cache() -> int:
             with autocast():
                 return autoregressive_decode(self.maskvit, codes, known, actions, generator(),
-                                             ev.top_p, max_tokens=ar_passes).forward_passes
+                                             decoding.top_p, max_tokens=ar_passes).forward_passes
 
         return {
             "maskvit": maskvit,
-            "kv_cached": lambda: decode_causal_kv(kv, codes, known, base_actions, ev.top_p,
+            "kv_cached": lambda: decode_causal_kv(kv, codes, known, base_actions, decoding.top_p,
                                                   generator())[1],
             "factorised": lambda: decode_factorised(
-                factorised, codes, known, factorised_steps, ev.schedule, ev.temperature,
-                ev.top_p, base_actions, generator())[1],
+                factorised, codes, known, dataclasses.replace(decoding, steps=factorised_steps),
+                base_actions, generator())[1],
             "ar_no_cache": ar_no_cache,
         }
 

@@ -5,6 +5,13 @@ A preset is a YAML file in `maskvit/presets/` whose sections mirror `Config`'s f
 unknown keys, wrong types and values out of range raise a one-line `UserError` naming the
 key and the valid choices or range. All range checks live in `validate` (one section
 each) and `check_protocol` (eval / plan frame counts against the transformer).
+
+Facts are written once: the transformer's codebook size and token grid, the data
+section's frame size and action size, the eval frame counts and planning's temperature /
+top-p are derived when a `Config` is built, and checked there when given anyway
+(`maskvit.config_derive`). Decoding settings are one `DecodingConfig` per use
+(`eval.decoding`, `plan.decoding`); their old flat spellings (`eval.decoding_steps`, ...)
+are still read (`maskvit.config_legacy`).
 """
 
 from __future__ import annotations
@@ -20,7 +27,30 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from maskvit.atomic import atomic_write_text
+from maskvit.config_derive import derive, strip_derived
+from maskvit.config_legacy import current_key, upgrade
 from maskvit.errors import UserError
+
+Schedule = Literal["cosine", "square", "cubic", "exponential", "linear", "sqrt"]
+Unmask = Literal["confidence", "random"]
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    """How iterative decoding fills masked tokens (paper §3.4): one object, passed whole.
+
+    Built once (the `eval` or `plan` section, or a request's settings) and handed down to
+    `maskvit.model.decoding.iterative_decode`, so a new setting is added here and nowhere
+    else. Frozen: it is hashable (the server batches requests by it) and never changes
+    under a decoder that holds it.
+    """
+
+    steps: int = 12  # T forward passes
+    schedule: Schedule = "cosine"  # γ, the fraction still masked after each step
+    temperature: float | None = 4.5  # Gumbel noise on the confidences; None = none ("-")
+    top_p: float | None = None  # nucleus sampling; None = off
+    unmask: Unmask = "confidence"  # which samples to keep: most confident, or random
 
 
 @dataclass
@@ -62,9 +92,10 @@ class TransformerConfig:
 
     num_frames: int = 16  # T: context + predicted frames in one clip
     context_frames: int = 1  # T_c (default protocol; any frames may be given as context)
-    tokens_h: int = 16  # h
-    tokens_w: int = 16  # w
-    codebook_size: int = 1024  # K; the [MASK] token has id K
+    # Derived from the tokenizer section (maskvit.config_derive); a value given must agree.
+    tokens_h: int = 16  # h = tokenizer.resolution // tokenizer.downsample
+    tokens_w: int = 16  # w, the same
+    codebook_size: int = 1024  # K = tokenizer.codebook_size; the [MASK] token has id K
     spatial_window: tuple[int, int, int] = (1, 16, 16)  # 1 × h × w
     # T_w × h' × w'. T_w = 0 means "all frames of the clip" (paper §3.3: T × h' × w').
     spatiotemporal_window: tuple[int, int, int] = (16, 8, 8)
@@ -122,12 +153,10 @@ class TrainConfig:
 class EvalConfig:
     """Decoding and evaluation protocol (paper §4.1, Table 4 'Evaluation' rows)."""
 
+    # Frame counts default to the transformer's (maskvit.config_derive); fewer may be set.
     context_frames: int = 1
     predicted_frames: int = 15
-    schedule: Literal["cosine", "square", "cubic", "exponential", "linear", "sqrt"] = "cosine"
-    decoding_steps: int = 18
-    temperature: float | None = 4.5  # None = no Gumbel noise ("-" in Table 4)
-    top_p: float | None = None
+    decoding: DecodingConfig = field(default_factory=lambda: DecodingConfig(steps=18))
     trials: int = 100  # best-of-N trials per video for PSNR / SSIM / LPIPS
     num_videos: int = 256
 
@@ -144,8 +173,8 @@ class PlanConfig:
     last_step_weight: float = 10.0  # c_i = 1 except the last step
     replan_every: int = 3
     episode_steps: int = 15
-    decoding_steps: int = 5
-    schedule: str = "cosine"
+    # Temperature and top-p default to eval.decoding's (maskvit.config_derive).
+    decoding: DecodingConfig = field(default_factory=lambda: DecodingConfig(steps=5))
     init_mean: tuple[float, ...] = (0.0, 0.0, -0.5, 0.0, 0.0)
     init_std: tuple[float, ...] = (0.05, 0.05, 0.08, 0.17453292519943295, 2.0)
     round_gripper: bool = True
@@ -165,8 +194,8 @@ class DataConfig:
     """What a clip is for this preset's dataset."""
 
     dataset: str = "bair"
-    resolution: int = 64
-    action_dim: int = 0
+    resolution: int = 64  # derived: tokenizer.resolution
+    action_dim: int = 0  # derived: transformer.action_dim
 
 
 @dataclass
@@ -214,11 +243,16 @@ def load_preset(name: str, overrides: list[str] | None = None) -> Config:
 def config_from_dict(raw: dict[str, Any], *, protocol: bool = True) -> Config:
     """Build a validated `Config` from nested plain data (as read from YAML).
 
+    Old key spellings are moved to their place (`maskvit.config_legacy`), derived fields
+    filled in or checked (`maskvit.config_derive`), then every range is checked.
     `protocol=False` skips the eval / plan frame-count checks against the transformer:
     a saved run was checked when it was made, and its decoding defaults must never stop
     its weights from loading.
     """
+    raw = upgrade(raw)
     config = _build(Config, raw, prefix="")
+    _check_tokenizer(config.tokenizer)  # the source of the derived token grid
+    config = derive(config, set(flatten(raw)))
     validate(config)
     if protocol:
         check_protocol(config)
@@ -239,7 +273,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    """Write `config` as YAML (0644) so readers never see half of it."""
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def load_config(path: str | Path) -> Config:
@@ -258,31 +293,34 @@ def load_config(path: str | Path) -> Config:
 def apply_overrides(config: Config, overrides: list[str]) -> Config:
     """Apply `section.key=value` strings (values parsed as YAML scalars / lists).
 
-    The eval / plan frame counts are checked against the transformer when an override
-    touches one of those sections (a saved run's own settings are not re-judged).
+    Old key spellings (`eval.decoding_steps`) name their new place (`eval.decoding.steps`).
+    Derived fields follow an overridden source unless overridden themselves. The eval /
+    plan frame counts are checked against the transformer when an override touches one of
+    those sections (a saved run's own settings are not re-judged).
     """
-    data = config_to_dict(config)
+    full = config_to_dict(config)
+    data = strip_derived(config, config_to_dict(config))
     touched: set[str] = set()
     for item in overrides:
         if "=" not in item:
             raise UserError(f"override {item!r} must look like section.key=value")
         dotted, text = item.split("=", 1)
-        keys = dotted.strip().split(".")
-        node = data
+        keys = current_key(dotted.strip()).split(".")
+        node, target = full, data
         for depth, key in enumerate(keys[:-1]):
             if not isinstance(node, dict) or key not in node:
                 where = ".".join(keys[:depth]) or "config"
                 valid = ", ".join(node) if isinstance(node, dict) else "(none)"
                 raise UserError(f"unknown key {key!r} in {where}; valid keys: {valid}")
-            node = node[key]
+            node, target = node[key], target.setdefault(key, {})
         if not isinstance(node, dict) or keys[-1] not in node:
             where = ".".join(keys[:-1]) or "config"
             valid = ", ".join(node) if isinstance(node, dict) else "(none)"
             raise UserError(f"unknown key {keys[-1]!r} in {where}; valid keys: {valid}")
         try:
-            node[keys[-1]] = yaml.safe_load(text)
+            target[keys[-1]] = yaml.safe_load(text)
         except yaml.YAMLError:
-            node[keys[-1]] = text
+            target[keys[-1]] = text
         touched.add(keys[0])
     result = config_from_dict(data, protocol=False)
     check_protocol(result, touched)
@@ -291,7 +329,7 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
 
 def diff_configs(a: Config, b: Config) -> list[str]:
     """Dotted names of the fields whose values differ between two configs."""
-    flat_a, flat_b = _flatten(config_to_dict(a)), _flatten(config_to_dict(b))
+    flat_a, flat_b = flatten(config_to_dict(a)), flatten(config_to_dict(b))
     return sorted(k for k in flat_a.keys() | flat_b.keys() if flat_a.get(k) != flat_b.get(k))
 
 
@@ -469,17 +507,24 @@ def _check_train(c: TrainConfig, section: str) -> None:
 
 
 def _check_eval(e: EvalConfig) -> None:
-    for name in ("context_frames", "predicted_frames", "decoding_steps", "trials", "num_videos"):
+    for name in ("context_frames", "predicted_frames", "trials", "num_videos"):
         _at_least(f"eval.{name}", getattr(e, name), 1)
-    if e.temperature is not None:
-        _in_range("eval.temperature", e.temperature, 0.0, hint="null = no Gumbel noise")
-    if e.top_p is not None:
-        _in_range("eval.top_p", e.top_p, 0.0, 1.0, low_open=True, hint="null = no nucleus")
+    check_decoding(e.decoding, "eval.decoding")
+
+
+def check_decoding(d: DecodingConfig, section: str) -> None:
+    """Ranges of one `DecodingConfig` (schedule and unmask are checked by their type)."""
+    _at_least(f"{section}.steps", d.steps, 1)
+    if d.temperature is not None:
+        _in_range(f"{section}.temperature", d.temperature, 0.0, hint="null = no Gumbel noise")
+    if d.top_p is not None:
+        _in_range(f"{section}.top_p", d.top_p, 0.0, 1.0, low_open=True, hint="null = no nucleus")
 
 
 def _check_plan(p: PlanConfig) -> None:
-    for name in ("horizon", "iterations", "decoding_steps", "chunk_size"):
+    for name in ("horizon", "iterations", "chunk_size"):
         _at_least(f"plan.{name}", getattr(p, name), 1)
+    check_decoding(p.decoding, "plan.decoding")
     _at_least("plan.samples", p.samples, 2)
     _at_least("plan.episode_steps", p.episode_steps, 2)
     if not 1 <= p.replan_every <= p.horizon:
@@ -487,9 +532,6 @@ def _check_plan(p: PlanConfig) -> None:
     _in_range("plan.elite_fraction", p.elite_fraction, 0.0, 1.0, low_open=True)
     _in_range("plan.noise_correlation", p.noise_correlation, 0.0, 1.0, high_open=True)
     _in_range("plan.last_step_weight", p.last_step_weight, 0.0)
-    schedules = typing.get_args(typing.get_type_hints(EvalConfig)["schedule"])
-    if p.schedule not in schedules:
-        _fail("plan.schedule", f"one of {', '.join(schedules)}", p.schedule)
     if len(p.init_std) != len(p.init_mean):
         raise UserError(f"plan.init_std has {len(p.init_std)} entries but plan.init_mean has "
                         f"{len(p.init_mean)}; give one per action dimension")
@@ -506,11 +548,12 @@ def _check_plan(p: PlanConfig) -> None:
 # ----------------------------------------------------------------------- validation
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one dict of dotted keys ({"eval": {"trials": 1}} -> {"eval.trials": 1})."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out

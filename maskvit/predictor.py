@@ -17,14 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from maskvit.config import Config
+from maskvit.config import Config, DecodingConfig
 from maskvit.errors import UserError
-from maskvit.model.decoding import generate
+from maskvit.model.decoding import generate, with_settings
 from maskvit.model.transformer import MaskViT
 from maskvit.train.distributed import resolve_device
 
 SOURCES_FILE = "sources.json"  # written by `maskvit train`: where the tokens came from
-_PRESET = object()  # "use the preset's value" (None is a meaningful temperature / top_p)
 
 
 def read_sources(model_run: Path) -> dict[str, Any]:
@@ -173,22 +172,21 @@ class Predictor:
         actions: Any = None,
         goal_frame: Any = None,
         num_frames: int | None = None,
-        steps: int | None = None,
-        schedule: str | None = None,
-        temperature: Any = _PRESET,
-        top_p: Any = _PRESET,
+        decoding: DecodingConfig | None = None,
         seed: int | None = 0,
         batch_size: int | None = None,
-        unmask: str = "confidence",
+        **settings: Any,
     ) -> np.ndarray:
         """Predict `num_frames` frames after the context.
 
         context_frames: uint8 (B, Tc, H, W, 3). actions: float (B, Tc + num_frames, A) for
         an action-conditioned model (actions[t] leads from frame t to t + 1). goal_frame:
-        uint8 (B, H, W, 3), placed after the predicted frames. Decoding settings default to
-        the preset's `eval` section. Returns uint8 (B, num_frames, H, W, 3).
+        uint8 (B, H, W, 3), placed after the predicted frames. `decoding` defaults to the
+        config's `eval.decoding`; `settings` (steps=, temperature=, ...) replace single
+        fields of it, for callers of the earlier API. Returns uint8 (B, num_frames, H, W, 3).
         """
         ev, tc = self.config.eval, self.config.transformer
+        decoding = with_settings(decoding or ev.decoding, **settings)
         context = _as_tensor(context_frames)
         if context.dim() != 5:
             raise UserError(f"context frames must have shape (B, Tc, H, W, 3); got {tuple(context.shape)}")
@@ -224,12 +222,10 @@ class Predictor:
             with self._autocast():
                 result = generate(
                     self.transformer, context_codes[sl], num_frames + (goal_codes is not None),
-                    steps=steps or ev.decoding_steps, schedule=schedule or ev.schedule,
-                    temperature=ev.temperature if temperature is _PRESET else temperature,
-                    top_p=ev.top_p if top_p is _PRESET else top_p,
+                    decoding,
                     actions=None if action_tensor is None else action_tensor[sl].to(self.device),
                     goal_codes=None if goal_codes is None else goal_codes[sl],
-                    generator=generator, unmask=unmask,
+                    generator=generator,
                 )
             outputs.append(result.codes[:, n_context:n_context + num_frames])
         return self.decode(torch.cat(outputs))

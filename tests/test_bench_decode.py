@@ -6,6 +6,7 @@ import torch
 from maskvit.bench_baselines.causal_kv import CausalVideoDecoder, decode_causal_kv
 from maskvit.bench_baselines.common import parameter_count
 from maskvit.bench_baselines.factorised import FactorisedVideoTransformer, decode_factorised
+from maskvit.config import DecodingConfig
 from maskvit.model import MaskViT
 from maskvit.model.decoding import assemble_clip
 
@@ -59,7 +60,7 @@ def test_baselines_decode_every_future_token_and_count_their_passes(cfg):
                                                actions, top_p=0.9,
                                                generator=torch.Generator().manual_seed(0))
         fa_codes, fa_passes = decode_factorised(FactorisedVideoTransformer(cfg).eval(), codes,
-                                                known, 2, actions=actions,
+                                                known, DecodingConfig(steps=2), actions=actions,
                                                 generator=torch.Generator().manual_seed(0))
     for out in (kv_codes, fa_codes):
         assert torch.equal(out[:, :1], context) and int(out.max()) < cfg.codebook_size

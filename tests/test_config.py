@@ -2,10 +2,12 @@ import pytest
 
 from maskvit.config import (
     Config,
+    DecodingConfig,
     EvalConfig,
     TransformerConfig,
     apply_overrides,
     config_from_dict,
+    config_to_dict,
     diff_configs,
     load_config,
     load_preset,
@@ -42,7 +44,7 @@ def test_paper_presets_hold_table_4_values(name):
         c.tokenizer_train.steps, c.tokenizer_train.lr, c.tokenizer.disc_start,
         c.transformer.spatiotemporal_window, c.transformer.depth, c.transformer.heads,
         c.transformer.dim, c.transformer.mlp_dim, c.train.batch_size, c.train.lr, c.train.steps,
-        c.eval.schedule, c.eval.decoding_steps, c.eval.temperature,
+        c.eval.decoding.schedule, c.eval.decoding.steps, c.eval.decoding.temperature,
     )
     assert row == TABLE4[name]
     assert c.tokenizer.codebook_size == 1024 and c.tokenizer.code_dim == 256
@@ -51,9 +53,11 @@ def test_paper_presets_hold_table_4_values(name):
 
 
 def test_dotted_override_changes_one_field():
-    c = load_preset("push64", ["transformer.depth=2", "eval.temperature=null"])
-    assert c.transformer.depth == 2 and c.eval.temperature is None
-    assert diff_configs(c, load_preset("push64")) == ["eval.temperature", "transformer.depth"]
+    c = load_preset("push64", ["transformer.depth=2", "eval.decoding.temperature=null"])
+    assert c.transformer.depth == 2 and c.eval.decoding.temperature is None
+    # planning decodes with eval's temperature unless plan.decoding sets its own
+    assert diff_configs(c, load_preset("push64")) == [
+        "eval.decoding.temperature", "plan.decoding.temperature", "transformer.depth"]
 
 
 @pytest.mark.parametrize(
@@ -63,7 +67,8 @@ def test_dotted_override_changes_one_field():
         ("nope.depth=2", "unknown key 'nope' in config"),
         ("transformer.depth=four", "transformer.depth must be an integer"),
         ("transformer.depth=2.5", "transformer.depth must be an integer"),
-        ("eval.schedule=zigzag", "eval.schedule must be one of cosine"),
+        ("eval.decoding.schedule=zigzag", "eval.decoding.schedule must be one of cosine"),
+        ("eval.schedule=zigzag", "eval.decoding.schedule must be one of cosine"),
         ("transformer.spatial_window=[1,2]", "must have 3 entries"),
         ("depth", "must look like section.key=value"),
     ],
@@ -130,3 +135,34 @@ def test_damaged_saved_config_is_one_line(tmp_path):
     (tmp_path / "config.yaml").write_text("train: {batch_size: -3}\n")
     with pytest.raises(UserError, match="train.batch_size must be an integer >= 1; got -3"):
         load_config(tmp_path / "config.yaml")
+
+
+def test_old_flat_decoding_keys_map_into_the_nested_decoding_config(tmp_path):
+    c = load_preset("push64", ["eval.decoding_steps=4", "eval.top_p=0.9", "plan.schedule=square"])
+    assert c.eval.decoding == DecodingConfig(steps=4, schedule="cosine", temperature=4.5, top_p=0.9)
+    assert (c.plan.decoding.steps, c.plan.decoding.schedule) == (5, "square")
+    # a run directory of the earlier layout (the shipped bundle's) reads the same way
+    old = config_to_dict(load_preset("push64"))
+    for section in ("eval", "plan"):
+        decoding = old[section].pop("decoding")
+        old[section].update(decoding_steps=decoding["steps"], schedule=decoding["schedule"])
+    old["eval"].update(temperature=None, top_p=0.5)
+    c = config_from_dict(old)
+    assert c.eval.decoding.temperature is None and c.plan.decoding.top_p == 0.5
+    old["eval"]["decoding"] = {"steps": 3}
+    with pytest.raises(UserError, match="old spelling of eval.decoding.steps"):
+        config_from_dict(old)
+
+
+def test_repeated_facts_are_derived_and_checked_once():
+    c = load_preset("push64", ["tokenizer.codebook_size=256", "tokenizer.downsample=4"])
+    assert (c.transformer.codebook_size, c.transformer.tokens_h, c.transformer.tokens_w) == (256, 16, 16)
+    assert (c.data.resolution, c.data.action_dim) == (64, 2)
+    assert (c.eval.context_frames, c.eval.predicted_frames) == (2, 10)
+    c = load_preset("push64", ["transformer.num_frames=8", "plan.horizon=6"])
+    assert c.eval.predicted_frames == 6
+    with pytest.raises(UserError, match="transformer.codebook_size = 100 disagrees with "
+                                        "tokenizer.codebook_size = 512"):
+        load_preset("push64", ["transformer.codebook_size=100"])
+    with pytest.raises(UserError, match="data.action_dim = 3 disagrees"):
+        load_preset("push64", ["data.action_dim=3"])

@@ -20,7 +20,7 @@ import torch
 from test_train_support import ToyDataset, ToyTask, toy_config
 
 from maskvit.cli import main
-from maskvit.config import Config, load_preset
+from maskvit.config import Config, load_preset, save_config
 from maskvit.data import EpisodeStoreWriter, TokenCache, TokenCacheWriter
 from maskvit.errors import UserError
 from maskvit.train import Trainer, latest_checkpoint, load_checkpoint, load_run, read_metrics
@@ -199,7 +199,8 @@ BAD_VALUES = [
     ("transformer.spatial_window=[1,-8,8]", "spatial_window"),
     ("transformer.context_frames=12", "transformer.context_frames"),
     ("transformer.codebook_size=70000", "transformer.codebook_size"),
-    ("transformer.num_frames=6", "eval.predicted_frames"),
+    # eval's frame counts follow the transformer's; planning's horizon does not fit
+    ("transformer.num_frames=6", "plan.horizon"),
     ("tokenizer.resolution=60", "tokenizer.downsample"),
     ("tokenizer.downsample=3", "tokenizer.downsample"),
     ("tokenizer.usage_decay=1", "tokenizer.usage_decay"),
@@ -214,11 +215,12 @@ BAD_VALUES = [
     ("train.num_workers=-1", "num_workers"), ("train.checkpoint_every=-1", "checkpoint_every"),
     ("eval.predicted_frames=0", "eval.predicted_frames"),
     ("eval.predicted_frames=20", "eval.predicted_frames"),
-    ("eval.decoding_steps=0", "eval.decoding_steps"), ("eval.top_p=0", "eval.top_p"),
-    ("eval.temperature=-1", "eval.temperature"), ("eval.trials=0", "eval.trials"),
+    ("eval.decoding_steps=0", "eval.decoding.steps"), ("eval.top_p=0", "eval.decoding.top_p"),
+    ("eval.temperature=-1", "eval.decoding.temperature"),
+    ("plan.decoding.steps=0", "plan.decoding.steps"), ("eval.trials=0", "eval.trials"),
     ("plan.horizon=11", "plan.horizon"), ("plan.samples=1", "plan.samples"),
     ("plan.elite_fraction=0", "plan.elite_fraction"), ("plan.replan_every=20", "replan_every"),
-    ("plan.init_std=[0.1]", "plan.init_std"), ("plan.schedule=zigzag", "plan.schedule"),
+    ("plan.init_std=[0.1]", "plan.init_std"), ("plan.schedule=zigzag", "plan.decoding.schedule"),
     ("data.resolution=0", "data.resolution"),
 ]
 
@@ -243,9 +245,9 @@ def test_train_refuses_bad_values_before_any_work(override, tmp_path, capsys):
 
 TOKENIZER = ["tokenizer.resolution=16", "tokenizer.downsample=4", "tokenizer.channels=8",
              "tokenizer.num_res_blocks=1", "tokenizer.codebook_size=32", "tokenizer.code_dim=8"]
-TRANSFORMER = [
-    "transformer.num_frames=4", "transformer.context_frames=2", "transformer.tokens_h=4",
-    "transformer.tokens_w=4", "transformer.codebook_size=32", "transformer.spatial_window=[1,4,4]",
+TRANSFORMER = [  # the token grid (4×4) and codebook size (32) derive from TOKENIZER
+    *TOKENIZER, "transformer.num_frames=4", "transformer.context_frames=2",
+    "transformer.spatial_window=[1,4,4]",
     "transformer.spatiotemporal_window=[0,2,2]", "transformer.depth=1", "transformer.dim=16",
     "transformer.mlp_dim=32", "transformer.heads=2", "eval.predicted_frames=2",
     "plan.horizon=2", "plan.replan_every=2", "train.batch_size=4", "train.steps=3",
@@ -287,7 +289,7 @@ def pipeline(tmp_path_factory) -> dict[str, Path]:
     _write_store(root / "data")
     tok = root / "tokenizer"
     tok.mkdir()
-    ckpt.save_config_atomic(load_preset("push64", TOKENIZER), tok / ckpt.CONFIG_FILE)
+    save_config(load_preset("push64", TOKENIZER), tok / ckpt.CONFIG_FILE)
     _save_tokenizer_checkpoint(tok, 1, seed=1)
     _save_tokenizer_checkpoint(tok, 2, seed=2)
     assert main(["tokenize", "--tokenizer", str(tok), "--data", str(root / "data"),

@@ -12,8 +12,9 @@ import math
 import pytest
 import torch
 
+from maskvit.config import DecodingConfig
 from maskvit.errors import UserError
-from maskvit.model.decoding import generate, iterative_decode, top_p_filter
+from maskvit.model.decoding import generate, iterative_decode, model_logits, top_p_filter
 from maskvit.model.sampling import draw_uniform, sample_categorical
 from maskvit.model.schedules import masked_counts
 
@@ -163,7 +164,8 @@ def test_decoding_matches_the_multinomial_loop_in_distribution(top_p, temperatur
     codes[:, 0, 0] = torch.tensor([1, 3])  # context: the first two positions
     known = torch.zeros(n, 2, 2, 2, dtype=torch.bool)
     known[:, 0, 0] = True
-    new = iterative_decode(model, codes, known, 3, "cosine", temperature, top_p,
+    new = iterative_decode(lambda tokens, positions: model_logits(model, tokens, None, positions),
+                           codes, known, 5, DecodingConfig(3, "cosine", temperature, top_p),
                            generator=torch.Generator().manual_seed(1)).codes.reshape(n, -1)
     old = reference_decode(model, codes, known, 3, "cosine", temperature, top_p,
                            torch.Generator().manual_seed(2)).reshape(n, -1)

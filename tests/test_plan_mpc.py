@@ -109,16 +109,18 @@ def test_render_and_locate_round_trip():
 
 
 def test_predictor_adapter_passes_clip_actions_and_fresh_seeds():
+    from maskvit.config import DecodingConfig
     from maskvit.plan.model import predictor_fn
 
     seen = []
 
     class FakePredictor:
-        def predict(self, context_frames, actions, num_frames, steps, schedule, temperature, seed):
-            seen.append((context_frames.shape, actions.shape, num_frames, steps, schedule, seed))
+        def predict(self, context_frames, actions, num_frames, decoding, seed):
+            seen.append((context_frames.shape, actions.shape, num_frames, decoding.steps,
+                         decoding.schedule, seed))
             return np.zeros((len(context_frames), num_frames, 16, 16, 3), np.uint8)
 
-    predict = predictor_fn(FakePredictor(), steps=5, schedule="cosine", temperature=4.5, seed=7)
+    predict = predictor_fn(FakePredictor(), DecodingConfig(steps=5), seed=7)
     frames = np.zeros((3, 2, 16, 16, 3), np.uint8)
     out = predict(frames, np.zeros((3, 1, 2)), np.zeros((3, 10, 2)))
     predict(frames, np.zeros((3, 1, 2)), np.zeros((3, 10, 2)))

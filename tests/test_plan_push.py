@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from maskvit.cli import main
-from maskvit.config import Config, PlanConfig, TokenizerConfig, TransformerConfig
+from maskvit.config import (
+    Config,
+    DataConfig,
+    DecodingConfig,
+    PlanConfig,
+    TokenizerConfig,
+    TransformerConfig,
+)
 from maskvit.errors import UserError
 from maskvit.plan.baselines import OraclePolicy, RandomPolicy
 from maskvit.plan.model import clip_actions, predictor_fn
@@ -59,6 +66,7 @@ def test_clip_actions_follow_the_store_convention():
 
 def _tiny_config() -> Config:
     return Config(
+        data=DataConfig(action_dim=2),
         tokenizer=TokenizerConfig(resolution=64, downsample=8, channels=8, num_res_blocks=1,
                                   codebook_size=16, code_dim=8),
         transformer=TransformerConfig(num_frames=6, context_frames=2, tokens_h=8, tokens_w=8,
@@ -66,7 +74,8 @@ def _tiny_config() -> Config:
                                       spatiotemporal_window=(0, 4, 4), depth=1, heads=1, dim=16,
                                       mlp_dim=32, action_dim=2),
         plan=dataclasses.replace(PUSH_PLAN, horizon=4, samples=6, iterations=2, chunk_size=6,
-                                 episode_steps=5, replan_every=2, decoding_steps=2),
+                                 episode_steps=5, replan_every=2,
+                                 decoding=DecodingConfig(steps=2, temperature=1.0)),
     )
 
 
@@ -78,7 +87,7 @@ def test_mpc_loop_runs_end_to_end_with_a_tiny_maskvit(world):
     torch.manual_seed(0)
     config = _tiny_config()
     predictor = Predictor(VQGAN(config.tokenizer), MaskViT(config.transformer), config)
-    predict = predictor_fn(predictor, steps=2, schedule="cosine", temperature=1.0, seed=0)
+    predict = predictor_fn(predictor, config.plan.decoding, seed=0)
     cfg = config.plan
     planner = ModelPlanner(predict, cfg, world.action_low, world.action_high)
     for seed in (0, 1):
@@ -96,10 +105,11 @@ def test_mpc_loop_runs_end_to_end_with_a_tiny_maskvit(world):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_plan_command_loads_a_saved_model_bundle(tmp_path, precision):
+    from maskvit.config import save_config
     from maskvit.model import MaskViT
     from maskvit.tokenizer.run import MODULE
     from maskvit.tokenizer.vqgan import VQGAN
-    from maskvit.train.checkpoint import CONFIG_FILE, save_checkpoint, save_config_atomic
+    from maskvit.train.checkpoint import CONFIG_FILE, save_checkpoint
 
     torch.manual_seed(0)
     config = _tiny_config()
@@ -107,7 +117,7 @@ def test_plan_command_loads_a_saved_model_bundle(tmp_path, precision):
     for part, module, weights in (("tokenizer", MODULE, VQGAN(config.tokenizer).state_dict()),
                                   ("transformer", "model", MaskViT(config.transformer).state_dict())):
         (bundle / part).mkdir(parents=True)
-        save_config_atomic(config, bundle / part / CONFIG_FILE)
+        save_config(config, bundle / part / CONFIG_FILE)
         save_checkpoint(bundle / part, 1, {module: weights}, {}, {}, keep=1)
     out = tmp_path / "plan"
     code = main(["plan", "--model", str(bundle), "--policy", "model", "--episodes", "1",

@@ -163,8 +163,7 @@ def _expected_plan(predictor, context, past, goal, seed, samples, iterations, ho
 
     cfg = dataclasses.replace(predictor.config.plan, samples=samples, iterations=iterations,
                               horizon=horizon, chunk_size=chunk, replan_every=min(3, horizon))
-    fn = predictor_fn(predictor, cfg.decoding_steps, cfg.schedule, predictor.config.eval.temperature,
-                      seed=seed)
+    fn = predictor_fn(predictor, cfg.decoding, seed=seed)
     planner = ModelPlanner(fn, cfg, np.full(2, -0.05), np.full(2, 0.05), context=2)
     return planner.plan(context, past, goal, np.random.default_rng(seed))
 

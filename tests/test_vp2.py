@@ -44,8 +44,7 @@ def test_same_seed_same_predictions_and_calls_advance_the_seed(predictor):
     # the predictions are the Predictor's, frames rounded to uint8 and back
     clip = np.concatenate([batch["actions"] * 0.05, np.zeros((3, 1, 2))], axis=1)
     frames = np.rint(batch["video"] * 255).astype(np.uint8)
-    expected = predictor.predict(frames, actions=clip, num_frames=3, steps=a.steps,
-                                 schedule=a.schedule, temperature=a.temperature, seed=3)
+    expected = predictor.predict(frames, actions=clip, num_frames=3, decoding=a.decoding, seed=3)
     np.testing.assert_array_equal(first_a, expected.astype(np.float32) / 255)
 
 

@@ -21,7 +21,7 @@ from maskvit.bench_baselines.common import (
     cached_causal_attend,
     full_attention,
 )
-from maskvit.config import TransformerConfig
+from maskvit.config import DecodingConfig, TransformerConfig
 from maskvit.errors import UserError
 from maskvit.model.decoding import iterative_decode
 from maskvit.model.sampling import Generators
@@ -72,19 +72,16 @@ class FactorisedVideoTransformer(nn.Module):
 
 
 class _OneFrame(nn.Module):
-    """Frame `start` of a factorised model, in the form `iterative_decode` calls."""
-
-    supports_positions = True
+    """Frame `start` of a factorised model: logits at positions of that frame only."""
 
     def __init__(self, model: FactorisedVideoTransformer, start: int, cache: KVCache,
                  actions: torch.Tensor | None) -> None:
         super().__init__()
         self.model, self.start, self.cache, self.actions = model, start, cache, actions
-        self.mask_token_id = model.mask_token_id
         self.passes = 0
 
-    def forward(self, tokens: torch.Tensor, actions: torch.Tensor | None = None,
-                positions: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """`iterative_decode`'s tokens_to_logits: (B, 1, h, w), (B, M) -> (B, M, K)."""
         self.passes += 1
         b = tokens.shape[0]
         return self.model(tokens.reshape(b, 1, -1), self.start, self.cache, self.actions,
@@ -92,14 +89,13 @@ class _OneFrame(nn.Module):
 
 
 def decode_factorised(model: FactorisedVideoTransformer, codes: torch.Tensor,
-                      known: torch.Tensor, steps_per_frame: int, schedule: str = "cosine",
-                      temperature: float | None = 4.5, top_p: float | None = None,
+                      known: torch.Tensor, decoding: DecodingConfig,
                       actions: torch.Tensor | None = None,
                       generator: Generators = None) -> tuple[torch.Tensor, int]:
     """Fill the unknown frames after the known prefix frames of `codes` (B, T, h, w).
 
     Returns (codes, forward passes): one prefill pass over the context frames, then per
-    future frame `steps_per_frame` MaskGIT passes and one pass caching the finished frame.
+    future frame `decoding.steps` MaskGIT passes and one pass caching the finished frame.
     """
     b, t, h, w = codes.shape
     frame_known = known.reshape(b, t, -1).all(dim=2)
@@ -113,8 +109,8 @@ def decode_factorised(model: FactorisedVideoTransformer, codes: torch.Tensor,
     for frame in range(prefix, t):
         one = _OneFrame(model, frame, cache, actions)
         unknown = torch.zeros(b, 1, h, w, dtype=torch.bool, device=codes.device)
-        decoded = iterative_decode(one, tokens[:, frame:frame + 1], unknown, steps_per_frame,
-                                   schedule, temperature, top_p, None, generator).codes
+        decoded = iterative_decode(one, tokens[:, frame:frame + 1],
+                                   unknown, model.mask_token_id, decoding, generator).codes
         tokens[:, frame] = decoded[:, 0]
         model(decoded.reshape(b, 1, -1), frame, cache, actions, head=False)  # cache it
         passes += one.passes + 1

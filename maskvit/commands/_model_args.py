@@ -26,7 +26,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE",
                         help="override an eval/plan setting of the model's config, "
-                             "e.g. eval.decoding_steps=12")
+                             "e.g. eval.decoding.steps=12")
 
 
 def load_predictor(args: argparse.Namespace):

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     decode.add_argument("--batches", default="1",
                         help="comma-separated batch sizes, e.g. 1,64 (64: a planning batch)")
     decode.add_argument("--steps", type=int, default=None,
-                        help="decoding iterations (default: each preset's eval.decoding_steps)")
+                        help="decoding iterations (default: each preset's eval.decoding.steps)")
     decode.add_argument("--factorised-steps", type=int, default=2,
                         help="MaskGIT steps per frame of the factorised baseline (default 2)")
     decode.add_argument("--ar-passes", type=int, default=2,

@@ -99,8 +99,7 @@ def _plan(args: argparse.Namespace) -> int:
                                    precision=args.precision)  # its config comes with it
         config = apply_overrides(predictor.config, args.overrides)
         if "model" in policies:
-            predict_fn = predictor_fn(predictor, config.plan.decoding_steps, config.plan.schedule,
-                                      config.eval.temperature, seed=args.seed)
+            predict_fn = predictor_fn(predictor, config.plan.decoding, seed=args.seed)
             context = config.transformer.context_frames
     else:
         config = load_preset(args.preset, args.overrides)

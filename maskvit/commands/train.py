@@ -126,10 +126,10 @@ def check_sources(out: Path, sources: dict[str, Any]) -> None:
 def record_sources(out: Path, sources: dict[str, Any]) -> None:
     """Write RUN/sources.json: the token cache and the tokenizer checkpoint that made it, so
     that `Predictor.from_run(RUN)` loads exactly that tokenizer without being told."""
+    from maskvit.atomic import atomic_write_text
     from maskvit.predictor import SOURCES_FILE
-    from maskvit.train.checkpoint import write_text_atomic
 
-    write_text_atomic(out / SOURCES_FILE, json.dumps(sources, indent=1) + "\n")
+    atomic_write_text(out / SOURCES_FILE, json.dumps(sources, indent=1) + "\n")
 
 
 @contextlib.contextmanager

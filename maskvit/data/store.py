@@ -31,14 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from maskvit.data.atomic import (
-    FILE_MODE,
-    make_dir,
-    read_json,
-    read_manifest,
-    write_json_atomic,
-    write_npy,
-)
+from maskvit.atomic import atomic_write_json
+from maskvit.data.files import FILE_MODE, make_dir, read_json, read_manifest, write_npy
 from maskvit.data.splits import SPLITS, split_for
 from maskvit.errors import UserError
 
@@ -303,7 +297,7 @@ class EpisodeStoreWriter:
             settings["split_fractions"] = previous.get("split_fractions", settings["split_fractions"])
             self.extra = {**previous.get("extra", {}), **self.extra}
         make_dir(self.path / "episodes")
-        write_json_atomic(writer_file, {**settings, "extra": self.extra})
+        atomic_write_json(writer_file, {**settings, "extra": self.extra})
 
     def _scan_finished(self) -> dict[str, dict[str, Any]]:
         episodes = {}
@@ -349,7 +343,7 @@ class EpisodeStoreWriter:
         resolution = list(frames.shape[1:3])
         if self.settings["resolution"] is None:
             self.settings["resolution"] = resolution
-            write_json_atomic(self.path / "writer.json", {**self.settings, "extra": self.extra})
+            atomic_write_json(self.path / "writer.json", {**self.settings, "extra": self.extra})
         elif resolution != list(self.settings["resolution"]):
             raise UserError(f"{episode_id}: frames are {resolution}, the store holds {self.settings['resolution']}; "
                             "pass --size to resize every source to one size")
@@ -364,7 +358,7 @@ class EpisodeStoreWriter:
             states = np.asarray(states, dtype=np.float32).reshape(len(frames), -1)
             if self.settings["state_dim"] is None:
                 self.settings["state_dim"] = int(states.shape[1])
-                write_json_atomic(self.path / "writer.json", {**self.settings, "extra": self.extra})
+                atomic_write_json(self.path / "writer.json", {**self.settings, "extra": self.extra})
             elif states.shape[1] != self.settings["state_dim"]:
                 raise UserError(f"{episode_id}: states must have {self.settings['state_dim']} columns")
         split = split or split_for(episode_id, tuple(self.settings["split_fractions"]))
@@ -413,7 +407,7 @@ class EpisodeStoreWriter:
             "extra": self.extra,
             "episodes": [{"id": e["id"], "length": e["length"], "split": e["split"]} for e in episodes],
         }
-        write_json_atomic(self.path / "manifest.json", manifest)
+        atomic_write_json(self.path / "manifest.json", manifest)
         return EpisodeStore(self.path, manifest)
 
     def __enter__(self) -> EpisodeStoreWriter:

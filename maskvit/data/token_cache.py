@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from maskvit.data.atomic import FILE_MODE, make_dir, read_json, read_manifest, write_json_atomic
+from maskvit.atomic import atomic_write_json
 from maskvit.data.clips import clip_index
+from maskvit.data.files import FILE_MODE, make_dir, read_json, read_manifest
 from maskvit.data.splits import SPLITS
 from maskvit.data.store import check_episode_id, check_episode_list
 from maskvit.errors import UserError
@@ -79,7 +80,7 @@ class TokenCacheWriter:
                     )
             (self.path / "manifest.json").unlink(missing_ok=True)  # incomplete until close()
         make_dir(self.path)
-        write_json_atomic(header_file, self.header)
+        atomic_write_json(header_file, self.header)
         self.episodes = self._read_index()
         self._frames = sum(e["length"] for e in self.episodes)
         h, w = self.header["token_shape"]
@@ -165,7 +166,7 @@ class TokenCacheWriter:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "episodes": self.episodes,
         }
-        write_json_atomic(self.path / "manifest.json", manifest)
+        atomic_write_json(self.path / "manifest.json", manifest)
         return TokenCache.open(self.path)
 
     def __enter__(self) -> TokenCacheWriter:

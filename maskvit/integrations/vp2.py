@@ -18,6 +18,7 @@ with the same seed give the same predictions for the same calls.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ class MaskViTVP2Model:
                  action_scale: float = 1.0, seed: int = 0, steps: int | None = None,
                  device: str = "cpu", precision: str = "fp32") -> None:
         """`model`: a run or bundle directory (default: the shipped push64 model), or pass
-        a loaded `predictor`. `steps`: decoding steps (default: the preset's planning steps)."""
+        a loaded `predictor`. Decodes with the config's `plan.decoding`; `steps` replaces its
+        steps."""
         if predictor is None:
             from maskvit.predictor import Predictor
             from maskvit.pretrained import default_model
@@ -57,9 +59,8 @@ class MaskViTVP2Model:
         self.calls = 0
         config = predictor.config
         self.num_context = config.eval.context_frames
-        self.steps = steps or config.plan.decoding_steps
-        self.schedule = config.plan.schedule
-        self.temperature = config.eval.temperature
+        self.decoding = dataclasses.replace(config.plan.decoding,
+                                            steps=steps or config.plan.decoding.steps)
         from maskvit.serve.spec import action_bounds
 
         self.action_low, self.action_high = action_bounds(config.data.dataset,
@@ -94,8 +95,8 @@ class MaskViTVP2Model:
                             "set action_scale so VP2's [-1, 1] maps inside them")
         clip = np.concatenate([scaled, np.zeros((b, 1, dim))], axis=1).astype(np.float32)
         predicted = self.predictor.predict(
-            frames, actions=clip, num_frames=horizon, steps=self.steps, schedule=self.schedule,
-            temperature=self.temperature, seed=self.seed + self.calls,
+            frames, actions=clip, num_frames=horizon, decoding=self.decoding,
+            seed=self.seed + self.calls,
             batch_size=self.max_batch_size)
         self.calls += 1
         rgb = np.asarray(predicted, dtype=np.float32) / 255.0

@@ -16,15 +16,25 @@ token; `maskvit bench decode` times one.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from maskvit.config import DecodingConfig
 from maskvit.errors import UserError
 from maskvit.model.sampling import Generators, draw_uniform, gumbel_from_uniform, sample_categorical
 from maskvit.model.schedules import masked_counts
 
 UNMASK_MODES = ("confidence", "random")
+CONFIDENCE, RANDOM = UNMASK_MODES
+DEFAULT_DECODING = DecodingConfig()  # what `generate` uses when given no settings
+
+# tokens (B, T, h, w), positions (B, M) flat indices into each video's T·h·w tokens
+# -> logits (B, M, K): all the iterative decoder knows of the model.
+TokensToLogits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -80,33 +90,33 @@ def masked_positions(still_masked: torch.Tensor, count: int) -> torch.Tensor:
 
 
 def iterative_decode(
-    model: torch.nn.Module,
+    tokens_to_logits: TokensToLogits,
     codes: torch.Tensor,
     known: torch.Tensor,
-    steps: int,
-    schedule: str = "cosine",
-    temperature: float | None = 4.5,
-    top_p: float | None = None,
-    actions: torch.Tensor | None = None,
+    mask_token_id: int,
+    decoding: DecodingConfig = DEFAULT_DECODING,
     generator: Generators = None,
-    unmask: str = "confidence",
 ) -> DecodingResult:
     """Fill every position of `codes` (B, T, h, w) where `known` (B, T, h, w) is False.
 
-    Known positions (context, goal) are returned unchanged. Makes exactly `steps` forward
-    passes; after step s (1-based) exactly ceil(γ(s/T)·N) future tokens remain masked.
+    Known positions (context, goal) are returned unchanged. Makes exactly
+    `decoding.steps` calls of `tokens_to_logits`; after step s (1-based) exactly
+    ceil(γ(s/T)·N) future tokens remain masked.
 
-    Each step samples, scores and ranks only the positions still masked (decided tokens
-    never change, so their samples were thrown away anyway), and the model's output head
-    runs only there. `generator` is one generator for the batch, or one per video (then
-    a video's result does not depend on its batch-mates).
+    The decoder sees the model only through `tokens_to_logits` (as maskgit's
+    `parallel_decode.decode`), so wrappers (the factorised baseline's one-frame view,
+    action conditioning) need no model-shaped adapter. Each step samples, scores and
+    ranks only the positions still masked (decided tokens never change, so their samples
+    were thrown away anyway). `generator` is one generator for the batch, or one per
+    video (then a video's result does not depend on its batch-mates).
     """
-    if unmask not in UNMASK_MODES:
-        raise UserError(f"unmask must be one of {', '.join(UNMASK_MODES)}; got {unmask!r}")
+    steps, temperature = decoding.steps, decoding.temperature
+    if decoding.unmask not in UNMASK_MODES:
+        raise UserError(f"unmask must be one of {', '.join(UNMASK_MODES)}; got {decoding.unmask!r}")
     if steps < 1:
         raise UserError(f"decoding steps must be at least 1, got {steps}")
     b = codes.shape[0]
-    mask_id = model.mask_token_id
+    mask_id = mask_token_id
     known = known.reshape(b, -1)
     future_count = (~known).sum(dim=1)
     if not bool((future_count == future_count[0]).all()):
@@ -114,13 +124,13 @@ def iterative_decode(
     n_masked = int(future_count[0])
     tokens = codes.reshape(b, -1).masked_fill(~known, mask_id).clone()  # (B, L)
     still_masked = ~known  # (B, L), n_masked True per row
-    targets = masked_counts(schedule, steps, n_masked)
+    targets = masked_counts(decoding.schedule, steps, n_masked)
     for s, n_keep_masked in enumerate(targets, start=1):
         positions = masked_positions(still_masked, n_masked)  # (B, M)
-        logits = model_logits(model, tokens.view_as(codes), actions, positions)  # (B, M, K)
+        logits = tokens_to_logits(tokens.view_as(codes), positions)  # (B, M, K)
         uniform = draw_uniform(b, n_masked, generator, tokens.device, torch.float64)
-        sampled, log_prob = sample_categorical(logits, uniform, top_p)  # (B, M) each
-        if unmask == "random":
+        sampled, log_prob = sample_categorical(logits, uniform, decoding.top_p)  # (B, M) each
+        if decoding.unmask == RANDOM:
             score = draw_uniform(b, n_masked, generator, tokens.device)
         else:
             score = log_prob
@@ -208,27 +218,45 @@ def assemble_clip(
     return codes, known
 
 
+def with_settings(decoding: DecodingConfig, **settings: Any) -> DecodingConfig:
+    """`decoding` with the settings given one by one (the API before `DecodingConfig`).
+
+    `generate(..., steps=18)` and `Predictor.predict(..., temperature=None)` keep working;
+    steps, schedule or unmask given as None (or 0 / "", as `steps or preset` read them
+    before) mean "keep `decoding`'s"; temperature and top_p None mean "none".
+    """
+    names = {f.name for f in dataclasses.fields(DecodingConfig)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise TypeError(f"unexpected decoding setting {unknown[0]!r}; "
+                        f"expected one of {', '.join(sorted(names))}")
+    keep_if_none = ("steps", "schedule", "unmask")
+    changes = {k: v for k, v in settings.items() if v or k not in keep_if_none}
+    return dataclasses.replace(decoding, **changes) if changes else decoding
+
+
 def generate(
     model: torch.nn.Module,
     context_codes: torch.Tensor,
     num_frames: int,
-    steps: int = 12,
-    schedule: str = "cosine",
-    temperature: float | None = 4.5,
-    top_p: float | None = None,
+    decoding: DecodingConfig | None = None,
+    *,
     actions: torch.Tensor | None = None,
     goal_codes: torch.Tensor | None = None,
     generator: Generators = None,
-    unmask: str = "confidence",
     context_positions: list[int] | None = None,
     mode: str = "iterative",
+    **settings: Any,
 ) -> DecodingResult:
     """Predict `num_frames` frames after (or around) the context; see module docstring.
 
     context_codes (B, Tc, h, w); actions (B, Tc + num_frames, A) or None; goal_codes
     (B, h, w) or None (then the last of the num_frames frames is the goal). `mode` is
-    "iterative" (T forward passes) or "autoregressive" (N forward passes).
+    "iterative" (`decoding.steps` forward passes) or "autoregressive" (N forward passes).
+    `decoding` defaults to `DEFAULT_DECODING`; `settings` (steps=, temperature=, ...)
+    replace single fields of it, for callers of the earlier API.
     """
+    decoding = with_settings(decoding or DEFAULT_DECODING, **settings)
     codes, known = assemble_clip(context_codes, num_frames, model.mask_token_id, goal_codes,
                                  context_positions)
     if actions is not None:
@@ -238,10 +266,14 @@ def generate(
     try:
         with torch.no_grad():
             if mode == "iterative":
-                return iterative_decode(model, codes, known, steps, schedule, temperature,
-                                        top_p, actions, generator, unmask)
+                def tokens_to_logits(tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+                    return model_logits(model, tokens, actions, positions)
+
+                return iterative_decode(tokens_to_logits, codes, known, model.mask_token_id,
+                                        decoding, generator)
             if mode == "autoregressive":
-                return autoregressive_decode(model, codes, known, actions, generator, top_p)
+                return autoregressive_decode(model, codes, known, actions, generator,
+                                             decoding.top_p)
             raise UserError(f"mode must be 'iterative' or 'autoregressive'; got {mode!r}")
     finally:
         model.train(was_training)

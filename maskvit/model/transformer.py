@@ -7,8 +7,6 @@ tokens (B, T, h, w) in [0, K] (K = [MASK])  ─► embedding + space + time posi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
@@ -173,33 +171,16 @@ class MaskViT(nn.Module):
         return self.head(self.norm(x))  # (B, T, h, w, K), or (B, M, K) at `positions`
 
     @torch.no_grad()
-    def generate(
-        self,
-        context_codes: torch.Tensor,
-        num_frames: int,
-        steps: int = 12,
-        schedule: str = "cosine",
-        temperature: float | None = 4.5,
-        top_p: float | None = None,
-        actions: torch.Tensor | None = None,
-        goal_codes: torch.Tensor | None = None,
-        generator: torch.Generator | Sequence[torch.Generator] | None = None,
-        unmask: str = "confidence",
-        context_positions: list[int] | None = None,
-    ) -> torch.Tensor:
-        """Iterative decoding (paper §3.4); see `maskvit.model.decoding.generate`.
+    def generate(self, context_codes: torch.Tensor, num_frames: int, decoding=None,
+                 **kwargs) -> torch.Tensor:
+        """Codes (B, Tc + num_frames, h, w): `maskvit.model.decoding.generate(self, ...).codes`.
 
-        Returns codes (B, Tc + num_frames, h, w); context codes come back unchanged.
-        `generator`: one for the batch, or one per video (then a video's result does not
-        depend on its batch-mates).
+        Kept so `model.generate(...)` code keeps working; the decoding itself (and its
+        settings, a `DecodingConfig`) lives in `maskvit.model.decoding`, not in the network.
         """
         from maskvit.model.decoding import generate
 
-        return generate(
-            self, context_codes, num_frames, steps=steps, schedule=schedule,
-            temperature=temperature, top_p=top_p, actions=actions, goal_codes=goal_codes,
-            generator=generator, unmask=unmask, context_positions=context_positions,
-        ).codes
+        return generate(self, context_codes, num_frames, decoding, **kwargs).codes
 
     def num_parameters(self) -> dict[str, int]:
         """Parameter counts per component, for `maskvit info`."""

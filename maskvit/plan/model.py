@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from maskvit.config import DecodingConfig
 from maskvit.errors import UserError
 from maskvit.plan.planner import PredictFn
 
@@ -35,14 +36,9 @@ def clip_actions(context_actions: np.ndarray, future_actions: np.ndarray) -> np.
     return np.concatenate([context_actions, future_actions, pad], axis=1).astype(np.float32)
 
 
-def predictor_fn(
-    predictor: Any,
-    steps: int,
-    schedule: str,
-    temperature: float | None,
-    seed: int = 0,
-) -> PredictFn:
-    """A `PredictFn` calling `predictor.predict`; each call gets the next seed."""
+def predictor_fn(predictor: Any, decoding: DecodingConfig, seed: int = 0) -> PredictFn:
+    """A `PredictFn` calling `predictor.predict` with `decoding` (the config's
+    `plan.decoding`); each call gets the next seed."""
     calls = itertools.count()
 
     def predict(context_frames, context_actions, future_actions) -> np.ndarray:
@@ -50,9 +46,7 @@ def predictor_fn(
             np.ascontiguousarray(context_frames),
             clip_actions(context_actions, future_actions),
             num_frames=future_actions.shape[1],
-            steps=steps,
-            schedule=schedule,
-            temperature=temperature,
+            decoding=decoding,
             seed=seed + next(calls),
         )
         if hasattr(frames, "cpu"):  # a torch tensor

@@ -12,7 +12,6 @@ import html
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -85,20 +84,15 @@ def gif_bytes(frames: list[np.ndarray], frame_ms: int = 250) -> bytes:
     return buffer.getvalue()
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write `data` so that `path` is either absent/old or complete."""
-    atomic_write_bytes(path, data)
-
-
 def write_episode_gif(out: Path, policy: str, episode: EpisodeResult) -> str:
     """Save one episode's GIF; returns its path relative to `out`."""
     name = f"gifs/{policy}_task{episode.task_seed}.gif"
-    write_atomic(out / name, gif_bytes(episode_frames(episode)))
+    atomic_write_bytes(out / name, gif_bytes(episode_frames(episode)))
     return name
 
 
 def write_results(out: Path, results: dict[str, Any]) -> None:
-    write_atomic(out / "results.json", json.dumps(results, indent=1))
+    atomic_write_bytes(out / "results.json", json.dumps(results, indent=1))
 
 
 def write_html(out: Path, results: dict[str, Any]) -> None:
@@ -127,7 +121,7 @@ Success: object centre within the task threshold of its goal after {results['con
 <table><tr><th>policy</th><th>solved</th><th>rate</th><th>95% CI (Wilson)</th>
 <th>mean distance to goal (m), start → end</th></tr>{''.join(rows)}</table>
 {''.join(sections)}</body></html>"""
-    write_atomic(out / "index.html", page)
+    atomic_write_bytes(out / "index.html", page)
 
 
 def _img(path: str | None) -> str:

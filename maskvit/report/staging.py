@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from maskvit.atomic import atomic_write_json
+from maskvit.atomic import atomic_write_json, fsync_dir
 from maskvit.errors import UserError
 from maskvit.locking import output_lock
 
@@ -147,15 +147,6 @@ def recover(out: Path, kind: str) -> None:
         _remove_report(old, kind)
 
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _swap_in(new: Path, out: Path, kind: str) -> None:
     """Replace `out` by `new`: old aside, new in, old removed (restored if "new in" fails)."""
     old = None
@@ -172,7 +163,7 @@ def _swap_in(new: Path, out: Path, kind: str) -> None:
         if old is not None:
             os.rename(old, out)
         raise
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     if old is not None:
         _remove_report(old, kind)
 

@@ -1,8 +1,9 @@
 """The model side of the server: one batch of validated prediction jobs in, frames out.
 
 A `PredictJob` is one request, already checked (shapes, dtypes, ranges): B videos with
-their context frames, actions and goal frames, one seed and the decoding settings. Jobs
-whose settings and clip layout agree (`DecodeKey`) can share a forward pass; the batcher
+their context frames, actions and goal frames, one seed and the decoding settings (one
+`DecodingConfig`). Jobs whose settings and clip layout agree (`DecodeKey`) can share a
+forward pass; the batcher
 only ever hands `Engine.run_batch` jobs of one key. Each job keeps its own generator
 (`maskvit.serve.sampling.row_generators`), so its frames equal `Predictor.predict` on that
 job alone with the same seed.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from maskvit.config import DecodingConfig
 from maskvit.model.decoding import generate
 from maskvit.serve.sampling import row_generators
 
@@ -27,11 +29,7 @@ class DecodeKey:
     context_frames: int
     num_frames: int
     goal: bool
-    steps: int
-    schedule: str
-    temperature: float | None
-    top_p: float | None
-    unmask: str
+    decoding: DecodingConfig
 
 
 @dataclass
@@ -86,9 +84,8 @@ class Engine:
         generators = row_generators([job.videos for job in jobs], [job.seed for job in jobs], device)
         with autocast(p):
             decoded = generate(
-                p.transformer, context_codes, key.num_frames + key.goal, steps=key.steps,
-                schedule=key.schedule, temperature=key.temperature, top_p=key.top_p,
-                actions=actions, goal_codes=goal_codes, generator=generators, unmask=key.unmask,
+                p.transformer, context_codes, key.num_frames + key.goal, key.decoding,
+                actions=actions, goal_codes=goal_codes, generator=generators,
             ).codes
         n_context = key.context_frames
         frames = p.decode(decoded[:, n_context:n_context + key.num_frames])

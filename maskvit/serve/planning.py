@@ -59,8 +59,7 @@ def run_plan(job: PlanJob, submit, stop: threading.Event, poll_s: float = 0.05) 
         if stop.is_set():
             raise PlanAbandoned()
         key = DecodeKey(context_frames=tc, num_frames=future_actions.shape[1], goal=False,
-                        steps=cfg.decoding_steps, schedule=cfg.schedule,
-                        temperature=job.temperature or None, top_p=job.top_p, unmask="confidence")
+                        decoding=cfg.decoding)
         request = PredictJob(np.ascontiguousarray(context_frames),
                              clip_actions(context_actions, future_actions), None, next(seeds), key)
         result = _wait(submit(request), stop, poll_s)

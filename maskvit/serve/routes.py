@@ -174,8 +174,9 @@ def build_router(state: ServerState) -> APIRouter:
         finally:
             state.release()
         key = job.key
-        used = {"num_frames": key.num_frames, "steps": key.steps, "schedule": key.schedule,
-                "temperature": key.temperature, "top_p": key.top_p, "unmask": key.unmask,
+        d = key.decoding
+        used = {"num_frames": key.num_frames, "steps": d.steps, "schedule": d.schedule,
+                "temperature": d.temperature, "top_p": d.top_p, "unmask": d.unmask,
                 "seed": job.seed}
         times = timing(started, result)
         if wants_npy(request):

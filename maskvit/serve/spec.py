@@ -49,18 +49,20 @@ class ModelSpec:
         )
 
     def predict_defaults(self) -> dict[str, Any]:
-        ev = self.eval
-        return {"num_frames": self.predicted_frames, "steps": ev.decoding_steps,
-                "schedule": ev.schedule, "temperature": ev.temperature, "top_p": ev.top_p,
-                "unmask": "confidence", "seed": 0}
+        d = self.eval.decoding
+        return {"num_frames": self.predicted_frames, "steps": d.steps, "schedule": d.schedule,
+                "temperature": d.temperature, "top_p": d.top_p, "unmask": d.unmask, "seed": 0}
 
     def plan_defaults(self) -> dict[str, Any]:
         plan = asdict(self.plan) if hasattr(self.plan, "__dataclass_fields__") else dict(self.plan)
         keep = ("samples", "iterations", "horizon", "elite_fraction", "noise_correlation",
-                "last_step_weight", "decoding_steps", "schedule", "cost", "init_mean", "init_std")
+                "last_step_weight", "cost", "init_mean", "init_std")
         out = {k: plan[k] for k in keep}
         out["horizon"] = min(out["horizon"], self.clip_frames - self.context_frames)
-        out["temperature"] = self.eval.temperature
+        # The API's names for the plan's DecodingConfig (flat, as before it was one object).
+        decoding = plan["decoding"]
+        out.update(decoding_steps=decoding["steps"], schedule=decoding["schedule"],
+                   temperature=decoding["temperature"])
         out["seed"] = 0
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 

@@ -16,6 +16,7 @@ def tiny_config():
     from maskvit.config import (
         Config,
         DataConfig,
+        DecodingConfig,
         EvalConfig,
         PlanConfig,
         TokenizerConfig,
@@ -31,8 +32,10 @@ def tiny_config():
                                       codebook_size=16, spatial_window=(1, 8, 8),
                                       spatiotemporal_window=(0, 4, 4), depth=1, heads=1, dim=16,
                                       mlp_dim=32, dropout=0.0, action_dim=2),
-        eval=EvalConfig(context_frames=2, predicted_frames=4, decoding_steps=3, temperature=4.5),
-        plan=PlanConfig(horizon=3, samples=4, iterations=1, decoding_steps=2, init_mean=(0.0, 0.0),
+        eval=EvalConfig(context_frames=2, predicted_frames=4,
+                        decoding=DecodingConfig(steps=3, temperature=4.5)),
+        plan=PlanConfig(horizon=3, samples=4, iterations=1, decoding=DecodingConfig(steps=2),
+                        init_mean=(0.0, 0.0),
                         init_std=(0.05, 0.05), round_gripper=False, chunk_size=4),
     )
 
@@ -52,14 +55,15 @@ def tiny_predictor(seed: int = 0):
 
 def save_tiny_bundle(out: str | Path, seed: int = 0) -> Path:
     """The tiny model as a bundle directory `maskvit serve --model` can load."""
+    from maskvit.config import save_config
     from maskvit.tokenizer.run import MODULE
-    from maskvit.train.checkpoint import CONFIG_FILE, save_checkpoint, save_config_atomic
+    from maskvit.train.checkpoint import CONFIG_FILE, save_checkpoint
 
     predictor = tiny_predictor(seed)
     out = Path(out)
     for part, module, net in (("tokenizer", MODULE, predictor.tokenizer),
                               ("transformer", "model", predictor.transformer)):
         (out / part).mkdir(parents=True, exist_ok=True)
-        save_config_atomic(predictor.config, out / part / CONFIG_FILE)
+        save_config(predictor.config, out / part / CONFIG_FILE)
         save_checkpoint(out / part, 1, {module: net.state_dict()}, {}, {}, keep=1)
     return out

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from maskvit.config import PlanConfig
+from maskvit.config import DecodingConfig, PlanConfig
 from maskvit.errors import UserError
 from maskvit.serve.engine import DecodeKey, PredictJob
 from maskvit.serve.errors import BadInput
@@ -94,6 +94,12 @@ def check_actions(raw: Any, shape: tuple[int, ...], spec: ModelSpec, where: str)
 
 # ---------------------------------------------------------------- /v1/predict
 
+def batchable(decoding: DecodingConfig) -> DecodingConfig:
+    """`decoding` with temperature 0 spelled None (no noise either way), so requests that
+    decode alike compare equal and share batches."""
+    return dataclasses.replace(decoding, temperature=decoding.temperature or None)
+
+
 def _decode_settings(settings: DecodeSettings, spec: ModelSpec, n_context: int,
                      goal: bool) -> tuple[DecodeKey, int]:
     room = spec.clip_frames - n_context - goal
@@ -106,13 +112,13 @@ def _decode_settings(settings: DecodeSettings, spec: ModelSpec, n_context: int,
         raise BadInput(f"num_frames {num} too large: {n_context} context"
                        f"{' + 1 goal' if goal else ''} + {num} frames exceed the model's "
                        f"{spec.clip_frames}-frame clips (at most {room})")
-    ev = spec.eval
-    temperature = settings.temperature if "temperature" in given else ev.temperature
-    top_p = settings.top_p if "top_p" in given else ev.top_p
-    key = DecodeKey(
-        context_frames=n_context, num_frames=num, goal=goal,
-        steps=settings.steps or ev.decoding_steps, schedule=settings.schedule or ev.schedule,
-        temperature=temperature or None, top_p=top_p, unmask=settings.unmask)
+    asked = {name: getattr(settings, name) for name in ("steps", "schedule", "unmask")
+             if getattr(settings, name) is not None}
+    asked.update({name: getattr(settings, name) for name in ("temperature", "top_p")
+                  if name in given})
+    decoding = dataclasses.replace(spec.eval.decoding, **asked)
+    key = DecodeKey(context_frames=n_context, num_frames=num, goal=goal,
+                    decoding=batchable(decoding))
     seed = fresh_seed() if settings.seed is None else settings.seed
     return key, seed
 
@@ -193,9 +199,7 @@ class PlanJob:
     context: np.ndarray  # (Tc, H, W, 3) uint8
     past: np.ndarray  # (Tc - 1, A) float
     goal: np.ndarray  # (H, W, 3) uint8
-    config: PlanConfig
-    temperature: float | None
-    top_p: float | None
+    config: PlanConfig  # its `decoding` is what each prediction of the plan uses
     seed: int
     low: np.ndarray
     high: np.ndarray
@@ -218,8 +222,14 @@ def _plan_job(frames: np.ndarray, raw_past: Any, goal: np.ndarray, settings: Pla
     base, given_fields = spec.plan, settings.model_fields_set
     overrides = {name: getattr(settings, name) for name in
                  ("samples", "iterations", "horizon", "elite_fraction", "noise_correlation",
-                  "last_step_weight", "decoding_steps", "schedule", "cost")
+                  "last_step_weight", "cost")
                  if getattr(settings, name) is not None}
+    asked = {name: getattr(settings, name) for name in ("decoding_steps", "schedule")
+             if getattr(settings, name) is not None}
+    if "temperature" in given_fields:
+        asked["temperature"] = settings.temperature
+    overrides["decoding"] = batchable(dataclasses.replace(
+        base.decoding, **{"steps" if k == "decoding_steps" else k: v for k, v in asked.items()}))
     for name in ("init_mean", "init_std"):
         if getattr(settings, name) is not None:
             overrides[name] = tuple(getattr(settings, name))
@@ -243,9 +253,8 @@ def _plan_job(frames: np.ndarray, raw_past: Any, goal: np.ndarray, settings: Pla
         check_plan_config(config, low, high)
     except UserError as err:
         raise BadInput(str(err).replace("plan.", "")) from None
-    temperature = settings.temperature if "temperature" in given_fields else spec.eval.temperature
     seed = fresh_seed() if settings.seed is None else settings.seed
-    return PlanJob(frames, past, goal, config, temperature, spec.eval.top_p, seed, low, high)
+    return PlanJob(frames, past, goal, config, seed, low, high)
 
 
 def plan_job_from_json(body: bytes, spec: ModelSpec, limits: ServeSettings) -> PlanJob:

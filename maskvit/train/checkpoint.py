@@ -42,11 +42,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from safetensors.torch import load_file, save_file
 
-from maskvit.atomic import atomic_write_text
-from maskvit.config import Config, config_to_dict, diff_configs, load_config
+from maskvit.atomic import atomic_write_text, fsync_dir
+from maskvit.config import Config, config_to_dict, diff_configs, flatten, load_config
 from maskvit.errors import UserError
 
 CONFIG_FILE = "config.yaml"
@@ -94,33 +93,9 @@ class LegacyCheckpointError(UserError):
 # ------------------------------------------------------------------ atomic file writes
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _fsync_file(path: Path) -> None:
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` so readers see the old or the new file, never half."""
-    atomic_write_text(path, text)
-    _fsync_dir(path.parent)
-
-
-def save_config_atomic(config: Config, path: Path) -> None:
-    """Write the run's config.yaml (0644) so readers never see half of it."""
-    write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 # ------------------------------------------------------------------------ run folder
@@ -146,7 +121,7 @@ def check_resume_config(saved: Config, requested: Config, where: Path) -> None:
     differing = [k for k in diff_configs(saved, requested) if k not in RESUMABLE_CHANGES]
     if not differing:
         return
-    a, b = _flat(config_to_dict(saved)), _flat(config_to_dict(requested))
+    a, b = flatten(config_to_dict(saved)), flatten(config_to_dict(requested))
     shown = ", ".join(f"{k} ({a.get(k)!r} in the run, {b.get(k)!r} requested)"
                       for k in differing[:6])
     more = f" and {len(differing) - 6} more" if len(differing) > 6 else ""
@@ -154,16 +129,6 @@ def check_resume_config(saved: Config, requested: Config, where: Path) -> None:
         f"config of {where} differs in {shown}{more}; resume with the run's own config "
         f"(drop --preset/--set) or start a new --out"
     )
-
-
-def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
 
 
 def read_run_config(out: Path) -> Config:
@@ -221,8 +186,8 @@ def save_checkpoint(out: Path, step: int, weights: dict[str, dict[str, torch.Ten
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _fsync_dir(root)
-    write_text_atomic(root / LATEST, final.name + "\n")
+        fsync_dir(root)
+    atomic_write_text(root / LATEST, final.name + "\n")
     for old in checkpoint_dirs(out)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -98,6 +98,6 @@ def _drop_records_after(path: Path, step: int) -> None:
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
     if len(kept) != len(lines):
-        from maskvit.train.checkpoint import write_text_atomic
+        from maskvit.atomic import atomic_write_text
 
-        write_text_atomic(path, "".join(line + "\n" for line in kept))
+        atomic_write_text(path, "".join(line + "\n" for line in kept))

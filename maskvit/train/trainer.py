@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 
-from maskvit.config import Config, TrainConfig
+from maskvit.config import Config, TrainConfig, save_config
 from maskvit.errors import UserError
 from maskvit.train import checkpoint as ckpt
 from maskvit.train.distributed import (
@@ -102,7 +102,7 @@ class Trainer:
                 ckpt.check_resume_config(ckpt.read_run_config(self.out), config, self.out)
             self._load_latest()
         elif self.out is not None and self.env.is_main and config is not None:
-            ckpt.save_config_atomic(config, self.out / ckpt.CONFIG_FILE)
+            save_config(config, self.out / ckpt.CONFIG_FILE)
 
         # Wrapped (compiled / DDP) modules exist only while `fit` runs: a DDP reducer keeps
         # the process group alive, and gloo aborts the process ("terminate called without

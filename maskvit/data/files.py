@@ -1,8 +1,8 @@
-"""Small helpers for writes that are never seen half-done (temp file + `os.replace`).
+"""File helpers of the episode store and token caches: shared modes, checked JSON reads.
 
 Stores and caches are meant to be shared (read by other users, served to DataLoader
 workers), so what they create is 0644 / 0755 whatever the umask: `make_dir` and
-`write_npy` set those modes explicitly.
+`write_npy` set those modes explicitly. Atomic writes go through `maskvit.atomic`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from maskvit.atomic import atomic_write_json
 from maskvit.errors import UserError
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to `path` so a reader sees either the old file or the whole new one."""
-    atomic_write_json(path, data)
 
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
