@@ -43,7 +43,7 @@ FULL = DemoScale(
     episodes=300, episode_steps=30, tokenizer_steps=600, tokenizer_batch=8,
     transformer_steps=400, transformer_batch=16, eval_videos=8, eval_trials=4,
     plan_episodes=2,
-    plan_overrides=("plan.samples=16", "plan.iterations=2", "plan.decoding_steps=4"),
+    plan_overrides=("plan.samples=16", "plan.iterations=2", "plan.decoding.steps=4"),
     # Measured on an idle 2-core CPU (benchmarks/RESULTS.md, "Demo").
     minutes={"collect": 0.3, "train-tokenizer": 5.5, "tokenize": 0.5, "train": 5.2,
              "evaluate": 0.2, "plan": 0.8},
@@ -53,7 +53,7 @@ QUICK = DemoScale(
     episodes=16, episode_steps=14, tokenizer_steps=10, tokenizer_batch=4,
     transformer_steps=10, transformer_batch=4, eval_videos=2, eval_trials=1,
     plan_episodes=1,
-    plan_overrides=("plan.samples=8", "plan.iterations=1", "plan.decoding_steps=2",
+    plan_overrides=("plan.samples=8", "plan.iterations=1", "plan.decoding.steps=2",
                     "plan.episode_steps=4", "plan.horizon=4"),
     minutes={"collect": 0.2, "train-tokenizer": 0.5, "tokenize": 0.1, "train": 0.5,
              "evaluate": 0.2, "plan": 0.5},

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from maskvit.config import DecodingConfig
 from maskvit.data import EpisodeStore
 from maskvit.errors import UserError
 from maskvit.metrics import (
@@ -102,8 +103,12 @@ def evaluate_predictor(
     show_videos: int = 8,
     show_samples: int = 4,
     progress: bool = True,
+    decoding: DecodingConfig | None = None,
 ) -> EvaluationOutput:
-    """Sample `protocol.trials` futures for each test clip and score them."""
+    """Sample `protocol.trials` futures for each test clip and score them.
+
+    `decoding` defaults to the model's `eval.decoding` (benchmarks sweep other settings).
+    """
     if batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}")
     truth, actions = test_clips(store, protocol, split, protocol.num_videos)
@@ -125,7 +130,7 @@ def evaluate_predictor(
         samples = []
         for trial in range(protocol.trials):
             samples.append(predictor.predict(gt[:, :tc], actions=act, num_frames=tp,
-                                             seed=seed + 1000 * trial + start))
+                                             decoding=decoding, seed=seed + 1000 * trial + start))
             bar.update(len(gt))
         pred = np.stack(samples, axis=1)  # (B, N, Tp, H, W, 3)
         evaluator.update(gt, pred)

@@ -71,19 +71,11 @@ def test_tiny_model_gives_the_logits_it_gave_before():
         assert float(short.double().pow(2).sum()) == pytest.approx(TINY_SQUARES_3, rel=1e-6)
 
 
-# The shipped push64 transformer on fixed tokens and actions, before the fast paths:
-# (flat position, code, logit) entries, the mean logit of each frame, the mean square.
-PUSH64_ENTRIES = [(0, 0, -3.453507661819458), (153, 47, 0.8294805288314819),
-                  (306, 94, 0.578680157661438), (460, 148, -2.8571486473083496),
-                  (613, 195, -1.797341227531433), (767, 249, -0.7923418283462524)]
-PUSH64_FRAME_MEANS = [-0.3984868666701331, -0.265743490635586, -0.4550277460256069,
-                      -0.4481190722983044, -0.46748180087654845, -0.40401855740144654,
-                      -0.4585950253277389, -0.3567458789539941, -0.46238201822410474,
-                      -0.3564407407715571, -0.49043648596953915, -0.46970884518344036]
-PUSH64_MEAN_SQUARE = 6.976093048096717
-
-
-def test_shipped_push64_checkpoint_loads_and_gives_the_logits_it_gave_before():
+def test_shipped_push64_checkpoint_loads_and_its_fast_paths_match_the_plain_forward():
+    """Strict load (same keys), then inference with the kept bias and CPU chunking against
+    the plain path (autograd on: bias rebuilt per call, batch in one piece), on the real
+    weights; the values are pinned on the fixed tiny model above, which does not change
+    when a new reference model is shipped."""
     from maskvit.pretrained import pretrained_path
     from maskvit.train import load_run
 
@@ -93,16 +85,15 @@ def test_shipped_push64_checkpoint_loads_and_gives_the_logits_it_gave_before():
     config, weights, ema = load_run(path / "transformer")
     model = MaskViT(config.transformer).eval()
     model.load_state_dict(ema if ema is not None else weights)  # strict: same keys
-    tokens = (torch.arange(12 * 64).view(1, 12, 8, 8) * 37) % 513
-    actions = torch.linspace(-0.05, 0.05, 24).view(1, 12, 2)
+    batch = 7  # more videos than one inference chunk holds
+    tokens = (torch.arange(batch * 12 * 64).view(batch, 12, 8, 8) * 37) % 513
+    actions = torch.linspace(-0.05, 0.05, batch * 24).view(batch, 12, 2)
+    with torch.enable_grad():
+        plain = model(tokens, actions).detach()
     with torch.no_grad():
-        logits = model(tokens, actions)
-    flat = logits.reshape(-1, logits.shape[-1])
-    got = torch.tensor([float(flat[p, k]) for p, k, _ in PUSH64_ENTRIES])
-    torch.testing.assert_close(got, torch.tensor([v for _, _, v in PUSH64_ENTRIES]), **TOL)
-    means = logits.double().mean(dim=(0, 2, 3, 4))
-    torch.testing.assert_close(means, torch.tensor(PUSH64_FRAME_MEANS, dtype=torch.float64), **TOL)
-    assert float(logits.double().pow(2).mean()) == pytest.approx(PUSH64_MEAN_SQUARE, rel=1e-5)
+        for _ in range(2):  # the second call reads the kept bias
+            # SDPA picks another kernel with autograd on: float32 rounding, |logit| ~ 10
+            torch.testing.assert_close(model(tokens, actions), plain, rtol=1e-4, atol=1e-4)
 
 
 def test_head_at_positions_equals_the_full_logits_there():

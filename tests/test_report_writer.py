@@ -66,3 +66,16 @@ def test_metrics_json_is_strict_json_with_infinities_as_null(tmp_path):
 def test_plot_ticks_cover_the_data_range():
     ticks = nice_ticks(0.23, 0.91)
     assert ticks[0] <= 0.23 and ticks[-1] >= 0.91 and 3 <= len(ticks) <= 8
+
+
+def test_curves_over_named_points_draw_one_marker_per_label(tmp_path):
+    from maskvit.report.plots import Curve, plot_curves
+
+    labels = ["1", "2", "4", "16"]
+    path = plot_curves([Curve("cosine", [3.0, 2.0, 1.5, 1.4]), Curve("random", [None, 2.5, 2.0, 1.9])],
+                       tmp_path / "sweep.png", "FVD by steps", "FVD", x_labels=labels,
+                       xlabel="decoding steps")
+    image = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    blue = (np.abs(image - np.array([31, 119, 180])).sum(-1) < 30)  # the first curve's colour
+    columns = np.flatnonzero(blue[60:355].any(axis=0))
+    assert columns.min() < 90 and columns.max() > 590  # spans the first to the last label

@@ -43,10 +43,14 @@ def plot_curves(
     title: str,
     ylabel: str,
     first_frame: int = 1,
+    x_labels: Sequence[str] | None = None,
+    xlabel: str = "frame",
 ) -> Path:
     """Draw curves over frames first_frame, first_frame+1, ... into a PNG at `path`.
 
-    Non-finite points (e.g. the +inf PSNR of a perfect prediction) are left out.
+    `x_labels` names the points instead (a categorical axis, e.g. decoding steps 1, 2, 4,
+    8, 16 evenly spaced). Non-finite points (e.g. the +inf PSNR of a perfect prediction)
+    are left out.
     """
     points: list[float] = []
     for curve in curves:
@@ -77,12 +81,11 @@ def plot_curves(
         draw.text((left - 6, y), f"{tick:g}", fill="black", font=small, anchor="rm")
     step = max(1, math.ceil(frames / 12))
     for i in range(0, frames, step):  # x labels
-        draw.text(
-            (x_of(i), bottom + 6), str(first_frame + i), fill="black", font=small, anchor="mt"
-        )
+        label = x_labels[i] if x_labels is not None else str(first_frame + i)
+        draw.text((x_of(i), bottom + 6), label, fill="black", font=small, anchor="mt")
     draw.rectangle([left, top, right, bottom], outline="black")
     draw.text(((left + right) / 2, 8), title, fill="black", font=font, anchor="mt")
-    draw.text(((left + right) / 2, HEIGHT - 8), "frame", fill="black", font=small, anchor="mb")
+    draw.text(((left + right) / 2, HEIGHT - 8), xlabel, fill="black", font=small, anchor="mb")
     draw.text((left, top - 6), ylabel, fill="black", font=small, anchor="rb")
 
     for index, curve in enumerate(curves):
