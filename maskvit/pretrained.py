@@ -60,8 +60,13 @@ def shipped_headline(name: str = DEFAULT_MODEL) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+# Modules a checkpoint holds that inference never loads (the VQ-GAN's PatchGAN critic:
+# 11 MB of the push64 tokenizer's 24 MB).
+TRAINING_ONLY = ("discriminator",)
+
+
 def _slim_copy(run: Path, out: Path, step: int | None = None) -> None:
-    """config.yaml + one checkpoint's weights (EMA preferred) of `run`, into `out`.
+    """config.yaml + one checkpoint's inference weights (EMA preferred) of `run`, into `out`.
 
     `step` None takes the latest checkpoint.
     """
@@ -84,6 +89,8 @@ def _slim_copy(run: Path, out: Path, step: int | None = None) -> None:
     target.mkdir(parents=True)
     shutil.copy2(run / CONFIG_FILE, out / CONFIG_FILE)
     for name, weights in ckpt.weights.items():
+        if name in TRAINING_ONLY:
+            continue
         save_file(ckpt.ema.get(name, weights), str(target / f"{name}.safetensors"))
     (out / CHECKPOINTS / LATEST).write_text(ckpt_dir.name + "\n")
 

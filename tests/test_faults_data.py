@@ -520,3 +520,21 @@ def test_stores_and_caches_are_shareable_whatever_the_umask(tmp_path):
         for path in [root, *root.rglob("*")]:
             assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o755  # a parent it made
+
+
+def test_export_leaves_out_the_tokenizers_discriminator(tmp_path):
+    """Inference never loads the PatchGAN critic (11 MB of the push64 tokenizer)."""
+    import torch
+    from safetensors.torch import save_file
+
+    run = tmp_path / "tok"
+    step = run / "checkpoints" / "step_00000003"
+    step.mkdir(parents=True)
+    (run / "config.yaml").write_text("x: 1\n")
+    (run / "checkpoints" / "latest").write_text("step_00000003\n")
+    save_file({"w": torch.ones(2)}, str(step / "vqgan.safetensors"))
+    save_file({"w": torch.zeros(3)}, str(step / "discriminator.safetensors"))
+    out = tmp_path / "slim"
+    pretrained._slim_copy(run, out)
+    kept = sorted(p.name for p in (out / "checkpoints" / "step_00000003").iterdir())
+    assert kept == ["vqgan.safetensors"]
