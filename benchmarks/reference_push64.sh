@@ -48,4 +48,4 @@ for episode in push_000006 push_000053 push_000102; do
     --out "docs/predict_$episode.gif"
   rm -f "docs/predict_$episode.npy"
 done
-cp "$OUT/plan/gifs/model_task3.gif" docs/plan_model_task3.gif
+cp "$OUT/plan/gifs/model_task2.gif" docs/plan_model_task2.gif
