@@ -44,7 +44,8 @@ FULL = DemoScale(
     transformer_steps=400, transformer_batch=16, eval_videos=8, eval_trials=4,
     plan_episodes=2,
     plan_overrides=("plan.samples=16", "plan.iterations=2", "plan.decoding.steps=4"),
-    # Measured on an idle 2-core CPU (benchmarks/RESULTS.md, "Demo").
+    # Measured on an idle 2-core CPU (benchmarks/RESULTS.md, "Demo"); train-tokenizer is
+    # estimated for the LPIPS + GAN recipe until it is measured.
     minutes={"collect": 0.3, "train-tokenizer": 5.5, "tokenize": 0.5, "train": 5.2,
              "evaluate": 0.2, "plan": 0.8},
 )

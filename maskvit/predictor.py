@@ -20,6 +20,7 @@ import torch
 from maskvit.config import Config, DecodingConfig
 from maskvit.errors import UserError
 from maskvit.model.decoding import generate, with_settings
+from maskvit.model.sampling import Generators
 from maskvit.model.transformer import MaskViT
 from maskvit.train.distributed import resolve_device
 
@@ -175,6 +176,7 @@ class Predictor:
         decoding: DecodingConfig | None = None,
         seed: int | None = 0,
         batch_size: int | None = None,
+        generator: Generators = None,
         **settings: Any,
     ) -> np.ndarray:
         """Predict `num_frames` frames after the context.
@@ -183,7 +185,9 @@ class Predictor:
         an action-conditioned model (actions[t] leads from frame t to t + 1). goal_frame:
         uint8 (B, H, W, 3), placed after the predicted frames. `decoding` defaults to the
         config's `eval.decoding`; `settings` (steps=, temperature=, ...) replace single
-        fields of it, for callers of the earlier API. Returns uint8 (B, num_frames, H, W, 3).
+        fields of it, for callers of the earlier API. `generator` (one, or one per video)
+        replaces the one seeded with `seed`: a server batching unrelated requests gives each
+        request's videos their own. Returns uint8 (B, num_frames, H, W, 3).
         """
         ev, tc = self.config.eval, self.config.transformer
         decoding = with_settings(decoding or ev.decoding, **settings)
@@ -216,16 +220,19 @@ class Predictor:
         outputs = []
         for start in range(0, b, chunk):
             sl = slice(start, start + chunk)
-            generator = None
-            if seed is not None:
-                generator = torch.Generator(self.device).manual_seed(seed + start)
+            if generator is None or isinstance(generator, torch.Generator):
+                rows = generator
+                if rows is None and seed is not None:
+                    rows = torch.Generator(self.device).manual_seed(seed + start)
+            else:
+                rows = generator[sl]
             with self._autocast():
                 result = generate(
                     self.transformer, context_codes[sl], num_frames + (goal_codes is not None),
                     decoding,
                     actions=None if action_tensor is None else action_tensor[sl].to(self.device),
                     goal_codes=None if goal_codes is None else goal_codes[sl],
-                    generator=generator,
+                    generator=rows,
                 )
             outputs.append(result.codes[:, n_context:n_context + num_frames])
         return self.decode(torch.cat(outputs))

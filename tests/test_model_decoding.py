@@ -5,7 +5,8 @@ import torch
 
 from maskvit.errors import UserError
 from maskvit.model import MaskViT
-from maskvit.model.decoding import generate, top_p_filter
+from maskvit.model.decoding import generate
+from maskvit.model.sampling import sample_categorical
 from maskvit.model.schedules import SCHEDULES, get_schedule, masked_counts
 
 
@@ -100,11 +101,12 @@ def test_same_seed_gives_same_output(tiny_transformer_config, unmask):
 
 
 def test_top_p_keeps_the_smallest_set_reaching_p():
-    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    kept = torch.isfinite(top_p_filter(logits, 0.75))
-    assert kept.tolist() == [[True, True, False, False]]
-    kept = torch.isfinite(top_p_filter(logits, 0.1))
-    assert kept.tolist() == [[True, False, False, False]]
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05])).expand(1000, 4)
+    uniform = torch.linspace(0, 1, 1001, dtype=torch.float64)[:-1]  # the whole of [0, 1)
+    codes, _ = sample_categorical(logits, uniform, 0.75)
+    assert set(codes.tolist()) == {0, 1}
+    codes, _ = sample_categorical(logits, uniform, 0.1)
+    assert set(codes.tolist()) == {0}
 
 
 def test_bad_inputs_raise_clear_value_errors(tiny_transformer_config):

@@ -14,9 +14,21 @@ import torch
 
 from maskvit.config import DecodingConfig
 from maskvit.errors import UserError
-from maskvit.model.decoding import generate, iterative_decode, model_logits, top_p_filter
+from maskvit.model.decoding import generate, iterative_decode, model_logits
 from maskvit.model.sampling import draw_uniform, sample_categorical
 from maskvit.model.schedules import masked_counts
+
+
+def top_p_filter(logits: torch.Tensor, top_p: float | None) -> torch.Tensor:
+    """Reference nucleus, written the plain way (full sort, cumulative sum): the smallest
+    set of codes whose probability reaches `top_p`; the rest get -inf."""
+    if top_p is None or top_p >= 1.0:
+        return logits
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    drop = (probs.cumsum(dim=-1) - probs) >= top_p  # the codes above already reach top_p
+    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
 
 
 def chi_square_p_value(observed: torch.Tensor, expected: torch.Tensor) -> float:

@@ -131,7 +131,11 @@ def test_concurrent_requests_share_a_batch_and_each_equals_its_solo_prediction(c
     assert max(d["timing"]["batch_requests"] for d in data) >= 2  # batching happened
     for ((frames, actions), seed), d in zip(requests, data, strict=True):
         solo = predictor.predict(frames, actions=actions, num_frames=3, seed=seed)
-        np.testing.assert_array_equal(_frames_of(d), solo)
+        # Same codes sampled; another CPU's kernels may round the decoder's floats
+        # differently at another batch size, hence one grey level of slack (a different
+        # code would change whole 8×8 patches by far more). Bit-equal on the AMD EPYC here.
+        got = _frames_of(d).astype(int)
+        assert np.abs(got - solo).max() <= 1 and (got != solo).mean() < 0.01
     assert data[0]["frames"] == data[2]["frames"]
 
 

@@ -29,7 +29,7 @@ from maskvit.model.sampling import Generators, draw_uniform, gumbel_from_uniform
 from maskvit.model.schedules import masked_counts
 
 UNMASK_MODES = ("confidence", "random")
-CONFIDENCE, RANDOM = UNMASK_MODES
+RANDOM = UNMASK_MODES[1]
 DEFAULT_DECODING = DecodingConfig()  # what `generate` uses when given no settings
 
 # tokens (B, T, h, w), positions (B, M) flat indices into each video's T·h·w tokens
@@ -41,33 +41,6 @@ TokensToLogits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class DecodingResult:
     codes: torch.Tensor  # (B, T, h, w) int64, every position decoded
     forward_passes: int
-
-
-def top_p_filter(logits: torch.Tensor, top_p: float | None) -> torch.Tensor:
-    """Keep the smallest set of codes whose probability reaches `top_p` (nucleus); (..., K)."""
-    if top_p is None or top_p >= 1.0:
-        return logits
-    if not 0.0 < top_p:
-        raise UserError(f"top_p must be in (0, 1], got {top_p}")
-    sorted_logits, order = logits.sort(dim=-1, descending=True)
-    probs = sorted_logits.softmax(dim=-1)
-    # Drop a code when the codes ranked above it already reach top_p (the first always stays).
-    drop = (probs.cumsum(dim=-1) - probs) >= top_p
-    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-
-
-def gumbel_noise(shape: torch.Size, generator: torch.Generator | None,
-                 device: torch.device) -> torch.Tensor:
-    """Standard Gumbel noise of `shape`; kept for callers of the earlier API."""
-    u = torch.rand(shape, generator=generator, device=device)
-    return gumbel_from_uniform(u)
-
-
-def sample_codes(logits: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample one code per row of logits (M, K); return (codes (M,), log-probs (M,))."""
-    uniform = torch.rand(logits.shape[0], generator=generator, device=logits.device)
-    return sample_categorical(logits, uniform)
 
 
 def model_logits(model: torch.nn.Module, tokens: torch.Tensor, actions: torch.Tensor | None,

@@ -91,8 +91,8 @@ def sample_categorical(logits: torch.Tensor, uniform: torch.Tensor,
     """One code per row of `logits` (..., K), from `uniform` (...) in [0, 1) (float64).
 
     Samples softmax(logits) restricted to the nucleus when `top_p` < 1 (the smallest set of
-    codes, by descending probability, whose mass reaches top_p; the set
-    `decoding.top_p_filter` keeps) and renormalised. Returns (codes (...) int64,
+    codes, by descending probability, whose mass reaches top_p; tests compare it with a
+    plain full-sort filter) and renormalised. Returns (codes (...) int64,
     log-probabilities (...) float32 of the sampled codes under that same distribution).
     """
     if top_p is not None and not 0.0 < top_p:

@@ -11,14 +11,11 @@ job alone with the same seed.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from maskvit.config import DecodingConfig
-from maskvit.model.decoding import generate
 from maskvit.serve.sampling import row_generators
 
 
@@ -47,20 +44,12 @@ class PredictJob:
         return int(self.context.shape[0])
 
 
-def autocast(predictor):
-    """The predictor's precision as a context (bf16 autocast, or nothing for fp32)."""
-    if predictor.precision == "bf16":
-        return torch.autocast(predictor.device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
 class Engine:
-    """Runs batches of `PredictJob`s through a `Predictor`'s tokenizer and transformer."""
+    """Runs batches of `PredictJob`s through a `Predictor` (one `predict` call per batch)."""
 
     def __init__(self, predictor) -> None:
         self.predictor = predictor
 
-    @torch.no_grad()
     def run_batch(self, jobs: list[PredictJob]) -> list[np.ndarray]:
         """Predicted frames uint8 (B_i, N, H, W, 3) for each job, in order."""
         if not jobs:
@@ -69,26 +58,14 @@ class Engine:
         if any(job.key != key for job in jobs):
             raise ValueError("a batch must hold jobs of one DecodeKey")
         p = self.predictor
-        device = p.device
-        context = np.concatenate([job.context for job in jobs])
-        context_codes = p.encode(context)  # (B, Tc, h, w)
-        goal_codes = None
-        if key.goal:
-            goal_codes = p.encode(np.concatenate([job.goal for job in jobs]))
-        actions = None
-        if jobs[0].actions is not None:
-            actions = torch.from_numpy(np.concatenate([job.actions for job in jobs])).float()
-            if key.goal:  # the goal frame's own action slot is unused (as Predictor.predict)
-                actions = torch.cat([actions, actions.new_zeros(actions.shape[0], 1, actions.shape[2])], 1)
-            actions = actions.to(device)
-        generators = row_generators([job.videos for job in jobs], [job.seed for job in jobs], device)
-        with autocast(p):
-            decoded = generate(
-                p.transformer, context_codes, key.num_frames + key.goal, key.decoding,
-                actions=actions, goal_codes=goal_codes, generator=generators,
-            ).codes
-        n_context = key.context_frames
-        frames = p.decode(decoded[:, n_context:n_context + key.num_frames])
+        frames = p.predict(
+            np.concatenate([job.context for job in jobs]),
+            actions=None if jobs[0].actions is None else np.concatenate([job.actions for job in jobs]),
+            goal_frame=np.concatenate([job.goal for job in jobs]) if key.goal else None,
+            num_frames=key.num_frames, decoding=key.decoding,
+            generator=row_generators([job.videos for job in jobs], [job.seed for job in jobs],
+                                     p.device),
+        )
         out, start = [], 0
         for job in jobs:
             out.append(frames[start:start + job.videos])

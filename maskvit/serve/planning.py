@@ -31,20 +31,13 @@ class PlanAbandoned(Exception):
 
 @dataclass
 class PlanOutcome:
-    plan: Plan
-    model_calls: int
+    """The chosen plan and what its model calls cost (filled in as the calls return)."""
+
+    plan: Plan | None = None
+    model_calls: int = 0
     queue_s: float = 0.0
     model_s: float = 0.0
-    batch_videos: int = 0
-    batch_requests: int = 0
-
-
-@dataclass
-class _Tally:
-    calls: int = 0
-    queue_s: float = 0.0
-    model_s: float = 0.0
-    batch_videos: int = 0
+    batch_videos: int = 0  # the largest batch one of its calls ran in
     batch_requests: int = 0
 
 
@@ -53,7 +46,7 @@ def run_plan(job: PlanJob, submit, stop: threading.Event, poll_s: float = 0.05) 
     cfg = job.config
     tc = len(job.context)
     seeds = itertools.count(job.seed)
-    tally = _Tally()
+    outcome = PlanOutcome()
 
     def predict(context_frames, context_actions, future_actions) -> np.ndarray:
         if stop.is_set():
@@ -63,17 +56,16 @@ def run_plan(job: PlanJob, submit, stop: threading.Event, poll_s: float = 0.05) 
         request = PredictJob(np.ascontiguousarray(context_frames),
                              clip_actions(context_actions, future_actions), None, next(seeds), key)
         result = _wait(submit(request), stop, poll_s)
-        tally.calls += 1
-        tally.model_s += result.model_s
-        tally.queue_s += result.queue_s
-        if result.batch_videos >= tally.batch_videos:
-            tally.batch_videos, tally.batch_requests = result.batch_videos, result.batch_jobs
+        outcome.model_calls += 1
+        outcome.model_s += result.model_s
+        outcome.queue_s += result.queue_s
+        if result.batch_videos >= outcome.batch_videos:
+            outcome.batch_videos, outcome.batch_requests = result.batch_videos, result.batch_jobs
         return result.value
 
     planner = ModelPlanner(predict, cfg, job.low, job.high, context=tc)
-    plan = planner.plan(job.context, job.past, job.goal, np.random.default_rng(job.seed))
-    return PlanOutcome(plan, tally.calls, tally.queue_s, tally.model_s, tally.batch_videos,
-                       tally.batch_requests)
+    outcome.plan = planner.plan(job.context, job.past, job.goal, np.random.default_rng(job.seed))
+    return outcome
 
 
 def _wait(future: Future, stop: threading.Event, poll_s: float) -> BatchResult:
