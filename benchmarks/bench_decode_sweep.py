@@ -9,6 +9,8 @@ schedule with random instead of confidence-based unmasking) on one model:
     --plan-set settings, the model's policy only.
 Results go to --out (JSON, one entry per setting, written after each so an interrupted
 sweep resumes where it stopped), a Markdown table (--out with .md) and plots (PNG) beside.
+--parts splits the work: quality and planning may share the machine, latency wants it idle;
+each part resumes on its own.
 
     python benchmarks/bench_decode_sweep.py --data runs/data --out sweep.json \\
         [--model BUNDLE] [--steps 1,2,3,4,5,6,8,12,16] [--schedules cosine,square,linear,random]
@@ -87,13 +89,22 @@ def planning(predictor, decoding, tasks: int, overrides: list[str]) -> dict:
             "plan_s_per_episode": model["seconds_per_episode"]}
 
 
+def done(row: dict, part: str, batches: list[int]) -> bool:
+    """Whether `row` already holds `part` (so a resumed sweep skips it)."""
+    if part == "quality":
+        return "psnr" in row
+    if part == "latency":
+        return all(f"latency_{b}" in row for b in batches)
+    return "plan_solved" in row
+
+
 def markdown(rows: list[dict], batches: list[int]) -> str:
     columns = ["steps", "schedule", *QUALITY, *(f"s/clip @{b}" for b in batches), "planning"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         cells = [str(row["steps"]), row["schedule"]]
         cells += [f"{row[m]:.4g}" if isinstance(row.get(m), float) else "—" for m in QUALITY]
-        cells += [f"{row[f'latency_{b}']:.3f}" for b in batches]
+        cells += [f"{row[f'latency_{b}']:.3f}" if f"latency_{b}" in row else "—" for b in batches]
         cells.append(f"{row['plan_solved']}/{row['plan_tasks']}" if "plan_solved" in row else "—")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -123,6 +134,10 @@ def main() -> None:
     parser.add_argument("--latency-batches", default="1,64")
     parser.add_argument("--latency-repeats", type=int, default=3)
     parser.add_argument("--plan-tasks", type=int, default=0, help="tasks 0..N-1 (0: no planning)")
+    parser.add_argument("--parts", default="quality,latency,planning",
+                        help="what to measure (latency alone on an idle machine, the rest anywhere)")
+    parser.add_argument("--plan-settings", default="",
+                        help="plan only these settings, e.g. cosine:4,cosine:8 (default: all)")
     parser.add_argument("--plan-set", action="append", default=[],
                         help="planning override, e.g. plan.samples=32 (repeatable)")
     args = parser.parse_args()
@@ -134,6 +149,7 @@ def main() -> None:
     schedules = args.schedules.split(",")
     batches = [int(b) for b in args.latency_batches.split(",")]
     metrics = tuple(args.metrics.split(","))
+    parts = args.parts.split(",")
     predictor = load_predictor(str(model))
     store = EpisodeStore.open(args.data)
     protocol = dataclasses.replace(Protocol.from_config(predictor.config),
@@ -146,21 +162,30 @@ def main() -> None:
 
     out = Path(args.out)
     rows: list[dict] = json.loads(out.read_text())["rows"] if out.exists() else []
-    done = {(r["steps"], r["schedule"]) for r in rows}
+    plan_only = {tuple(item.split(":")) for item in args.plan_settings.split(",")} if args.plan_settings else None
     for schedule in schedules:
         for n in steps:
-            if (n, schedule) in done:
-                continue
+            row = next((r for r in rows if (r["steps"], r["schedule"]) == (n, schedule)), None)
+            if row is None:
+                decoding = decoding_for(n, schedule, predictor.config.eval.decoding)
+                row = {**dataclasses.asdict(decoding), "steps": n, "schedule": schedule}
+                rows.append(row)
             decoding = decoding_for(n, schedule, predictor.config.eval.decoding)
-            row: dict = {**dataclasses.asdict(decoding), "steps": n, "schedule": schedule}
-            row.update(quality(predictor, store, protocol, networks, metrics, decoding))
-            for batch in batches:
-                row[f"latency_{batch}"] = latency(predictor, context, clip_actions,
-                                                  protocol.predicted_frames, decoding, batch,
-                                                  args.latency_repeats if batch == 1 else 1)
-            if args.plan_tasks:
+            todo = [part for part in parts if not done(row, part, batches)]
+            if "planning" in todo and (not args.plan_tasks or (
+                    plan_only is not None and (schedule, str(n)) not in plan_only)):
+                todo.remove("planning")
+            if not todo:
+                continue
+            if "quality" in todo:
+                row.update(quality(predictor, store, protocol, networks, metrics, decoding))
+            if "latency" in todo:
+                for batch in batches:
+                    row[f"latency_{batch}"] = latency(predictor, context, clip_actions,
+                                                      protocol.predicted_frames, decoding, batch,
+                                                      args.latency_repeats if batch == 1 else 1)
+            if "planning" in todo:
                 row.update(planning(predictor, decoding, args.plan_tasks, args.plan_set))
-            rows.append(row)
             atomic_write_json(out, {"model": str(model), "num_videos": args.num_videos,
                                     "trials": args.trials, "plan_set": args.plan_set,
                                     "rows": rows})

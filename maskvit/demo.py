@@ -39,15 +39,14 @@ class DemoScale:
 
 FULL = DemoScale(
     # 600 tokenizer steps: LPIPS + the PatchGAN cost ~2x a plain step (800 steps took 3.4 min
-    # without them); the budget stays 15 minutes.
+    # without them); the whole demo took 12 min 44 s on an idle 2-core AMD EPYC (no AMX).
     episodes=300, episode_steps=30, tokenizer_steps=600, tokenizer_batch=8,
     transformer_steps=400, transformer_batch=16, eval_videos=8, eval_trials=4,
     plan_episodes=2,
     plan_overrides=("plan.samples=16", "plan.iterations=2", "plan.decoding.steps=4"),
-    # Measured on an idle 2-core CPU (benchmarks/RESULTS.md, "Demo"); train-tokenizer is
-    # estimated for the LPIPS + GAN recipe until it is measured.
-    minutes={"collect": 0.3, "train-tokenizer": 5.5, "tokenize": 0.5, "train": 5.2,
-             "evaluate": 0.2, "plan": 0.8},
+    # Measured on an idle 2-core AMD EPYC without AMX (benchmarks/RESULTS.md, "Demo").
+    minutes={"collect": 0.2, "train-tokenizer": 5.6, "tokenize": 0.3, "train": 6.0,
+             "evaluate": 0.1, "plan": 0.6},
 )
 
 QUICK = DemoScale(
