@@ -21,7 +21,7 @@ import subprocess
 
 import torch
 
-from maskvit.bench_decode import format_report, time_plan
+from maskvit.bench.decode import format_report, time_plan
 
 FULL_PLAN = [(preset, batch, precision)
              for preset, batches in (("push64", (1, 64)), ("bair64", (1,)))

@@ -81,7 +81,7 @@ def throughput(args) -> dict:
 
 
 def success(args) -> dict:
-    from maskvit.plan.evaluate import evaluate_policies
+    from maskvit.plan.closed_loop import evaluate_policies
 
     config = load_preset("push64", args.overrides)
     seeds = list(range(args.first_task, args.first_task + args.episodes))

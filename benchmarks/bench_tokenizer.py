@@ -10,7 +10,7 @@ uint8 -> codes; decode = codes -> uint8 frames. Numbers depend on what else the 
 are doing; compare columns of one run, not runs on different days.
 
 Quality (with --run): held-out PSNR / SSIM (uint8 range, per frame, averaged) and the
-share of the K codes used at least once over the split, via `maskvit.tokenizer.report`.
+share of the K codes used at least once over the split, via `maskvit.tokenizer.reconstruction_report`.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def main() -> None:
 
     if args.run:
         from maskvit.data import EpisodeStore
-        from maskvit.tokenizer.report import reconstruction_metrics
+        from maskvit.tokenizer.reconstruction_report import reconstruction_metrics
 
         vqgan = VQGAN.from_run(args.run)
         store = EpisodeStore.open(args.data)

@@ -105,7 +105,10 @@ class TransformerConfig:
     mlp_dim: int = 3072
     dropout: float = 0.0
     action_dim: int = 0  # 0 = no action conditioning
-    goal_conditioned: bool = False  # last frame of the clip is a given goal frame
+    goal_conditioned: bool = False  # the clip's last frame may be given as the goal
+    # With goal_conditioned: the fraction of training clips given their goal (paper: 1);
+    # between 0 and 1, one model predicts with a goal and without one.
+    goal_prob: float = 1.0
 
     @property
     def mask_token_id(self) -> int:
@@ -178,7 +181,7 @@ class PlanConfig:
     init_mean: tuple[float, ...] = (0.0, 0.0, -0.5, 0.0, 0.0)
     init_std: tuple[float, ...] = (0.05, 0.05, 0.08, 0.17453292519943295, 2.0)
     round_gripper: bool = True
-    # Added for maskvit.plan: the cost's name in maskvit.plan.costs.COSTS; the action executed
+    # The cost's name in maskvit.plan.costs.COSTS; the action executed
     # before planning starts so two context frames exist (paper: [0, 0, -0.08, 0.1, 0];
     # empty = zeros of the environment's action size); sequences per predictor call.
     cost: str = "pixel_l2"
@@ -461,6 +464,7 @@ def _check_transformer(t: TransformerConfig) -> None:
         raise UserError(f"transformer.dim {t.dim} must be divisible by transformer.heads "
                         f"{t.heads} (e.g. dim {t.dim - t.dim % t.heads or t.heads})")
     _in_range("transformer.dropout", t.dropout, 0.0, 1.0, high_open=True)
+    _in_range("transformer.goal_prob", t.goal_prob, 0.0, 1.0)
     grid = (t.num_frames, t.tokens_h, t.tokens_w)
     for name in ("spatial_window", "spatiotemporal_window"):
         _check_window(f"transformer.{name}", getattr(t, name), grid)

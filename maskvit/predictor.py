@@ -9,7 +9,6 @@ placing context/goal frames, decoding, detokenising) happens inside.
 
 from __future__ import annotations
 
-import json
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -18,68 +17,12 @@ import numpy as np
 import torch
 
 from maskvit.config import Config, DecodingConfig
+from maskvit.devices import resolve_device, resolve_precision
 from maskvit.errors import UserError
 from maskvit.model.decoding import generate, with_settings
 from maskvit.model.sampling import Generators
 from maskvit.model.transformer import MaskViT
-from maskvit.train.distributed import resolve_device
-
-SOURCES_FILE = "sources.json"  # written by `maskvit train`: where the tokens came from
-
-
-def read_sources(model_run: Path) -> dict[str, Any]:
-    """RUN/sources.json as a dict ({} when the run has none or it is unreadable)."""
-    path = Path(model_run) / SOURCES_FILE
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def tokenizer_run_of(model_run: Path) -> Path:
-    """The tokenizer run a transformer run was trained on (recorded by `maskvit train`)."""
-    recorded = read_sources(model_run).get("tokenizer")
-    if recorded and Path(recorded).is_dir():
-        return Path(recorded)
-    if recorded:
-        raise UserError(f"{model_run} was trained on tokens of the tokenizer run {recorded}, "
-                        "which no longer exists; pass --tokenizer RUN")
-    raise UserError(f"{model_run} does not say which tokenizer made its tokens "
-                    f"(no {SOURCES_FILE}); pass --tokenizer RUN")
-
-
-def tokenizer_step_of(model_run: Path, tokenizer_run: Path) -> int | None:
-    """The tokenizer checkpoint step that made the run's tokens (None: the latest).
-
-    The recorded step when `tokenizer_run` has it; a one-line error when it is the
-    recorded run and that checkpoint is gone. Old runs recorded no step: the latest.
-    """
-    from maskvit.train.checkpoint import CHECKPOINTS, available_steps
-
-    sources = read_sources(model_run)
-    step = sources.get("tokenizer_step")
-    if not isinstance(step, int) or isinstance(step, bool):
-        return None
-    if (tokenizer_run / CHECKPOINTS / f"step_{step:08d}").is_dir():
-        return step
-    recorded = sources.get("tokenizer")
-    if recorded and Path(recorded).resolve() == tokenizer_run.resolve():
-        raise UserError(f"{model_run} was trained on tokens of {tokenizer_run} at step {step}, "
-                        f"but that checkpoint is gone (it has steps "
-                        f"{available_steps(tokenizer_run)}); restore it or pass --tokenizer "
-                        f"with a copy of it")
-    return None  # another run (a copy or a bundle): its fingerprint must match
-
-
-def check_tokenizer(model_run: Path, tokenizer_run: Path, tokenizer: Any) -> None:
-    """Refuse a tokenizer whose weights differ from the one that made the run's tokens."""
-    sources = read_sources(model_run)
-    expected = sources.get("tokenizer_fingerprint")
-    if expected and tokenizer.fingerprint() != expected:
-        raise UserError(f"tokenizer {tokenizer_run} differs from the one that made the tokens "
-                        f"of {model_run} ({sources.get('tokenizer')} at step "
-                        f"{sources.get('tokenizer_step')}); pass --tokenizer with that run")
+from maskvit.run_dir import check_tokenizer, tokenizer_run_of, tokenizer_step_of
 
 
 def _as_tensor(x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -92,10 +35,9 @@ class Predictor:
 
     def __init__(self, tokenizer: torch.nn.Module, transformer: MaskViT, config: Config,
                  device: str | torch.device = "cpu", precision: str = "fp32") -> None:
-        if precision not in ("fp32", "bf16"):
-            raise UserError(f"precision must be fp32 or bf16, got {precision!r}")
         # A bad or unavailable --device is a one-line UserError, by the engine's rules.
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+        precision = resolve_precision(precision, self.device)  # "auto": bf16 only where it pays
         self.tokenizer = tokenizer.to(self.device).eval()
         self.transformer = transformer.to(self.device).eval()
         self.config = config
@@ -115,8 +57,8 @@ class Predictor:
         `model_run` may also be a bundle directory holding `transformer/` and `tokenizer/`
         runs (the layout of the shipped reference model).
         """
-        from maskvit.tokenizer.run import load_vqgan
-        from maskvit.train import load_run
+        from maskvit.run_dir import load_run
+        from maskvit.tokenizer.vqgan import load_vqgan
 
         model_run = Path(model_run)
         if not model_run.is_dir():
@@ -135,8 +77,6 @@ class Predictor:
             raise UserError(f"tokenizer {tokenizer_run} makes {tokenizer.token_grid} token grids "
                             f"but the transformer expects {(config.transformer.tokens_h, config.transformer.tokens_w)}")
         return cls(tokenizer, transformer, config, device=device, precision=precision)
-
-    from_checkpoint = from_run  # the name DESIGN.md uses
 
     # --------------------------------------------------------------- prediction
 
@@ -197,6 +137,15 @@ class Predictor:
         b, n_context = context.shape[:2]
         num_frames = num_frames if num_frames is not None else ev.predicted_frames
         total = n_context + num_frames + (goal_frame is not None)
+        if goal_frame is not None and not tc.goal_conditioned:
+            raise UserError("this model was trained without goal frames "
+                            "(transformer.goal_conditioned is false); predict without --goal")
+        if goal_frame is not None and total != tc.num_frames:
+            # The goal sits in the clip's last slot, where training put it.
+            raise UserError(f"with a goal frame, context + predicted frames must fill the "
+                            f"model's {tc.num_frames}-frame clip less one: predict "
+                            f"{tc.num_frames - 1 - n_context} frames from {n_context} context "
+                            f"frames (got {num_frames})")
         if total > tc.num_frames:
             raise UserError(f"{n_context} context + {num_frames} predicted"
                             f"{' + 1 goal' if goal_frame is not None else ''} frames exceed the "

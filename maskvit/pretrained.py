@@ -72,7 +72,7 @@ def _slim_copy(run: Path, out: Path, step: int | None = None) -> None:
     """
     from safetensors.torch import save_file
 
-    from maskvit.train.checkpoint import (
+    from maskvit.run_dir import (
         CHECKPOINTS,
         CONFIG_FILE,
         LATEST,
@@ -102,7 +102,7 @@ def export_bundle(model_run: str | Path, out: str | Path, tokenizer_run: str | P
     absent. `out` must be absent, an empty folder or a bundle an earlier export wrote
     (which is replaced); anything else, and the runs themselves, are never touched.
     """
-    from maskvit.predictor import tokenizer_run_of, tokenizer_step_of
+    from maskvit.run_dir import tokenizer_run_of, tokenizer_step_of
 
     model_run, out = Path(model_run), Path(out)
     if not model_run.is_dir():

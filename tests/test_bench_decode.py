@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from maskvit.bench_baselines.causal_kv import CausalVideoDecoder, decode_causal_kv
-from maskvit.bench_baselines.common import parameter_count
-from maskvit.bench_baselines.factorised import FactorisedVideoTransformer, decode_factorised
+from maskvit.bench.baseline_blocks import parameter_count
+from maskvit.bench.causal_kv import CausalVideoDecoder, decode_causal_kv
+from maskvit.bench.factorised import FactorisedVideoTransformer, decode_factorised
 from maskvit.config import DecodingConfig
 from maskvit.model import MaskViT
 from maskvit.model.decoding import assemble_clip

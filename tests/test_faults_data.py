@@ -85,7 +85,7 @@ class _FakePredictor:
                                       transformer=SimpleNamespace(num_frames=5, action_dim=action_dim))
         self.calls = []
 
-    def predict(self, context, actions=None, num_frames=3, seed=0):
+    def predict(self, context, actions=None, num_frames=3, goal_frame=None, seed=0):
         self.calls.append(actions)
         return np.full((1, num_frames, 8, 8, 3), 7, np.uint8)
 

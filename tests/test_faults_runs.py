@@ -19,12 +19,12 @@ import pytest
 import torch
 from test_train_support import ToyDataset, ToyTask, toy_config
 
+from maskvit import run_dir as ckpt
 from maskvit.cli import main
 from maskvit.config import Config, load_preset, save_config
 from maskvit.data import EpisodeStoreWriter, TokenCache, TokenCacheWriter
 from maskvit.errors import UserError
 from maskvit.train import Trainer, latest_checkpoint, load_checkpoint, load_run, read_metrics
-from maskvit.train import checkpoint as ckpt
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -326,7 +326,7 @@ def _copy_runs(pipeline, tmp_path) -> tuple[Path, Path]:
 
 def test_predictor_loads_the_recorded_step_not_the_latest(pipeline, tmp_path):
     from maskvit.predictor import Predictor
-    from maskvit.tokenizer.run import load_vqgan
+    from maskvit.tokenizer.vqgan import load_vqgan
 
     tok, model = _copy_runs(pipeline, tmp_path)
     _save_tokenizer_checkpoint(tok, 3, seed=3)  # the tokenizer run trained on

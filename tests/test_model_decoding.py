@@ -6,8 +6,8 @@ import torch
 from maskvit.errors import UserError
 from maskvit.model import MaskViT
 from maskvit.model.decoding import generate
+from maskvit.model.mask_schedules import SCHEDULES, get_schedule, masked_counts
 from maskvit.model.sampling import sample_categorical
-from maskvit.model.schedules import SCHEDULES, get_schedule, masked_counts
 
 
 class CountingModel(torch.nn.Module):

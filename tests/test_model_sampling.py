@@ -15,8 +15,8 @@ import torch
 from maskvit.config import DecodingConfig
 from maskvit.errors import UserError
 from maskvit.model.decoding import generate, iterative_decode, model_logits
+from maskvit.model.mask_schedules import masked_counts
 from maskvit.model.sampling import draw_uniform, sample_categorical
-from maskvit.model.schedules import masked_counts
 
 
 def top_p_filter(logits: torch.Tensor, top_p: float | None) -> torch.Tensor:

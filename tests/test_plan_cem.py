@@ -11,7 +11,6 @@ from maskvit.plan.cem import (
     num_elites,
     refit,
     sample_actions,
-    select_elites,
     step_weights,
 )
 
@@ -66,11 +65,23 @@ def test_sampled_actions_respect_bounds_and_round_the_gripper():
 
 
 def test_elites_are_the_lowest_cost_sequences_and_refit_matches_them():
-    actions = np.arange(10, dtype=float).reshape(10, 1, 1)
-    costs = np.array([5, 1, 9, 0, 7, 3, 8, 2, 6, 4], dtype=float)
-    elites = select_elites(actions, costs, 3)
-    np.testing.assert_array_equal(elites[:, 0, 0], [3, 1, 7])
-    mean, std = refit(elites)
+    # The optimiser's own path: one iteration, a cost that is known per sample.
+    seen = {}
+
+    def cost_fn(actions):
+        seen["actions"] = actions.copy()
+        return np.abs(actions).sum(axis=(1, 2))
+
+    result = cem_optimize(cost_fn, np.zeros((2, 1)), np.ones((2, 1)), samples=10,
+                          iterations=1, elite_fraction=0.3, beta=0.0,
+                          rng=np.random.default_rng(0))
+    actions, costs = seen["actions"], np.abs(seen["actions"]).sum(axis=(1, 2))
+    elites = actions[np.argsort(costs)[:3]]
+    np.testing.assert_allclose(result.mean, elites.mean(axis=0))
+    np.testing.assert_allclose(result.std, elites.std(axis=0))
+    assert result.index == int(np.argmin(costs)) and result.cost == pytest.approx(costs.min())
+    assert result.elite_costs[0] == pytest.approx(np.sort(costs)[:3].mean())
+    mean, std = refit(np.array([[[3.0]], [[1.0]], [[7.0]]]))
     assert mean[0, 0] == pytest.approx(11 / 3)
     assert std[0, 0] == pytest.approx(np.std([3, 1, 7]))
     assert num_elites(256, 0.05) == 13

@@ -107,9 +107,8 @@ def test_mpc_loop_runs_end_to_end_with_a_tiny_maskvit(world):
 def test_plan_command_loads_a_saved_model_bundle(tmp_path, precision):
     from maskvit.config import save_config
     from maskvit.model import MaskViT
-    from maskvit.tokenizer.run import MODULE
-    from maskvit.tokenizer.vqgan import VQGAN
-    from maskvit.train.checkpoint import CONFIG_FILE, save_checkpoint
+    from maskvit.run_dir import CONFIG_FILE, save_checkpoint
+    from maskvit.tokenizer.vqgan import MODULE, VQGAN
 
     torch.manual_seed(0)
     config = _tiny_config()

@@ -50,6 +50,19 @@ def client(server):
         yield c
 
 
+@pytest.fixture(scope="module")
+def goal_predictor():
+    return tiny_predictor(goal=True)
+
+
+@pytest.fixture(scope="module")
+def goal_client(goal_predictor):
+    server = _serve(goal_predictor, max_batch=8, max_wait_ms=5.0)
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+    server.stop()
+
+
 def _clip(b=1, tc=2, n=3, seed=0):
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 256, (b, tc, 64, 64, 3), dtype=np.uint8)
@@ -92,16 +105,24 @@ def test_predict_json_equals_predictor_predict(client, predictor):
     assert set(data["timing"]) == {"latency_ms", "queue_ms", "model_ms", "batch_videos", "batch_requests"}
 
 
-def test_predict_with_goal_and_settings_equals_predictor_predict(client, predictor):
-    frames, actions = _clip(b=1, n=2, seed=2)
+def test_predict_with_goal_and_settings_equals_predictor_predict(goal_client, goal_predictor,
+                                                                client):
+    frames, actions = _clip(b=1, n=3, seed=2)
     goal = frames[:, 0]
-    body = _predict_body(frames, actions, goal=[encode_png(goal[0])], num_frames=2, steps=4,
+    body = _predict_body(frames, actions, goal=[encode_png(goal[0])], num_frames=3, steps=4,
                          schedule="square", temperature=None, unmask="random", seed=5)
-    data = client.post("/v1/predict", json=body).json()
-    expected = predictor.predict(frames, actions=actions, goal_frame=goal, num_frames=2, steps=4,
-                                 schedule="square", temperature=None, unmask="random", seed=5)
+    data = goal_client.post("/v1/predict", json=body).json()
+    expected = goal_predictor.predict(frames, actions=actions, goal_frame=goal, num_frames=3,
+                                      steps=4, schedule="square", temperature=None,
+                                      unmask="random", seed=5)
     np.testing.assert_array_equal(_frames_of(data), expected)
     assert data["temperature"] is None and data["unmask"] == "random"
+    # The goal takes the clip's last slot: a shorter prediction, or a model trained without
+    # goals, is a one-line 422.
+    short = goal_client.post("/v1/predict", json={**body, "num_frames": 2, "actions": actions[:, :4].tolist()})
+    assert short.status_code == 422 and "num_frames must be 3" in short.json()["detail"]
+    plain = client.post("/v1/predict", json=body)
+    assert plain.status_code == 422 and "without goal frames" in plain.json()["detail"]
 
 
 def test_a_seedless_request_reports_the_seed_that_replays_it(client):
@@ -139,21 +160,21 @@ def test_concurrent_requests_share_a_batch_and_each_equals_its_solo_prediction(c
     assert data[0]["frames"] == data[2]["frames"]
 
 
-def test_predict_npy_body_and_npy_answer(client, predictor):
-    frames, actions = _clip(b=2, n=2, seed=4)
+def test_predict_npy_body_and_npy_answer(goal_client, goal_predictor):
+    frames, actions = _clip(b=2, n=3, seed=4)
     goal = frames[:, :1]
-    answer = client.post(
+    answer = goal_client.post(
         "/v1/predict", content=dump_npy(np.concatenate([frames, goal], axis=1)),
-        params={"actions": json.dumps(actions.tolist()), "goal": "true", "num_frames": 2,
+        params={"actions": json.dumps(actions.tolist()), "goal": "true", "num_frames": 3,
                 "seed": 6, "temperature": "null"},
         headers={"Content-Type": NPY, "Accept": NPY})
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == NPY
-    expected = predictor.predict(frames, actions=actions, goal_frame=goal[:, 0], num_frames=2,
-                                 seed=6, temperature=None)
+    expected = goal_predictor.predict(frames, actions=actions, goal_frame=goal[:, 0],
+                                      num_frames=3, seed=6, temperature=None)
     np.testing.assert_array_equal(load_npy(answer.content), expected)
     assert json.loads(answer.headers["x-maskvit-seed"]) == 6
-    assert json.loads(answer.headers["x-maskvit-num-frames"]) == 2
+    assert json.loads(answer.headers["x-maskvit-num-frames"]) == 3
 
 
 def _plan_inputs(seed=0):

@@ -8,9 +8,9 @@ import torch
 from maskvit.config import TokenizerConfig, apply_overrides, load_preset
 from maskvit.errors import UserError
 from maskvit.tokenizer.augment import augment_frames
-from maskvit.tokenizer.pixels import uint8_to_float
-from maskvit.tokenizer.task import TokenizerTask
-from maskvit.train.task import StepContext
+from maskvit.tokenizer.vqgan import uint8_to_float
+from maskvit.tokenizer.vqgan_task import TokenizerTask
+from maskvit.train.task_protocol import StepContext
 
 
 def frames(b: int = 6, size: int = 16, seed: int = 0) -> torch.Tensor:
@@ -96,7 +96,7 @@ def test_task_augments_training_batches_only_when_on(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("validation must not augment")
 
-    monkeypatch.setattr("maskvit.tokenizer.task.augment_frames", boom)
+    monkeypatch.setattr("maskvit.tokenizer.vqgan_task.augment_frames", boom)
     ctx = StepContext(step=0, modules=on.modules(), generator=gen(5),
                       device=torch.device("cpu"), training=False)
     with torch.no_grad():

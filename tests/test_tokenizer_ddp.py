@@ -12,7 +12,7 @@ import torch
 DDP_RUN = textwrap.dedent("""
     import torch, torch.distributed as dist
     from maskvit.config import TokenizerConfig, TrainConfig
-    from maskvit.tokenizer.task import TokenizerTask
+    from maskvit.tokenizer.vqgan_task import TokenizerTask
     from maskvit.train import Trainer, init_distributed
 
     env = init_distributed("cpu")

@@ -15,8 +15,8 @@ from maskvit.tokenizer.losses import (
     hinge_g_loss,
     reconstruction_loss,
 )
-from maskvit.tokenizer.task import TokenizerTask, perceptual_network
-from maskvit.train.task import StepContext
+from maskvit.tokenizer.vqgan_task import TokenizerTask, perceptual_network
+from maskvit.train.task_protocol import StepContext
 
 
 def tiny_config(**kw) -> TokenizerConfig:

@@ -8,9 +8,7 @@ import torch
 from maskvit.config import TokenizerConfig, load_preset, preset_names
 from maskvit.errors import UserError
 from maskvit.tokenizer import VQGAN
-from maskvit.tokenizer.decoder import Decoder
-from maskvit.tokenizer.encoder import Encoder
-from maskvit.tokenizer.pixels import float_to_uint8, uint8_to_float
+from maskvit.tokenizer.vqgan import Decoder, Encoder, float_to_uint8, uint8_to_float
 
 
 def tiny_config(**kw) -> TokenizerConfig:

@@ -7,7 +7,7 @@ import torch
 
 from maskvit.config import TokenizerConfig, TrainConfig
 from maskvit.metrics.psnr import psnr
-from maskvit.tokenizer.task import TokenizerTask
+from maskvit.tokenizer.vqgan_task import TokenizerTask
 from maskvit.train import Trainer
 
 

@@ -14,8 +14,8 @@ from test_train_support import ToyDataset, ToyTask, toy_config
 
 from maskvit.config import Config, apply_overrides
 from maskvit.errors import UserError
+from maskvit.run_dir import check_resume_config, checkpoint_dirs
 from maskvit.train import Trainer, latest_checkpoint, load_checkpoint, load_run
-from maskvit.train.checkpoint import check_resume_config, checkpoint_dirs
 
 TESTS = Path(__file__).parent
 
@@ -27,7 +27,7 @@ CRASHING_RUN = textwrap.dedent("""
     from test_train_support import ToyDataset, ToyTask, toy_config
     from maskvit.config import Config
     from maskvit.train import Trainer
-    import maskvit.train.checkpoint as ckpt
+    import maskvit.run_dir as ckpt
 
     cfg = toy_config(steps=6, checkpoint_every=2)
     calls = []

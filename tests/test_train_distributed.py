@@ -15,9 +15,9 @@ from torch.utils.data import Dataset
 
 from maskvit.config import TransformerConfig
 from maskvit.errors import UserError
+from maskvit.model.masked_video_task import MaskedVideoTask
 from maskvit.train import StepContext, Trainer, micro_batch_size
 from maskvit.train.sampler import GlobalBatchSampler
-from maskvit.train.tasks import MaskedVideoTask
 
 TESTS = Path(__file__).parent
 

@@ -10,9 +10,9 @@ from maskvit.config import apply_overrides
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """--device and --precision for running a trained model."""
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                        help="inference precision (default fp32; bf16 was measured 1.9x faster "
-                             "on a CPU with AMX and slower on one without, benchmarks/RESULTS.md)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="inference precision (default auto: bf16 on a GPU or a CPU with AMX, "
+                             "where it was measured 1.9x faster, else fp32; benchmarks/RESULTS.md)")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """`maskvit bench decode`: MaskViT's iterative decoding against real autoregressive peers.
 
 Wall clock against a KV-cached causal decoder and a factorised (GENIE-style) transformer,
-and the paper's Table 3 pass counts beside it (`maskvit.bench_decode`).
+and the paper's Table 3 pass counts beside it (`maskvit.bench.decode`).
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def _int_list(text: str, flag: str) -> list[int]:
 def check_decode_arguments(args: argparse.Namespace) -> tuple[list[str], str]:
     """The preset names and the resolved device, or a one-line error before any timing."""
     from maskvit.config import load_preset
+    from maskvit.devices import resolve_device
     from maskvit.errors import UserError
-    from maskvit.train.distributed import resolve_device
 
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     if not presets:
@@ -83,7 +83,7 @@ def check_decode_arguments(args: argparse.Namespace) -> tuple[list[str], str]:
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    from maskvit.bench_decode import format_report, time_decoders
+    from maskvit.bench.decode import format_report, time_decoders
 
     presets, device = check_decode_arguments(args)
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]

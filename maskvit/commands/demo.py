@@ -49,7 +49,7 @@ def print_comparison(demo: dict[str, Any], shipped: dict[str, Any] | None) -> No
 
 
 def run(args: argparse.Namespace) -> int:
-    from maskvit.demo import run_demo
+    from maskvit.demo_pipeline import run_demo
     from maskvit.pretrained import shipped_headline
 
     summary = run_demo(args.out, quick=args.quick)

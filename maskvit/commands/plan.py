@@ -1,6 +1,6 @@
 """`maskvit plan`: closed-loop visual MPC in a simulated world, for a model and baselines.
 
-Parses, validates and calls `maskvit.plan.evaluate.evaluate_policies`; prints a table.
+Parses, validates and calls `maskvit.plan.closed_loop.evaluate_policies`; prints a table.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     from maskvit.config import apply_overrides
-    from maskvit.plan.evaluate import evaluate_policies
+    from maskvit.plan.closed_loop import evaluate_policies
     from maskvit.plan.model import load_predictor, predictor_fn
     from maskvit.pretrained import pretrained_path
     from maskvit.report.staging import staged_report

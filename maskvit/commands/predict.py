@@ -27,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--actions", default=None,
                         help=".npy of float actions (T, A) for an action-conditioned model "
                              "(from the store when the input is an episode)")
+    parser.add_argument("--goal", default=None,
+                        help="goal frame for a goal-conditioned model: an image (png/jpg), a .npy "
+                             "(H, W, 3) uint8, or 'input' for the input's frame right after the "
+                             "predicted ones; the model then predicts the frames in between")
     parser.add_argument("--context", type=int, default=None, help="context frames (default: preset)")
     parser.add_argument("--frames", type=int, default=None, help="frames to predict (default: preset)")
     parser.add_argument("--samples", type=int, default=1, help="sampled futures (default 1)")
@@ -102,6 +106,34 @@ def read_actions(path: Path, action_dim: int, needed: int) -> np.ndarray:
     return actions
 
 
+def read_goal(spec: str, frames: np.ndarray, index: int, resolution: int) -> np.ndarray:
+    """(H, W, 3) uint8 goal frame from --goal: an image, a .npy, or the input's frame `index`."""
+    from maskvit.data.converters.common import resize_frame
+
+    if spec == "input":
+        if len(frames) <= index:
+            raise UserError(f"--goal input: the input has {len(frames)} frames; the goal would be "
+                            f"frame {index + 1}")
+        return frames[index]
+    path = Path(spec)
+    if not path.is_file():
+        raise UserError(f"--goal file not found: {path} (an image, a .npy, or 'input')")
+    if path.suffix == ".npy":
+        goal = load_npy(path, "--goal file")
+    else:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as image:
+                goal = np.asarray(image.convert("RGB"))
+        except (OSError, UnidentifiedImageError):
+            raise UserError(f"--goal {path} is not an image this tool can read (png/jpg)") from None
+    if goal.dtype != np.uint8 or goal.ndim != 3 or goal.shape[-1] != 3 or min(goal.shape) == 0:
+        raise UserError(f"--goal {path}: the goal must be one uint8 (H, W, 3) frame; got "
+                        f"{goal.dtype} {goal.shape}")
+    return goal if goal.shape[:2] == (resolution, resolution) else resize_frame(goal, resolution)
+
+
 def check_counts(args: argparse.Namespace, clip_frames: int, context: int, num: int) -> None:
     """--samples, --context and --frames in their valid ranges, each message saying the range."""
     if args.samples < 1:
@@ -124,6 +156,8 @@ def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     if gif.is_dir():
         raise UserError(f"--out {gif} is a directory; give the GIF's path, e.g. {gif / 'prediction.gif'}")
     inputs = [(Path(args.input), "--input")] + ([(Path(args.actions), "--actions")] if args.actions else [])
+    if args.goal and args.goal != "input":
+        inputs.append((Path(args.goal), "--goal"))
     for out in (gif, npy):
         for source, flag in inputs:
             real, real_out = source.resolve(), out.resolve()
@@ -142,7 +176,12 @@ def run(args: argparse.Namespace) -> int:
     ev, tc = predictor.config.eval, predictor.config.transformer
     context = ev.context_frames if args.context is None else args.context
     num = ev.predicted_frames if args.frames is None else args.frames
-    check_counts(args, tc.num_frames, context, num)
+    if args.goal and not tc.goal_conditioned:
+        raise UserError("--goal was given but this model was trained without goal frames "
+                        "(transformer.goal_conditioned is false); leave it out")
+    if args.goal and args.frames is None:
+        num = tc.num_frames - 1 - context  # the goal takes the clip's last slot
+    check_counts(args, tc.num_frames - bool(args.goal), context, num)
     if args.actions and not tc.action_dim:
         raise UserError("--actions was given but this model is not action-conditioned; leave it out")
     frames, actions = read_input(Path(args.input), args.episode, predictor.resolution)
@@ -150,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
         actions = read_actions(Path(args.actions), tc.action_dim, context + num)
     if len(frames) < context:
         raise UserError(f"the input has {len(frames)} frames; {context} context frames are needed")
+    goal = (read_goal(args.goal, frames, context + num, predictor.resolution)[None]
+            if args.goal else None)
     clip_actions = None
     if tc.action_dim:
         if actions is None or len(actions) < context + num:
@@ -160,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         clip_actions = actions[None, : context + num]
     samples = np.stack([
         predictor.predict(frames[None, :context], actions=clip_actions, num_frames=num,
-                          seed=args.seed + i)[0]
+                          goal_frame=goal, seed=args.seed + i)[0]
         for i in range(args.samples)
     ])  # (N, Tp, H, W, 3)
     truth = frames[: context + num]

@@ -50,12 +50,12 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from maskvit.commands.tokenize import resolve_device
     from maskvit.data import EpisodeStore
     from maskvit.metrics.objects import world_objects
-    from maskvit.tokenizer.report import (
+    from maskvit.tokenizer.reconstruction_report import (
         pick_episodes,
         reconstruction_metrics,
         write_reconstructions,
     )
-    from maskvit.tokenizer.run import load_vqgan
+    from maskvit.tokenizer.vqgan import load_vqgan
 
     store = EpisodeStore.open(args.data)
     vqgan = load_vqgan(args.tokenizer, map_location=resolve_device(args.device), step=args.step)

@@ -27,15 +27,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def resolve_device(name: str):
     """The torch device for --device (auto: CUDA when available), via the engine's rules."""
-    from maskvit.train.distributed import resolve_device as engine_resolve
+    from maskvit.devices import resolve_device as engine_resolve
 
     return engine_resolve(name, 0)
 
 
 def run(args: argparse.Namespace) -> int:
     from maskvit.data import EpisodeStore
+    from maskvit.run_dir import tokenizer_step
     from maskvit.tokenizer.cache import tokenize_store
-    from maskvit.tokenizer.run import load_vqgan, tokenizer_step
+    from maskvit.tokenizer.vqgan import load_vqgan
 
     data = Path(args.data)
     out = Path(args.out) if args.out else data.with_name(data.name + "-tokens")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 
 from maskvit.config import Config, apply_overrides, load_preset
 from maskvit.errors import UserError
+from maskvit.run_dir import check_sources, record_sources
 from maskvit.train.distributed import DistEnv
 
 
@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def resolve_config(out: Path, preset: str | None, overrides: list[str], resume: bool) -> Config:
     """The config to train with; for --resume it must match the run's saved one."""
-    from maskvit.train.checkpoint import check_resume_config, has_run, read_run_config
+    from maskvit.run_dir import check_resume_config, has_run, read_run_config
 
     if resume:
         if not has_run(out):
@@ -109,29 +109,6 @@ def token_sources(data: Path) -> dict[str, Any]:
             "tokenizer_fingerprint": extra.get("tokenizer_fingerprint")}
 
 
-def check_sources(out: Path, sources: dict[str, Any]) -> None:
-    """A resumed run must go on training on codes of the same tokenizer checkpoint."""
-    from maskvit.predictor import read_sources
-
-    before = read_sources(out)
-    old, new = before.get("tokenizer_fingerprint"), sources.get("tokenizer_fingerprint")
-    if old and new and old != new:
-        raise UserError(
-            f"{out} was trained on tokens of tokenizer {before.get('tokenizer')} step "
-            f"{before.get('tokenizer_step')}, but --data holds tokens of "
-            f"{sources.get('tokenizer')} step {sources.get('tokenizer_step')}; resume with "
-            f"the run's own token cache ({before.get('token_cache')})")
-
-
-def record_sources(out: Path, sources: dict[str, Any]) -> None:
-    """Write RUN/sources.json: the token cache and the tokenizer checkpoint that made it, so
-    that `Predictor.from_run(RUN)` loads exactly that tokenizer without being told."""
-    from maskvit.atomic import atomic_write_text
-    from maskvit.predictor import SOURCES_FILE
-
-    atomic_write_text(out / SOURCES_FILE, json.dumps(sources, indent=1) + "\n")
-
-
 @contextlib.contextmanager
 def run_lock(out: Path, env: DistEnv, resume: bool) -> Iterator[None]:
     """Rank 0 holds the output lock on the run for the whole job (other ranks write
@@ -142,7 +119,7 @@ def run_lock(out: Path, env: DistEnv, resume: bool) -> Iterator[None]:
     a failed run leaves no --out behind).
     """
     from maskvit.locking import output_lock
-    from maskvit.train.checkpoint import check_writable, has_run
+    from maskvit.run_dir import check_writable, has_run
     from maskvit.train.distributed import all_gather_objects
 
     with contextlib.ExitStack() as stack:
@@ -195,8 +172,8 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, config: Config, env: DistEnv, datasets: tuple,
            sources: dict[str, Any]) -> int:
     """Build the task and trainer, record the sources, fit and report (under the lock)."""
+    from maskvit.model.masked_video_task import MaskedVideoTask
     from maskvit.train import Trainer
-    from maskvit.train.tasks import MaskedVideoTask
 
     out = Path(args.out)
     torch.manual_seed(config.train.seed)  # same initial weights on every rank and run

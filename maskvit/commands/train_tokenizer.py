@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, config: Config, env: DistEnv, train_data: Dataset,
            val_data: Dataset | None) -> int:
     """Build the VQ-GAN task and trainer, fit and report (under the run's lock)."""
-    from maskvit.tokenizer.task import TokenizerTask
+    from maskvit.tokenizer.vqgan_task import TokenizerTask
     from maskvit.train import Trainer
 
     out = Path(args.out)

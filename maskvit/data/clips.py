@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from maskvit.data.episodes import Episodes
 from maskvit.data.store import EpisodeStore
 from maskvit.errors import UserError
 
@@ -28,18 +29,18 @@ def clip_index(lengths: list[int], clip_len: int, stride: int = 1) -> np.ndarray
     return np.concatenate(rows).astype(np.int64) if rows else np.zeros((0, 2), np.int64)
 
 
-class ClipDataset(Dataset):
-    """Clips from an episode store: items `{"frames": uint8 (T,H,W,3), "actions": float32 (T,A)}`."""
+class EpisodeClips(Dataset):
+    """Every `clip_len`-frame clip (every `stride` frames) of one split's episodes; a
+    subclass says how one clip is read (`clip`)."""
 
-    def __init__(self, store: EpisodeStore, clip_len: int, split: str = "train", stride: int = 1):
-        self.store = store
+    def __init__(self, source: Episodes, clip_len: int, split: str = "train", stride: int = 1):
         self.clip_len = clip_len
         self.split = split
-        self.episode_ids = store.episode_ids(split)
-        self.index = clip_index([store.length(e) for e in self.episode_ids], clip_len, stride)
+        self.episode_ids = source.episode_ids(split)
+        self.index = clip_index([source.length(e) for e in self.episode_ids], clip_len, stride)
         if len(self.index) == 0:
             raise UserError(
-                f"{store.path}: no {split} episode has {clip_len} frames "
+                f"{source.path}: no {split} episode has {clip_len} frames "
                 f"({len(self.episode_ids)} {split} episodes); use a shorter clip or another split"
             )
 
@@ -48,5 +49,19 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         episode, start = self.index[i]
-        clip = self.store.load_clip(self.episode_ids[episode], int(start), self.clip_len)
+        return self.clip(self.episode_ids[episode], int(start))
+
+    def clip(self, episode_id: str, start: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class ClipDataset(EpisodeClips):
+    """Clips from an episode store: items `{"frames": uint8 (T,H,W,3), "actions": float32 (T,A)}`."""
+
+    def __init__(self, store: EpisodeStore, clip_len: int, split: str = "train", stride: int = 1):
+        super().__init__(store, clip_len, split, stride)
+        self.store = store
+
+    def clip(self, episode_id: str, start: int) -> dict[str, torch.Tensor]:
+        clip = self.store.load_clip(episode_id, start, self.clip_len)
         return {"frames": torch.from_numpy(clip["frames"]), "actions": torch.from_numpy(clip["actions"])}

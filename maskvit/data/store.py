@@ -32,44 +32,13 @@ from typing import Any
 import numpy as np
 
 from maskvit.atomic import atomic_write_json
+from maskvit.data.episodes import Episodes, check_episode_id, check_episode_list
 from maskvit.data.files import FILE_MODE, make_dir, read_json, read_manifest, write_npy
 from maskvit.data.splits import SPLITS, split_for
 from maskvit.errors import UserError
 
 STORE_FORMAT = "maskvit-episodes"
 STORE_VERSION = 1
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
-
-
-def check_episode_id(episode_id: str, where: str = "") -> str:
-    """Episode ids become folder names: letters, digits, `_`, `.`, `-` only (so an id read
-    from a manifest can never name a path outside the store, like `../../x`)."""
-    if not isinstance(episode_id, str) or not _ID_PATTERN.match(episode_id) or episode_id.endswith(".partial"):
-        prefix = f"{where}: " if where else ""
-        raise UserError(f"{prefix}invalid episode id {episode_id!r}: ids are 1-200 letters, digits, '_', '.', '-' "
-                        "(not starting with '.', '_' or '-', not ending in '.partial')")
-    return episode_id
-
-
-def check_episode_list(episodes: Any, where: Path, fix: str) -> list[dict[str, Any]]:
-    """A manifest's `episodes`: a list of {id, length, split} with valid, unique ids."""
-    if not isinstance(episodes, list):
-        raise UserError(f"{where}: damaged manifest ('episodes' is not a list); {fix}")
-    seen: set[str] = set()
-    for entry in episodes:
-        if not isinstance(entry, dict) or not {"id", "length", "split"} <= entry.keys():
-            raise UserError(f"{where}: damaged manifest (an episode entry lacks id, length or split); {fix}")
-        episode_id = check_episode_id(entry["id"], str(where))
-        if episode_id in seen:
-            raise UserError(f"{where}: episode id {episode_id!r} is listed twice; {fix}")
-        seen.add(episode_id)
-        if not isinstance(entry["length"], int) or isinstance(entry["length"], bool) or entry["length"] < 1:
-            raise UserError(f"{where}: episode {episode_id!r} has length {entry['length']!r}; {fix}")
-        if entry["split"] not in SPLITS:
-            raise UserError(f"{where}: episode {episode_id!r} has unknown split {entry['split']!r}; {fix}")
-    return episodes
-
-
 def natural_key(episode_id: str) -> tuple[list[Any], str]:
     """Sort key that puts `push_999999` before `push_1000000` (runs of digits compare as numbers)."""
     parts = re.split(r"(\d+)", episode_id)
@@ -92,13 +61,13 @@ def _check_store_header(manifest: dict[str, Any], where: Path, fix: str) -> None
         raise UserError(f"{where}: damaged manifest (action_dim {action_dim!r}); {fix}")
 
 
-class EpisodeStore:
+class EpisodeStore(Episodes):
     """Read access to a complete episode store (see the module docstring for the layout)."""
 
+    kind = "store"
+
     def __init__(self, path: Path, manifest: dict[str, Any]):
-        self.path = path
-        self.manifest = manifest
-        self._episodes = {e["id"]: e for e in manifest["episodes"]}
+        super().__init__(path, manifest)
         self._mmaps: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 
     @classmethod
@@ -126,30 +95,8 @@ class EpisodeStore:
         return int(h), int(w)
 
     @property
-    def action_dim(self) -> int:
-        return int(self.manifest["action_dim"])
-
-    @property
     def source(self) -> str:
         return str(self.manifest.get("source", "unknown"))
-
-    def episode_ids(self, split: str | None = None) -> list[str]:
-        """Ids in manifest order (by id, see `close`); `split` in ("train", "val", "test") or None for all."""
-        if split is not None and split not in SPLITS:
-            raise UserError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-        return [e["id"] for e in self.manifest["episodes"] if split is None or e["split"] == split]
-
-    def length(self, episode_id: str) -> int:
-        return int(self._entry(episode_id)["length"])
-
-    def split_of(self, episode_id: str) -> str:
-        return str(self._entry(episode_id)["split"])
-
-    def __len__(self) -> int:
-        return len(self._episodes)
-
-    def __contains__(self, episode_id: str) -> bool:
-        return episode_id in self._episodes
 
     # -- data
     def load(self, episode_id: str) -> dict[str, np.ndarray]:
@@ -172,12 +119,6 @@ class EpisodeStore:
         return {"frames": np.array(frames), "actions": np.array(actions, dtype=np.float32)}
 
     # -- internals
-    def _entry(self, episode_id: str) -> dict[str, Any]:
-        try:
-            return self._episodes[episode_id]
-        except KeyError:
-            raise UserError(f"episode {episode_id!r} is not in store {self.path}") from None
-
     def _expected_shape(self, episode_id: str, name: str) -> tuple[int | None, ...]:
         length = self.length(episode_id)
         if name == "frames":

@@ -25,13 +25,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from maskvit.atomic import atomic_write_json
-from maskvit.data.clips import clip_index
+from maskvit.data.clips import EpisodeClips
+from maskvit.data.episodes import Episodes, check_episode_id, check_episode_list
 from maskvit.data.files import FILE_MODE, make_dir, read_json, read_manifest
 from maskvit.data.splits import SPLITS
-from maskvit.data.store import check_episode_id, check_episode_list
 from maskvit.errors import UserError
 
 CACHE_FORMAT = "maskvit-tokens"
@@ -207,13 +206,13 @@ def _check_cache_manifest(manifest: dict[str, Any], where: Path, fix: str) -> No
                         f"{manifest['num_frames']}); {fix}")
 
 
-class TokenCache:
+class TokenCache(Episodes):
     """Read access to a complete token cache: memory-mapped codes and actions."""
 
+    kind = "token cache"
+
     def __init__(self, path: Path, manifest: dict[str, Any]):
-        self.path = path
-        self.manifest = manifest
-        self._episodes = {e["id"]: e for e in manifest["episodes"]}
+        super().__init__(path, manifest)
         self._codes: np.ndarray | None = None
         self._actions: np.ndarray | None = None
 
@@ -243,26 +242,8 @@ class TokenCache:
         return int(h), int(w)
 
     @property
-    def action_dim(self) -> int:
-        return int(self.manifest["action_dim"])
-
-    @property
     def codebook_size(self) -> int:
         return int(self.manifest["codebook_size"])
-
-    def episode_ids(self, split: str | None = None) -> list[str]:
-        if split is not None and split not in SPLITS:
-            raise UserError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-        return [e["id"] for e in self.manifest["episodes"] if split is None or e["split"] == split]
-
-    def length(self, episode_id: str) -> int:
-        return int(self._entry(episode_id)["length"])
-
-    def __len__(self) -> int:
-        return len(self._episodes)
-
-    def __contains__(self, episode_id: str) -> bool:
-        return episode_id in self._episodes
 
     def codes(self, episode_id: str, start: int = 0, length: int | None = None) -> np.ndarray:
         """uint16 (T, h, w) view of an episode's codes (or of a clip of it)."""
@@ -279,12 +260,6 @@ class TokenCache:
         length = entry["length"] - start if length is None else length
         offset = entry["offset"] + start
         return self._maps()[1][offset : offset + length]
-
-    def _entry(self, episode_id: str) -> dict[str, Any]:
-        try:
-            return self._episodes[episode_id]
-        except KeyError:
-            raise UserError(f"episode {episode_id!r} is not in token cache {self.path}") from None
 
     def _maps(self) -> tuple[np.ndarray, np.ndarray]:
         if self._codes is None:
@@ -305,27 +280,14 @@ class TokenCache:
         return state
 
 
-class TokenClipDataset(Dataset):
+class TokenClipDataset(EpisodeClips):
     """Token clips: items `{"tokens": int64 (T,h,w), "actions": float32 (T,A)}`."""
 
     def __init__(self, cache: TokenCache, clip_len: int, split: str = "train", stride: int = 1):
+        super().__init__(cache, clip_len, split, stride)
         self.cache = cache
-        self.clip_len = clip_len
-        self.split = split
-        self.episode_ids = cache.episode_ids(split)
-        self.index = clip_index([cache.length(e) for e in self.episode_ids], clip_len, stride)
-        if len(self.index) == 0:
-            raise UserError(
-                f"{cache.path}: no {split} episode has {clip_len} frames "
-                f"({len(self.episode_ids)} {split} episodes); use a shorter clip or another split"
-            )
 
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        episode, start = self.index[i]
-        eid = self.episode_ids[episode]
-        tokens = self.cache.codes(eid, int(start), self.clip_len).astype(np.int64)
-        actions = np.array(self.cache.actions(eid, int(start), self.clip_len), dtype=np.float32)
+    def clip(self, episode_id: str, start: int) -> dict[str, torch.Tensor]:
+        tokens = self.cache.codes(episode_id, start, self.clip_len).astype(np.int64)
+        actions = np.array(self.cache.actions(episode_id, start, self.clip_len), dtype=np.float32)
         return {"tokens": torch.from_numpy(tokens), "actions": torch.from_numpy(actions)}

@@ -1,8 +1,8 @@
 """The MaskViT transformer, masking for training, mask schedules and decoding."""
 
 from maskvit.model.decoding import DecodingResult, generate
+from maskvit.model.mask_schedules import SCHEDULES, get_schedule
 from maskvit.model.masking import mask_for_training, masked_cross_entropy
-from maskvit.model.schedules import SCHEDULES, get_schedule
 from maskvit.model.transformer import MaskViT
 
 __all__ = [

@@ -25,8 +25,8 @@ import torch
 
 from maskvit.config import DecodingConfig
 from maskvit.errors import UserError
+from maskvit.model.mask_schedules import masked_counts
 from maskvit.model.sampling import Generators, draw_uniform, gumbel_from_uniform, sample_categorical
-from maskvit.model.schedules import masked_counts
 
 UNMASK_MODES = ("confidence", "random")
 RANDOM = UNMASK_MODES[1]

@@ -13,7 +13,6 @@ global batch is split over processes and micro-batches changes nothing that is m
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -66,47 +65,71 @@ def sample_generators(seed: int, step: int, indices: Iterable[int]) -> list[torc
 Generators = torch.Generator | Sequence[torch.Generator] | None
 
 
-def draw_ratios_and_scores(batch: int, length: int, ratio: str | float, generator: Generators,
-                           device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B,) mask ratios and (B, length) uniform scores, from one generator or one per video.
+def goal_flags(batch: int, goal: bool | float, generator: Generators,
+               device: torch.device | str | None = None) -> torch.Tensor:
+    """(B,) bool: which videos are given their last frame as the goal.
 
-    Per-video generators draw on the CPU (ratio first, then scores), so the same video
-    gets the same mask on any device and in any batch.
+    `goal` is a probability (True = 1, False = 0). Only a probability strictly between
+    0 and 1 draws from the generators (one number per video, after its mask ratio), so
+    models that always or never see the goal mask exactly as before goals were optional.
+    """
+    p = float(goal)
+    if p <= 0.0 or p >= 1.0:
+        return torch.full((batch,), p >= 1.0, dtype=torch.bool, device=device)
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.rand(batch, generator=generator, device=device) < p
+    return torch.cat([torch.rand(1, generator=g) for g in generator]).to(device) < p
+
+
+def draw_ratios_and_scores(batch: int, length: int, ratio: str | float, generator: Generators,
+                           device: torch.device, goal: bool | float = False
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B,) mask ratios, (B,) goal flags and (B, length) uniform scores, from one generator
+    or one per video.
+
+    Per-video generators draw on the CPU (ratio, goal flag, then scores), so the same
+    video gets the same mask on any device and in any batch.
     """
     if generator is None or isinstance(generator, torch.Generator):
-        return (sample_mask_ratios(batch, ratio, generator, device),
-                torch.rand(batch, length, generator=generator, device=device))
+        ratios = sample_mask_ratios(batch, ratio, generator, device)
+        goals = goal_flags(batch, goal, generator, device)
+        return ratios, goals, torch.rand(batch, length, generator=generator, device=device)
     if len(generator) != batch:
         raise UserError(f"got {len(generator)} per-video generators for a batch of {batch}")
-    ratios = torch.cat([sample_mask_ratios(1, ratio, g) for g in generator])
-    scores = torch.stack([torch.rand(length, generator=g) for g in generator])
-    return ratios.to(device), scores.to(device)
+    ratios, goals, scores = [], [], []
+    for g in generator:
+        ratios.append(sample_mask_ratios(1, ratio, g))
+        goals.append(goal_flags(1, goal, [g]))
+        scores.append(torch.rand(length, generator=g))
+    return torch.cat(ratios).to(device), torch.cat(goals).to(device), torch.stack(scores).to(device)
 
 
 def mask_for_training(
     tokens: torch.Tensor,
     context_frames: int,
     ratio: str | float = "variable",
-    goal: bool = False,
+    goal: bool | float = False,
     generator: Generators = None,
     mask_token_id: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hide floor(r·N) future tokens per video.
 
     tokens (B, T, h, w) int64 -> (inputs with [MASK] ids, mask (B, T, h, w) bool).
-    `generator` is one generator for the batch or one per video (`sample_generators`).
-    `mask_token_id` defaults to the largest id the caller's codebook allows, so pass the
-    model's `mask_token_id` (= K) explicitly.
+    `goal`: the probability that a video's last frame is given (never masked) as its goal;
+    True = always. `generator` is one generator for the batch or one per video
+    (`sample_generators`). `mask_token_id` defaults to the largest id the caller's codebook
+    allows, so pass the model's `mask_token_id` (= K) explicitly.
     """
     if mask_token_id is None:
         raise UserError("mask_for_training needs mask_token_id (the model's K)")
     b, t, h, w = tokens.shape
     device = tokens.device
-    maskable = future_frame_mask(t, context_frames, goal, device)  # (T,)
-    maskable = maskable.view(1, t, 1, 1).expand(b, t, h, w).reshape(b, -1)  # (B, T·h·w)
-    n_future = int(maskable[0].sum())
-    ratios, scores = draw_ratios_and_scores(b, t * h * w, ratio, generator, device)
-    counts = torch.floor(ratios * n_future).long()
+    future_frame_mask(t, context_frames, bool(goal), device)  # a clip must leave frames to predict
+    ratios, goals, scores = draw_ratios_and_scores(b, t * h * w, ratio, generator, device, goal)
+    frames = future_frame_mask(t, context_frames, False, device).expand(b, t).clone()  # (B, T)
+    frames[:, -1] &= ~goals  # a given goal frame is never masked
+    maskable = frames[:, :, None].expand(b, t, h * w).reshape(b, -1)  # (B, T·h·w)
+    counts = torch.floor(ratios * maskable.sum(dim=1)).long()
     # Uniform random subset per video: rank random scores over maskable positions only.
     scores = scores.masked_fill(~maskable, 2.0)  # non-maskable sort last
     ranks = scores.argsort(dim=1).argsort(dim=1)  # rank of each position, 0 = smallest
@@ -116,15 +139,20 @@ def mask_for_training(
 
 
 def masked_count(seed: int, step: int, indices: Iterable[int], ratio: str | float,
-                 n_future: int) -> int:
+                 n_future: int, goal: bool | float = False, frame_tokens: int = 0) -> int:
     """Tokens that masks from `sample_generators(seed, step, indices)` hide, in all.
 
-    Reads only each video's ratio (its generator's first draw), so a process can count
-    the masked tokens of the whole global batch without its videos.
+    `n_future`: maskable tokens of a video without a goal; a video given its goal frame has
+    `frame_tokens` fewer. Reads only each video's ratio and goal flag (its generator's
+    first draws), so a process can count the masked tokens of the whole global batch
+    without its videos.
     """
-    generators = sample_generators(seed, step, indices)
-    ratios = torch.cat([sample_mask_ratios(1, ratio, g) for g in generators])
-    return int(torch.floor(ratios * n_future).sum())
+    total = 0
+    for g in sample_generators(seed, step, indices):
+        r = sample_mask_ratios(1, ratio, g)
+        given = bool(goal_flags(1, goal, [g])[0])
+        total += int(torch.floor(r * (n_future - frame_tokens * given)).sum())
+    return total
 
 
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
@@ -146,8 +174,3 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torc
         loss = F.cross_entropy(selected, labels, reduction="sum") / normalizer
     accuracy = (selected.argmax(-1) == labels).float().mean()
     return loss, accuracy.detach()
-
-
-def expected_masked_count(ratio: float, n_future: int) -> int:
-    """floor(r·N): how many of N future tokens a ratio r hides."""
-    return math.floor(ratio * n_future)

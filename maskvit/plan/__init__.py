@@ -12,8 +12,8 @@
 
 from maskvit.plan.baselines import OraclePolicy, RandomPolicy
 from maskvit.plan.cem import CEMResult, cem_optimize, correlated_noise, lag1_correlation
+from maskvit.plan.closed_loop import evaluate_policies
 from maskvit.plan.costs import COSTS, pixel_l2_cost
-from maskvit.plan.evaluate import evaluate_policies
 from maskvit.plan.model import load_predictor, predictor_fn
 from maskvit.plan.mpc import EpisodeResult, run_episode
 from maskvit.plan.planner import CEMPlanner, ModelPlanner, Plan, PredictFn

@@ -91,12 +91,6 @@ def num_elites(samples: int, fraction: float) -> int:
     return min(samples, max(2, math.ceil(fraction * samples - 1e-9)))
 
 
-def select_elites(actions: np.ndarray, costs: np.ndarray, count: int) -> np.ndarray:
-    """The `count` lowest-cost sequences (count, H, A), best first."""
-    order = np.argsort(costs, kind="stable")[:count]
-    return actions[order]
-
-
 def refit(elites: np.ndarray, min_std: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Per-step mean and std (H, A) of the elites: the next iteration's sampling distribution."""
     return elites.mean(axis=0), np.maximum(elites.std(axis=0), min_std)

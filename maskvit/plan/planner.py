@@ -7,8 +7,8 @@ Any video model plugs in through `PredictFn`:
                future_actions float (B, H, A))       # [:, i] is taken after frame Tc-1+i
         -> predicted frames uint8 (B, H, h, w, 3)    # [:, i] is the frame it leads to
 
-`maskvit.plan.model.predictor_fn` adapts the lead's `Predictor`; the oracle baseline uses
-a simulator copy instead (`maskvit.plan.oracle`). All M samples of an iteration go through
+`maskvit.plan.model.predictor_fn` adapts a `Predictor`; the oracle baseline
+(`maskvit.plan.baselines.OraclePolicy`) steps a copy of the simulator instead. All M samples of an iteration go through
 the model in chunks of `chunk_size` sequences, so memory stays bounded whatever M is.
 """
 

@@ -128,6 +128,7 @@ def build_router(state: ServerState) -> APIRouter:
             model=spec.name, preset=spec.preset, resolution=spec.resolution,
             clip_frames=spec.clip_frames, context_frames=spec.context_frames,
             tokens=list(spec.tokens), codebook_size=spec.codebook_size, action_dim=spec.action_dim,
+            goal_conditioned=spec.goal_conditioned,
             action_low=list(spec.action_low), action_high=list(spec.action_high),
             device=str(state.predictor.device), precision=state.predictor.precision,
             predict_defaults=spec.predict_defaults(), plan_defaults=spec.plan_defaults(),

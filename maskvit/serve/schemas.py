@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from maskvit.model.schedules import SCHEDULES
+from maskvit.model.mask_schedules import SCHEDULES
 from maskvit.plan.costs import COSTS
 
 Schedule = Literal[tuple(SCHEDULES)]  # type: ignore[valid-type]
@@ -160,6 +160,8 @@ class Info(_Strict):
     tokens: list[int] = Field(..., description="token grid per frame, [h, w]")
     codebook_size: int = Field(..., description="tokenizer codebook entries")
     action_dim: int = Field(..., description="action width A (0: not action-conditioned)")
+    goal_conditioned: bool = Field(
+        False, description="whether /v1/predict takes a goal frame (it fills the clip's last slot)")
     action_low: list[float] = Field(..., description="lowest accepted action per dimension")
     action_high: list[float] = Field(..., description="highest accepted action per dimension")
     device: str = Field(..., description="where the model runs")

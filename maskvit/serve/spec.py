@@ -28,6 +28,7 @@ class ModelSpec:
     tokens: tuple[int, int]
     codebook_size: int
     action_dim: int
+    goal_conditioned: bool  # a goal frame may fill the clip's last slot
     action_low: tuple[float, ...]
     action_high: tuple[float, ...]
     eval: Any  # EvalConfig
@@ -44,7 +45,8 @@ class ModelSpec:
             clip_frames=tc.num_frames, context_frames=context,
             predicted_frames=max(1, min(ev.predicted_frames, tc.num_frames - context)),
             tokens=(tc.tokens_h, tc.tokens_w), codebook_size=tc.codebook_size,
-            action_dim=tc.action_dim, action_low=tuple(low), action_high=tuple(high),
+            action_dim=tc.action_dim, goal_conditioned=tc.goal_conditioned,
+            action_low=tuple(low), action_high=tuple(high),
             eval=ev, plan=config.plan,
         )
 

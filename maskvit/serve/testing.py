@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def tiny_config():
-    """The tiny model's config (push dataset, 6-frame clips, 2 → 4 frames)."""
+def tiny_config(goal: bool = False):
+    """The tiny model's config (push dataset, 6-frame clips, 2 → 4 frames; with `goal`,
+    goal-conditioned for half its training clips: 2 → 3 frames + the goal)."""
     from maskvit.config import (
         Config,
         DataConfig,
@@ -31,8 +32,9 @@ def tiny_config():
         transformer=TransformerConfig(num_frames=6, context_frames=2, tokens_h=8, tokens_w=8,
                                       codebook_size=16, spatial_window=(1, 8, 8),
                                       spatiotemporal_window=(0, 4, 4), depth=1, heads=1, dim=16,
-                                      mlp_dim=32, dropout=0.0, action_dim=2),
-        eval=EvalConfig(context_frames=2, predicted_frames=4,
+                                      mlp_dim=32, dropout=0.0, action_dim=2,
+                                      goal_conditioned=goal, goal_prob=0.5),
+        eval=EvalConfig(context_frames=2, predicted_frames=3 if goal else 4,
                         decoding=DecodingConfig(steps=3, temperature=4.5)),
         plan=PlanConfig(horizon=3, samples=4, iterations=1, decoding=DecodingConfig(steps=2),
                         init_mean=(0.0, 0.0),
@@ -40,7 +42,7 @@ def tiny_config():
     )
 
 
-def tiny_predictor(seed: int = 0):
+def tiny_predictor(seed: int = 0, goal: bool = False):
     """A `Predictor` around freshly initialised tiny networks (weights fixed by `seed`)."""
     import torch
 
@@ -48,18 +50,18 @@ def tiny_predictor(seed: int = 0):
     from maskvit.predictor import Predictor
     from maskvit.tokenizer.vqgan import VQGAN
 
-    config = tiny_config()
+    config = tiny_config(goal)
     torch.manual_seed(seed)
     return Predictor(VQGAN(config.tokenizer), MaskViT(config.transformer), config)
 
 
-def save_tiny_bundle(out: str | Path, seed: int = 0) -> Path:
+def save_tiny_bundle(out: str | Path, seed: int = 0, goal: bool = False) -> Path:
     """The tiny model as a bundle directory `maskvit serve --model` can load."""
     from maskvit.config import save_config
-    from maskvit.tokenizer.run import MODULE
-    from maskvit.train.checkpoint import CONFIG_FILE, save_checkpoint
+    from maskvit.run_dir import CONFIG_FILE, save_checkpoint
+    from maskvit.tokenizer.vqgan import MODULE
 
-    predictor = tiny_predictor(seed)
+    predictor = tiny_predictor(seed, goal)
     out = Path(out)
     for part, module, net in (("tokenizer", MODULE, predictor.tokenizer),
                               ("transformer", "model", predictor.transformer)):

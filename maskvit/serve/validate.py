@@ -106,8 +106,15 @@ def _decode_settings(settings: DecodeSettings, spec: ModelSpec, n_context: int,
     if n_context < 1 or room < 1:
         raise BadInput(f"{n_context} context frames{' + 1 goal' if goal else ''} leave no room to "
                        f"predict in the model's {spec.clip_frames}-frame clips")
+    if goal and not spec.goal_conditioned:
+        raise BadInput("this model was trained without goal frames; send no goal")
     given = settings.model_fields_set
     num = settings.num_frames if settings.num_frames is not None else min(spec.predicted_frames, room)
+    if goal and settings.num_frames is None:
+        num = room  # the goal fills the clip's last slot, as in training
+    if goal and num != room:
+        raise BadInput(f"with a goal, num_frames must be {room}: {n_context} context + "
+                       f"{room} predicted + the goal fill the model's {spec.clip_frames}-frame clips")
     if num > room:
         raise BadInput(f"num_frames {num} too large: {n_context} context"
                        f"{' + 1 goal' if goal else ''} + {num} frames exceed the model's "

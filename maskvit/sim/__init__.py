@@ -2,7 +2,7 @@
 
 from maskvit.sim.config import PushConfig
 from maskvit.sim.push_env import PushEnv
-from maskvit.sim.tasks import PushTask, SceneLayout, make_push_task, sample_layout
+from maskvit.sim.scenes import PushTask, SceneLayout, make_push_task, sample_layout
 from maskvit.sim.world import PushState, PushWorld
 
 __all__ = [

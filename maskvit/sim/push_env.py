@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from maskvit.sim.config import PushConfig
-from maskvit.sim.tasks import PushTask, SceneLayout, sample_layout
+from maskvit.sim.scenes import PushTask, SceneLayout, sample_layout
 from maskvit.sim.world import PushState, PushWorld
 
 

@@ -18,7 +18,7 @@ with quiet_native_output():  # pybullet's C code prints a build banner on import
     from pybullet_utils import bullet_client
 
 from maskvit.sim.config import BOX_COLOURS, PushConfig
-from maskvit.sim.tasks import SceneLayout
+from maskvit.sim.scenes import SceneLayout
 
 ARM_LINK = 6  # the last link of the iiwa: its flat end is the pusher
 ARM_FLANGE_TO_TIP = 0.048  # metres from that link's frame down to its lowest point

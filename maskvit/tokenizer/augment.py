@@ -10,7 +10,7 @@ Each frame gets its own parameters, all drawn from the given `torch.Generator` i
 order and number (independent of the strengths), so a seeded generator — the engine's
 checkpointed one while training — makes the result exactly repeatable, resumes included.
 
-Frames may be either format of `maskvit.tokenizer.pixels`: float (..., 3, H, W) in
+Frames may be either format of `maskvit.tokenizer.vqgan`: float (..., 3, H, W) in
 [-1, 1] (what the networks consume; augmented without rounding) or uint8 (..., H, W, 3)
 (what datasets hold; converted, augmented and rounded back).
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from maskvit.tokenizer.pixels import float_to_uint8, uint8_to_float
+from maskvit.tokenizer.vqgan import float_to_uint8, uint8_to_float
 
 # Rec. 601 luma weights, as torchvision's rgb_to_grayscale.
 _LUMA = (0.299, 0.587, 0.114)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from maskvit.tokenizer.layers import group_norm
+from maskvit.tokenizer.vqgan import group_norm
 
 
 class PatchDiscriminator(nn.Module):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from maskvit.devices import resolve_device
 from maskvit.errors import UserError
 
 
@@ -34,20 +35,6 @@ class DistEnv:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' → CUDA when present, else CPU; 'cuda' picks this process's local GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {name}: no CUDA GPU is available; use --device cpu")
-        if name == "cuda":
-            return torch.device("cuda", local_rank)
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise UserError(f"--device {name!r}: choose auto, cpu, cuda or cuda:N")
-    return torch.device(name)
 
 
 def init_distributed(device: str = "auto") -> DistEnv:

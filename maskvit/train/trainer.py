@@ -3,7 +3,7 @@
 Read `Trainer.fit` top to bottom: fetch a global batch's worth of micro-batches, for
 each optimizer run forward/backward under autocast with DDP sync on the last
 micro-batch, clip, step, update EMA; then log, validate and checkpoint. What a model
-contributes lives in a `Task` (see `maskvit.train.task`).
+contributes lives in a `Task` (see `maskvit.train.task_protocol`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 
+from maskvit import run_dir as ckpt
 from maskvit.config import Config, TrainConfig, save_config
 from maskvit.errors import UserError
-from maskvit.train import checkpoint as ckpt
 from maskvit.train.distributed import (
     DistEnv,
     all_gather_objects,
@@ -34,11 +34,11 @@ from maskvit.train.distributed import (
 )
 from maskvit.train.ema import EMA
 from maskvit.train.logger import MetricLogger
+from maskvit.train.lr_schedule import lr_at
 from maskvit.train.optim import build_optimizer
 from maskvit.train.rng import capture_rng, restore_rng, seed_everything
 from maskvit.train.sampler import GlobalBatchSampler, eval_micro_batches
-from maskvit.train.schedule import lr_at
-from maskvit.train.task import OptimizerSpec, StepContext, Task
+from maskvit.train.task_protocol import OptimizerSpec, StepContext, Task
 
 
 @dataclass

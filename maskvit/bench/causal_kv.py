@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from maskvit.bench_baselines.common import KVCache, Layer, VideoEmbedding, cached_causal_attend
+from maskvit.bench.baseline_blocks import KVCache, Layer, VideoEmbedding, cached_causal_attend
 from maskvit.config import TransformerConfig
 from maskvit.errors import UserError
 from maskvit.model.sampling import Generators, draw_uniform, sample_categorical

@@ -20,8 +20,8 @@ from maskvit.config import PlanConfig
 from maskvit.errors import UserError
 from maskvit.plan.baselines import OraclePolicy, RandomPolicy
 from maskvit.plan.mpc import run_episode
+from maskvit.plan.plan_report import summarise, write_episode_gif, write_html, write_results
 from maskvit.plan.planner import ModelPlanner, PredictFn
-from maskvit.plan.report import summarise, write_episode_gif, write_html, write_results
 from maskvit.plan.worlds import make_world
 
 POLICIES = ("model", "random", "oracle")

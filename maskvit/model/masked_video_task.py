@@ -28,7 +28,7 @@ from maskvit.model.masking import (
     masked_count,
     sample_generators,
 )
-from maskvit.train.task import Logs, StepContext, Task
+from maskvit.train.task_protocol import Logs, StepContext, Task
 
 
 def global_offset(ctx: StepContext, micro_batch_size: int) -> int:
@@ -46,6 +46,7 @@ class MaskedVideoTask(Task):
     def __init__(self, cfg: TransformerConfig, train_cfg: TrainConfig,
                  model: MaskViT | None = None) -> None:
         self.cfg = cfg
+        self.goal = cfg.goal_prob if cfg.goal_conditioned else 0.0  # P(a clip's goal is given)
         self.mask_ratio = train_cfg.mask_ratio
         self.seed = train_cfg.seed
         self.global_batch, self.grad_accum = train_cfg.batch_size, train_cfg.grad_accum
@@ -60,7 +61,7 @@ class MaskedVideoTask(Task):
         actions = batch.get("actions") if self.cfg.action_dim > 0 else None
         inputs, mask = mask_for_training(
             tokens, self.cfg.context_frames, self.mask_ratio,
-            goal=self.cfg.goal_conditioned, generator=self.mask_generators(ctx, len(tokens)),
+            goal=self.goal, generator=self.mask_generators(ctx, len(tokens)),
             mask_token_id=self.cfg.mask_token_id)
         logits = ctx.modules["model"](inputs, actions)  # (B, T, h, w, K)
         normalizer = self.loss_normalizer(ctx, tokens) if ctx.training else None
@@ -91,10 +92,9 @@ class MaskedVideoTask(Task):
         micro / global on the masked-token count of the global batch.
         """
         t, h, w = tokens.shape[1:]
-        n_future = int(future_frame_mask(t, self.cfg.context_frames,
-                                         self.cfg.goal_conditioned).sum()) * h * w
+        n_future = int(future_frame_mask(t, self.cfg.context_frames).sum()) * h * w
         total = masked_count(self.seed, ctx.step, range(self.global_batch), self.mask_ratio,
-                             n_future)
+                             n_future, self.goal, h * w)
         return max(total, 1) * len(tokens) / self.global_batch
 
     def count_tokens(self, batch: dict[str, Any]) -> int:

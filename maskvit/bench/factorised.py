@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from maskvit.bench_baselines.common import (
+from maskvit.bench.baseline_blocks import (
     KVCache,
     Layer,
     VideoEmbedding,

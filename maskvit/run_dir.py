@@ -1,9 +1,14 @@
-"""The run directory: resolved config, logs and atomically written checkpoints.
+"""The run directory, read and written here only: config, checkpoints, sources, `latest`.
+
+The trainer writes runs and inference reads them; both go through this module, so
+inference (the Predictor, the tokenizer, the server) never imports the trainer.
 
 Layout (what `load_run`, the Predictor and `maskvit plan` rely on)::
 
     RUN/
       config.yaml                    resolved `Config` of the run (YAML)
+      sources.json                   transformer runs: the token cache and the tokenizer
+                                     checkpoint (run, step, weight fingerprint) it came from
       metrics.jsonl                  one JSON object per logged step / validation
       tb/                            TensorBoard event files
       checkpoints/
@@ -410,3 +415,92 @@ def load_run(path: str | Path, module: str = "model", step: int | None = None
         raise UserError(f"{ckpt_dir} holds no module {module!r}; it has: "
                         f"{', '.join(sorted(ckpt.weights)) or 'nothing'}")
     return config, ckpt.weights[module], ckpt.ema.get(module)
+
+
+def tokenizer_step(path: str | Path, step: int | None = None) -> int:
+    """The exact checkpoint step `load_vqgan(path, step=step)` reads (None: the latest now).
+
+    `maskvit tokenize` records it, so later stages load that checkpoint and no other.
+    """
+    run = Path(path)
+    if not run.is_dir():
+        raise UserError(f"run directory not found: {run}")
+    return checkpoint_step(checkpoint_path(run, step))
+
+
+# ---------------------------------------------------------------- sources.json
+# What a transformer run was trained on (written by `maskvit train`), so that
+# `Predictor.from_run(RUN)` loads exactly the tokenizer that made its tokens.
+
+SOURCES_FILE = "sources.json"  # written by `maskvit train`: where the tokens came from
+
+
+def read_sources(model_run: Path) -> dict[str, Any]:
+    """RUN/sources.json as a dict ({} when the run has none or it is unreadable)."""
+    path = Path(model_run) / SOURCES_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def tokenizer_run_of(model_run: Path) -> Path:
+    """The tokenizer run a transformer run was trained on (recorded by `maskvit train`)."""
+    recorded = read_sources(model_run).get("tokenizer")
+    if recorded and Path(recorded).is_dir():
+        return Path(recorded)
+    if recorded:
+        raise UserError(f"{model_run} was trained on tokens of the tokenizer run {recorded}, "
+                        "which no longer exists; pass --tokenizer RUN")
+    raise UserError(f"{model_run} does not say which tokenizer made its tokens "
+                    f"(no {SOURCES_FILE}); pass --tokenizer RUN")
+
+
+def tokenizer_step_of(model_run: Path, tokenizer_run: Path) -> int | None:
+    """The tokenizer checkpoint step that made the run's tokens (None: the latest).
+
+    The recorded step when `tokenizer_run` has it; a one-line error when it is the
+    recorded run and that checkpoint is gone. Old runs recorded no step: the latest.
+    """
+    sources = read_sources(model_run)
+    step = sources.get("tokenizer_step")
+    if not isinstance(step, int) or isinstance(step, bool):
+        return None
+    if (tokenizer_run / CHECKPOINTS / f"step_{step:08d}").is_dir():
+        return step
+    recorded = sources.get("tokenizer")
+    if recorded and Path(recorded).resolve() == tokenizer_run.resolve():
+        raise UserError(f"{model_run} was trained on tokens of {tokenizer_run} at step {step}, "
+                        f"but that checkpoint is gone (it has steps "
+                        f"{available_steps(tokenizer_run)}); restore it or pass --tokenizer "
+                        f"with a copy of it")
+    return None  # another run (a copy or a bundle): its fingerprint must match
+
+
+def check_tokenizer(model_run: Path, tokenizer_run: Path, tokenizer: Any) -> None:
+    """Refuse a tokenizer whose weights differ from the one that made the run's tokens."""
+    sources = read_sources(model_run)
+    expected = sources.get("tokenizer_fingerprint")
+    if expected and tokenizer.fingerprint() != expected:
+        raise UserError(f"tokenizer {tokenizer_run} differs from the one that made the tokens "
+                        f"of {model_run} ({sources.get('tokenizer')} at step "
+                        f"{sources.get('tokenizer_step')}); pass --tokenizer with that run")
+
+
+def check_sources(out: Path, sources: dict[str, Any]) -> None:
+    """A resumed run must go on training on codes of the same tokenizer checkpoint."""
+    before = read_sources(out)
+    old, new = before.get("tokenizer_fingerprint"), sources.get("tokenizer_fingerprint")
+    if old and new and old != new:
+        raise UserError(
+            f"{out} was trained on tokens of tokenizer {before.get('tokenizer')} step "
+            f"{before.get('tokenizer_step')}, but --data holds tokens of "
+            f"{sources.get('tokenizer')} step {sources.get('tokenizer_step')}; resume with "
+            f"the run's own token cache ({before.get('token_cache')})")
+
+
+def record_sources(out: Path, sources: dict[str, Any]) -> None:
+    """Write RUN/sources.json: the token cache and the tokenizer checkpoint that made it, so
+    that `Predictor.from_run(RUN)` loads exactly that tokenizer without being told."""
+    atomic_write_text(out / SOURCES_FILE, json.dumps(sources, indent=1) + "\n")

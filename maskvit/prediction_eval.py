@@ -41,20 +41,23 @@ class EvaluationOutput:
 
 
 def test_clips(store: EpisodeStore, protocol: Protocol, split: str,
-               num_videos: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first clip of each of the first `num_videos` episodes of `split`."""
+               num_videos: int, goal: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The first clip of each of the first `num_videos` episodes of `split` (one frame
+    longer with `goal`: the true frame after the predicted ones is the goal)."""
     frames, actions = [], []
+    length = protocol.total_frames + int(goal)
     for episode_id in store.episode_ids(split):
-        if store.length(episode_id) < protocol.total_frames:
+        if store.length(episode_id) < length:
             continue
-        clip = store.load_clip(episode_id, 0, protocol.total_frames)
+        clip = store.load_clip(episode_id, 0, length)
         frames.append(clip["frames"])
         actions.append(clip["actions"])
         if len(frames) == num_videos:
             break
     if not frames:
-        raise UserError(f"{store.path}: no {split} episode has {protocol.total_frames} frames "
-                        f"({protocol.context_frames} context + {protocol.predicted_frames} predicted)")
+        raise UserError(f"{store.path}: no {split} episode has {length} frames "
+                        f"({protocol.context_frames} context + {protocol.predicted_frames} predicted"
+                        f"{' + 1 goal' if goal else ''})")
     return np.stack(frames), np.stack(actions).astype(np.float32)
 
 
@@ -104,14 +107,19 @@ def evaluate_predictor(
     show_samples: int = 4,
     progress: bool = True,
     decoding: DecodingConfig | None = None,
+    goal: bool = False,
 ) -> EvaluationOutput:
     """Sample `protocol.trials` futures for each test clip and score them.
 
     `decoding` defaults to the model's `eval.decoding` (benchmarks sweep other settings).
+    `goal` (goal-conditioned models; paper Table 1): the true frame right after the
+    predicted ones is given as the goal, and the frames in between are scored.
     """
     if batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}")
-    truth, actions = test_clips(store, protocol, split, protocol.num_videos)
+    truth, actions = test_clips(store, protocol, split, protocol.num_videos, goal)
+    goals = truth[:, protocol.total_frames] if goal else None
+    truth = truth[:, :protocol.total_frames]
     networks = networks if networks is not None else MetricNetworks.load(metrics)
     evaluator = VideoPredictionEvaluator(protocol, metrics, networks=networks)
     use_actions = predictor.config.transformer.action_dim > 0
@@ -129,8 +137,10 @@ def evaluate_predictor(
         act = actions[start:start + batch_size, : tc + tp] if use_actions else None
         samples = []
         for trial in range(protocol.trials):
-            samples.append(predictor.predict(gt[:, :tc], actions=act, num_frames=tp,
-                                             decoding=decoding, seed=seed + 1000 * trial + start))
+            samples.append(predictor.predict(
+                gt[:, :tc], actions=act, num_frames=tp, decoding=decoding,
+                goal_frame=None if goals is None else goals[start:start + batch_size],
+                seed=seed + 1000 * trial + start))
             bar.update(len(gt))
         pred = np.stack(samples, axis=1)  # (B, N, Tp, H, W, 3)
         evaluator.update(gt, pred)

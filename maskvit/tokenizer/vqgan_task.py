@@ -35,9 +35,8 @@ from maskvit.tokenizer.losses import (
     hinge_g_loss,
     reconstruction_loss,
 )
-from maskvit.tokenizer.pixels import uint8_to_float
-from maskvit.tokenizer.vqgan import VQGAN
-from maskvit.train.task import Logs, OptimizerSpec, StepContext, Task
+from maskvit.tokenizer.vqgan import VQGAN, uint8_to_float
+from maskvit.train.task_protocol import Logs, OptimizerSpec, StepContext, Task
 
 
 def perceptual_network(cfg: TokenizerConfig,

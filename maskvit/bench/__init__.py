@@ -1,6 +1,7 @@
-"""Baselines for `maskvit bench decode`: what real autoregressive video models cost.
+"""`maskvit bench decode` (`decode.py`) and the baselines it times: what real autoregressive
+video models cost.
 
-Not product code: randomly initialised, never trained, only timed. Both have MaskViT's
+The baselines are not product code: randomly initialised, never trained, only timed. Both have MaskViT's
 width, number of layers, MLP and embeddings (so nearly its parameter count; they lack
 only the relative-position bias tables):
 

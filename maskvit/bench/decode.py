@@ -3,10 +3,10 @@
 Wall clock, timed whole, on randomly initialised models of a preset's geometry:
 
 - MaskViT, iterative decoding (the preset's steps, schedule, temperature, top-p);
-- a KV-cached causal decoder of the same width, layers and size (`bench_baselines.causal_kv`):
+- a KV-cached causal decoder of the same width, layers and size (`maskvit.bench.causal_kv`):
   what an autoregressive video model really costs, one cached step per token;
 - a factorised spatial/temporal transformer decoding frame by frame with a few MaskGIT
-  steps per frame and a cached past (`bench_baselines.factorised`, GENIE-style).
+  steps per frame and a cached past (`maskvit.bench.factorised`, GENIE-style).
 
 Every (preset, batch, precision) configuration runs each decoder once per round, the
 rounds interleave all configurations and decoders (A, B, C, A, B, C, ...), and the
@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from maskvit.bench_baselines.causal_kv import CausalVideoDecoder, decode_causal_kv
-from maskvit.bench_baselines.common import parameter_count
-from maskvit.bench_baselines.factorised import FactorisedVideoTransformer, decode_factorised
+from maskvit.bench.baseline_blocks import parameter_count
+from maskvit.bench.causal_kv import CausalVideoDecoder, decode_causal_kv
+from maskvit.bench.factorised import FactorisedVideoTransformer, decode_factorised
 from maskvit.config import load_preset
 from maskvit.model import MaskViT
 from maskvit.model.decoding import (
