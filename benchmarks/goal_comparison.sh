@@ -12,15 +12,15 @@
 set -euo pipefail
 TOKENS=$1 DATA=$2 OUT=${3:-runs/goal_comparison}
 STEPS=${STEPS:-1500}
-export OMP_NUM_THREADS=${THREADS:-1}
+THREADS=${THREADS:-1}
 COMMON=(--preset push64 --data "$TOKENS" --device cpu --no-progress
         --set train.steps="$STEPS" --set train.batch_size=16 --set train.warmup_steps=100
         --set train.checkpoint_every=250)
 resume() { [ -f "$1/config.yaml" ] && echo --resume || true; }
 mkdir -p "$OUT"
-maskvit train "${COMMON[@]}" --out "$OUT/without_goal" $(resume "$OUT/without_goal") \
+OMP_NUM_THREADS=$THREADS maskvit train "${COMMON[@]}" --out "$OUT/without_goal" $(resume "$OUT/without_goal") \
   > "$OUT/without_goal.log" 2>&1 &
-maskvit train "${COMMON[@]}" --out "$OUT/with_goal" $(resume "$OUT/with_goal") \
+OMP_NUM_THREADS=$THREADS maskvit train "${COMMON[@]}" --out "$OUT/with_goal" $(resume "$OUT/with_goal") \
   --set transformer.goal_conditioned=true > "$OUT/with_goal.log" 2>&1 &
 wait
 EVAL=(--data "$DATA" --num-videos 32 --trials 4 --metrics psnr,ssim,lpips,fvd --no-progress)
