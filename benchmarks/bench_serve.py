@@ -53,6 +53,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--plan-iterations", type=int, default=2, help="CEM iterations (default 2)")
     p.add_argument("--plan-horizon", type=int, default=5, help="plan horizon (default 5)")
     p.add_argument("--soak-seconds", type=float, default=600.0, help="soak length (default 600; 0 skips)")
+    p.add_argument("--soak-only", action="store_true", help="only the soak (and storm), no cells")
+    p.add_argument("--malloc-arena-max", type=int, default=None,
+                   help="MALLOC_ARENA_MAX of the server (glibc; default: glibc's own)")
     p.add_argument("--storm", type=int, default=2000, help="bad requests in the storm (default 2000; 0 skips)")
     p.add_argument("--threads", type=int, default=None, help="torch threads of each server (default: all cores)")
     p.add_argument("--device", default="cpu")
@@ -129,6 +132,8 @@ def start_server(args, name: str, max_batch: int, max_wait_ms: float) -> tuple[s
     env = dict(os.environ)
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
+    if args.malloc_arena_max:
+        env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
     cmd = [sys.executable, "-m", "maskvit", "serve", "--port", "0", "--token-file", str(token_file),
            "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
            "--queue-limit", "100000", "--timeout", str(args.timeout), "--log-level", "warning",
@@ -200,11 +205,21 @@ async def run_clients(url: str, clients: int, requests: int, make_request, timeo
             "p99_ms": round(float(np.percentile(ms, 99)), 1) if len(ms) else None}
 
 
-async def run_soak(url: str, clients: int, seconds: float, make_request, timeout: float) -> dict:
+async def run_soak(url: str, clients: int, seconds: float, make_request, timeout: float,
+                   pid: int, every: float = 30.0) -> dict:
+    """Closed-loop mixed load for `seconds`; the server's RSS sampled every `every` s, so a
+    plateau (allocator caches filling once) tells apart from growth that would not stop."""
     import httpx
 
     ok, errors = 0, {}
-    deadline = time.monotonic() + seconds
+    series = [(0.0, round(rss_mb(pid), 1))]
+    start = time.monotonic()
+    deadline = start + seconds
+
+    async def sampler() -> None:
+        while time.monotonic() < deadline:
+            await asyncio.sleep(min(every, max(deadline - time.monotonic(), 0.0)))
+            series.append((round(time.monotonic() - start, 1), round(rss_mb(pid), 1)))
     async with httpx.AsyncClient(base_url=url, timeout=timeout,
                                  limits=httpx.Limits(max_connections=clients),
                                  headers={"Authorization": f"Bearer {TOKEN}"}) as client:
@@ -223,8 +238,10 @@ async def run_soak(url: str, clients: int, seconds: float, make_request, timeout
                 else:
                     errors[status] = errors.get(status, 0) + 1
 
-        await asyncio.gather(*(worker(i) for i in range(clients)))
-    return {"ok": ok, "errors": errors}
+        await asyncio.gather(sampler(), *(worker(i) for i in range(clients)))
+    half = [mb for t, mb in series if t >= seconds / 2]
+    return {"ok": ok, "errors": errors, "rss_series_mb": series,
+            "rss_growth_second_half_mb": round(half[-1] - half[0], 1) if len(half) > 1 else None}
 
 
 async def run_storm(url: str, count: int, bad: list, timeout: float) -> dict:
@@ -282,11 +299,12 @@ def main(argv=None) -> int:
 
     results: dict = {"settings": vars(args), "cells": [], "soak": None, "storm": None}
     failed = False
-    for name, max_batch, wait in (("dynamic", args.max_batch, args.max_wait_ms), ("batch1", 1, 0.0)):
+    servers = [("dynamic", args.max_batch, args.max_wait_ms), ("batch1", 1, 0.0)]
+    for name, max_batch, wait in servers[:1] if args.soak_only else servers:
         proc, url = start_server(args, name, max_batch, wait)
         try:
             asyncio.run(run_clients(url, 1, 1, make_request(modes[0]), args.timeout))  # warm-up
-            for mode in modes:
+            for mode in [] if args.soak_only else modes:
                 for c in clients:
                     cell = asyncio.run(run_clients(url, c, args.requests, make_request(mode), args.timeout))
                     cell.update(server=name, mode=mode)
@@ -297,13 +315,15 @@ def main(argv=None) -> int:
                           flush=True)
             if name == "dynamic" and args.soak_seconds > 0:
                 before = rss_mb(proc.pid)
-                soak = asyncio.run(run_soak(url, max(clients), args.soak_seconds, mixed, args.timeout))
+                soak = asyncio.run(run_soak(url, max(clients), args.soak_seconds, mixed, args.timeout,
+                                            proc.pid))
                 soak.update(seconds=args.soak_seconds, rss_before_mb=round(before, 1),
                             rss_after_mb=round(rss_mb(proc.pid), 1))
                 results["soak"] = soak
                 failed |= bool(soak["errors"])
                 print(f"[soak] {args.soak_seconds:g} s, {max(clients)} clients: {soak['ok']} ok, "
-                      f"errors {soak['errors'] or 0}; RSS {soak['rss_before_mb']} -> {soak['rss_after_mb']} MB",
+                      f"errors {soak['errors'] or 0}; RSS {soak['rss_before_mb']} -> {soak['rss_after_mb']} MB "
+                      f"({soak['rss_growth_second_half_mb']} MB in the second half)",
                       flush=True)
             if name == "dynamic" and args.storm > 0:
                 bad = bad_requests(predict_bodies[0], {**plan_bodies[0], **plan_settings})
