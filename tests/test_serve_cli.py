@@ -84,3 +84,12 @@ def test_a_busy_port_is_a_one_line_error(tmp_path, capsys):
         assert main(["serve", "--model", str(tmp_path / "nothing"), "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"port {port} on 127.0.0.1 is in use" in err and "\n" == err[-1] and err.count("\n") == 1
+
+
+def test_the_server_caps_malloc_arenas_unless_the_environment_says(monkeypatch):
+    from maskvit.serve.runner import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False  # the user's setting wins
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert limit_malloc_arenas() is (sys.platform.startswith("linux"))

@@ -87,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
     from maskvit.commands._model_args import load_predictor
     from maskvit.pretrained import default_model
     from maskvit.serve.app import create_app
-    from maskvit.serve.runner import bind_socket, uvicorn_config
+    from maskvit.serve.runner import bind_socket, limit_malloc_arenas, uvicorn_config
 
     settings = settings_from_args(args)
+    limit_malloc_arenas()  # before the server's threads exist
     sock = bind_socket(settings.host, settings.port)
     try:
         model = args.model or default_model()
