@@ -88,3 +88,18 @@ def test_bad_inputs_raise_one_line_user_errors():
         VQGAN(tiny_config(downsample=3))
     with pytest.raises(UserError, match="uint16"):
         VQGAN(tiny_config(codebook_size=70000))
+
+
+def test_cpu_inference_in_chunks_gives_the_whole_batch_values(monkeypatch):
+    import maskvit.tokenizer.vqgan as vqgan
+
+    torch.manual_seed(0)
+    model = VQGAN(tiny_config()).eval()
+    frames = torch.randint(0, 256, (2, 5, 16, 16, 3), dtype=torch.uint8)  # 10 frames
+    whole_codes = model.encode(frames)
+    whole_frames = model.decode(whole_codes, dtype=torch.float32)
+    monkeypatch.setattr(vqgan, "INFERENCE_CHUNK_PIXELS", 3 * 16 * 16)  # 3-frame chunks, 1 left over
+    assert torch.equal(model.encode(frames), whole_codes)
+    chunked = model.decode(whole_codes, dtype=torch.float32)
+    assert chunked.shape == whole_frames.shape
+    torch.testing.assert_close(chunked, whole_frames, rtol=0, atol=1e-5)

@@ -88,8 +88,14 @@ def plot_curves(
     draw.text(((left + right) / 2, HEIGHT - 8), xlabel, fill="black", font=small, anchor="mb")
     draw.text((left, top - 6), ylabel, fill="black", font=small, anchor="rb")
 
+    # Legend entries sit side by side, each as wide as its label, spread over the plot's
+    # width when they fit (a fixed pitch cut off the fourth of four labels).
+    widths = [30 + draw.textlength(curve.label, font=small) for curve in curves]
+    gap = max(12.0, min(170.0 - max(widths, default=0.0), (right - left - 20 - sum(widths)) / max(len(curves), 1)))
+    legend_xs = [left + 20 + sum(widths[:i]) + gap * i for i in range(len(curves))]
     for index, curve in enumerate(curves):
         colour = COLOURS[index % len(COLOURS)]
+        legend_x = legend_xs[index]
         values = _finite(curve.values)
         if curve.band is not None:
             band = _finite(curve.band)
@@ -110,7 +116,7 @@ def plot_curves(
             draw.line(line, fill=colour, width=3)
         for x, y in line:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-        legend_x, legend_y = left + 20 + 170 * index, top - 16
+        legend_y = top - 16
         draw.line([(legend_x, legend_y), (legend_x + 25, legend_y)], fill=colour, width=3)
         draw.text((legend_x + 30, legend_y), curve.label, fill="black", font=small, anchor="lm")
     return atomic_write(path, lambda f: image.save(f, format="PNG"))

@@ -42,6 +42,14 @@ Frames = torch.Tensor | np.ndarray
 # The module name the tokenizer task checkpoints under (RUN/checkpoints/step_N/vqgan.*).
 MODULE = "vqgan"
 
+# CPU inference runs the encoder and decoder on at most this many pixels (whole frames,
+# 16 frames of 64 × 64) at a time. Why: planning decodes 640 frames per call, whose
+# full-resolution activations are ~70 MB per layer; fresh allocations that large are
+# page-faulted in and fall out of cache, and decoding them as one batch took 1.9x as long
+# as in 16-frame chunks (benchmarks/RESULTS.md, "Faster decoding loop"). Frames never
+# interact (GroupNorm and attention are per frame), so the values are the whole batch's.
+INFERENCE_CHUNK_PIXELS = 65536
+
 
 # ---------------------------------------------------------------- frame formats
 # uint8 frames, channels last: (..., H, W, 3) in [0, 255] — what datasets and users hold.
@@ -269,8 +277,8 @@ class VQGAN(nn.Module):
         """Frames -> int64 codes (..., h, w). See the module docstring for formats."""
         x = self._to_float(frames)  # (..., 3, H, W)
         lead = x.shape[:-3]
-        z = self.encoder(x.reshape(-1, *x.shape[-3:]))
-        codes = self.quantizer.nearest_grid(z)  # (N, h, w)
+        codes = self._in_chunks(lambda chunk: self.quantizer.nearest_grid(self.encoder(chunk)),
+                                x.reshape(-1, *x.shape[-3:]))  # (N, h, w)
         return codes.reshape(*lead, *codes.shape[-2:])
 
     @torch.no_grad()
@@ -283,7 +291,8 @@ class VQGAN(nn.Module):
             raise UserError(f"codes must lie in [0, {self.cfg.codebook_size}); got "
                             f"{int(codes.min())}..{int(codes.max())}")
         lead = codes.shape[:-2]
-        x = self.decoder(self.quantizer.lookup(codes.reshape(-1, *codes.shape[-2:])))
+        x = self._in_chunks(lambda chunk: self.decoder(self.quantizer.lookup(chunk)),
+                            codes.reshape(-1, *codes.shape[-2:]))
         x = x.float().clamp(-1.0, 1.0).reshape(*lead, *x.shape[-3:])
         if dtype == torch.uint8:
             return float_to_uint8(x)
@@ -294,6 +303,14 @@ class VQGAN(nn.Module):
         """Encode then decode; uint8 in -> uint8 out, float in -> float out."""
         dtype = torch.uint8 if as_tensor(frames).dtype == torch.uint8 else torch.float32
         return self.decode(self.encode(frames), dtype=dtype)
+
+    def _in_chunks(self, fn, batch: torch.Tensor) -> torch.Tensor:
+        """fn over the batch's first axis, INFERENCE_CHUNK_PIXELS at a time on the CPU."""
+        r = self.cfg.resolution
+        per_chunk = max(1, INFERENCE_CHUNK_PIXELS // (r * r))
+        if batch.shape[0] <= per_chunk or batch.device.type != "cpu":
+            return fn(batch)
+        return torch.cat([fn(batch[i:i + per_chunk]) for i in range(0, batch.shape[0], per_chunk)])
 
     def _to_float(self, frames: Frames) -> torch.Tensor:
         x = as_tensor(frames).to(self.device)
