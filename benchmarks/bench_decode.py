@@ -2,7 +2,8 @@
 factorised GENIE-style transformer, with the paper's Table 3 pass counts beside them.
 
 One run, rounds interleaved over every configuration and decoder:
-push64 at batch 1 and at a planning batch of 64, bair64 at batch 1; fp32 and bf16 each.
+push64 at batch 1 and at a planning batch of 64 (at the preset's evaluation steps and at
+`maskvit plan`'s), bair64 at batch 1; fp32 and bf16 each.
 Run it on an idle machine; the tables go to stdout (and raw seconds to --json):
 
     python benchmarks/bench_decode.py [--rounds 3] [--threads N] [--json decode.json] [--quick]
@@ -22,10 +23,14 @@ import subprocess
 import torch
 
 from maskvit.bench.decode import format_report, time_plan
+from maskvit.config import load_preset
 
+# push64 at a planning batch also runs at the steps `maskvit plan` decodes with.
+PLAN_STEPS = load_preset("push64").plan.decoding.steps
 FULL_PLAN = [(preset, batch, precision)
              for preset, batches in (("push64", (1, 64)), ("bair64", (1,)))
              for batch in batches for precision in ("fp32", "bf16")]
+FULL_PLAN[4:4] = [("push64", 64, precision, PLAN_STEPS) for precision in ("fp32", "bf16")]
 QUICK_PLAN = [("push64", 1, "fp32"), ("push64", 1, "bf16")]
 
 

@@ -83,3 +83,13 @@ def test_bench_decode_rejects_bad_arguments_in_one_line(capsys):
         assert main(["bench", "decode", "--presets", "push64", *extra]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "error" in err and "Traceback" not in err
+
+
+def test_a_plan_entry_may_set_maskvits_steps():
+    from maskvit.bench.decode import time_plan
+    from maskvit.config import load_preset
+
+    preset_steps = load_preset("push64").eval.decoding.steps
+    rows = time_plan([("push64", 1, "fp32"), ("push64", 1, "fp32", 2)], ar_passes=1, rounds=1)
+    assert [r.iterative_passes for r in rows] == [preset_steps, 2]
+    assert all(len(r.seconds["maskvit"]) == 1 for r in rows)

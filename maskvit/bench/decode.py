@@ -175,16 +175,20 @@ def time_decoders(presets: list[str], batches: list[int], precisions: list[str],
     return time_plan(plan, device, steps, factorised_steps, ar_passes, rounds, seed, progress)
 
 
-def time_plan(plan: list[tuple[str, int, str]], device: str = "cpu", steps: int | None = None,
+def time_plan(plan: list[tuple], device: str = "cpu", steps: int | None = None,
               factorised_steps: int = 2, ar_passes: int = 2, rounds: int = 2, seed: int = 0,
               progress: Callable[[str], None] | None = None) -> list[DecodeTiming]:
-    """Time every decoder on each (preset, batch, precision) of `plan`; each round runs
-    every configuration and decoder once, so slow drifts of the machine hit all alike."""
-    setups = {p: _Setup(p, device, steps, seed) for p in dict.fromkeys(k[0] for k in plan)}
+    """Time every decoder on each (preset, batch, precision[, steps]) of `plan`; each round
+    runs every configuration and decoder once, so slow drifts of the machine hit all alike.
+    MaskViT decodes in the entry's steps when it gives them, else `steps` or the preset's."""
+    def setup_key(key: tuple) -> tuple[str, int | None]:
+        return key[0], key[3] if len(key) > 3 else steps
+
+    setups = {k: _Setup(k[0], device, k[1], seed) for k in dict.fromkeys(map(setup_key, plan))}
     rows: dict[tuple, DecodeTiming] = {}
     runners: dict[tuple, dict[str, Callable[[], int]]] = {}
     for key in plan:
-        setup = setups[key[0]]
+        setup = setups[setup_key(key)]
         cfg = setup.cfg
         n_future = (cfg.num_frames - setup.eval.context_frames) * cfg.tokens_per_frame
         rows[key] = DecodeTiming(key[0], key[1], key[2], n_future, setup.steps, factorised_steps,
