@@ -10,4 +10,7 @@ only the relative-position bias tables):
 - `factorised`: a spatial/temporal factorised transformer (GENIE-style), causal in time,
   decoding frame by frame with a few MaskGIT steps per frame and a per-frame key/value
   cache of the temporal layers.
+
+`ranking` holds the metrics of `benchmarks/bench_plan_ranking.py`: how a model's planning
+costs rank CEM's action sequences against the costs of their true futures.
 """
