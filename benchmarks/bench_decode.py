@@ -34,6 +34,17 @@ FULL_PLAN[4:4] = [("push64", 64, precision, PLAN_STEPS) for precision in ("fp32"
 QUICK_PLAN = [("push64", 1, "fp32"), ("push64", 1, "bf16")]
 
 
+def parse_entry(text: str) -> tuple:
+    """`push64:64:fp32[:3]` → ("push64", 64, "fp32"[, 3]), an entry of `time_plan`."""
+    parts = text.split(":")
+    if len(parts) not in (3, 4) or parts[2] not in ("fp32", "bf16"):
+        raise argparse.ArgumentTypeError(f"expected PRESET:BATCH:fp32|bf16[:STEPS], got {text!r}")
+    try:
+        return (parts[0], int(parts[1]), parts[2], *(int(x) for x in parts[3:]))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"BATCH and STEPS must be integers in {text!r}") from None
+
+
 def cpu_name() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
@@ -52,10 +63,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", default=None, help="also write every round's seconds here")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--entry", action="append", default=[], type=parse_entry,
+                        help="time only PRESET:BATCH:PRECISION[:STEPS] (repeatable)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    plan = QUICK_PLAN if args.quick else FULL_PLAN
+    plan = args.entry or (QUICK_PLAN if args.quick else FULL_PLAN)
     header = (f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads, device {args.device}")
     print(header, flush=True)
