@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from maskvit.bench.ranking import average_pool, ranking_metrics
-from maskvit.config import DecodingConfig
+from maskvit.config import DecodingConfig, check_decoding
+from maskvit.errors import UserError
 from maskvit.plan.cem import num_elites, sample_actions, step_weights
 from maskvit.plan.costs import get_cost
 from maskvit.plan.model import clip_actions
@@ -64,15 +65,24 @@ def parse_variant(text: str, base: DecodingConfig) -> Variant:
     extra: dict = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
-        if key in DECODING_KEYS:
-            fields[key] = None if value == "none" else DECODING_KEYS[key](value)
-        elif key in ("cost",):
-            extra[key] = value
-        elif key in ("pool", "repeats"):
-            extra[key] = int(value)
-        else:
-            raise SystemExit(f"unknown variant key {key!r} in {text!r}")
-    return Variant(name or "plan", dataclasses.replace(base, **fields), **extra)
+        try:
+            if key in DECODING_KEYS:
+                fields[key] = None if value == "none" else DECODING_KEYS[key](value)
+            elif key == "cost":
+                get_cost(value)  # a one-line error names the known costs
+                extra[key] = value
+            elif key in ("pool", "repeats"):
+                extra[key] = int(value)
+            else:
+                raise SystemExit(f"unknown variant key {key!r} in {text!r}")
+        except (ValueError, UserError) as error:
+            raise SystemExit(f"bad variant {text!r}: {error}") from None
+    decoding = dataclasses.replace(base, **fields)
+    try:
+        check_decoding(decoding, f"variant {name!r}")
+    except UserError as error:
+        raise SystemExit(str(error)) from None
+    return Variant(name or "plan", decoding, **extra)
 
 
 def score(frames: np.ndarray, goal: np.ndarray, weights: np.ndarray, cost: str,
@@ -82,19 +92,6 @@ def score(frames: np.ndarray, goal: np.ndarray, weights: np.ndarray, cost: str,
     if pool == 1:
         return get_cost(cost)(frames, goal, weights)
     return get_cost(cost)(average_pool(frames, pool), average_pool(goal, pool), weights) * pool * pool
-
-
-def true_futures(scratch, state, actions: np.ndarray) -> np.ndarray:
-    """(M, H, h, w, 3) frames the simulator renders for each sequence from `state`."""
-    out = []
-    for seq in actions:
-        scratch.set_state(state)
-        frames = []
-        for action in seq:
-            scratch.move(action)
-            frames.append(scratch.render())
-        out.append(np.stack(frames))
-    return np.stack(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
+    from maskvit.plan.baselines import simulate_frames
     from maskvit.plan.model import load_predictor
     from maskvit.plan.worlds import make_world
     from maskvit.sim import PushWorld
@@ -139,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         for replan in range(args.replans):
             state = world.get_state()
             actions = sample_actions(mean, std, args.samples, cfg.noise_correlation, rng, low, high)
-            truth = true_futures(scratch, state, actions)
+            truth = simulate_frames(scratch, state, actions)
             context = np.stack(frames[-2:])
             context_actions = np.asarray(past[-1:], dtype=float)
             batch_context = np.broadcast_to(context[None], (args.samples, *context.shape))
@@ -161,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                 row = ranking_metrics(model_cost, reference, elites)
                 row.update(task=task, replan=replan)
                 rows[v.name].append(row)
-            # Move on greedily in truth: run the truly best sequence's first 3 actions.
+            # Move on greedily in truth: run the truly best sequence's first replan_every actions.
             best = actions[np.argmin(reference)]
             for action in best[: cfg.replan_every]:
                 frames.append(world.step(action))

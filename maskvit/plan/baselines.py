@@ -42,6 +42,20 @@ class RandomPolicy:
         return Plan(actions, None, float("nan"))
 
 
+def simulate_frames(scratch, state, actions: np.ndarray) -> np.ndarray:
+    """(B, H, h, w, 3) uint8: what each action sequence (B, H, A) really shows, run from
+    `state` in `scratch` (a `maskvit.sim.PushWorld`): the pixel oracle's true futures."""
+    sequences = []
+    for sequence in actions:
+        scratch.set_state(state)
+        shown = []
+        for action in sequence:
+            scratch.move(action)
+            shown.append(scratch.render())
+        sequences.append(np.stack(shown))
+    return np.stack(sequences)
+
+
 class OraclePolicy:
     """CEM whose samples are simulated exactly in a scratch copy of the push world."""
 
@@ -76,37 +90,27 @@ class OraclePolicy:
         reach = self.world.config.pusher_contact  # where the pusher touches the object's back
 
         def evaluate(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+            if self.cost == "pixel":
+                frames = simulate_frames(self.scratch, state, actions)
+                return self.frame_cost(frames, goal, self.cem.weights), frames
             batch, horizon = actions.shape[:2]
             step_costs = np.zeros((batch, horizon))
-            frames = None
-            if self.cost == "pixel":
-                frames = np.zeros((batch, horizon, *goal.shape), dtype=np.uint8)
             for b in range(batch):
                 self.scratch.set_state(state)
                 for i in range(horizon):
                     self.scratch.move(actions[b, i])
-                    if frames is not None:
-                        frames[b, i] = self.scratch.render()
-                    else:
-                        box = self.scratch.box_positions()[task.object_index]
-                        away = box - goal_xy
-                        behind = box + reach * away / max(np.linalg.norm(away), 1e-6)
-                        pusher = self.scratch.pusher_position()[:2]
-                        step_costs[b, i] = np.linalg.norm(away) + self.approach_weight * (
-                            np.linalg.norm(pusher - behind)
-                        )
-            if frames is not None:
-                return self.frame_cost(frames, goal, self.cem.weights), frames
+                    box = self.scratch.box_positions()[task.object_index]
+                    away = box - goal_xy
+                    behind = box + reach * away / max(np.linalg.norm(away), 1e-6)
+                    pusher = self.scratch.pusher_position()[:2]
+                    step_costs[b, i] = np.linalg.norm(away) + self.approach_weight * (
+                        np.linalg.norm(pusher - behind)
+                    )
             return step_costs @ self.cem.weights, None
 
         plan = self.cem.optimise(evaluate, rng)
         if plan.predicted is None:  # show what the chosen sequence really leads to
-            self.scratch.set_state(state)
-            shown = []
-            for action in plan.actions:
-                self.scratch.move(action)
-                shown.append(self.scratch.render())
-            plan.predicted = np.stack(shown)
+            plan.predicted = simulate_frames(self.scratch, state, plan.actions[None])[0]
         return plan
 
     def close(self) -> None:
