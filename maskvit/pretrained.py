@@ -76,6 +76,7 @@ def _slim_copy(run: Path, out: Path, step: int | None = None) -> None:
         CHECKPOINTS,
         CONFIG_FILE,
         LATEST,
+        available_steps,
         latest_checkpoint,
         load_checkpoint,
     )
@@ -83,7 +84,7 @@ def _slim_copy(run: Path, out: Path, step: int | None = None) -> None:
     ckpt_dir = latest_checkpoint(run) if step is None else run / CHECKPOINTS / f"step_{step:08d}"
     if ckpt_dir is None or not ckpt_dir.is_dir():
         raise UserError(f"{run} has no checkpoint {'' if step is None else f'at step {step} '}"
-                        "to export")
+                        f"to export; available: steps {available_steps(run)}")
     ckpt = load_checkpoint(ckpt_dir, with_state=False)
     target = out / CHECKPOINTS / ckpt_dir.name
     target.mkdir(parents=True)
@@ -95,8 +96,12 @@ def _slim_copy(run: Path, out: Path, step: int | None = None) -> None:
     (out / CHECKPOINTS / LATEST).write_text(ckpt_dir.name + "\n")
 
 
-def export_bundle(model_run: str | Path, out: str | Path, tokenizer_run: str | Path | None = None) -> Path:
+def export_bundle(model_run: str | Path, out: str | Path, tokenizer_run: str | Path | None = None,
+                  step: int | None = None) -> Path:
     """Write the inference-only bundle of a transformer run and its tokenizer run to `out`.
+
+    `step` picks the transformer checkpoint (None: the latest), e.g. to compare the
+    checkpoints of one run by what they predict.
 
     Written into a temporary folder and moved into place, so `out` is either complete or
     absent. `out` must be absent, an empty folder or a bundle an earlier export wrote
@@ -119,7 +124,7 @@ def export_bundle(model_run: str | Path, out: str | Path, tokenizer_run: str | P
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         try:
-            _slim_copy(model_run, tmp / "transformer")
+            _slim_copy(model_run, tmp / "transformer", step)
             _slim_copy(tokenizer_run, tmp / "tokenizer", tokenizer_step)
             atomic_write_json(tmp / BUNDLE_MARKER, {
                 "format": BUNDLE_FORMAT, "version": 1, "model": str(model_run.resolve()),

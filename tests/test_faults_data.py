@@ -538,3 +538,27 @@ def test_export_leaves_out_the_tokenizers_discriminator(tmp_path):
     pretrained._slim_copy(run, out)
     kept = sorted(p.name for p in (out / "checkpoints" / "step_00000003").iterdir())
     assert kept == ["vqgan.safetensors"]
+
+
+def test_export_step_picks_that_checkpoint_or_names_the_ones_there(tmp_path, capsys):
+    """`export --step N` packs checkpoint N (to score a run's checkpoints), not the latest."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    for name, steps in (("model", (1000, 2000)), ("tok", (5,))):
+        for step in steps:
+            folder = tmp_path / name / "checkpoints" / f"step_{step:08d}"
+            folder.mkdir(parents=True)
+            save_file({"w": torch.full((2,), float(step))}, str(folder / "model.safetensors"))
+        (tmp_path / name / "config.yaml").write_text("x: 1\n")
+        (tmp_path / name / "checkpoints" / "latest").write_text(f"step_{steps[-1]:08d}\n")
+    args = ["export", "--model", str(tmp_path / "model"), "--tokenizer", str(tmp_path / "tok")]
+    assert main([*args, "--step", "1000", "--out", str(tmp_path / "b1000")]) == 0
+    assert main([*args, "--out", str(tmp_path / "blatest")]) == 0
+    for bundle, step in (("b1000", 1000), ("blatest", 2000)):
+        ckpt = tmp_path / bundle / "transformer" / "checkpoints"
+        assert (ckpt / "latest").read_text().strip() == f"step_{step:08d}"
+        assert load_file(str(ckpt / f"step_{step:08d}" / "model.safetensors"))["w"][0] == step
+    assert main([*args, "--step", "1500", "--out", str(tmp_path / "b1500")]) == 2
+    _one_line_error(capsys, "no checkpoint at step 1500", "1000, 2000")
+    assert not (tmp_path / "b1500").exists()
