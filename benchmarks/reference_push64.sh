@@ -6,7 +6,7 @@
 #   bash benchmarks/reference_push64.sh [OUT]          (default OUT=runs/reference_push64)
 #
 # Budget on 2 CPU cores (RESULTS.md): data 1 min, tokenizer ~70 min (the preset's recipe:
-# L1 + L2 + LPIPS + PatchGAN from step 1000), tokenize 2 min, transformer ~70 min, then
+# L1 + L2 + LPIPS + PatchGAN from step 1000), tokenize 2 min, transformer ~100 min (7000 bf16 steps), then
 # evaluation, planning (30 tasks) and pictures. Each stage fits one 150-minute sitting and
 # resumes: rerun the script after an interruption and finished work is kept.
 set -euo pipefail
@@ -14,7 +14,7 @@ OUT=${1:-runs/reference_push64}
 DATA=$OUT/data TOK=$OUT/tokenizer TOKENS=$OUT/tokens MODEL=$OUT/transformer
 BUNDLE=${BUNDLE:-maskvit/pretrained/push64}
 TOKENIZER_STEPS=${TOKENIZER_STEPS:-2500}
-TRANSFORMER_STEPS=${TRANSFORMER_STEPS:-5000}
+TRANSFORMER_STEPS=${TRANSFORMER_STEPS:-7000}
 PLAN_EPISODES=${PLAN_EPISODES:-30}
 # CEM at CPU scale: Table 5's schedule (replan every 3 of 15 steps, c_i weights, β = 0.3)
 # with M = 64 samples, K = 3 iterations, a 5-step horizon and a warm start (~40 min for
@@ -28,7 +28,8 @@ maskvit train-tokenizer --preset push64 --data "$DATA" --out "$TOK" --device cpu
   --set tokenizer_train.steps="$TOKENIZER_STEPS"
 maskvit tokenize --tokenizer "$TOK" --data "$DATA" --out "$TOKENS" --device cpu
 maskvit train --preset push64 --data "$TOKENS" --out "$MODEL" --device cpu $(resume "$MODEL") \
-  --set train.steps="$TRANSFORMER_STEPS" --set train.batch_size=16 --set train.warmup_steps=100
+  --set train.steps="$TRANSFORMER_STEPS" --set train.batch_size=16 --set train.warmup_steps=100 \
+  --set train.precision=bf16 --set train.checkpoint_every=1000 --set train.keep_checkpoints=10
 maskvit export --model "$MODEL" --out "$BUNDLE"
 
 maskvit reconstruct --tokenizer "$TOK" --data "$DATA" --out "$OUT/reconstructions" --device cpu
@@ -37,7 +38,7 @@ maskvit evaluate --model "$BUNDLE" --data "$DATA" --out "$OUT/eval" --num-videos
 maskvit plan --model "$BUNDLE" --env push --episodes "$PLAN_EPISODES" --out "$OUT/plan" \
   --policy model --policy random --policy oracle --oracle-cost pixel "${PLAN_SETTINGS[@]}"
 python benchmarks/headline.py --bundle "$BUNDLE" --eval "$OUT/eval" --plan "$OUT/plan" \
-  --plan-settings "M=64, K=3, H=5, warm start, fp32" \
+  --plan-settings "M=64, K=3, H=5, warm start, 2 linear decoding steps, fp32" \
   --about "measured by benchmarks/reference_push64.sh: held-out push episodes, 32 videos, best of 4 samples; planning on tasks 0-$((PLAN_EPISODES - 1))."
 
 # Pictures for the README.

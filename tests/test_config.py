@@ -140,7 +140,7 @@ def test_damaged_saved_config_is_one_line(tmp_path):
 def test_old_flat_decoding_keys_map_into_the_nested_decoding_config(tmp_path):
     c = load_preset("push64", ["eval.decoding_steps=4", "eval.top_p=0.9", "plan.schedule=square"])
     assert c.eval.decoding == DecodingConfig(steps=4, schedule="cosine", temperature=4.5, top_p=0.9)
-    assert (c.plan.decoding.steps, c.plan.decoding.schedule) == (3, "square")  # push64 plans in 3 steps
+    assert (c.plan.decoding.steps, c.plan.decoding.schedule) == (2, "square")  # push64 plans in 2 steps
     # a run directory of the earlier layout (the shipped bundle's) reads the same way
     old = config_to_dict(load_preset("push64"))
     for section in ("eval", "plan"):
