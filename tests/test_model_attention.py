@@ -94,3 +94,25 @@ def test_smaller_window_reuses_the_table_of_the_largest():
 def test_window_that_does_not_tile_the_grid_is_rejected():
     with pytest.raises(ValueError, match="does not tile"):
         resolve_window((1, 3, 3), (4, 4, 4))
+
+
+def test_written_out_biased_attention_matches_sdpa_in_values_and_gradients():
+    """Training takes `biased_attention` (no safe-softmax scan); inference takes SDPA."""
+    import torch.nn.functional as F
+
+    from maskvit.model.attention import biased_attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(6, 4, 16, 8, requires_grad=True) for _ in range(3))
+    bias = torch.randn(1, 4, 16, 16, requires_grad=True)
+    ours = biased_attention(q, k, v, bias)
+    theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    weights = torch.randn_like(ours)
+    grads = [torch.autograd.grad((out * weights).sum(), (q, k, v, bias)) for out in (ours, theirs)]
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = biased_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), bias.bfloat16())
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), theirs, rtol=0.05, atol=0.05)

@@ -121,6 +121,22 @@ class RelativePositionBias(nn.Module):
         return super().train(mode)
 
 
+def biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+                     dropout: float = 0.0) -> torch.Tensor:
+    """softmax(q·kᵀ/√d + bias)·v, written out, for when the bias needs a gradient.
+
+    Why: with a bias that requires grad, SDPA has no fused CPU kernel and takes its math
+    path, which is the same matrix products plus a "safe" softmax that scans every row for
+    all -inf entries (`all`, `isneginf`, `where`: ~4 % of the push64 training step). The
+    bias here is finite, so a plain softmax gives the same values without that scan.
+    """
+    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1)) + bias
+    weights = scores.softmax(dim=-1)
+    if dropout:
+        weights = F.dropout(weights, p=dropout)
+    return torch.matmul(weights.to(v.dtype), v)
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention restricted to non-overlapping windows of the token grid."""
 
@@ -144,8 +160,10 @@ class WindowAttention(nn.Module):
         q, k, v = rearrange(self.qkv(windows), "n l (three h e) -> three n h l e",
                             three=3, h=self.heads)
         bias = self.bias.attention_mask(window, q.dtype)  # (1, heads, N_w, N_w)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
-        )
+        dropout = self.dropout if self.training else 0.0
+        if bias.requires_grad:
+            out = biased_attention(q, k, v, bias, dropout)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout)
         out = self.proj(rearrange(out, "n h l e -> n l (h e)"))
         return window_merge(out, window, grid)
