@@ -169,6 +169,13 @@ def test_two_gloo_processes_train_the_masked_video_task_like_one_process(two_glo
         task = masked_video_task(accum)
         Trainer(task, toy_config(steps=3, grad_accum=accum), TokenClips(), progress=False).fit()
         for name, value in task.model.state_dict().items():
-            torch.testing.assert_close(ddp["video"][name], value, rtol=1e-5, atol=1e-6)
+            other = ddp["video"][name]
+            if name.endswith("attn.qkv.bias"):
+                # The key bias adds q·b_k to every score of a row, which softmax ignores: its
+                # gradient is exactly 0 but for rounding, and Adam turns that noise into full
+                # steps of either sign. Only the query and value biases carry information.
+                dim = value.shape[0] // 3
+                value, other = torch.cat([value[:dim], value[2 * dim:]]), torch.cat([other[:dim], other[2 * dim:]])
+            torch.testing.assert_close(other, value, rtol=1e-5, atol=1e-6)
         moved = [n for n, v in task.model.state_dict().items() if not torch.equal(v, start[n])]
         assert len(moved) > len(start) // 2  # training did move the weights
