@@ -14,18 +14,13 @@ import json
 from pathlib import Path
 
 from maskvit.atomic import atomic_write_json
+from maskvit.prediction_eval import headline_numbers
 from maskvit.pretrained import HEADLINE
 
 
 def evaluate_numbers(metrics: dict) -> dict:
-    out = {}
-    for who, key in (("model", "model"), ("copy_last", "baseline")):
-        result = metrics.get(key) or {}
-        out[who] = {m: v.get("mean", v.get("value")) for m, v in result.get("metrics", {}).items()}
-        if result.get("objects"):
-            out[who]["box_iou"] = result["objects"]["iou"]["mean"]
-            out[who]["box_centroid_error_px"] = result["objects"]["centroid_error_px"]["mean"]
-    return out
+    return {who: headline_numbers(metrics.get(key) or {})
+            for who, key in (("model", "model"), ("copy_last", "baseline"))}
 
 
 def plan_numbers(results: dict) -> dict:

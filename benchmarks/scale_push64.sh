@@ -17,10 +17,12 @@ resume() { [ -f "$1/config.yaml" ] && echo --resume || true; }
 
 maskvit collect --env push --episodes 4000 --steps 30 --out "$OUT/data"
 # A copy of the tokenizer, so that exporting this model into maskvit/pretrained/push64 later
-# does not replace the tokenizer run it records.
-[ -d "$OUT/tokenizer" ] || cp -r "$TOKENIZER" "$OUT/tokenizer"
-[ -f "$OUT/tokens/manifest.json" ] || maskvit tokenize --tokenizer "$OUT/tokenizer" \
-  --data "$OUT/data" --out "$OUT/tokens" --device cpu
+# does not replace the tokenizer run it records (copied aside, then renamed: never half there).
+if [ ! -d "$OUT/tokenizer" ]; then
+  rm -rf "$OUT/.tokenizer.partial"
+  cp -r "$TOKENIZER" "$OUT/.tokenizer.partial" && mv "$OUT/.tokenizer.partial" "$OUT/tokenizer"
+fi
+maskvit tokenize --tokenizer "$OUT/tokenizer" --data "$OUT/data" --out "$OUT/tokens" --device cpu
 maskvit train --preset push64 --data "$OUT/tokens" --out "$OUT/transformer" --device cpu \
   $(resume "$OUT/transformer") --set transformer.depth=4 --set train.steps=10000 \
   --set train.batch_size=16 --set train.warmup_steps=100 --set train.precision=bf16 \

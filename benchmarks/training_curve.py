@@ -22,36 +22,22 @@ from pathlib import Path
 
 from maskvit.atomic import atomic_write_json
 from maskvit.cli import main as maskvit
+from maskvit.errors import UserError
+from maskvit.locking import output_lock
+from maskvit.prediction_eval import headline_numbers
 from maskvit.report.plots import Curve, plot_curves
 from maskvit.run_dir import checkpoint_dirs, checkpoint_step
+from maskvit.train import read_metrics
 
 METRICS = ("psnr", "ssim", "lpips", "fvd")
-
-
-def validation_accuracy(run: Path) -> dict[int, float]:
-    """Validation masked-token accuracy per step, from the run's metrics.jsonl."""
-    found: dict[int, float] = {}
-    path = run / "metrics.jsonl"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            row = json.loads(line)
-            if row.get("split") == "val":
-                found[row["step"]] = row["accuracy"]
-    return found
 
 
 def curve_row(step: int, metrics: dict, val_accuracy: float | None) -> dict:
     """One step's numbers from an evaluate report's metrics.json (model and copy-last)."""
     row: dict = {"step": step, "val_accuracy": val_accuracy}
     for who, key in (("model", "model"), ("copy_last", "baseline")):
-        result = metrics[key]
-        numbers = {m: v.get("mean", v.get("value")) for m, v in result["metrics"].items()}
-        objects = result.get("objects") or {}
-        if objects:
-            numbers["box_iou"] = objects["iou"]["mean"]
-            numbers["box_iou_se"] = objects["iou"]["se"]
-            numbers["box_centroid_error_px"] = objects["centroid_error_px"]["mean"]
-        row[who] = numbers
+        row[who] = headline_numbers(metrics[key])
+        row[who]["box_iou_se"] = metrics[key]["objects"]["iou"]["se"]
     return row
 
 
@@ -67,22 +53,9 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, type=Path, help="transformer run directory")
-    parser.add_argument("--tokenizer", default=None, help="its tokenizer run (default: recorded)")
-    parser.add_argument("--data", required=True, help="episode store (push world)")
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--steps", default=None,
-                        help="comma-separated checkpoint steps (default: every checkpoint kept)")
-    parser.add_argument("--num-videos", type=int, default=32)
-    parser.add_argument("--trials", type=int, default=4)
-    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
-    args = parser.parse_args()
-    steps = ([int(s) for s in args.steps.split(",")] if args.steps
-             else [checkpoint_step(p) for p in checkpoint_dirs(args.model)])
-    accuracy = validation_accuracy(args.model)
+def score_steps(args: argparse.Namespace, steps: list[int]) -> list[dict]:
+    """Export and evaluate each step not scored yet; write the table and plots to --out."""
+    accuracy = {r["step"]: r["accuracy"] for r in read_metrics(args.model, "val")}
     rows = []
     for step in steps:
         bundle, report = args.out / f"b{step}", args.out / f"eval{step}"
@@ -111,6 +84,34 @@ def main() -> None:
                                 [r["copy_last"][metric] + 0.10 for r in rows]))
         plot_curves(curves, args.out / f"curve_{metric}.png", f"{metric} by training step",
                     metric, x_labels=[str(r["step"]) for r in rows], xlabel="training step")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, type=Path, help="transformer run directory")
+    parser.add_argument("--tokenizer", default=None, help="its tokenizer run (default: recorded)")
+    parser.add_argument("--data", required=True, help="episode store (push world)")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--steps", default=None,
+                        help="comma-separated checkpoint steps (default: every checkpoint kept)")
+    parser.add_argument("--num-videos", type=int, default=32)
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args()
+    try:
+        steps = ([int(s) for s in args.steps.split(",")] if args.steps
+                 else [checkpoint_step(p) for p in checkpoint_dirs(args.model)])
+    except ValueError:
+        raise SystemExit(f"--steps must be comma-separated integers; got {args.steps!r}") from None
+    if not steps:
+        raise SystemExit(f"{args.model} has no checkpoints to score (is it a `maskvit train` run?)")
+    try:
+        with output_lock(args.out, "training curve"):
+            rows = score_steps(args, steps)
+    except UserError as error:
+        raise SystemExit(str(error)) from None
     print(markdown(rows))
 
 

@@ -142,17 +142,16 @@ def _run_stages(out: Path, scale: DemoScale, quick: bool,
 
 def summarise(out: Path) -> dict[str, Any]:
     """Headline numbers from the evaluate and plan outputs."""
+    from maskvit.prediction_eval import headline_numbers
+
     summary: dict[str, Any] = {"report": str((out / "report" / "index.html").resolve()),
                                "plan_report": str((out / "plan" / "index.html").resolve())}
     metrics_file = out / "report" / "metrics.json"
     if metrics_file.is_file():
         metrics = json.loads(metrics_file.read_text())
         for who in ("model", "baseline"):
-            for name, value in (metrics.get(who) or {}).get("metrics", {}).items():
-                summary[f"{who}_{name}"] = value.get("mean", value.get("value"))
-            objects = (metrics.get(who) or {}).get("objects")
-            if objects:
-                summary[f"{who}_box_iou"] = objects["iou"]["mean"]
+            for name, value in headline_numbers(metrics.get(who) or {}).items():
+                summary[f"{who}_{name}"] = value
     plan_file = out / "plan" / "results.json"
     if plan_file.is_file():
         plan = json.loads(plan_file.read_text())

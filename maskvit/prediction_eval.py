@@ -40,6 +40,17 @@ class EvaluationOutput:
     predictions: np.ndarray  # (V_shown, N_shown, Tp, H, W, 3)
 
 
+def headline_numbers(result: dict[str, Any]) -> dict[str, float]:
+    """One side ("model" or "baseline") of an evaluation result (metrics.json) in headline
+    form: each metric's mean (FVD: its value), and box IoU / centroid error when scored."""
+    numbers = {m: v.get("mean", v.get("value")) for m, v in result.get("metrics", {}).items()}
+    objects = result.get("objects")
+    if objects:
+        numbers["box_iou"] = objects["iou"]["mean"]
+        numbers["box_centroid_error_px"] = objects["centroid_error_px"]["mean"]
+    return numbers
+
+
 def test_clips(store: EpisodeStore, protocol: Protocol, split: str,
                num_videos: int, goal: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The first clip of each of the first `num_videos` episodes of `split` (one frame

@@ -169,3 +169,15 @@ def test_presets_carry_the_paper_protocols(preset, context, predicted, trials, a
     assert (protocol.context_frames, protocol.predicted_frames) == (context, predicted)
     assert protocol.trials == trials and protocol.action_conditioned == actions
     assert protocol.num_videos == protocol_for_preset(preset).num_videos > 0
+
+
+def test_headline_numbers_take_means_fvd_value_and_boxes_when_scored():
+    """The one reading of metrics.json that `evaluate`, the demo and the benchmarks share."""
+    from maskvit.prediction_eval import headline_numbers
+
+    side = {"metrics": {"psnr": {"mean": 25.0, "stderr": 0.3}, "fvd": {"value": 231.0}},
+            "objects": {"iou": {"mean": 0.77, "se": 0.02}, "centroid_error_px": {"mean": 1.9}}}
+    assert headline_numbers(side) == {"psnr": 25.0, "fvd": 231.0, "box_iou": 0.77,
+                                      "box_centroid_error_px": 1.9}
+    assert headline_numbers({"metrics": {"ssim": {"mean": 0.8}}}) == {"ssim": 0.8}
+    assert headline_numbers({}) == {}

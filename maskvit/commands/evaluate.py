@@ -71,7 +71,7 @@ def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...]) -> int:
     from maskvit.data import EpisodeStore
     from maskvit.errors import UserError
     from maskvit.metrics import MetricNetworks, Protocol
-    from maskvit.prediction_eval import evaluate_predictor
+    from maskvit.prediction_eval import evaluate_predictor, headline_numbers
     from maskvit.report import write_report
 
     store = EpisodeStore.open(args.data)
@@ -96,12 +96,8 @@ def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...]) -> int:
     output.result["goal_conditioned_protocol"] = goal
     page = write_report(args.out, output.result, output.baseline, output.ground_truth,
                         output.predictions, title=f"MaskViT evaluation: {predictor.config.name}")
-    summary = {}
-    for name, values in (("model", output.result), ("copy-last", output.baseline)):
-        summary[name] = {m: (v.get("mean", v.get("value"))) for m, v in values["metrics"].items()}
-        if values.get("objects"):
-            summary[name]["box_iou"] = values["objects"]["iou"]["mean"]
-            summary[name]["box_centroid_error_px"] = values["objects"]["centroid_error_px"]["mean"]
+    summary = {"model": headline_numbers(output.result),
+               "copy-last": headline_numbers(output.baseline)}
     if goal:
         print(f"goal-conditioned protocol: {protocol.context_frames} context + "
               f"{protocol.predicted_frames} predicted (scored) + 1 goal frame")
