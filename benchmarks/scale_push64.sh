@@ -26,4 +26,4 @@ maskvit tokenize --tokenizer "$OUT/tokenizer" --data "$OUT/data" --out "$OUT/tok
 maskvit train --preset push64 --data "$OUT/tokens" --out "$OUT/transformer" --device cpu \
   $(resume "$OUT/transformer") --set transformer.depth=4 --set train.steps=10000 \
   --set train.batch_size=16 --set train.warmup_steps=100 --set train.precision=bf16 \
-  --set train.checkpoint_every=1000 --set train.keep_checkpoints=10
+  --set train.checkpoint_every=500 --set train.keep_checkpoints=20

@@ -48,6 +48,11 @@ def test_factorised_frames_cached_one_by_one_give_the_logits_of_all_frames_at_on
         # Causal in time: frame 1 does not see frames 2 and 3.
         first_two = model(tokens[:, :2], 0, model.new_cache(2), actions).view(2, 2, 16, -1)
         torch.testing.assert_close(first_two[:, 1], whole[:, 1], **TOL)
+        # Training's cache-free pass (the benchmarked step) computes the same logits.
+        uncached = model(tokens, 0, None, actions).view(2, 4, 16, -1)
+        torch.testing.assert_close(uncached, whole, **TOL)
+        with pytest.raises(ValueError, match="start at frame 0"):
+            model(tokens[:, 2:], 2, None, actions)
 
 
 def test_baselines_decode_every_future_token_and_count_their_passes(cfg):

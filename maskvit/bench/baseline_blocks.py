@@ -41,6 +41,11 @@ def full_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.T
     return F.scaled_dot_product_attention(q, k, v)
 
 
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Each position sees itself and those before: a whole sequence at once (training)."""
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
 class VideoEmbedding(nn.Module):
     """MaskViT's input embedding: code (+[MASK]) + spatial + temporal position + action."""
 

@@ -19,6 +19,7 @@ from maskvit.bench.baseline_blocks import (
     Layer,
     VideoEmbedding,
     cached_causal_attend,
+    causal_attention,
     full_attention,
 )
 from maskvit.config import DecodingConfig, TransformerConfig
@@ -46,11 +47,16 @@ class FactorisedVideoTransformer(nn.Module):
         return KVCache(cfg.depth, batch * cfg.tokens_per_frame, cfg.heads, cfg.num_frames,
                        cfg.dim // cfg.heads)
 
-    def forward(self, tokens: torch.Tensor, start: int, cache: KVCache,
+    def forward(self, tokens: torch.Tensor, start: int, cache: KVCache | None,
                 actions: torch.Tensor | None = None, positions: torch.Tensor | None = None,
                 head: bool = True) -> torch.Tensor | None:
         """tokens (B, F, hw) of frames start..start+F−1 -> logits (B, F·hw, K) (at
-        `positions` (B, M) only, when given), or None when `head` is False."""
+        `positions` (B, M) only, when given), or None when `head` is False.
+
+        `cache` None: the whole clip at once, causal in time with no key/value cache, as
+        training runs it (`benchmarks/bench_transformer.py` times that step)."""
+        if cache is None and start != 0:
+            raise ValueError("without a cache, the frames must start at frame 0")
         b, f, hw = tokens.shape
         frames = torch.arange(start, start + f, device=tokens.device).repeat_interleave(hw)
         cells = torch.arange(hw, device=tokens.device).repeat(f)
@@ -61,7 +67,9 @@ class FactorisedVideoTransformer(nn.Module):
                 x = layer(x.reshape(b * f, hw, -1), full_attention).view(b, f, hw, -1)
             else:  # temporal: each spatial position is a sequence over frames
                 xt = x.transpose(1, 2).reshape(b * hw, f, -1)
-                xt = layer(xt, cached_causal_attend(cache, i // 2, start))
+                attend = (causal_attention if cache is None
+                          else cached_causal_attend(cache, i // 2, start))
+                xt = layer(xt, attend)
                 x = xt.view(b, hw, f, -1).transpose(1, 2)
         if not head:
             return None
