@@ -116,3 +116,24 @@ def test_written_out_biased_attention_matches_sdpa_in_values_and_gradients():
         low = biased_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), bias.bfloat16())
     assert low.dtype == torch.bfloat16
     torch.testing.assert_close(low.float(), theirs, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("window", [(4, 4, 4), (2, 4, 4), (1, 4, 4)])
+def test_heads_first_bias_gather_matches_plain_indexing_in_values_and_gradients(window):
+    """The bias is gathered heads-first by `_GatherBias`, with its own backward: each table
+    entry's gradient must be the sum over every (i, j) pair with that offset, as plain
+    indexing gives."""
+    torch.manual_seed(0)
+    bias = RelativePositionBias((4, 4, 4), heads=3)
+    out = bias(window)
+    upstream = torch.randn_like(out)
+    out.backward(upstream)
+    fast = bias.table.grad.clone()
+    bias.table.grad = None
+    n = out.shape[1]
+    index = relative_position_index(window, (4, 4, 4)).reshape(-1)
+    plain = bias.table[index].reshape(n, n, -1).permute(2, 0, 1)
+    plain.backward(upstream)
+    torch.testing.assert_close(out, plain, rtol=0, atol=0)
+    torch.testing.assert_close(fast, bias.table.grad, rtol=1e-5, atol=1e-5)
+    assert fast.abs().sum() > 0  # every window size reaches the table

@@ -68,6 +68,31 @@ def relative_position_index(window: Window, max_window: Window) -> torch.Tensor:
     return (shifted[0] * span[1] + shifted[1]) * span[2] + shifted[2]
 
 
+class _GatherBias(torch.autograd.Function):
+    """table.T[:, index]: the bias heads-first, with a cheap gradient.
+
+    Why: gathered row-wise (`table[index]`, then permuted to heads-first) a 16×8×8 window's
+    bias costs a strided copy each way, and its gradient a serial `index_put_` scatter of
+    10⁶ rows: ~45 ms per layer, ~3 % of the bair64 training step on a CPU. Heads-first,
+    the forward is one contiguous `index_select` and the gradient one `scatter_add_` along
+    each head's row (~5 ms together).
+    """
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(index)
+        ctx.rows = table.shape[0]
+        return table.t().index_select(1, index)  # (heads, N_w²)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (index,) = ctx.saved_tensors
+        heads = grad.shape[0]
+        summed = grad.new_zeros(heads, ctx.rows).scatter_add_(
+            1, index.expand(heads, -1), grad.contiguous())
+        return summed.t().contiguous(), None
+
+
 class RelativePositionBias(nn.Module):
     """Learned per-head bias for every relative (dt, dy, dx) offset inside a window.
 
@@ -97,7 +122,7 @@ class RelativePositionBias(nn.Module):
             raise ValueError(f"window {window} exceeds the bias table's {self.max_window}")
         index = relative_position_index(tuple(window), self.max_window).to(self.table.device)
         n = index.shape[0]
-        return self.table[index.reshape(-1)].reshape(n, n, -1).permute(2, 0, 1)
+        return _GatherBias.apply(self.table, index.reshape(-1)).reshape(-1, n, n)
 
     def attention_mask(self, window: Window, dtype: torch.dtype) -> torch.Tensor:
         """The bias as an SDPA mask (1, heads, N_w, N_w) in `dtype`, contiguous.
