@@ -48,6 +48,7 @@ def measure(preset: str, precision: str, variant: str, batch: int, steps: int) -
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from maskvit.bench.baseline_blocks import parameter_count
     from maskvit.bench.factorised import FactorisedVideoTransformer
     from maskvit.config import load_preset
     from maskvit.model import MaskViT
@@ -58,18 +59,15 @@ def measure(preset: str, precision: str, variant: str, batch: int, steps: int) -
         cfg.spatiotemporal_window = (0, cfg.tokens_h, cfg.tokens_w)
     torch.manual_seed(0)
     if variant == "factorised":
-        factorised = FactorisedVideoTransformer(cfg)
+        module = FactorisedVideoTransformer(cfg)
 
         def eager(inputs: torch.Tensor, actions: torch.Tensor | None) -> torch.Tensor:
             b, t, h, w = inputs.shape
-            return factorised(inputs.reshape(b, t, h * w), 0, None, actions).view(b, t, h, w, -1)
-
-        parameters = factorised.parameters
+            return module(inputs.reshape(b, t, h * w), 0, None, actions).view(b, t, h, w, -1)
     else:
-        eager = MaskViT(cfg)
-        parameters = eager.parameters
+        module = eager = MaskViT(cfg)
     model = torch.compile(eager) if variant == "window-compiled" else eager
-    optimizer = torch.optim.AdamW(parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
     tokens = torch.randint(0, cfg.codebook_size, (batch, cfg.num_frames, cfg.tokens_h, cfg.tokens_w))
     actions = torch.randn(batch, cfg.num_frames, cfg.action_dim) if cfg.action_dim else None
 
@@ -96,7 +94,7 @@ def measure(preset: str, precision: str, variant: str, batch: int, steps: int) -
     elapsed = (time.perf_counter() - start) / steps
     return {
         "preset": preset, "precision": precision, "variant": variant, "batch": batch,
-        "parameters": sum(p.numel() for p in parameters()),
+        "parameters": parameter_count(module),
         "seconds_per_step": elapsed, "flops_per_step": flops,
         "tokens_per_s": batch * cfg.num_frames * cfg.tokens_per_frame / elapsed,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
