@@ -6,7 +6,8 @@ with the reference protocol (`maskvit evaluate`, 32 held-out videos, best of 4) 
 tabulates box IoU, FVD, PSNR, ... against the step, beside copy-last-frame:
 
     python benchmarks/training_curve.py --model RUN --data DATA --out DIR \
-        [--steps 1000,2000,...] [--json benchmarks/results/training_curve_push64.json]
+        [--steps 1000,2000,...] [--json benchmarks/results/training_curve_push64.json] \
+        [--label NAME --compare OTHER_NAME=OTHER_RUN_CURVE.json]
 
 Resumable: a step whose `DIR/eval{N}/metrics.json` exists is not evaluated again. Writes
 DIR/curve.json and DIR/curve_{box_iou,fvd}.png. Mid-run checkpoints were taken at a higher
@@ -53,6 +54,43 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def plot_rows(rows: list[dict], out: Path, label: str = "model",
+              others: dict[str, list[dict]] | None = None) -> None:
+    """curve_{box_iou,fvd}.png: this run, other runs' curves (--compare) and copy-last.
+
+    Runs share one step axis (the union of their steps); a run without a step has a gap.
+    Copy-last-frame does not depend on the step (same clips), so any row gives it.
+    """
+    runs = {label: rows, **(others or {})}
+    steps = sorted({r["step"] for run in runs.values() for r in run})
+
+    def series(run: list[dict], who: str, metric: str) -> list[float | None]:
+        by_step = {r["step"]: r[who][metric] for r in run}
+        return [by_step.get(step) for step in steps]
+
+    every_row = [r for run in runs.values() for r in run]
+    for metric in ("box_iou", "fvd"):
+        curves = [Curve(name, series(run, "model", metric)) for name, run in runs.items()]
+        copy_last = series(every_row, "copy_last", metric)
+        curves.append(Curve("copy last frame", copy_last))
+        if metric == "box_iou":
+            curves.append(Curve("target: copy + 0.10",
+                                [None if v is None else v + 0.10 for v in copy_last]))
+        plot_curves(curves, out / f"curve_{metric}.png", f"{metric} by training step",
+                    metric, x_labels=[str(step) for step in steps], xlabel="training step")
+
+
+def compare_arg(text: str) -> tuple[str, list[dict]]:
+    """--compare LABEL=CURVE_JSON: another run's rows (a training_curve.py --json file)."""
+    label, sep, path = text.partition("=")
+    if not sep or not label:
+        raise argparse.ArgumentTypeError(f"expected LABEL=CURVE_JSON, got {text!r}")
+    try:
+        return label, json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise argparse.ArgumentTypeError(f"cannot read curve {path}: {error}") from None
+
+
 def score_steps(args: argparse.Namespace, steps: list[int]) -> list[dict]:
     """Export and evaluate each step not scored yet; write the table and plots to --out."""
     accuracy = {r["step"]: r["accuracy"] for r in read_metrics(args.model, "val")}
@@ -76,14 +114,7 @@ def score_steps(args: argparse.Namespace, steps: list[int]) -> list[dict]:
     atomic_write_json(args.out / "curve.json", rows)
     if args.json:
         atomic_write_json(args.json, rows)
-    for metric in ("box_iou", "fvd"):
-        curves = [Curve("model", [r["model"][metric] for r in rows]),
-                  Curve("copy last frame", [r["copy_last"][metric] for r in rows])]
-        if metric == "box_iou":
-            curves.append(Curve("issue 13 target: copy last + 0.10",
-                                [r["copy_last"][metric] + 0.10 for r in rows]))
-        plot_curves(curves, args.out / f"curve_{metric}.png", f"{metric} by training step",
-                    metric, x_labels=[str(r["step"]) for r in rows], xlabel="training step")
+    plot_rows(rows, args.out, args.label, dict(args.compare))
     return rows
 
 
@@ -99,6 +130,10 @@ def main() -> None:
     parser.add_argument("--num-videos", type=int, default=32)
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--label", default="model", help="this run's name in the plots")
+    parser.add_argument("--compare", type=compare_arg, action="append", default=[],
+                        metavar="LABEL=CURVE_JSON",
+                        help="also draw another run's curve (its --json rows); repeatable")
     args = parser.parse_args()
     try:
         steps = ([int(s) for s in args.steps.split(",")] if args.steps
