@@ -58,7 +58,8 @@ def plot_rows(rows: list[dict], out: Path, label: str = "model",
               others: dict[str, list[dict]] | None = None) -> None:
     """curve_{box_iou,fvd}.png: this run, other runs' curves (--compare) and copy-last.
 
-    Runs share one step axis (the union of their steps); a run without a step has a gap.
+    Runs share one step axis (the union of their steps); a run's line passes over the
+    steps it was not scored at.
     Copy-last-frame does not depend on the step (same clips), so any row gives it.
     """
     runs = {label: rows, **(others or {})}
@@ -135,6 +136,8 @@ def main() -> None:
                         metavar="LABEL=CURVE_JSON",
                         help="also draw another run's curve (its --json rows); repeatable")
     args = parser.parse_args()
+    if args.label in dict(args.compare):
+        parser.error(f"--compare label {args.label!r} is this run's --label; give it another name")
     try:
         steps = ([int(s) for s in args.steps.split(",")] if args.steps
                  else [checkpoint_step(p) for p in checkpoint_dirs(args.model)])
