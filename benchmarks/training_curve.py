@@ -81,15 +81,29 @@ def plot_rows(rows: list[dict], out: Path, label: str = "model",
                     metric, x_labels=[str(step) for step in steps], xlabel="training step")
 
 
-def compare_arg(text: str) -> tuple[str, list[dict]]:
-    """--compare LABEL=CURVE_JSON: another run's rows (a training_curve.py --json file)."""
+def compare_arg(text: str) -> tuple[str, Path]:
+    """--compare LABEL=CURVE_JSON: another run's name and its rows (a --json file)."""
     label, sep, path = text.partition("=")
-    if not sep or not label:
+    if not sep or not label or not path:
         raise argparse.ArgumentTypeError(f"expected LABEL=CURVE_JSON, got {text!r}")
-    try:
-        return label, json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
-        raise argparse.ArgumentTypeError(f"cannot read curve {path}: {error}") from None
+    return label, Path(path)
+
+
+def read_compared(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    """The --compare runs' rows by label; clashing labels and --json over one of them are
+    usage errors (this script never writes over its inputs)."""
+    labels = [args.label] + [label for label, _ in args.compare]
+    if len(set(labels)) < len(labels):
+        parser.error(f"--label and --compare labels must differ; got {labels}")
+    others = {}
+    for label, path in args.compare:
+        if args.json is not None and args.json.resolve() == path.resolve():
+            parser.error(f"--json {args.json} is --compare {label}'s input; write elsewhere")
+        try:
+            others[label] = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            parser.error(f"cannot read --compare curve {path}: {error}")
+    return others
 
 
 def score_steps(args: argparse.Namespace, steps: list[int]) -> list[dict]:
@@ -115,7 +129,7 @@ def score_steps(args: argparse.Namespace, steps: list[int]) -> list[dict]:
     atomic_write_json(args.out / "curve.json", rows)
     if args.json:
         atomic_write_json(args.json, rows)
-    plot_rows(rows, args.out, args.label, dict(args.compare))
+    plot_rows(rows, args.out, args.label, args.others)
     return rows
 
 
@@ -136,8 +150,7 @@ def main() -> None:
                         metavar="LABEL=CURVE_JSON",
                         help="also draw another run's curve (its --json rows); repeatable")
     args = parser.parse_args()
-    if args.label in dict(args.compare):
-        parser.error(f"--compare label {args.label!r} is this run's --label; give it another name")
+    args.others = read_compared(parser, args)
     try:
         steps = ([int(s) for s in args.steps.split(",")] if args.steps
                  else [checkpoint_step(p) for p in checkpoint_dirs(args.model)])
