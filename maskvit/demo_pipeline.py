@@ -8,6 +8,7 @@ its last checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import time
@@ -17,12 +18,23 @@ from pathlib import Path
 from typing import Any
 
 from maskvit.atomic import atomic_write_text
+from maskvit.demo_budget import (
+    Sizing,
+    StepCosts,
+    describe,
+    measure_step_costs,
+    read_sizing,
+    size_demo,
+    write_sizing,
+)
 from maskvit.errors import UserError
+
+DEFAULT_MINUTES = 15.0
 
 
 @dataclass(frozen=True)
 class DemoScale:
-    """How big each stage is; `FULL` fits in 15 minutes on 2 idle CPU cores, `QUICK` in ~1."""
+    """How big each stage is; `FULL` is the most the demo trains, `QUICK` takes ~1 minute."""
 
     episodes: int
     episode_steps: int
@@ -36,10 +48,18 @@ class DemoScale:
     plan_overrides: tuple[str, ...] = field(default_factory=tuple)
     minutes: dict[str, float] = field(default_factory=dict)  # rough stage estimates
 
+    @property
+    def disc_start(self) -> int:
+        """The preset's recipe at the demo's scale: the GAN loss starts 40 % of the way in,
+        as the reference run's does (step 1000 of 2500)."""
+        return self.tokenizer_steps * 2 // 5
+
 
 FULL = DemoScale(
     # 600 tokenizer steps: LPIPS + the PatchGAN cost ~2x a plain step (800 steps took 3.4 min
-    # without them); the whole demo took 12 min 44 s on an idle 2-core AMD EPYC (no AMX).
+    # without them); the whole demo took 12 min 44 s on an idle 2-core AMD EPYC (no AMX),
+    # 22 min on a slower one of the same kind: `maskvit demo` shortens the training stages
+    # where this scale would not fit its budget (maskvit/demo_budget.py).
     episodes=300, episode_steps=30, tokenizer_steps=600, tokenizer_batch=8,
     transformer_steps=400, transformer_batch=16, eval_videos=8, eval_trials=4,
     plan_episodes=2,
@@ -77,9 +97,7 @@ def demo_stages(out: Path, scale: DemoScale) -> list[Stage]:
             "--set", f"tokenizer_train.steps={scale.tokenizer_steps}",
             "--set", f"tokenizer_train.batch_size={scale.tokenizer_batch}",
             "--set", f"tokenizer_train.warmup_steps={max(1, scale.tokenizer_steps // 20)}",
-            # The preset's recipe at the demo's scale: the GAN loss starts 40 % of the way
-            # in, as the reference run's does (step 1000 of 2500).
-            "--set", f"tokenizer.disc_start={scale.tokenizer_steps * 2 // 5}",
+            "--set", f"tokenizer.disc_start={scale.disc_start}",
             "--device", "cpu"], tok),
         Stage("tokenize", ["tokenize", "--tokenizer", str(tok), "--data", str(data),
                            "--out", str(tokens), "--device", "cpu"]),
@@ -100,26 +118,65 @@ def demo_stages(out: Path, scale: DemoScale) -> list[Stage]:
 
 
 def run_demo(out: str | Path = "maskvit-demo", quick: bool = False,
-             run_command: Callable[[list[str]], int] | None = None) -> dict[str, Any]:
-    """Run every unfinished stage; return the headline numbers."""
+             run_command: Callable[[list[str]], int] | None = None,
+             minutes: float = DEFAULT_MINUTES,
+             measure: Callable[[list[str], list[str]], StepCosts] | None = None) -> dict[str, Any]:
+    """Run every unfinished stage; return the headline numbers.
+
+    The full demo is sized to `minutes` on this machine (`measure` times its training
+    steps; see maskvit/demo_budget.py); `quick` has a fixed, tiny size.
+    """
     from maskvit.cli import main as cli_main
     from maskvit.locking import output_lock
 
+    if not minutes > 0:
+        raise UserError(f"--minutes must be a positive number of minutes, got {minutes:g}")
     run_command = run_command or cli_main
     out = Path(out)
     with output_lock(out, "demo folder"):  # two demos in one folder would mix their stages
-        return _run_stages(out, QUICK if quick else FULL, quick, run_command)
+        markers = out / ".stages"
+        markers.mkdir(parents=True, exist_ok=True)
+        scale = QUICK if quick else sized_scale(out, minutes, measure or measure_step_costs)
+        return _run_stages(out, scale, quick, run_command)
+
+
+def sized_scale(out: Path, minutes: float,
+                measure: Callable[[list[str], list[str]], StepCosts]) -> DemoScale:
+    """FULL with its training steps fitted to `minutes` here, chosen once per demo folder."""
+    markers = out / ".stages"
+    sizing = read_sizing(markers)
+    if sizing is None:
+        stages = {stage.name: stage for stage in demo_stages(out, FULL)}
+        begun = any((markers / name).exists() or (stages[name].resumable_run / "config.yaml").exists()
+                    for name in ("train-tokenizer", "train"))
+        if begun:  # a folder from before sizing existed: keep the scale its runs began with
+            sizing = Sizing(fraction=1.0, tokenizer_steps=FULL.tokenizer_steps,
+                            transformer_steps=FULL.transformer_steps, minutes=dict(FULL.minutes),
+                            budget_minutes=minutes, costs=None)
+        else:
+            print("timing the demo's training steps on this machine (about 15 s) ...", flush=True)
+            start = time.monotonic()
+            costs = measure(stages["train-tokenizer"].argv, stages["train"].argv)
+            sizing = size_demo(costs, FULL.tokenizer_steps, FULL.disc_start,
+                               FULL.transformer_steps, minutes, time.monotonic() - start)
+        write_sizing(markers, sizing)
+    elif sizing.budget_minutes != minutes:
+        print(f"this demo folder was sized for {sizing.budget_minutes:g} min when it began; its "
+              f"runs keep those step counts (a new --out sizes a new demo for {minutes:g} min)")
+    print(describe(sizing, FULL.tokenizer_steps, FULL.transformer_steps))
+    return dataclasses.replace(FULL, tokenizer_steps=sizing.tokenizer_steps,
+                               transformer_steps=sizing.transformer_steps,
+                               minutes=sizing.minutes)
 
 
 def _run_stages(out: Path, scale: DemoScale, quick: bool,
                 run_command: Callable[[list[str]], int]) -> dict[str, Any]:
     markers = out / ".stages"
-    markers.mkdir(parents=True, exist_ok=True)
     stages = demo_stages(out, scale)
     remaining = sum(scale.minutes.get(s.name, 0) for s in stages
                     if not (markers / s.name).exists())
     print(f"maskvit demo ({'quick' if quick else 'full'}) in {out.resolve()}: "
-          f"about {remaining:.0f} min of work left on 2 CPU cores")
+          f"about {remaining:.0f} min of work left")
     for index, stage in enumerate(stages, start=1):
         marker = markers / stage.name
         if marker.exists():

@@ -16,7 +16,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", default="maskvit-demo", help="output folder (default ./maskvit-demo)")
     parser.add_argument("--quick", action="store_true",
-                        help="a tiny version (~2 min) that checks every stage works")
+                        help="a tiny version (~1 min) that checks every stage works")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="time budget of the full demo (default 15): a ~15 s probe times "
+                             "the training steps on this machine and shortens both training "
+                             "stages where the full scale would not fit; chosen once per --out")
     parser.set_defaults(func=run)
 
 
@@ -49,10 +53,14 @@ def print_comparison(demo: dict[str, Any], shipped: dict[str, Any] | None) -> No
 
 
 def run(args: argparse.Namespace) -> int:
-    from maskvit.demo_pipeline import run_demo
+    from maskvit.demo_pipeline import DEFAULT_MINUTES, run_demo
+    from maskvit.errors import UserError
     from maskvit.pretrained import shipped_headline
 
-    summary = run_demo(args.out, quick=args.quick)
+    if args.quick and args.minutes is not None:
+        raise UserError("--minutes sizes the full demo; --quick always has the same tiny size")
+    summary = run_demo(args.out, quick=args.quick,
+                       minutes=DEFAULT_MINUTES if args.minutes is None else args.minutes)
     print("\n== maskvit demo finished ==")
     for key in ("report", "plan_report"):
         print(f"{key:12s} {summary.pop(key, '-')}")

@@ -1,0 +1,187 @@
+"""Sizing `maskvit demo` to a time budget on the machine it runs on.
+
+Machines of one nominal kind differ: the same demo took 12 min 44 s on one 2-core AMD EPYC
+and 22 min on another (benchmarks/RESULTS.md, "Demo"). Rather than promising a time that
+only the faster machine keeps, the demo times a few training steps of its own two models
+(a probe of ~15 s), estimates every stage from them and, when the full scale would not fit
+the budget, shortens both training stages by the same factor. The choice is written to
+OUT/.stages/sizing.json so a rerun resumes the same runs with the same step counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from maskvit.atomic import atomic_write_text
+from maskvit.errors import UserError
+
+# Real step time / the probe's. A real step adds the optimizer, data loading, validation
+# and checkpoints, but the probe runs in a cold process and lands high: on a 2-core AMD EPYC
+# (no AMX) both training stages took 0.92-0.93x the probe's estimate (RESULTS.md, "Demo").
+TRAINING_OVERHEAD = 1.0
+# collect + tokenize + evaluate + plan, in units of the probe's transformer step: they are
+# mostly model forward passes and physics: 115 s where the probe took 1.09 s, 119 s where it
+# took 1.24 s.
+FIXED_STAGES_IN_TRANSFORMER_STEPS = 105.0
+SAFETY = 0.93  # aim below the budget: the estimate is only as good as a 15 s probe
+SMALLEST_FRACTION = 0.25  # below this the demo's models learn too little to show anything
+SIZING_FILE = "sizing.json"
+
+
+@dataclass(frozen=True)
+class StepCosts:
+    """Seconds per training step of the demo's two models on this machine (loss + backward)."""
+
+    tokenizer_plain: float  # before the discriminator starts
+    tokenizer_gan: float  # with the discriminator (generator and discriminator phases)
+    transformer: float
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """The demo's step counts on this machine, and what the estimate behind them was."""
+
+    fraction: float  # of the full scale's training steps
+    tokenizer_steps: int
+    transformer_steps: int
+    minutes: dict[str, float]  # estimated minutes per stage
+    budget_minutes: float
+    costs: StepCosts | None  # None: not measured (a run begun before sizing existed)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Sizing:
+        costs = raw.get("costs")
+        return cls(fraction=float(raw["fraction"]), tokenizer_steps=int(raw["tokenizer_steps"]),
+                   transformer_steps=int(raw["transformer_steps"]),
+                   minutes={k: float(v) for k, v in raw["minutes"].items()},
+                   budget_minutes=float(raw["budget_minutes"]),
+                   costs=StepCosts(**costs) if costs else None)
+
+
+def stage_overrides(argv: list[str]) -> list[str]:
+    """The `--set` values of one stage's command line."""
+    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--set"]
+
+
+def measure_step_costs(tokenizer_argv: list[str], transformer_argv: list[str],
+                       repeats: int = 3) -> StepCosts:
+    """Time the demo's tokenizer and transformer steps, configured by the stages' own
+    `--set` values, on synthetic batches (best of `repeats` after one warm-up)."""
+    import torch
+
+    from maskvit.config import load_preset
+    from maskvit.model.masked_video_task import MaskedVideoTask
+    from maskvit.tokenizer.vqgan_task import TokenizerTask
+
+    tok_config = load_preset("push64", stage_overrides(tokenizer_argv))
+    tr_config = load_preset("push64", stage_overrides(transformer_argv))
+    with torch.random.fork_rng():  # the probe must not shift the caller's random stream
+        torch.manual_seed(0)
+        tok_task = TokenizerTask(tok_config.tokenizer)
+        side = tok_config.tokenizer.resolution
+        frames = torch.randint(0, 256, (tok_config.tokenizer_train.batch_size, side, side, 3),
+                               dtype=torch.uint8)
+        disc_start = tok_config.tokenizer.disc_start or 0
+        plain = _best_seconds(tok_task, {"frames": frames}, 0, repeats)
+        gan = _best_seconds(tok_task, {"frames": frames}, disc_start, repeats)
+        tr = tr_config.transformer
+        tr_task = MaskedVideoTask(tr, tr_config.train)
+        batch = tr_config.train.batch_size
+        tokens = {"tokens": torch.randint(0, tr.codebook_size,
+                                          (batch, tr.num_frames, tr.tokens_h, tr.tokens_w)),
+                  "actions": torch.randn(batch, tr.num_frames, max(tr.action_dim, 1))}
+        transformer = _best_seconds(tr_task, tokens, 0, repeats)
+    return StepCosts(tokenizer_plain=plain, tokenizer_gan=gan, transformer=transformer)
+
+
+def _best_seconds(task: Any, batch: dict[str, Any], step: int, repeats: int) -> float:
+    """Fastest of `repeats` timed steps (every phase's loss and backward) after a warm-up."""
+    import torch
+
+    from maskvit.train.task_protocol import StepContext
+
+    modules = task.modules()
+    best = float("inf")
+    for attempt in range(repeats + 1):
+        ctx = StepContext(step=step, modules=modules, generator=torch.Generator().manual_seed(0),
+                          device=torch.device("cpu"))
+        start = time.perf_counter()
+        for spec in task.optimizers():
+            for name in spec.modules:
+                modules[name].zero_grad(set_to_none=True)
+            out = task.loss(spec.name, batch, ctx)
+            if out is not None:
+                out[0].backward()
+        if attempt > 0:
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def size_demo(costs: StepCosts, tokenizer_steps: int, disc_start: int, transformer_steps: int,
+              budget_minutes: float, probe_seconds: float = 0.0) -> Sizing:
+    """Largest fraction (≤ 1) of the full scale's training steps whose estimate fits the budget."""
+    gan_steps = max(tokenizer_steps - disc_start, 0)
+    tokenizer_s = TRAINING_OVERHEAD * (disc_start * costs.tokenizer_plain
+                                       + gan_steps * costs.tokenizer_gan)
+    transformer_s = TRAINING_OVERHEAD * transformer_steps * costs.transformer
+    fixed_s = FIXED_STAGES_IN_TRANSFORMER_STEPS * costs.transformer
+    room = budget_minutes * 60 * SAFETY - fixed_s - probe_seconds
+    fraction = min(1.0, max(SMALLEST_FRACTION, room / (tokenizer_s + transformer_s)))
+    tok_steps = scaled_steps(tokenizer_steps, fraction)
+    tr_steps = scaled_steps(transformer_steps, fraction)
+    # Estimates at the chosen step counts, per stage; the fixed stages split as measured.
+    minutes = {
+        "collect": fixed_s * 0.17 / 60,
+        "train-tokenizer": tokenizer_s * tok_steps / tokenizer_steps / 60,
+        "tokenize": fixed_s * 0.27 / 60,
+        "train": transformer_s * tr_steps / transformer_steps / 60,
+        "evaluate": fixed_s * 0.07 / 60,
+        "plan": fixed_s * 0.49 / 60,
+    }
+    return Sizing(fraction=fraction, tokenizer_steps=tok_steps, transformer_steps=tr_steps,
+                  minutes=minutes, budget_minutes=budget_minutes, costs=costs)
+
+
+def scaled_steps(steps: int, fraction: float) -> int:
+    """`steps × fraction`, rounded to tens (at least 10)."""
+    return max(10, int(round(steps * fraction / 10)) * 10)
+
+
+def read_sizing(markers: Path) -> Sizing | None:
+    """The sizing a previous run of this demo chose, or None."""
+    path = markers / SIZING_FILE
+    if not path.is_file():
+        return None
+    try:
+        return Sizing.from_json(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{path} is damaged ({err}); delete it only if neither training stage "
+                        f"has started, or use a new --out") from None
+
+
+def write_sizing(markers: Path, sizing: Sizing) -> None:
+    atomic_write_text(markers / SIZING_FILE, json.dumps(sizing.to_json(), indent=2) + "\n")
+
+
+def describe(sizing: Sizing, full_tokenizer_steps: int, full_transformer_steps: int) -> str:
+    """One line for the user: what was measured and what was chosen."""
+    total = sum(sizing.minutes.values())
+    if sizing.costs is None:
+        return "training at the full demo scale (these runs were begun before sizing existed)"
+    costs = sizing.costs
+    measured = (f"this machine: {costs.tokenizer_gan:.2f} s per tokenizer step (with the GAN), "
+                f"{costs.transformer:.2f} s per transformer step")
+    if sizing.fraction >= 1.0:
+        return f"{measured}; the full demo scale fits {sizing.budget_minutes:g} min (~{total:.0f} min)"
+    return (f"{measured}; to fit {sizing.budget_minutes:g} min the training stages run "
+            f"{sizing.fraction:.0%} of the full scale (tokenizer {sizing.tokenizer_steps} of "
+            f"{full_tokenizer_steps} steps, transformer {sizing.transformer_steps} of "
+            f"{full_transformer_steps}; ~{total:.0f} min; --minutes gives it more time)")
