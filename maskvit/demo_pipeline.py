@@ -24,6 +24,7 @@ from maskvit.demo_budget import (
     describe,
     measure_step_costs,
     read_sizing,
+    refit_transformer,
     size_demo,
     write_sizing,
 )
@@ -169,31 +170,61 @@ def sized_scale(out: Path, minutes: float,
                                minutes=sizing.minutes)
 
 
+def refitted_scale(out: Path, scale: DemoScale) -> DemoScale:
+    """Before the transformer trains: its steps re-fitted to the budget left (demo_budget)."""
+    markers = out / ".stages"
+    sizing = read_sizing(markers)
+    if (sizing is None or sizing.costs is None or sizing.tokenizer_ratio is not None
+            or (out / "transformer" / "config.yaml").exists()):
+        return scale  # not sized, re-fitted already, or its run has begun: keep its steps
+    spent = {name: stage_seconds(markers / name)
+             for name in ("collect", "train-tokenizer", "tokenize")}
+    refit = refit_transformer(sizing, spent, FULL.transformer_steps)
+    write_sizing(markers, refit)
+    print(f"the tokenizer took {spent['train-tokenizer']:.0f} s, {refit.tokenizer_ratio:.2f}x "
+          f"the estimate: the transformer trains {refit.transformer_steps} steps (sized "
+          f"{sizing.transformer_steps}) to fit {sizing.budget_minutes:g} min")
+    return dataclasses.replace(scale, transformer_steps=refit.transformer_steps,
+                               minutes=refit.minutes)
+
+
+def stage_seconds(marker: Path) -> float:
+    """A finished stage's time, as its marker records it ("123.4 s")."""
+    try:
+        return float(marker.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        raise UserError(f"{marker} is damaged; delete it to rerun that stage") from None
+
+
 def _run_stages(out: Path, scale: DemoScale, quick: bool,
                 run_command: Callable[[list[str]], int]) -> dict[str, Any]:
     markers = out / ".stages"
-    stages = demo_stages(out, scale)
-    remaining = sum(scale.minutes.get(s.name, 0) for s in stages
-                    if not (markers / s.name).exists())
+    names = [stage.name for stage in demo_stages(out, scale)]
+    remaining = sum(scale.minutes.get(name, 0) for name in names
+                    if not (markers / name).exists())
     print(f"maskvit demo ({'quick' if quick else 'full'}) in {out.resolve()}: "
           f"about {remaining:.0f} min of work left")
-    for index, stage in enumerate(stages, start=1):
-        marker = markers / stage.name
+    for index, name in enumerate(names, start=1):
+        marker = markers / name
         if marker.exists():
-            print(f"[{index}/{len(stages)}] {stage.name}: done earlier, skipped")
+            print(f"[{index}/{len(names)}] {name}: done earlier, skipped")
             continue
+        if name == "train" and not quick:
+            scale = refitted_scale(out, scale)
+            remaining = sum(scale.minutes.get(n, 0) for n in names[index - 1:])
+        stage = next(stage for stage in demo_stages(out, scale) if stage.name == name)
         argv = list(stage.argv)
         if stage.resumable_run is not None and (stage.resumable_run / "config.yaml").exists():
             argv.append("--resume")
-        print(f"\n[{index}/{len(stages)}] {stage.name} (~{scale.minutes.get(stage.name, 0):.1f} "
+        print(f"\n[{index}/{len(names)}] {name} (~{scale.minutes.get(name, 0):.1f} "
               f"min, {remaining:.1f} min left): maskvit {shlex.join(argv)}", flush=True)
         start = time.monotonic()
         code = run_command(argv)
         if code != 0:
-            raise UserError(f"stage {stage.name} failed (exit {code}); fix the cause and rerun "
+            raise UserError(f"stage {name} failed (exit {code}); fix the cause and rerun "
                             f"`maskvit demo` to continue from this stage")
         atomic_write_text(marker, f"{time.monotonic() - start:.1f} s\n")
-        remaining -= scale.minutes.get(stage.name, 0)
+        remaining -= scale.minutes.get(name, 0)
     return summarise(out)
 
 

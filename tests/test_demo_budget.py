@@ -11,6 +11,7 @@ from maskvit.demo_budget import (
     SMALLEST_FRACTION,
     StepCosts,
     measure_step_costs,
+    refit_transformer,
     size_demo,
     stage_overrides,
 )
@@ -48,6 +49,26 @@ def test_a_hopeless_budget_still_trains_the_smallest_useful_demo():
     assert sizing.fraction == SMALLEST_FRACTION and sizing.tokenizer_steps == 150
 
 
+def test_the_tokenizers_real_time_refits_the_transformer():
+    sizing = full_size(SLOW)
+    fixed = {"collect": 20.0, "tokenize": 30.0}
+    estimate = sizing.minutes["train-tokenizer"] * 60
+
+    def refit(ratio):
+        spent = {**fixed, "train-tokenizer": estimate * ratio}
+        return refit_transformer(sizing, spent, FULL.transformer_steps)
+
+    slower, faster = refit(1.15), refit(0.85)
+    assert slower.transformer_steps < sizing.transformer_steps < faster.transformer_steps
+    assert slower.tokenizer_ratio == pytest.approx(1.15)
+    # What the rest is now expected to take still fits the budget.
+    for result in (slower, faster):
+        rest = result.probe_seconds / 60 + sum(result.minutes.values())
+        assert rest <= 15 * SAFETY + 0.2
+    assert refit(0.1).transformer_steps == FULL.transformer_steps  # never above the full scale
+    assert refit(5.0).transformer_steps >= FULL.transformer_steps * SMALLEST_FRACTION
+
+
 def fake_stage_runner(calls):
     def run(argv):
         calls.append(argv)
@@ -68,9 +89,14 @@ def test_the_sizing_drives_the_stages_and_a_rerun_keeps_it(tmp_path, monkeypatch
     transformer = next(c for c in calls if c[0] == "train")
     assert steps_of(tokenizer, "tokenizer_train.steps") == expected.tokenizer_steps
     assert steps_of(tokenizer, "tokenizer.disc_start") == expected.tokenizer_steps * 2 // 5
-    assert steps_of(transformer, "train.steps") == expected.transformer_steps
+    # The transformer's steps were re-fitted to the time the (instant) stages before it took.
+    spent = {name: float((tmp_path / ".stages" / name).read_text().split()[0])
+             for name in ("collect", "train-tokenizer", "tokenize")}
+    refit = refit_transformer(expected, spent, FULL.transformer_steps)
+    assert steps_of(transformer, "train.steps") == refit.transformer_steps
     saved = json.loads((tmp_path / ".stages" / "sizing.json").read_text())
     assert saved["tokenizer_steps"] == expected.tokenizer_steps and saved["costs"]["transformer"] == 1.1
+    assert saved["transformer_steps"] == refit.transformer_steps and saved["tokenizer_ratio"] == 0.5
     assert f"tokenizer {expected.tokenizer_steps} of 600 steps" in capsys.readouterr().out
 
     # A second run (another budget, a machine that now measures fast) keeps the first sizing.
@@ -84,6 +110,7 @@ def test_the_sizing_drives_the_stages_and_a_rerun_keeps_it(tmp_path, monkeypatch
     run_demo(tmp_path, run_command=fake_stage_runner(calls), minutes=30, measure=must_not_measure)
     assert [c[0] for c in calls] == ["train-tokenizer", "train"]
     assert steps_of(calls[0], "tokenizer_train.steps") == expected.tokenizer_steps
+    assert steps_of(calls[1], "train.steps") == refit.transformer_steps  # re-fitted once only
     assert "sized for 15 min when it began" in capsys.readouterr().out
 
 
