@@ -197,7 +197,7 @@ def read_sizing(markers: Path) -> Sizing | None:
         return None
     try:
         return Sizing.from_json(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise UserError(f"{path} is damaged ({err}); delete it only if neither training stage "
                         f"has started, or use a new --out") from None
 

@@ -174,8 +174,9 @@ def refitted_scale(out: Path, scale: DemoScale) -> DemoScale:
     """Before the transformer trains: its steps re-fitted to the budget left (demo_budget)."""
     markers = out / ".stages"
     sizing = read_sizing(markers)
+    run = next(stage.resumable_run for stage in demo_stages(out, scale) if stage.name == "train")
     if (sizing is None or sizing.costs is None or sizing.tokenizer_ratio is not None
-            or (out / "transformer" / "config.yaml").exists()):
+            or (run / "config.yaml").exists()):
         return scale  # not sized, re-fitted already, or its run has begun: keep its steps
     spent = {name: stage_seconds(markers / name)
              for name in ("collect", "train-tokenizer", "tokenize")}

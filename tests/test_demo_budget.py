@@ -126,9 +126,12 @@ def test_a_folder_begun_before_sizing_keeps_the_full_scale(tmp_path, monkeypatch
     assert "--resume" in tokenizer
 
 
-def test_a_damaged_sizing_file_is_a_one_line_error(tmp_path):
+@pytest.mark.parametrize("damage", [
+    "{not json", "[]",
+    '{"fraction": 1, "tokenizer_steps": 1, "transformer_steps": 1, "minutes": 5}'])
+def test_a_damaged_sizing_file_is_a_one_line_error(tmp_path, damage):
     (tmp_path / ".stages").mkdir()
-    (tmp_path / ".stages" / "sizing.json").write_text("{not json")
+    (tmp_path / ".stages" / "sizing.json").write_text(damage)
     with pytest.raises(UserError, match="sizing.json is damaged"):
         run_demo(tmp_path, run_command=fake_stage_runner([]), measure=lambda tok, tr: SLOW)
 
