@@ -5,7 +5,8 @@ window attention (the preset's spatiotemporal window) vs full attention (a windo
 spanning the whole clip), eager vs `torch.compile` (`train.compile`), and MaskViT vs the
 GENIE-style factorised spatial/temporal transformer of the decoding benchmark
 (`maskvit.bench.factorised`, same width, layers and embeddings; causal in time) trained on
-the same masked clips: issue 16 asks for a step no slower than that one's. Every
+the same masked clips: issue 16 asks for a step no slower than that one's. Both run their
+output head at the masked positions only, as `MaskedVideoTask` trains MaskViT. Every
 configuration runs in its own fresh process so that its peak resident memory is its own;
 rounds alternate the configurations so that machine noise hits them alike, and the best
 round counts. Model-FLOPs utilisation (MFU) divides the step's FLOPs (counted by
@@ -61,11 +62,16 @@ def measure(preset: str, precision: str, variant: str, batch: int, steps: int) -
     if variant == "factorised":
         module = FactorisedVideoTransformer(cfg)
 
-        def eager(inputs: torch.Tensor, actions: torch.Tensor | None) -> torch.Tensor:
+        def eager(inputs: torch.Tensor, actions: torch.Tensor | None,
+                  select: torch.Tensor) -> torch.Tensor:
             b, t, h, w = inputs.shape
-            return module(inputs.reshape(b, t, h * w), 0, None, actions).view(b, t, h, w, -1)
+            return module(inputs.reshape(b, t, h * w), 0, None, actions, select=select)
     else:
-        module = eager = MaskViT(cfg)
+        maskvit = module = MaskViT(cfg)
+
+        def eager(inputs: torch.Tensor, actions: torch.Tensor | None,
+                  select: torch.Tensor) -> torch.Tensor:
+            return maskvit(inputs, actions, select=select)
     model = torch.compile(eager) if variant == "window-compiled" else eager
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
     tokens = torch.randint(0, cfg.codebook_size, (batch, cfg.num_frames, cfg.tokens_h, cfg.tokens_w))
@@ -74,7 +80,7 @@ def measure(preset: str, precision: str, variant: str, batch: int, steps: int) -
     def step() -> None:
         inputs, mask = mask_for_training(tokens, cfg.context_frames, mask_token_id=cfg.mask_token_id)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            logits = model(inputs, actions)
+            logits = model(inputs, actions, mask)  # the head at the masked positions only
         loss, _ = masked_cross_entropy(logits, tokens, mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -82,7 +88,7 @@ def measure(preset: str, precision: str, variant: str, batch: int, steps: int) -
 
     with FlopCounterMode(display=False) as counter:  # eager: the model's FLOPs, not the kernels'
         inputs, mask = mask_for_training(tokens, cfg.context_frames, mask_token_id=cfg.mask_token_id)
-        loss, _ = masked_cross_entropy(eager(inputs, actions), tokens, mask)
+        loss, _ = masked_cross_entropy(eager(inputs, actions, mask), tokens, mask)
         loss.backward()
     optimizer.zero_grad(set_to_none=True)
     flops = counter.get_total_flops()

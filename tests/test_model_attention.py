@@ -137,3 +137,74 @@ def test_heads_first_bias_gather_matches_plain_indexing_in_values_and_gradients(
     torch.testing.assert_close(out, plain, rtol=0, atol=0)
     torch.testing.assert_close(fast, bias.table.grad, rtol=1e-5, atol=1e-5)
     assert fast.abs().sum() > 0  # every window size reaches the table
+
+
+@pytest.mark.parametrize("windows, chunk_bytes", [
+    (5, 2 * 4 * 24 * 24 * 8),   # two windows a chunk, the last chunk one window
+    (3, 2 * 24 * 24 * 8),       # two heads of one window a chunk (smaller than a window)
+    (3, 1),                     # one head a chunk
+    (7, 10**9),                 # everything in one chunk
+])
+def test_chunked_attention_matches_written_out_attention_in_values_and_gradients(windows, chunk_bytes):
+    """The training path (`chunked_biased_attention`: bias added inside the product,
+    in-place softmax and its gradient, chunk by chunk) computes what `biased_attention`
+    does, with the bias's gradient, however the rows are cut."""
+    from maskvit.model.attention import biased_attention, chunked_biased_attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(windows, 4, 24, 8, dtype=torch.float64, requires_grad=True)
+               for _ in range(3))
+    bias = (0.3 * torch.randn(4, 24, 24, dtype=torch.float64)).requires_grad_()
+    ours = chunked_biased_attention(q, k, v, bias, chunk_bytes)
+    theirs = biased_attention(q, k, v, bias.unsqueeze(0))
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+    upstream = torch.randn_like(ours)
+    grads = [torch.autograd.grad(out, (q, k, v, bias), upstream) for out in (ours, theirs)]
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_attention_chunk_rows_takes_whole_windows_or_a_divisor_of_the_heads():
+    from maskvit.model.attention import attention_chunk_rows
+
+    assert attention_chunk_rows(heads=4, length=64, itemsize=4, chunk_bytes=64 * 64 * 4 * 10) == 8
+    assert attention_chunk_rows(heads=4, length=64, itemsize=4, chunk_bytes=64 * 64 * 4 * 3) == 2
+    assert attention_chunk_rows(heads=6, length=64, itemsize=4, chunk_bytes=64 * 64 * 4 * 5) == 3
+    assert attention_chunk_rows(heads=4, length=1024, itemsize=4, chunk_bytes=1) == 1
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_attention_takes_the_chunked_path_with_the_same_gradients(monkeypatch, precision):
+    """A window attention layer's training step gives the same output and parameter
+    gradients with the chunked attention as with the written-out one (bf16 autocast: to
+    bf16's precision), and does take the chunked path."""
+    import maskvit.model.attention as attention
+    from maskvit.model.attention import WindowAttention
+
+    layer = WindowAttention(dim=16, heads=2, window=(2, 2, 2), max_grid=(4, 4, 4))
+    x = torch.randn(2, 4, 4, 4, 16)
+    calls = []
+    chunked = attention.chunked_biased_attention
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return chunked(*args, **kwargs)
+
+    monkeypatch.setattr(attention, "chunked_biased_attention", counting)
+    grads = []
+    for fused in (True, False):
+        monkeypatch.setattr(WindowAttention, "fused_training_attention",
+                            staticmethod(lambda dropout, fused=fused: fused))
+        layer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = layer(x)
+        out.float().pow(2).sum().backward()
+        grads.append([out.detach().float()] + [p.grad.clone() for p in layer.parameters()])
+    assert len(calls) == 1
+    tolerance = dict(rtol=1e-5, atol=1e-6) if precision == "fp32" else dict(rtol=0.03, atol=0.03)
+    for a, b in zip(*grads, strict=True):
+        scale = b.abs().max().clamp(min=1e-6)  # gradients differ in size: compare relative
+        torch.testing.assert_close(a / scale, b / scale, **tolerance)
+    monkeypatch.undo()
+    assert WindowAttention.fused_training_attention(0.0)
+    assert not WindowAttention.fused_training_attention(0.1)

@@ -153,3 +153,40 @@ def test_cpu_inference_in_chunks_of_videos_gives_the_batch_logits(monkeypatch):
         torch.testing.assert_close(model(tokens, actions), whole, **TOL)
         picked = model(tokens, actions, positions=positions)
     torch.testing.assert_close(picked, whole.reshape(6, 64, -1)[:, ::3], **TOL)
+
+
+def test_training_head_at_the_masked_positions_gives_the_same_loss_and_gradients():
+    """`select=mask` (what `MaskedVideoTask` passes) runs the head only where the loss
+    looks: same logits there, same loss, same gradient for every parameter."""
+    from maskvit.model.masking import masked_cross_entropy
+
+    model = fixed_tiny_model().train()
+    tokens, actions = tiny_inputs()
+    targets = tokens.clamp(max=7)
+    mask = tokens == 8
+    results = []
+    for select in (None, mask):
+        model.zero_grad(set_to_none=True)
+        logits = model(tokens, actions, select=select)
+        loss, accuracy = masked_cross_entropy(logits, targets, mask, normalizer=7.0)
+        loss.backward()
+        picked = logits if select is not None else logits[mask]
+        results.append([picked.detach(), loss.detach(), accuracy]
+                       + [p.grad.clone() for p in model.parameters()])
+    assert results[0][0].shape == (int(mask.sum()), 8)
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, **TOL)
+
+
+def test_select_of_the_wrong_form_is_a_clear_error():
+    from maskvit.errors import UserError
+    from maskvit.model.masking import masked_cross_entropy
+
+    model = fixed_tiny_model()
+    tokens, actions = tiny_inputs()
+    with pytest.raises(UserError, match="select must be bool"):
+        model(tokens, actions, select=(tokens == 8).long())
+    with pytest.raises(UserError, match="not both"):
+        model(tokens, actions, positions=torch.zeros(2, 1, dtype=torch.long), select=tokens == 8)
+    with pytest.raises(ValueError, match="rows of logits"):
+        masked_cross_entropy(torch.zeros(3, 8), tokens, tokens == 8)

@@ -49,9 +49,10 @@ class FactorisedVideoTransformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor, start: int, cache: KVCache | None,
                 actions: torch.Tensor | None = None, positions: torch.Tensor | None = None,
-                head: bool = True) -> torch.Tensor | None:
+                head: bool = True, select: torch.Tensor | None = None) -> torch.Tensor | None:
         """tokens (B, F, hw) of frames start..start+F−1 -> logits (B, F·hw, K) (at
-        `positions` (B, M) only, when given), or None when `head` is False.
+        `positions` (B, M) only, when given; (N, K) at the N true entries of a bool
+        `select` of the tokens' shape, as MaskViT trains), or None when `head` is False.
 
         `cache` None: the whole clip at once, causal in time with no key/value cache, as
         training runs it (`benchmarks/bench_transformer.py` times that step)."""
@@ -76,6 +77,8 @@ class FactorisedVideoTransformer(nn.Module):
         x = x.reshape(b, f * hw, -1)
         if positions is not None:
             x = x.gather(1, positions.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        elif select is not None:
+            x = x[select.reshape(b, f * hw)]
         return self.head(self.norm(x))
 
 

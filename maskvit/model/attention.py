@@ -154,12 +154,114 @@ def biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: to
     path, which is the same matrix products plus a "safe" softmax that scans every row for
     all -inf entries (`all`, `isneginf`, `where`: ~4 % of the push64 training step). The
     bias here is finite, so a plain softmax gives the same values without that scan.
+    Training takes `chunked_biased_attention` instead unless it compiles or drops out.
     """
     scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1)) + bias
     weights = scores.softmax(dim=-1)
     if dropout:
         weights = F.dropout(weights, p=dropout)
     return torch.matmul(weights.to(v.dtype), v)
+
+
+# Bytes of attention matrix the training attention handles at a time: a few MB, so
+# that scores, softmax and their gradients stay in the CPU's cache between the products.
+ATTENTION_CHUNK_BYTES = 4 * 2**20
+
+
+def attention_chunk_rows(heads: int, length: int, itemsize: int,
+                         chunk_bytes: int = ATTENTION_CHUNK_BYTES) -> int:
+    """Rows of the (windows·heads, N_w, N_w) attention to take at once: whole windows
+    (a multiple of `heads`) when one fits in `chunk_bytes`, else a divisor of `heads`."""
+    rows = max(1, chunk_bytes // (length * length * itemsize))
+    if rows >= heads:
+        return rows - rows % heads
+    return max(d for d in range(1, heads + 1) if heads % d == 0 and d <= rows)
+
+
+class _ChunkedBiasedAttention(torch.autograd.Function):
+    """softmax(q·kᵀ·s + bias)·v and its gradients (the bias's too), a chunk at a time.
+
+    Why: written as whole-tensor operations (`biased_attention`), the training attention
+    is bound by memory, not arithmetic: the scores, the softmax, its gradient and the
+    bias's gradient each stream the whole (windows·heads, N_w, N_w) matrix through memory
+    (push64 fp32: 38 MB per spatiotemporal layer, at ~20 GFLOP/s on a CPU). Here the bias
+    is added inside the product (`baddbmm`), the softmax and its gradient run in place,
+    and everything but the saved probabilities stays in a cache-sized chunk. In bf16 the
+    softmax computes in fp32 and rounds its output to bf16, as autocast's softmax followed
+    by the cast to bf16 does; the bias's gradient is summed in fp32.
+    """
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,  # type: ignore[override]
+                bias: torch.Tensor, rows: int) -> torch.Tensor:
+        n, h, length, e = q.shape
+        q3, k3, v3 = (t.reshape(n * h, length, e) for t in (q, k, v))
+        scale = e**-0.5
+        bias_rows = _bias_rows(bias.to(q.dtype), rows)
+        probs = q.new_empty(n * h, length, length)
+        out = q.new_empty(n * h, length, e)
+        for start in range(0, n * h, rows):
+            chunk = slice(start, min(n * h, start + rows))
+            p = probs[chunk]
+            torch.baddbmm(_bias_for(bias_rows, start, p.shape[0], h), q3[chunk],
+                          k3[chunk].transpose(1, 2), alpha=scale, out=p)
+            torch.ops.aten._softmax.out(p, -1, False, out=p)
+            torch.bmm(p, v3[chunk], out=out[chunk])
+        ctx.save_for_backward(q3, k3, v3, probs)
+        ctx.rows, ctx.shape, ctx.bias_dtype = rows, (n, h, length, e), bias.dtype
+        return out.view(n, h, length, e)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        q3, k3, v3, probs = ctx.saved_tensors
+        (n, h, length, e), rows = ctx.shape, ctx.rows
+        grad3 = grad.reshape(n * h, length, e)
+        dq, dk, dv = (torch.empty_like(q3) for _ in range(3))
+        dscores = q3.new_empty(min(rows, n * h), length, length)
+        summed = torch.promote_types(q3.dtype, torch.float32)  # bf16 sums in fp32
+        dbias = q3.new_zeros(h, length, length, dtype=summed)
+        for start in range(0, n * h, rows):
+            chunk = slice(start, min(n * h, start + rows))
+            p = probs[chunk]
+            ds = dscores[: p.shape[0]]
+            torch.bmm(p.transpose(1, 2), grad3[chunk], out=dv[chunk])
+            torch.bmm(grad3[chunk], v3[chunk].transpose(1, 2), out=ds)
+            torch.ops.aten._softmax_backward_data.out(ds, p, -1, ds.dtype, grad_input=ds)
+            if rows >= h:
+                dbias += ds.view(-1, h, length, length).sum(0, dtype=summed)
+            else:
+                dbias[start % h: start % h + ds.shape[0]] += ds
+            torch.bmm(ds, k3[chunk], out=dq[chunk])
+            torch.bmm(ds.transpose(1, 2), q3[chunk], out=dk[chunk])
+        scale = e**-0.5
+        dq.mul_(scale)
+        dk.mul_(scale)
+        return (dq.view(n, h, length, e), dk.view(n, h, length, e), dv.view(n, h, length, e),
+                dbias.to(ctx.bias_dtype), None)
+
+
+def _bias_rows(bias: torch.Tensor, rows: int) -> torch.Tensor:
+    """The (heads, length, length) bias repeated to cover one chunk of `rows` rows."""
+    h, length, _ = bias.shape
+    if rows < h:
+        return bias
+    return bias.unsqueeze(0).expand(rows // h, h, length, length).reshape(rows, length, length)
+
+
+def _bias_for(bias_rows: torch.Tensor, start: int, count: int, heads: int) -> torch.Tensor:
+    offset = start % heads if count < heads else 0
+    return bias_rows[offset: offset + count]
+
+
+def chunked_biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                             bias: torch.Tensor, chunk_bytes: int = ATTENTION_CHUNK_BYTES,
+                             ) -> torch.Tensor:
+    """softmax(q·kᵀ/√d + bias)·v for q, k, v (n, heads, length, e) of one dtype and bias
+    (heads, length, length), with the gradients of all four: `biased_attention`'s
+    values, in chunks of about `chunk_bytes` of attention matrix."""
+    n, h, length, _ = q.shape
+    rows = attention_chunk_rows(h, length, q.element_size(), chunk_bytes)
+    return _ChunkedBiasedAttention.apply(q, k, v, bias, rows)
 
 
 class WindowAttention(nn.Module):
@@ -177,6 +279,14 @@ class WindowAttention(nn.Module):
         self.dropout = dropout
         self.bias = RelativePositionBias(resolve_window(self.window, max_grid), heads)
 
+    @staticmethod
+    def fused_training_attention(dropout: float) -> bool:
+        """Whether training takes `chunked_biased_attention` (without dropout, eager).
+
+        `torch.compile` keeps the whole-tensor form, which it fuses itself.
+        """
+        return not dropout and not torch.compiler.is_compiling()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, T, h, w, D) -> (B, T, h, w, D)."""
         grid = tuple(x.shape[1:4])
@@ -184,11 +294,13 @@ class WindowAttention(nn.Module):
         windows = window_partition(x, window)  # (B·nW, N_w, D)
         q, k, v = rearrange(self.qkv(windows), "n l (three h e) -> three n h l e",
                             three=3, h=self.heads)
-        bias = self.bias.attention_mask(window, q.dtype)  # (1, heads, N_w, N_w)
         dropout = self.dropout if self.training else 0.0
-        if bias.requires_grad:
-            out = biased_attention(q, k, v, bias, dropout)
-        else:
+        bias = self.bias.attention_mask(window, q.dtype)  # (1, heads, N_w, N_w)
+        if not bias.requires_grad:  # inference: the fused kernel, the bias built once
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout)
+        elif self.fused_training_attention(dropout):
+            out = chunked_biased_attention(q, k, v, bias[0])
+        else:
+            out = biased_attention(q, k, v, bias, dropout)
         out = self.proj(rearrange(out, "n h l e -> n l (h e)"))
         return window_merge(out, window, grid)

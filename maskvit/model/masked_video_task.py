@@ -1,8 +1,8 @@
 """Masked visual modeling (paper §3.2) as a `Task` for the training engine.
 
 Each clip of token codes gets a random mask over its future frames (variable ratio
-r ~ U[0.5, 1) by default), the transformer predicts every position, and the loss is
-cross-entropy on the masked positions only. Logged: loss and masked-token accuracy.
+r ~ U[0.5, 1) by default), the transformer runs on every position, its output head on
+the masked ones only, and the loss is cross-entropy there. Logged: loss and masked-token accuracy.
 
 Training masks come from per-video generators keyed on (train.seed, step, the video's
 index in the step's global batch), so 1 process × batch B, N processes × B/N and gradient
@@ -63,7 +63,8 @@ class MaskedVideoTask(Task):
             tokens, self.cfg.context_frames, self.mask_ratio,
             goal=self.goal, generator=self.mask_generators(ctx, len(tokens)),
             mask_token_id=self.cfg.mask_token_id)
-        logits = ctx.modules["model"](inputs, actions)  # (B, T, h, w, K)
+        # (M, K) at the masked positions only: the loss looks nowhere else.
+        logits = ctx.modules["model"](inputs, actions, select=mask)
         normalizer = self.loss_normalizer(ctx, tokens) if ctx.training else None
         loss, accuracy = masked_cross_entropy(logits, tokens, mask, normalizer)
         return loss, {"accuracy": accuracy, "mask_fraction": mask.float().mean()}

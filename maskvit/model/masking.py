@@ -159,11 +159,16 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torc
                          normalizer: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean cross-entropy and accuracy over masked positions only.
 
-    logits (B, T, h, w, K), targets (B, T, h, w), mask (B, T, h, w) bool -> scalars.
-    `normalizer` divides the summed loss instead of this batch's masked count: a share of
-    a mean over a larger batch split across processes or micro-batches.
+    logits (B, T, h, w, K), or (M, K) already picked at the mask's M true positions (in
+    `logits[mask]` order: `MaskViT(..., select=mask)`), targets (B, T, h, w), mask
+    (B, T, h, w) bool -> scalars. `normalizer` divides the summed loss instead of this
+    batch's masked count: a share of a mean over a larger batch split across processes or
+    micro-batches.
     """
-    selected = logits[mask].float()  # (M, K)
+    picked = logits.dim() == 2
+    if picked and logits.shape[0] != int(mask.sum()):
+        raise ValueError(f"{logits.shape[0]} rows of logits for {int(mask.sum())} masked positions")
+    selected = (logits if picked else logits[mask]).float()  # (M, K)
     labels = targets[mask]
     if selected.shape[0] == 0:
         zero = logits.sum() * 0.0

@@ -70,7 +70,10 @@ class MaskViT(nn.Module):
     (= `cfg.mask_token_id`) marks a masked position; T ≤ cfg.num_frames. actions
     (B, T, A) float, or None. Returns logits (B, T, h, w, K). With `positions` (B, M)
     (flat indices into each video's T·h·w tokens) it returns logits (B, M, K) at those
-    positions only: decoding needs no logits where tokens are already decided.
+    positions only: decoding needs no logits where tokens are already decided. With
+    `select` (B, T, h, w) bool it returns logits (N, K) at its N true positions, in the
+    order of `logits[select]`: training needs them only where the loss looks (the masked
+    tokens), and the head and its gradient then run there only.
     """
 
     supports_positions = True  # decoding may pass `positions=` (see decoding.model_logits)
@@ -137,13 +140,21 @@ class MaskViT(nn.Module):
                             f"got {tuple(actions.shape)}")
 
     def forward(self, tokens: torch.Tensor, actions: torch.Tensor | None = None,
-                positions: torch.Tensor | None = None) -> torch.Tensor:
+                positions: torch.Tensor | None = None,
+                select: torch.Tensor | None = None) -> torch.Tensor:
         self.check_inputs(tokens, actions)
         b, t, h, w = tokens.shape
         if positions is not None and (positions.dim() != 2 or positions.shape[0] != b
                                       or positions.dtype != torch.long):
             raise UserError(f"positions must be int64 of shape (B={b}, M); got "
                             f"{positions.dtype} {tuple(positions.shape)}")
+        if select is not None:
+            if positions is not None:
+                raise UserError("give positions or select, not both")
+            if select.dtype != torch.bool or select.shape != tokens.shape:
+                raise UserError(f"select must be bool of the tokens' shape {tuple(tokens.shape)}; "
+                                f"got {select.dtype} {tuple(select.shape)}")
+            return self._logits(tokens, actions, None, select)
         per_chunk = max(1, INFERENCE_CHUNK_TOKENS // (t * h * w))
         if b <= per_chunk or tokens.device.type != "cpu" or torch.is_grad_enabled():
             return self._logits(tokens, actions, positions)
@@ -156,7 +167,8 @@ class MaskViT(nn.Module):
         ])
 
     def _logits(self, tokens: torch.Tensor, actions: torch.Tensor | None,
-                positions: torch.Tensor | None) -> torch.Tensor:
+                positions: torch.Tensor | None,
+                select: torch.Tensor | None = None) -> torch.Tensor:
         b, t, h, w = tokens.shape
         x = self.token_embedding(tokens)  # (B, T, h, w, D)
         x = x + self.spatial_position.view(1, 1, h, w, -1)
@@ -168,7 +180,9 @@ class MaskViT(nn.Module):
         if positions is not None:  # (B, M): the head (a per-token map) runs only there
             x = x.reshape(b, t * h * w, -1)
             x = x.gather(1, positions.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-        return self.head(self.norm(x))  # (B, T, h, w, K), or (B, M, K) at `positions`
+        elif select is not None:
+            x = x[select]  # (N, D)
+        return self.head(self.norm(x))  # (B, T, h, w, K); (B, M, K) or (N, K) when picked
 
     @torch.no_grad()
     def generate(self, context_codes: torch.Tensor, num_frames: int, decoding=None,

@@ -1,0 +1,89 @@
+"""Training step: whole-tensor attention vs chunked attention vs chunked + masked-only head.
+
+Issue 16, item 4. Three forms of the same MaskViT training step, on one model in one
+process, steps alternating between them (the order reversed every round) so that the
+noise of a shared machine hits all three alike:
+
+- base: the attention written as whole-tensor operations (`biased_attention`), the output
+  head on every position, the loss picked at the masked ones afterwards;
+- chunked: `chunked_biased_attention` (the bias added inside the product, in-place softmax
+  and its gradient, cache-sized chunks), head everywhere;
+- chunked+head: what `MaskedVideoTask` now runs: chunked attention and the head only at the
+  masked positions (`MaskViT(..., select=mask)`).
+
+    python benchmarks/ab_training_step.py --preset push64 --batch 16 --precision fp32 \
+        [--steps 8] [--json out.json]
+
+Prints, per form, the best and the median step time and the speed-up of the best over
+base's best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from maskvit.config import load_preset
+from maskvit.model import MaskViT
+from maskvit.model.attention import WindowAttention
+from maskvit.model.masking import mask_for_training, masked_cross_entropy
+
+FORMS = ("base", "chunked", "chunked+head")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="push64")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per form")
+    parser.add_argument("--json", default=None, help="also write every step time here")
+    args = parser.parse_args()
+
+    cfg = load_preset(args.preset).transformer
+    torch.manual_seed(0)
+    model = MaskViT(cfg)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    shape = (args.batch, cfg.num_frames, cfg.tokens_h, cfg.tokens_w)
+    tokens = torch.randint(0, cfg.codebook_size, shape)
+    actions = torch.randn(args.batch, cfg.num_frames, cfg.action_dim) if cfg.action_dim else None
+    chunked = WindowAttention.fused_training_attention
+
+    def step(form: str) -> float:
+        WindowAttention.fused_training_attention = (
+            chunked if form != "base" else staticmethod(lambda dropout: False))
+        start = time.perf_counter()
+        inputs, mask = mask_for_training(tokens, cfg.context_frames,
+                                         mask_token_id=cfg.mask_token_id)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            logits = model(inputs, actions, select=mask if form == "chunked+head" else None)
+        loss, _ = masked_cross_entropy(logits, tokens, mask)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return time.perf_counter() - start
+
+    for form in FORMS:  # warm-up
+        step(form)
+    seconds: dict[str, list[float]] = {form: [] for form in FORMS}
+    for i in range(args.steps):
+        for form in FORMS if i % 2 == 0 else FORMS[::-1]:
+            seconds[form].append(step(form))
+    WindowAttention.fused_training_attention = chunked
+    base = min(seconds["base"])
+    print(f"{args.preset} {args.precision} batch {args.batch}, {args.steps} steps per form")
+    for form in FORMS:
+        best, median = min(seconds[form]), statistics.median(seconds[form])
+        print(f"  {form:13} best {best:.3f} s  median {median:.3f} s  speed-up {base / best:.3f}x")
+    if args.json:
+        from maskvit.atomic import atomic_write_json
+
+        atomic_write_json(args.json, {"preset": args.preset, "precision": args.precision,
+                                      "batch": args.batch, "seconds": seconds})
+
+
+if __name__ == "__main__":
+    main()
