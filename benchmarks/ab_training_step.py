@@ -1,4 +1,4 @@
-"""Training step: whole-tensor attention vs chunked attention vs chunked + masked-only head.
+"""Training step: whole-tensor vs chunked attention vs chunked + masked-only head (vs factorised).
 
 Issue 16, item 4. Three forms of the same MaskViT training step, on one model in one
 process, steps alternating between them (the order reversed every round) so that the
@@ -9,13 +9,17 @@ noise of a shared machine hits all three alike:
 - chunked: `chunked_biased_attention` (the bias added inside the product, in-place softmax
   and its gradient, cache-sized chunks), head everywhere;
 - chunked+head: what `MaskedVideoTask` now runs: chunked attention and the head only at the
-  masked positions (`MaskViT(..., select=mask)`).
+  masked positions (`MaskViT(..., select=mask)`);
+- factorised: the GENIE-style factorised transformer of `bench_transformer.py` (same width,
+  layers and embeddings, head at the masked positions too), a second model in the same
+  process: issue 16's training-parity peer, timed interleaved with MaskViT.
 
     python benchmarks/ab_training_step.py --preset push64 --batch 16 --precision fp32 \
-        [--steps 8] [--json out.json]
+        [--steps 8] [--forms base,chunked,chunked+head,factorised] [--json out.json]
 
-Prints, per form, the best and the median step time and the speed-up of the best over
-base's best.
+Prints, per form, the best and the median step time, and the median over rounds of each
+round's paired ratio (the first form's step time / this form's): on a shared machine whose
+speed drifts by ±10 % within minutes, the paired ratio is the steadiest of the three.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from maskvit.model import MaskViT
 from maskvit.model.attention import WindowAttention
 from maskvit.model.masking import mask_for_training, masked_cross_entropy
 
-FORMS = ("base", "chunked", "chunked+head")
+FORMS = ("base", "chunked", "chunked+head", "factorised")
 
 
 def main() -> None:
@@ -40,17 +44,27 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--steps", type=int, default=8, help="timed steps per form")
+    parser.add_argument("--forms", default="base,chunked,chunked+head",
+                        help=f"comma-separated subset of {', '.join(FORMS)}; the first is the reference")
     parser.add_argument("--json", default=None, help="also write every step time here")
     args = parser.parse_args()
+    forms = args.forms.split(",")
+    if set(forms) - set(FORMS):
+        raise SystemExit(f"unknown form(s) {sorted(set(forms) - set(FORMS))}; choose from {', '.join(FORMS)}")
 
     cfg = load_preset(args.preset).transformer
     torch.manual_seed(0)
     model = MaskViT(cfg)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizers = {"maskvit": torch.optim.AdamW(model.parameters(), lr=1e-4)}
+    if "factorised" in forms:
+        from maskvit.bench.factorised import FactorisedVideoTransformer
+
+        factorised = FactorisedVideoTransformer(cfg)
+        optimizers["factorised"] = torch.optim.AdamW(factorised.parameters(), lr=1e-4)
     shape = (args.batch, cfg.num_frames, cfg.tokens_h, cfg.tokens_w)
     tokens = torch.randint(0, cfg.codebook_size, shape)
     actions = torch.randn(args.batch, cfg.num_frames, cfg.action_dim) if cfg.action_dim else None
-    chunked = WindowAttention.fused_training_attention
+    chunked = WindowAttention.__dict__["fused_training_attention"]  # the staticmethod itself
 
     def step(form: str) -> float:
         WindowAttention.fused_training_attention = (
@@ -59,25 +73,33 @@ def main() -> None:
         inputs, mask = mask_for_training(tokens, cfg.context_frames,
                                          mask_token_id=cfg.mask_token_id)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
-            logits = model(inputs, actions, select=mask if form == "chunked+head" else None)
+            if form == "factorised":
+                b, t, h, w = inputs.shape
+                logits = factorised(inputs.reshape(b, t, h * w), 0, None, actions, select=mask)
+            else:
+                logits = model(inputs, actions, select=mask if form == "chunked+head" else None)
         loss, _ = masked_cross_entropy(logits, tokens, mask)
+        optimizer = optimizers["factorised" if form == "factorised" else "maskvit"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         return time.perf_counter() - start
 
-    for form in FORMS:  # warm-up
+    for form in forms:  # warm-up
         step(form)
-    seconds: dict[str, list[float]] = {form: [] for form in FORMS}
+    seconds: dict[str, list[float]] = {form: [] for form in forms}
     for i in range(args.steps):
-        for form in FORMS if i % 2 == 0 else FORMS[::-1]:
+        for form in forms if i % 2 == 0 else forms[::-1]:
             seconds[form].append(step(form))
     WindowAttention.fused_training_attention = chunked
-    base = min(seconds["base"])
-    print(f"{args.preset} {args.precision} batch {args.batch}, {args.steps} steps per form")
-    for form in FORMS:
+    reference = seconds[forms[0]]
+    print(f"{args.preset} {args.precision} batch {args.batch}, {args.steps} steps per form; "
+          f"ratios: {forms[0]}'s step time / the form's")
+    for form in forms:
         best, median = min(seconds[form]), statistics.median(seconds[form])
-        print(f"  {form:13} best {best:.3f} s  median {median:.3f} s  speed-up {base / best:.3f}x")
+        paired = statistics.median(r / s for r, s in zip(reference, seconds[form], strict=True))
+        print(f"  {form:13} best {best:.3f} s  median {median:.3f} s  "
+              f"best/best {min(reference) / best:.3f}x  paired {paired:.3f}x")
     if args.json:
         from maskvit.atomic import atomic_write_json
 
