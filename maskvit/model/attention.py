@@ -249,6 +249,7 @@ def _bias_rows(bias: torch.Tensor, rows: int) -> torch.Tensor:
 
 
 def _bias_for(bias_rows: torch.Tensor, start: int, count: int, heads: int) -> torch.Tensor:
+    """The bias rows of the chunk that starts at row `start` and holds `count` rows."""
     offset = start % heads if count < heads else 0
     return bias_rows[offset: offset + count]
 

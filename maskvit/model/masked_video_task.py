@@ -2,7 +2,8 @@
 
 Each clip of token codes gets a random mask over its future frames (variable ratio
 r ~ U[0.5, 1) by default), the transformer runs on every position, its output head on
-the masked ones only, and the loss is cross-entropy there. Logged: loss and masked-token accuracy.
+the masked ones only, and the loss is cross-entropy there. Logged: loss and masked-token
+accuracy.
 
 Training masks come from per-video generators keyed on (train.seed, step, the video's
 index in the step's global batch), so 1 process × batch B, N processes × B/N and gradient
