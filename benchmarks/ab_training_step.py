@@ -10,6 +10,8 @@ noise of a shared machine hits all three alike:
   and its gradient, cache-sized chunks), head everywhere;
 - chunked+head: what `MaskedVideoTask` now runs: chunked attention and the head only at the
   masked positions (`MaskViT(..., select=mask)`);
+- compiled: `torch.compile` of the same model (`train.compile`), head at the masked
+  positions (the boolean pick is a graph break; the whole-tensor attention is compiled);
 - factorised: the GENIE-style factorised transformer of `bench_transformer.py` (same width,
   layers and embeddings, head at the masked positions too), a second model in the same
   process: issue 16's training-parity peer, timed interleaved with MaskViT.
@@ -35,7 +37,7 @@ from maskvit.model import MaskViT
 from maskvit.model.attention import WindowAttention
 from maskvit.model.masking import mask_for_training, masked_cross_entropy
 
-FORMS = ("base", "chunked", "chunked+head", "factorised")
+FORMS = ("base", "chunked", "chunked+head", "compiled", "factorised")
 
 
 def main() -> None:
@@ -56,6 +58,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = MaskViT(cfg)
     optimizers = {"maskvit": torch.optim.AdamW(model.parameters(), lr=1e-4)}
+    compiled = torch.compile(model) if "compiled" in forms else None
     if "factorised" in forms:
         from maskvit.bench.factorised import FactorisedVideoTransformer
 
@@ -76,6 +79,8 @@ def main() -> None:
             if form == "factorised":
                 b, t, h, w = inputs.shape
                 logits = factorised(inputs.reshape(b, t, h * w), 0, None, actions, select=mask)
+            elif form == "compiled":
+                logits = compiled(inputs, actions, select=mask)
             else:
                 logits = model(inputs, actions, select=mask if form == "chunked+head" else None)
         loss, _ = masked_cross_entropy(logits, tokens, mask)
@@ -85,8 +90,9 @@ def main() -> None:
         optimizer.step()
         return time.perf_counter() - start
 
-    for form in forms:  # warm-up
-        step(form)
+    for form in forms:  # warm-up (compilation: a few steps, the masked count varies)
+        for _ in range(3 if form == "compiled" else 1):
+            step(form)
     seconds: dict[str, list[float]] = {form: [] for form in forms}
     for i in range(args.steps):
         for form in forms if i % 2 == 0 else forms[::-1]:

@@ -142,7 +142,7 @@ class TrainConfig:
     mask_ratio: str | float = "variable"
     precision: Literal["fp32", "bf16"] = "bf16"
     ema_decay: float | None = None
-    compile: bool = False
+    compile: bool = False  # torch.compile: on a CPU it no longer beats the eager step (RESULTS.md)
     seed: int = 0
     log_every: int = 10
     val_every: int = 500
