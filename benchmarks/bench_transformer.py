@@ -62,16 +62,12 @@ def measure(preset: str, precision: str, variant: str, batch: int, steps: int) -
     if variant == "factorised":
         module = FactorisedVideoTransformer(cfg)
 
-        def eager(inputs: torch.Tensor, actions: torch.Tensor | None,
+        def eager(inputs: torch.Tensor, actions: torch.Tensor | None, *,
                   select: torch.Tensor) -> torch.Tensor:
             b, t, h, w = inputs.shape
             return module(inputs.reshape(b, t, h * w), 0, None, actions, select=select)
     else:
-        maskvit = module = MaskViT(cfg)
-
-        def eager(inputs: torch.Tensor, actions: torch.Tensor | None,
-                  select: torch.Tensor) -> torch.Tensor:
-            return maskvit(inputs, actions, select=select)
+        module = eager = MaskViT(cfg)
     model = torch.compile(eager) if variant == "window-compiled" else eager
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
     tokens = torch.randint(0, cfg.codebook_size, (batch, cfg.num_frames, cfg.tokens_h, cfg.tokens_w))
@@ -80,7 +76,7 @@ def measure(preset: str, precision: str, variant: str, batch: int, steps: int) -
     def step() -> None:
         inputs, mask = mask_for_training(tokens, cfg.context_frames, mask_token_id=cfg.mask_token_id)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            logits = model(inputs, actions, mask)  # the head at the masked positions only
+            logits = model(inputs, actions, select=mask)  # the head at the masked positions only
         loss, _ = masked_cross_entropy(logits, tokens, mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -88,7 +84,7 @@ def measure(preset: str, precision: str, variant: str, batch: int, steps: int) -
 
     with FlopCounterMode(display=False) as counter:  # eager: the model's FLOPs, not the kernels'
         inputs, mask = mask_for_training(tokens, cfg.context_frames, mask_token_id=cfg.mask_token_id)
-        loss, _ = masked_cross_entropy(eager(inputs, actions, mask), tokens, mask)
+        loss, _ = masked_cross_entropy(eager(inputs, actions, select=mask), tokens, mask)
         loss.backward()
     optimizer.zero_grad(set_to_none=True)
     flops = counter.get_total_flops()

@@ -181,6 +181,7 @@ def test_training_attention_takes_the_chunked_path_with_the_same_gradients(monke
     import maskvit.model.attention as attention
     from maskvit.model.attention import WindowAttention
 
+    torch.manual_seed(0)  # 40 seeds: worst bf16 difference 0.012 of the largest value, within 0.03
     layer = WindowAttention(dim=16, heads=2, window=(2, 2, 2), max_grid=(4, 4, 4))
     x = torch.randn(2, 4, 4, 4, 16)
     calls = []

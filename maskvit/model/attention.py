@@ -203,7 +203,8 @@ class _ChunkedBiasedAttention(torch.autograd.Function):
         for start in range(0, n * h, rows):
             chunk = slice(start, min(n * h, start + rows))
             p = probs[chunk]
-            torch.baddbmm(_bias_for(bias_rows, start, p.shape[0], h), q3[chunk],
+            offset = start % h  # 0 for whole windows; the first head of a part-window chunk
+            torch.baddbmm(bias_rows[offset: offset + p.shape[0]], q3[chunk],
                           k3[chunk].transpose(1, 2), alpha=scale, out=p)
             torch.ops.aten._softmax.out(p, -1, False, out=p)
             torch.bmm(p, v3[chunk], out=out[chunk])
@@ -241,17 +242,12 @@ class _ChunkedBiasedAttention(torch.autograd.Function):
 
 
 def _bias_rows(bias: torch.Tensor, rows: int) -> torch.Tensor:
-    """The (heads, length, length) bias repeated to cover one chunk of `rows` rows."""
+    """The (heads, length, length) bias repeated to cover one chunk of `rows` rows (the
+    bias itself when a chunk is part of one window)."""
     h, length, _ = bias.shape
     if rows < h:
         return bias
     return bias.unsqueeze(0).expand(rows // h, h, length, length).reshape(rows, length, length)
-
-
-def _bias_for(bias_rows: torch.Tensor, start: int, count: int, heads: int) -> torch.Tensor:
-    """The bias rows of the chunk that starts at row `start` and holds `count` rows."""
-    offset = start % heads if count < heads else 0
-    return bias_rows[offset: offset + count]
 
 
 def chunked_biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,

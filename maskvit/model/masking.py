@@ -165,11 +165,11 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torc
     batch's masked count: a share of a mean over a larger batch split across processes or
     micro-batches.
     """
-    picked = logits.dim() == 2
-    if picked and logits.shape[0] != int(mask.sum()):
-        raise ValueError(f"{logits.shape[0]} rows of logits for {int(mask.sum())} masked positions")
-    selected = (logits if picked else logits[mask]).float()  # (M, K)
     labels = targets[mask]
+    picked = logits.dim() == 2
+    if picked and logits.shape[0] != labels.shape[0]:
+        raise ValueError(f"{logits.shape[0]} rows of logits for {labels.shape[0]} masked positions")
+    selected = (logits if picked else logits[mask]).float()  # (M, K)
     if selected.shape[0] == 0:
         zero = logits.sum() * 0.0
         return zero, zero.detach()
