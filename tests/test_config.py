@@ -105,12 +105,13 @@ def test_every_preset_passes_the_range_checks(name):
 
 
 def test_shipped_reference_configs_pass_the_range_checks():
-    from pathlib import Path
+    from maskvit.pretrained import DEFAULT_MODEL, PRETRAINED_ROOT, pretrained_path
 
-    root = Path(__file__).parent.parent / "maskvit" / "pretrained" / "push64"
+    root = pretrained_path()
+    # The bundle is part of the package (pyproject's package data): its absence is a fault.
+    assert root is not None, f"the shipped bundle {PRETRAINED_ROOT / DEFAULT_MODEL} is missing"
     for part in ("tokenizer", "transformer"):
-        if (root / part / "config.yaml").is_file():
-            load_config(root / part / "config.yaml")
+        load_config(root / part / "config.yaml")
 
 
 def test_saved_run_with_odd_eval_defaults_still_loads_but_overrides_are_checked(tmp_path):

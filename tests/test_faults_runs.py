@@ -22,7 +22,7 @@ from test_train_support import ToyDataset, ToyTask, toy_config
 from maskvit import run_dir as ckpt
 from maskvit.cli import main
 from maskvit.config import Config, load_preset, save_config
-from maskvit.data import EpisodeStoreWriter, TokenCache, TokenCacheWriter
+from maskvit.data import EpisodeStore, EpisodeStoreWriter, TokenCache, TokenCacheWriter
 from maskvit.errors import UserError
 from maskvit.train import Trainer, latest_checkpoint, load_checkpoint, load_run, read_metrics
 
@@ -487,23 +487,38 @@ def test_train_cli_on_a_full_disk_is_one_line(pipeline, tmp_path, monkeypatch, c
 
 def test_tokenize_on_a_full_disk_is_one_line_and_resumes(pipeline, tmp_path, monkeypatch,
                                                           capsys):
-    tokens = tmp_path / "tokens"
-    real_add, added = TokenCacheWriter.add, []
+    from maskvit.tokenizer.vqgan import VQGAN
 
-    def add(self, *args, **kwargs):
+    tokens = tmp_path / "tokens"
+    real_add, real_encode = TokenCacheWriter.add, VQGAN.encode
+    added, encoded = {}, []  # episode id -> codes written; frames encoded, per call
+
+    def add(self, episode_id, codes, *args, **kwargs):
         if len(added) == 2:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
-        added.append(args[0])
-        real_add(self, *args, **kwargs)
+        added[episode_id] = np.array(codes)
+        real_add(self, episode_id, codes, *args, **kwargs)
 
+    def encode(self, frames):
+        encoded.append(len(frames))
+        return real_encode(self, frames)
+
+    monkeypatch.setattr(VQGAN, "encode", encode)
     monkeypatch.setattr(TokenCacheWriter, "add", add)
     argv = ["tokenize", "--tokenizer", str(pipeline["tokenizer"]), "--data",
             str(pipeline["data"]), "--out", str(tokens), "--no-progress", "--device", "cpu",
             "--batch-size", "8"]
     assert main(argv) == 1
     assert "free some space" in _one_line(capsys, "tokenize")
-    monkeypatch.undo()
-    assert main(argv) == 0  # the episodes written before the failure are kept
-    cache = TokenCache.open(tokens)
+    monkeypatch.setattr(TokenCacheWriter, "add", real_add)
+    encoded.clear()
+    assert main(argv) == 0
+    store, cache = EpisodeStore.open(pipeline["data"]), TokenCache.open(tokens)
+    missing = [e for e in store.episode_ids() if e not in added]
+    assert len(added) == 2 and len(missing) == 2
+    # The episodes written before the failure are kept: the rerun encodes only the others.
+    assert sum(encoded) == sum(store.length(e) for e in missing)
     assert len(cache) == 4
     assert cache.manifest["extra"]["tokenizer_step"] == 2
+    for episode_id, codes in added.items():  # as written before the failure
+        assert np.array_equal(cache.codes(episode_id), codes), episode_id
