@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -318,15 +318,21 @@ def test_a_second_job_on_the_same_output_is_refused_in_one_line(kind, stores, tm
 
 # -- SIGTERM during collect
 
-# `maskvit collect` with each episode slowed down, so SIGTERM surely comes midway.
-SLOW_COLLECT = textwrap.dedent("""
-    import sys, time
+# `maskvit collect` held at a known point for the SIGTERM: one of episodes 0 and 1 is
+# written, then the parent waits on its stdin and the workers sit inside episodes 2 and 3.
+HELD_COLLECT = textwrap.dedent("""
+    import signal, sys
     import maskvit.sim.collect as collect
-    real = collect.collect_episode
-    def slow(*args, **kwargs):
-        time.sleep(0.25)
-        return real(*args, **kwargs)
-    collect.collect_episode = slow
+    real_episode, real_write = collect.collect_episode, collect._write
+    def held_episode(env, run_seed, index, *args):
+        if index >= 2:
+            signal.pause()  # mid-episode until the pool ends this worker
+        return real_episode(env, run_seed, index, *args)
+    def write_then_wait(writer, index, episode):
+        real_write(writer, index, episode)
+        print("written", index, flush=True)
+        sys.stdin.read()  # until the SIGTERM (or the test closes stdin)
+    collect.collect_episode, collect._write = held_episode, write_then_wait
     from maskvit.cli import main
     sys.exit(main(sys.argv[1:]))
 """)
@@ -334,24 +340,30 @@ SLOW_COLLECT = textwrap.dedent("""
 
 def test_sigterm_during_collect_is_one_line_and_the_store_resumes(tmp_path):
     out = tmp_path / "store"
-    argv = [sys.executable, "-c", SLOW_COLLECT, "collect", "--episodes", "12", "--steps", "3",
-            "--workers", "2", "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    episodes = out / "episodes"
-    while not (episodes.is_dir() and any(not e.name.endswith(".partial")
-                                         for e in episodes.iterdir())):
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+    args = ["collect", "--episodes", "12", "--steps", "3", "--workers", "2", "--out", str(out),
+            "--no-progress"]
+    with subprocess.Popen([sys.executable, "-c", HELD_COLLECT, *args], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert select.select([proc.stdout], [], [], 120)[0], "collect wrote no episode"
+            said, index = proc.stdout.readline().split()
+            assert said == "written"
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        err = proc.stderr.read()
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     assert proc.returncode == 128 + signal.SIGTERM
     lines = [line for line in err.splitlines() if not line.startswith("pybullet build time")]
     assert lines == [lines[0]] and lines[0].startswith("maskvit collect: terminated"), err
     assert not (out / "manifest.json").exists()
+    finished = [e.name for e in (out / "episodes").iterdir() if not e.name.endswith(".partial")]
+    assert finished == [f"push_{int(index):06d}"]  # what was written before the signal stays
 
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "maskvit", *args], capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert len(EpisodeStore.open(out)) == 12
 

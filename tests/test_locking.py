@@ -16,9 +16,10 @@ from maskvit.errors import UserError
 from maskvit.locking import is_locked, lock_path, output_lock
 
 # A holder process: takes the lock, says "ready", then waits until its stdin closes.
-# With FORK=1 it first forks a child that outlives it (as pool workers can).
+# With FORK=1 it first forks a child that outlives it (as pool workers can) and also
+# waits for the end of stdin, so it ends with the test at the latest.
 HOLDER = textwrap.dedent("""
-    import os, sys, time
+    import os, sys
     from maskvit.locking import output_lock, set_job
     set_job("maskvit train")
     with output_lock(sys.argv[1]):
@@ -26,7 +27,7 @@ HOLDER = textwrap.dedent("""
         if os.environ.get("FORK") == "1":
             child = os.fork()
             if child == 0:
-                time.sleep(60)
+                sys.stdin.read()
                 os._exit(0)
         print("ready", child, flush=True)
         sys.stdin.read()
@@ -161,26 +162,66 @@ def test_a_holder_that_recorded_nothing_is_described_plainly(tmp_path):
         os.close(fd)
 
 
-def test_a_lock_probe_does_not_fail_a_job_starting_at_that_moment(tmp_path, monkeypatch):
-    """`is_locked` in another process takes the lock for an instant; a job that tries to
-    lock in that instant retries instead of reporting the directory as in use."""
+class FakeClock:
+    """Stands in for `time` in `maskvit.locking`: sleeping moves it on, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)  # wall-clock dates (the holder's record) stay real
+
+
+def busy_flock(monkeypatch, busy_calls: int | None) -> list[int]:
+    """Make `flock` report the lock busy for its first `busy_calls` calls (None: always);
+    returns the list of operations tried."""
     import fcntl
 
-    out = tmp_path / "run"
     calls = []
     real_flock = fcntl.flock
 
-    def busy_once(fd, operation):
+    def flock(fd, operation):
         calls.append(operation)
-        if len(calls) == 1:
-            raise BlockingIOError()  # what a concurrent probe looks like
+        if busy_calls is None or len(calls) <= busy_calls:
+            raise BlockingIOError()  # what a concurrent probe (or holder) looks like
         return real_flock(fd, operation)
 
-    monkeypatch.setattr(fcntl, "flock", busy_once)
-    start = time.monotonic()
+    monkeypatch.setattr(fcntl, "flock", flock)
+    return calls
+
+
+def test_a_lock_probe_does_not_fail_a_job_starting_at_that_moment(tmp_path, monkeypatch):
+    """`is_locked` in another process takes the lock for an instant; a job that tries to
+    lock in that instant retries instead of reporting the directory as in use."""
+    import maskvit.locking as locking
+
+    out = tmp_path / "run"
+    clock = FakeClock()
+    monkeypatch.setattr(locking, "time", clock)
+    calls = busy_flock(monkeypatch, busy_calls=1)
     with output_lock(out):
-        pass
-    assert len(calls) >= 2 and time.monotonic() - start < 1.0
+        assert locked_elsewhere(out)
+    assert len(calls) >= 2 and 0 < clock.now < 1.0  # it waited, briefly
+
+
+def test_a_lock_that_stays_busy_is_refused_within_a_fraction_of_a_second(tmp_path, monkeypatch):
+    import maskvit.locking as locking
+
+    out = tmp_path / "run"
+    clock = FakeClock()
+    monkeypatch.setattr(locking, "time", clock)
+    calls = busy_flock(monkeypatch, busy_calls=None)
+    with pytest.raises(UserError, match="is being written by another maskvit job"):
+        with output_lock(out):
+            pytest.fail("got a lock that stayed busy")
+    # It retried for longer than a probe's instant, then gave up: a job never hangs here.
+    assert len(calls) >= 2 and 0 < clock.now < 1.0
 
 
 def test_an_unwritable_place_for_the_lock_is_one_line(tmp_path, monkeypatch):
