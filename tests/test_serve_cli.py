@@ -67,6 +67,8 @@ def test_bad_flags_are_one_line_errors(tmp_path, capsys):
     assert "--port must be between 0 and 65535" in capsys.readouterr().err
     assert main(["serve", "--max-batch", "0"]) == 2
     assert "--max-batch must be positive" in capsys.readouterr().err
+    assert main(["serve", "--max-client-connections", "0"]) == 2
+    assert "--max-client-connections must be positive" in capsys.readouterr().err
     assert main(["serve", "--host", "0.0.0.0", "--token-file", str(tmp_path / "missing")]) == 2
     assert "not found" in capsys.readouterr().err
     (tmp_path / "empty").write_text("\n")

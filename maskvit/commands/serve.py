@@ -41,8 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--timeout", type=float, default=d.timeout_s,
                         help=f"seconds a request may take before it answers 504 (default {d.timeout_s:g})")
     parser.add_argument("--read-timeout", type=float, default=d.read_timeout_s,
-                        help=f"seconds a request body may pause while arriving before it answers "
-                             f"408 (default {d.read_timeout_s:g})")
+                        help=f"seconds a request's head may take to arrive, and its body may pause, "
+                             f"before it answers 408 (default {d.read_timeout_s:g})")
+    parser.add_argument("--max-connections", type=int, default=d.max_connections,
+                        help=f"open connections at once; past it the longest-idle one is closed, "
+                             f"or the new one refused (503) when all are busy "
+                             f"(default {d.max_connections})")
+    parser.add_argument("--max-client-connections", type=int, default=d.max_client_connections,
+                        help=f"the same, per client address (default {d.max_client_connections})")
     parser.add_argument("--max-body-mb", type=float, default=d.max_body_bytes / 2**20,
                         help=f"largest request body in MiB (default {d.max_body_bytes / 2**20:g})")
     parser.add_argument("--max-videos", type=int, default=d.max_videos,
@@ -71,7 +77,8 @@ def settings_from_args(args: argparse.Namespace):
     settings = ServeSettings(
         host=args.host, port=args.port, token=token, max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms, queue_limit=args.queue_limit, timeout_s=args.timeout,
-        read_timeout_s=args.read_timeout,
+        read_timeout_s=args.read_timeout, max_connections=args.max_connections,
+        max_client_connections=args.max_client_connections,
         max_body_bytes=int(args.max_body_mb * 2**20), max_videos=args.max_videos,
         max_plan_samples=args.max_plan_samples, max_plan_iterations=args.max_plan_iterations,
         plan_workers=args.plan_workers, playground=not args.no_playground,
@@ -100,9 +107,7 @@ def run(args: argparse.Namespace) -> int:
         shown = f"[{settings.host}]" if ":" in settings.host else settings.host
         print(f"maskvit serve: {model} on http://{shown}:{port} (playground /, API reference "
               f"/docs{', bearer token required' if settings.token else ''})", flush=True)
-        server = uvicorn.Server(uvicorn_config(
-            app, log_level=args.log_level, graceful_timeout_s=settings.graceful_timeout_s,
-            concurrency=settings.queue_limit * 4 + 64))
+        server = uvicorn.Server(uvicorn_config(app, settings, log_level=args.log_level))
         try:
             server.run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn re-raises the signal it stopped on, once done

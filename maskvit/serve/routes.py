@@ -135,6 +135,8 @@ def build_router(state: ServerState) -> APIRouter:
             limits={"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms,
                     "queue_limit": settings.queue_limit, "timeout_s": settings.timeout_s,
                     "read_timeout_s": settings.read_timeout_s,
+                    "max_connections": settings.max_connections,
+                    "max_client_connections": settings.max_client_connections,
                     "max_body_bytes": settings.max_body_bytes, "max_videos": settings.max_videos,
                     "max_plan_samples": settings.max_plan_samples,
                     "max_plan_iterations": settings.max_plan_iterations,

@@ -19,6 +19,8 @@ import time
 import uvicorn
 
 from maskvit.errors import UserError
+from maskvit.serve.connections import guarded_h11
+from maskvit.serve.settings import ServeSettings
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -46,23 +48,26 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def uvicorn_config(app, log_level: str = "info", graceful_timeout_s: float = 60.0,
-                   concurrency: int | None = None) -> uvicorn.Config:
-    """uvicorn settings: our app, h11, bounded connections, graceful-stop timeout."""
-    return uvicorn.Config(app, log_level=log_level, http="h11", lifespan="on",
-                          timeout_graceful_shutdown=int(max(1, graceful_timeout_s)),
-                          limit_concurrency=concurrency, timeout_keep_alive=5,
-                          server_header=False)
+def uvicorn_config(app, settings: ServeSettings, log_level: str = "info") -> uvicorn.Config:
+    """uvicorn settings: our app on h11 under the connection rules of `maskvit.serve.connections`
+    (they replace uvicorn's `limit_concurrency`, which counts idle connections), and the
+    graceful-stop timeout. Work is bounded by the app's own admission (`queue_limit`)."""
+    http = guarded_h11(settings.max_connections, settings.max_client_connections,
+                       settings.read_timeout_s)
+    return uvicorn.Config(app, log_level=log_level, http=http, ws="none", lifespan="on",
+                          timeout_graceful_shutdown=int(max(1, settings.graceful_timeout_s)),
+                          timeout_keep_alive=5, server_header=False)
 
 
 class ThreadedServer:
-    """A real uvicorn server in a daemon thread, on a socket bound to (host, port)."""
+    """A real uvicorn server in a daemon thread, on a socket bound to (host, port), set up
+    as `maskvit serve` sets it up (`app` is one `create_app` made)."""
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
         self.sock = bind_socket(host, port)
         self.host = host
         self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn_config(app, log_level=log_level))
+        self.server = uvicorn.Server(uvicorn_config(app, app.state.maskvit.settings, log_level))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        daemon=True, name="maskvit-uvicorn")
 

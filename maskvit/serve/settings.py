@@ -28,7 +28,9 @@ class ServeSettings:
     max_wait_ms: float = 5.0  # how long a batch waits for companions
     queue_limit: int = 64  # requests admitted at once (queued or running); more: 503
     timeout_s: float = 120.0  # a request running longer answers 504
-    read_timeout_s: float = 30.0  # a request body trickling in slower answers 408
+    read_timeout_s: float = 30.0  # a request head slower than this, or a body pausing longer: 408
+    max_connections: int = 512  # open at once; past it an idle one is closed, or the new one refused
+    max_client_connections: int = 64  # the same, per client address
     max_body_bytes: int = 8 * 2**20
     max_videos: int = 16  # videos per /v1/predict request
     max_plan_samples: int = 256  # CEM samples per iteration (M)
@@ -45,6 +47,8 @@ class ServeSettings:
             raise UserError(f"--port must be between 0 and 65535, got {self.port}")
         positive = {"--max-batch": self.max_batch, "--queue-limit": self.queue_limit,
                     "--timeout": self.timeout_s, "--read-timeout": self.read_timeout_s,
+                    "--max-connections": self.max_connections,
+                    "--max-client-connections": self.max_client_connections,
                     "--max-body-mb": self.max_body_bytes,
                     "--max-videos": self.max_videos, "--plan-workers": self.plan_workers,
                     "--max-sim-sessions": self.max_sim_sessions}
