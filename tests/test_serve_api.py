@@ -303,8 +303,20 @@ def _npy_with(array, **params):
             "params": params, "headers": {"Content-Type": NPY}}
 
 
+def _npy_declaring(shape, data_bytes=100) -> bytes:
+    """A .npy header declaring uint8 `shape`, followed by only `data_bytes` bytes."""
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False,
+                                                   "shape": shape})
+    return buffer.getvalue() + bytes(data_bytes)
+
+
 FRAMES = np.zeros((1, 2, 64, 64, 3), np.uint8)
 ACTIONS = json.dumps(np.zeros((1, 4, 2)).tolist())
+DEEP = "[" * 3000 + "]" * 3000  # a parser that recurses per level runs out of stack
+PLAN_NPY = dump_npy(np.zeros((2, 64, 64, 3), np.uint8))
 BAD_OTHER = {
     "invalid JSON": ("/v1/predict", {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
                      422, "JSON"),
@@ -318,6 +330,20 @@ BAD_OTHER = {
     "npy bad actions JSON": ("/v1/predict", _npy_with(FRAMES, actions="[[1,"), 422, "not valid JSON"),
     "npy NaN actions": ("/v1/predict", _npy_with(FRAMES, actions="[[[NaN, 0]]]", num_frames=2), 422, "shape"),
     "npy unknown setting": ("/v1/predict", _npy_with(FRAMES, actions=ACTIONS, colour="red"), 422, "unknown field"),
+    "npy deeply nested actions": ("/v1/predict", _npy_with(FRAMES, actions=DEEP), 422,
+                                  "actions: nested 3000 levels deep"),
+    "json deeply nested actions": ("/v1/predict", {"content": '{"context": [], "actions": ' + DEEP + "}",
+                                                   "headers": {"Content-Type": "application/json"}},
+                                   422, "recursion limit"),
+    "npy declaring 2.4 TB": ("/v1/predict", _npy_with(_npy_declaring((200_000, 1000, 64, 64, 3))), 422,
+                             "header declares shape (200000, 1000, 64, 64, 3) of uint8 "
+                             "(2,457,600,000,000 bytes) but 100 bytes follow it"),
+    "npy declaring fewer bytes": ("/v1/predict", _npy_with(_npy_declaring((1, 2, 64, 64, 3), 10**5)), 422,
+                                  "(24,576 bytes) but 100,000 bytes follow it"),
+    "plan npy deeply nested context_actions": ("/v1/plan", _npy_with(PLAN_NPY, context_actions=DEEP), 422,
+                                               "context_actions: nested 3000 levels deep"),
+    "plan npy deeply nested init_std": ("/v1/plan", _npy_with(PLAN_NPY, init_std=DEEP), 422,
+                                        "init_std: nested 3000 levels deep"),
     "plan horizon too long": ("/v1/plan", {"json": {"context": [PNG_OF_32], "goal": PNG_OF_32}}, 422, "32×32"),
     "plan too many samples": ("/v1/plan", {"json": {"context": [encode_png(FRAMES[0, 0])], "goal": encode_png(FRAMES[0, 0]),
                                                      "samples": 17}}, 422, "at most 16"),

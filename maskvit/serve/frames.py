@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import math
 
 import numpy as np
 from PIL import Image
@@ -20,6 +21,8 @@ from maskvit.serve.errors import BadInput
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NPY_TYPE = "application/x-npy"
 DATA_URL_PREFIX = "data:image/png;base64,"
+NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                      (2, 0): np.lib.format.read_array_header_2_0}
 
 
 def decode_png(text: str, resolution: int, where: str) -> np.ndarray:
@@ -62,16 +65,37 @@ def decode_pngs(items: list, resolution: int, where: str) -> np.ndarray:
 
 
 def load_npy(body: bytes, where: str = "body") -> np.ndarray:
-    """A .npy file's bytes -> array; pickles, object arrays and garbage are a `BadInput`."""
+    """A .npy file's bytes -> array; pickles, object arrays and garbage are a `BadInput`.
+
+    The header's shape is checked against the bytes that follow it before numpy sees the
+    file: numpy allocates the declared shape first, so a 100-byte body declaring 2 TB
+    would be an allocation (or an out-of-memory), not a refusal.
+    """
     if not body:
         raise BadInput(f"{where}: empty; send a .npy file (numpy.save) as the request body")
+    if body.startswith(b"PK"):
+        raise BadInput(f"{where}: an .npz archive; send one array saved with numpy.save")
+    stream = io.BytesIO(body)
     try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
+        version = np.lib.format.read_magic(stream)
+        read_header = NPY_HEADER_READERS.get(version)
+        if read_header is None:
+            raise ValueError(f"format version {version[0]}.{version[1]} is not taken; "
+                             "save with numpy.save")
+        shape, _, dtype = read_header(stream)
     except (ValueError, OSError, EOFError) as err:
         raise BadInput(f"{where}: not a readable .npy array ({err})") from None
-    if not isinstance(array, np.ndarray):
-        raise BadInput(f"{where}: an .npz archive; send one array saved with numpy.save")
-    return array
+    if dtype.hasobject:
+        raise BadInput(f"{where}: not a readable .npy array (object arrays are not accepted)")
+    declared = math.prod(shape) * dtype.itemsize
+    present = len(body) - stream.tell()
+    if declared != present:
+        raise BadInput(f"{where}: its .npy header declares shape {tuple(shape)} of {dtype} "
+                       f"({declared:,} bytes) but {present:,} bytes follow it")
+    try:
+        return np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise BadInput(f"{where}: not a readable .npy array ({err})") from None
 
 
 def dump_npy(array: np.ndarray) -> bytes:

@@ -64,11 +64,33 @@ def query_settings(params: dict[str, str], model: type[BaseModel], extra: tuple[
     return parse_model(model, fields), rest
 
 
+MAX_JSON_DEPTH = 8  # arrays in the query string are at most 3 deep (B × T × A actions)
+
+
 def json_array(text: str, where: str) -> Any:
+    """A nested list of numbers from JSON text; nesting is bounded before parsing, since
+    the parser recurses once per level (thousands of levels: a RecursionError)."""
+    depth = nesting_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise BadInput(f"{where}: nested {depth} levels deep; expected a nested list of numbers "
+                       f"(at most {MAX_JSON_DEPTH} levels)")
     try:
         return json.loads(text)
     except ValueError:
         raise BadInput(f"{where}: not valid JSON (expected a nested list of numbers)") from None
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest bracket nesting in `text` (brackets inside strings count too: a list of
+    numbers has none there)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def check_actions(raw: Any, shape: tuple[int, ...], spec: ModelSpec, where: str) -> np.ndarray:
