@@ -8,7 +8,6 @@ A tiny untrained push model keeps it fast; `test_serve_cli.py` runs the real com
 
 import json
 import threading
-import time
 
 import httpx
 import numpy as np
@@ -432,28 +431,81 @@ def test_binding_all_interfaces_needs_a_token(predictor, tmp_path, capsys):
         srv.stop()
 
 
-def test_a_full_queue_answers_503_and_a_slow_request_504(predictor):
-    srv = _serve(predictor, queue_limit=1, max_batch=64, max_wait_ms=1000.0, timeout_s=30.0)
+class ModelGate:
+    """Holds a predictor's model at the first decoding step of every batch of `videos`
+    videos until `release` is set, and counts the steps such batches complete: a model
+    that is slow exactly when the test says, without sleeping."""
+
+    def __init__(self, predictor, videos: int) -> None:
+        self.videos = videos
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.steps = 0
+        predictor.transformer.register_forward_pre_hook(self._hold)
+        predictor.transformer.register_forward_hook(self._count)
+
+    def _hold(self, module, args):
+        if args[0].shape[0] == self.videos and not self.release.is_set():
+            self.entered.set()
+            assert self.release.wait(60), "the test never released the model"
+
+    def _count(self, module, args, output):
+        if args[0].shape[0] == self.videos:
+            self.steps += 1
+
+
+def test_a_full_queue_answers_503_with_retry_after():
+    predictor = tiny_predictor()
+    gate = ModelGate(predictor, videos=1)
+    srv = _serve(predictor, queue_limit=1, timeout_s=60.0)
     try:
-        with httpx.Client(base_url=srv.url, timeout=30) as c:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
             first = {}
             waiting = threading.Thread(target=lambda: first.update(r=c.post("/v1/predict", json=_good_predict())))
             waiting.start()
-            deadline = time.monotonic() + 10
-            while c.get("/v1/health").json()["in_flight"] < 1 and time.monotonic() < deadline:
-                time.sleep(0.02)
+            assert gate.entered.wait(60)  # the first request is on the model
             busy = c.post("/v1/predict", json=_good_predict())
             _assert_one_line(busy, 503, "server busy")
             assert busy.headers["retry-after"] == "1"
+            gate.release.set()
             waiting.join()
             assert first["r"].status_code == 200  # the admitted one still finishes
     finally:
+        gate.release.set()
         srv.stop()
-    srv = _serve(predictor, max_batch=64, max_wait_ms=1000.0, timeout_s=0.3)
+
+
+STEPS = 12
+
+
+@pytest.mark.parametrize("endpoint", ["predict", "plan"])
+def test_a_timed_out_request_frees_the_model_for_the_next_one(endpoint):
+    """504, then the abandoned batch stops at its next decoding step instead of running all
+    its steps, and a small request behind it is answered."""
+    predictor = tiny_predictor()
+    if endpoint == "predict":
+        frames, actions = _clip(b=2, n=2, seed=8)
+        slow = ("/v1/predict", _predict_body(frames, actions, num_frames=2, steps=STEPS), 2)
+    else:
+        context, past, goal = _plan_inputs(seed=8)
+        slow = ("/v1/plan", {"context": [encode_png(f) for f in context], "context_actions": past.tolist(),
+                             "goal": encode_png(goal), "samples": 3, "iterations": 1, "horizon": 2,
+                             "decoding_steps": STEPS}, 3)
+    path, body, videos = slow
+    gate = ModelGate(predictor, videos=videos)
+    srv = _serve(predictor, timeout_s=2.0)
     try:
-        with httpx.Client(base_url=srv.url, timeout=30) as c:
-            _assert_one_line(c.post("/v1/predict", json=_good_predict()), 504, "did not finish within 0.3 s")
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            _assert_one_line(c.post(path, json=body), 504, "did not finish within 2 s")
+            assert gate.entered.is_set()  # it timed out on the model, not in the queue
+            gate.release.set()
+            small, small_actions = _clip(b=1, n=2, seed=9)
+            answer = c.post("/v1/predict", json=_predict_body(small, small_actions, num_frames=2, seed=3))
+            assert answer.status_code == 200, answer.text  # its batch ran after the abandoned one
+        expected = predictor.predict(small, actions=small_actions, num_frames=2, seed=3)
+        np.testing.assert_array_equal(_frames_of(answer.json()), expected)
+        assert gate.steps == 0  # stopped at the step it was held in, not after all 12
     finally:
+        gate.release.set()
         srv.stop()
 
 

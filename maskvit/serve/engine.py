@@ -7,11 +7,16 @@ forward pass; the batcher
 only ever hands `Engine.run_batch` jobs of one key. Each job keeps its own generator
 (`maskvit.serve.sampling.row_generators`), so its frames equal `Predictor.predict` on that
 job alone with the same seed.
+
+A request that gives up (504) sets its job's `abandoned` event; once every job of the
+running batch has, the batch stops at its next decoding step (`BatchAbandoned`), so the
+model is free for the requests still waiting instead of finishing work nobody will read.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,10 +43,15 @@ class PredictJob:
     goal: np.ndarray | None  # (B, H, W, 3) uint8
     seed: int
     key: DecodeKey
+    abandoned: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
     @property
     def videos(self) -> int:
         return int(self.context.shape[0])
+
+
+class BatchAbandoned(Exception):
+    """Every request of a batch gave up; the batch stopped at a decoding step."""
 
 
 class Engine:
@@ -58,16 +68,33 @@ class Engine:
         if any(job.key != key for job in jobs):
             raise ValueError("a batch must hold jobs of one DecodeKey")
         p = self.predictor
-        frames = p.predict(
-            np.concatenate([job.context for job in jobs]),
-            actions=None if jobs[0].actions is None else np.concatenate([job.actions for job in jobs]),
-            goal_frame=np.concatenate([job.goal for job in jobs]) if key.goal else None,
-            num_frames=key.num_frames, decoding=key.decoding,
-            generator=row_generators([job.videos for job in jobs], [job.seed for job in jobs],
-                                     p.device),
-        )
+        stop_check = p.transformer.register_forward_pre_hook(self._stop_if_abandoned(jobs))
+        try:
+            frames = p.predict(
+                np.concatenate([job.context for job in jobs]),
+                actions=None if jobs[0].actions is None else np.concatenate([job.actions for job in jobs]),
+                goal_frame=np.concatenate([job.goal for job in jobs]) if key.goal else None,
+                num_frames=key.num_frames, decoding=key.decoding,
+                generator=row_generators([job.videos for job in jobs], [job.seed for job in jobs],
+                                         p.device),
+            )
+        finally:
+            stop_check.remove()
         out, start = [], 0
         for job in jobs:
             out.append(frames[start:start + job.videos])
             start += job.videos
         return out
+
+    @staticmethod
+    def _stop_if_abandoned(jobs: list[PredictJob]):
+        """A forward pre-hook for the transformer (one call per decoding step) that ends
+        this batch once all its jobs are abandoned; calls from other threads (someone else
+        using the same predictor) pass untouched."""
+        worker = threading.get_ident()
+
+        def hook(module, args) -> None:
+            if threading.get_ident() == worker and all(job.abandoned.is_set() for job in jobs):
+                raise BatchAbandoned(f"all {len(jobs)} requests of the batch gave up")
+
+        return hook

@@ -5,7 +5,8 @@ the model itself: it queues each chunk of sampled action sequences with the batc
 any /v1/predict request, and waits. So concurrent plans and predictions share batches,
 and a plan equals `ModelPlanner` with `maskvit.plan.model.predictor_fn` on the same
 inputs and seed (the CEM rng is seeded with the seed; call i of the predictor uses
-seed + i, as `maskvit plan` does). A timed-out or abandoned plan stops at its next chunk.
+seed + i, as `maskvit plan` does). A timed-out or abandoned plan stops at its next chunk,
+and a chunk it is running stops at its next decoding step (`PredictJob.abandoned`).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def run_plan(job: PlanJob, submit, stop: threading.Event, poll_s: float = 0.05) 
         key = DecodeKey(context_frames=tc, num_frames=future_actions.shape[1], goal=False,
                         decoding=cfg.decoding)
         request = PredictJob(np.ascontiguousarray(context_frames),
-                             clip_actions(context_actions, future_actions), None, next(seeds), key)
+                             clip_actions(context_actions, future_actions), None, next(seeds), key,
+                             abandoned=stop)  # a plan that gives up stops its running chunk too
         result = _wait(submit(request), stop, poll_s)
         outcome.model_calls += 1
         outcome.model_s += result.model_s

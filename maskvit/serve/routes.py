@@ -173,6 +173,7 @@ def build_router(state: ServerState) -> APIRouter:
             try:
                 result = await asyncio.wait_for(asyncio.wrap_future(future), settings.timeout_s)
             except asyncio.TimeoutError:
+                job.abandoned.set()  # a running batch of abandoned jobs stops at its next step
                 raise Timeout(f"prediction did not finish within {settings.timeout_s:g} s") from None
         finally:
             state.release()
