@@ -1,6 +1,7 @@
 """The playground in a real browser: headless Chromium (Debian's, driven by selenium) loads
 the page from a live server, drives the pusher with arrow keys, sees the model's predicted
-frames appear beside the simulator's, draws a goal and runs a plan the robot executes.
+frames appear beside the simulator's, draws a goal and runs a plan the robot executes; and
+the page shows no broken image and nothing overlapping from 1280 px down to 800 px wide.
 
 Nothing is downloaded: the browser and its driver come from the system packages
 (`apt-get install chromium chromium-driver`, done by .ci/run). Without them this test
@@ -73,10 +74,9 @@ def test_drive_dream_draw_and_plan_in_a_real_browser(server):
         assert "tiny-push" in find(By.ID, "model-info").text
 
         body = find(By.TAG_NAME, "body")
-        for key in (Keys.ARROW_RIGHT, Keys.ARROW_DOWN, Keys.ARROW_LEFT):
+        for steps, key in enumerate((Keys.ARROW_RIGHT, Keys.ARROW_DOWN, Keys.ARROW_LEFT), start=2):
             body.send_keys(key)
-            time.sleep(0.2)
-        _wait(lambda: find(By.ID, "step-count").text == "4", "three steps")
+            _wait(lambda n=steps: find(By.ID, "step-count").text == str(n), f"step {steps}")
         dreams = _wait(lambda: len(find(By.ID, "dream-strip").find_elements(By.TAG_NAME, "img")) == 3,
                        "the dream of three steps")
         assert dreams
@@ -111,5 +111,43 @@ def test_drive_dream_draw_and_plan_in_a_real_browser(server):
         _wait(lambda: len(find(By.ID, "dream-strip").find_elements(By.TAG_NAME, "img")) == 1, "its dream")
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
+    finally:
+        driver.quit()
+
+
+# Visible images that did not load (a broken-image icon), panels that overlap, and
+# elements that stick out of their panel.
+LAYOUT_FAULTS = """
+const visible = (el) => el.offsetParent !== null && getComputedStyle(el).visibility !== "hidden";
+const broken = [...document.images].filter(i => visible(i) && !(i.complete && i.naturalWidth > 0))
+  .map(i => i.id || i.outerHTML.slice(0, 60));
+const panels = [...document.querySelectorAll("main > .panel")];
+const boxes = panels.map(p => p.getBoundingClientRect());
+const overlapping = [];
+boxes.forEach((a, i) => boxes.slice(i + 1).forEach((b, j) => {
+  if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom)
+    overlapping.push(panels[i].id + " & " + panels[i + 1 + j].id);
+}));
+const outside = [];
+panels.forEach((p, i) => p.querySelectorAll("*").forEach(el => {
+  const e = el.getBoundingClientRect();
+  if (e.width && (e.left < boxes[i].left - 0.5 || e.right > boxes[i].right + 0.5))
+    outside.push(p.id + ": " + (el.id || el.tagName.toLowerCase()));
+}));
+return {broken, overlapping, outside,
+        wider_than_window: document.documentElement.scrollWidth > window.innerWidth};
+"""
+
+
+@pytest.mark.parametrize("width", [1280, 1000, 800])
+def test_no_broken_image_before_the_first_step_and_no_overlap(server, width):
+    driver = _browser()
+    try:
+        driver.set_window_size(width, 800)
+        driver.get(server.url + "/")
+        _wait(lambda: driver.execute_script("return document.body.dataset.ready === '1'"), "the page to start")
+        assert driver.execute_script("return window.innerWidth") == width
+        faults = driver.execute_script(LAYOUT_FAULTS)
+        assert faults == {"broken": [], "overlapping": [], "outside": [], "wider_than_window": False}, faults
     finally:
         driver.quit()

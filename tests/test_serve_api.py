@@ -29,9 +29,9 @@ def predictor():
     return tiny_predictor()
 
 
-def _serve(predictor, host="127.0.0.1", **settings):
+def _serve(predictor, host="127.0.0.1", model="tiny", **settings):
     settings.setdefault("max_wait_ms", 1.0)
-    app = create_app(predictor, ServeSettings(host=host, port=0, **settings), "tiny")
+    app = create_app(predictor, ServeSettings(host=host, port=0, **settings), model)
     return ThreadedServer(app, host=host).start()
 
 
@@ -90,6 +90,16 @@ def test_health_and_info(client):
     assert info["preset"] == "tiny-push" and info["tokens"] == [8, 8] and info["auth"] is False
     assert info["predict_defaults"]["num_frames"] == 4 and info["plan_defaults"]["samples"] == 4
     assert info["limits"]["max_batch"] == 8 and info["limits"]["max_videos"] == 4
+
+
+def test_info_names_the_model_without_its_path(predictor, tmp_path):
+    srv = _serve(predictor, model=tmp_path / "models" / "push64")
+    try:
+        answer = httpx.get(srv.url + "/v1/info", timeout=30)
+        assert answer.json()["model"] == "push64"
+        assert str(tmp_path) not in answer.text
+    finally:
+        srv.stop()
 
 
 def test_predict_json_equals_predictor_predict(client, predictor):
@@ -252,10 +262,29 @@ def _bad(change):
 
 
 PNG_OF_32 = encode_png(np.zeros((32, 32, 3), np.uint8))
+
+
+def _png_bomb(side: int = 100_000) -> str:
+    """A tiny PNG declaring a side × side RGB image (its pixels would be 30 GB)."""
+    import base64
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(1000)))
+           + chunk(b"IEND", b""))
+    return base64.b64encode(png).decode()
+
+
 BAD_PREDICT_JSON = {
     "bad base64": (_bad(lambda b: b["context"][0].__setitem__(0, "not base64!!")), 422, "not valid base64"),
     "not a png": (_bad(lambda b: b["context"][0].__setitem__(0, "aGVsbG8=")), 422, "not a PNG"),
     "wrong image size": (_bad(lambda b: b["context"][0].__setitem__(0, PNG_OF_32)), 422, "32×32"),
+    "png bomb": (_bad(lambda b: b["context"][0].__setitem__(1, _png_bomb())), 422,
+                 "context[0][1]: image is 100000×100000, too large; this model takes 64×64"),
     "wrong action shape": (_bad(lambda b: b.update(actions=[[[0.0, 0.0]] * 3])), 422, "shape (1, 4, 2)"),
     "ragged actions": (_bad(lambda b: b.update(actions=[[[0.0, 0.0], [0.0]]])), 422, "rectangular"),
     "NaN action": (_bad(lambda b: b["actions"][0][1].__setitem__(0, float("nan"))), 422, "finite"),
@@ -524,6 +553,33 @@ def test_a_body_that_stops_arriving_answers_408(predictor):
         assert answer.startswith("HTTP/1.1 408") and "not received within 0.3 s" in answer
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("transfer", ["chunked", "content-length"])
+def test_an_oversized_upload_reads_its_413_not_a_reset(server, client, transfer):
+    """A client sending 16 MB against a 300 kB limit finishes sending, then reads the
+    413: the server answers once the limit is passed and discards the rest before it
+    closes, where closing at once made the client's sending fail with a reset."""
+    import socket
+
+    total, piece = 16 * 2**20, b"0" * 2**16
+    head = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += (b"Transfer-Encoding: chunked\r\n\r\n" if transfer == "chunked"
+             else b"Content-Length: %d\r\n\r\n" % total)
+    framed = b"%x\r\n%s\r\n" % (len(piece), piece) if transfer == "chunked" else piece
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as conn:
+        conn.sendall(head)
+        for _ in range(total // len(piece)):
+            conn.sendall(framed)  # an OSError here (reset, broken pipe) fails the test
+        if transfer == "chunked":
+            conn.sendall(b"0\r\n\r\n")
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    answer = b"".join(chunks).decode()
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert "request body over the limit of 300000 bytes" in answer
+    assert client.get("/v1/health").status_code == 200
 
 
 def test_no_cors_unless_asked_for(client, predictor):

@@ -39,17 +39,37 @@ def decode_png(text: str, resolution: int, where: str) -> np.ndarray:
         raise BadInput(f"{where}: not valid base64") from None
     if not raw.startswith(PNG_SIGNATURE):
         raise BadInput(f"{where}: not a PNG image (base64 of a .png file is expected)")
+    check_png_size(png_header_size(raw), resolution, where)
     try:
         with Image.open(io.BytesIO(raw)) as image:
-            if image.size != (resolution, resolution):  # read from the header: nothing decoded yet
-                w, h = image.size
-                raise BadInput(f"{where}: image is {w}×{h}; this model takes {resolution}×{resolution}")
+            check_png_size(image.size, resolution, where)
             array = np.asarray(image.convert("RGB"), dtype=np.uint8)
     except BadInput:
         raise
+    except Image.DecompressionBombError:
+        raise BadInput(f"{where}: image too large to decode; this model takes "
+                       f"{resolution}×{resolution}") from None
     except Exception as err:  # noqa: BLE001 - PIL raises many kinds on a damaged file
         raise BadInput(f"{where}: damaged PNG ({type(err).__name__})") from None
     return array
+
+
+def png_header_size(raw: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, the first after the signature; None if
+    it is not there (PIL then says what is wrong)."""
+    if len(raw) < 24 or raw[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+
+
+def check_png_size(size: tuple[int, int] | None, resolution: int, where: str) -> None:
+    """The declared size must be the model's, checked before any pixel is decoded: a
+    small file can declare a huge image (a decompression bomb)."""
+    if size is None or size == (resolution, resolution):
+        return
+    w, h = size
+    larger = ", too large" if w * h > resolution * resolution else ""
+    raise BadInput(f"{where}: image is {w}×{h}{larger}; this model takes {resolution}×{resolution}")
 
 
 def encode_png(frame: np.ndarray) -> str:

@@ -2,11 +2,11 @@
 
 The body cap keeps at most `max_bytes` of a request before the app sees it, so an
 oversized upload costs neither memory nor model time; the app then gets the buffered
-body. An oversized body is read and thrown away (up to DRAIN_FACTOR times the limit)
-before the 413 goes out, so the client, still sending, gets to read the answer instead
-of a reset connection; anything larger is cut off at once. A body that trickles in
-slower than `read_timeout_s` per chunk gets 408, so a slow sender cannot hold a
-connection forever.
+body. A body declared or found to be over the cap is answered 413 at once, unread; the
+server's lingering close (`maskvit.serve.connections`) then discards the rest the
+client sends, so the client reads the 413 rather than a reset connection. A body that
+pauses longer than `read_timeout_s` gets 408, so a slow sender cannot hold a connection
+forever.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import json
 from maskvit.serve.errors import one_line
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-DRAIN_FACTOR = 4
 
 # The playground is same-origin HTML/JS with data: images; nothing loads from elsewhere.
 CSP = ("default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; "
@@ -51,8 +50,8 @@ class BodyLimit:
         if declared is not None and not declared.isdigit():
             await send_json(send, 400, "malformed Content-Length header")
             return
-        if declared is not None and int(declared) > limit * DRAIN_FACTOR:
-            await send_json(send, 413, too_big)  # not worth reading: cut off
+        if declared is not None and int(declared) > limit:
+            await send_json(send, 413, too_big)
             return
         chunks, total = [], 0
         while True:
@@ -65,15 +64,12 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             total += len(chunk)
-            if total <= limit:
-                chunks.append(chunk)
-            elif total > limit * DRAIN_FACTOR:
-                break
+            if total > limit:  # chunked (no length declared), or longer than declared
+                await send_json(send, 413, too_big)
+                return
+            chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        if total > limit:
-            await send_json(send, 413, too_big)
-            return
         body = b"".join(chunks)
         delivered = False
 

@@ -24,7 +24,9 @@ class ServerState:
     def __init__(self, predictor, settings: ServeSettings, model_name: str | Path) -> None:
         self.predictor = predictor
         self.settings = settings
-        self.spec = ModelSpec.from_predictor(predictor, str(model_name))
+        # /v1/info names the model by its folder, not its path: where the server keeps its
+        # files is nobody's business but the operator's.
+        self.spec = ModelSpec.from_predictor(predictor, Path(model_name).name or str(model_name))
         self.engine = Engine(predictor)
         self.batcher = DynamicBatcher(self.engine.run_batch, settings.max_batch,
                                       settings.max_wait_ms / 1000.0)

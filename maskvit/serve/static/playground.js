@@ -4,6 +4,8 @@
 
 const $ = (id) => document.getElementById(id);
 const PNG = "data:image/png;base64,";
+// An empty (transparent 1×1) image: a view with no frame yet shows its grey box, not a broken icon.
+const BLANK = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7";
 
 const state = {
   info: null,        // GET /v1/info
@@ -88,7 +90,7 @@ function render() {
   renderStrip("reality-strip", since, state.anchor + 1);
   renderStrip("dream-strip", state.dream, state.anchor + 1);
   if (state.dream.length) $("dream").src = PNG + state.dream[state.dream.length - 1];
-  else $("dream").removeAttribute("src");
+  else $("dream").src = BLANK;
   $("step-count").textContent = String(n - 1);
   const replayable = state.recorded && n - 1 < state.recorded.length;
   $("replay").disabled = !replayable || state.planning;
