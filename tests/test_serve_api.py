@@ -401,6 +401,48 @@ def test_other_bad_requests_get_a_one_line_4xx(client, name):
     _assert_one_line(client.post(path, **kwargs), status, message)
 
 
+def _non_finite_requests(text: str) -> dict:
+    """Requests carrying the JSON number `text` (NaN, Infinity, 1e400) where actions enter."""
+    png = encode_png(FRAMES[0, 0])
+    json_type = {"Content-Type": "application/json"}
+    actions = f"[[[{text}, 0], [0, 0], [0, 0], [0, 0]]]"
+    return {
+        "predict JSON actions": ("/v1/predict", {"headers": json_type, "content":
+            f'{{"context": [["{png}", "{png}"]], "actions": {actions}, "num_frames": 2}}'},
+            "actions[0, 0, 0] is", "actions must be finite"),
+        "predict .npy actions": ("/v1/predict", _npy_with(FRAMES, actions=actions, num_frames=2),
+                                 "actions[0, 0, 0] is", "actions must be finite"),
+        "plan JSON context_actions": ("/v1/plan", {"headers": json_type, "content":
+            f'{{"context": ["{png}", "{png}"], "goal": "{png}", "context_actions": [[{text}, 0]]}}'},
+            "context_actions[0, 0] is", "actions must be finite"),
+        "plan .npy context_actions": ("/v1/plan", _npy_with(dump_npy(np.zeros((3, 64, 64, 3), np.uint8)),
+                                                            context_actions=f"[[{text}, 0]]"),
+                                      "context_actions[0, 0] is", "actions must be finite"),
+        "plan .npy init_mean": ("/v1/plan", _npy_with(PLAN_NPY, init_mean=f"[{text}, 0]"),
+                                "init_mean.0:", "finite number"),
+        "sim step action": ("/v1/sim/sessions/none/step", {"headers": json_type,
+                                                           "content": f'{{"action": [{text}, 0]}}'},
+                            "action: must be 2 finite numbers", ""),
+    }
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "1e400"])
+@pytest.mark.parametrize("where", list(_non_finite_requests("NaN")))
+def test_non_finite_actions_are_refused_in_one_line(client, where, text):
+    path, kwargs, start, end = _non_finite_requests(text)[where]
+    answer = client.post(path, **kwargs)
+    _assert_one_line(answer, 422, start)
+    assert end in answer.json()["detail"]
+
+
+def test_frames_cannot_carry_non_finite_values(client):
+    """Frames enter as PNG or uint8 .npy only; float frames (where NaN could hide) are refused."""
+    frames = FRAMES.astype(np.float32)
+    frames[0, 0, 0, 0, 0] = np.nan
+    answer = client.post("/v1/predict", **_npy_with(frames, actions=ACTIONS))
+    _assert_one_line(answer, 422, "body: frames must be uint8; got float32")
+
+
 def test_the_server_is_healthy_after_bad_input(client):
     assert client.get("/v1/health").json()["status"] == "ok"
 
