@@ -37,7 +37,7 @@ def _serve(predictor, host="127.0.0.1", model="tiny", **settings):
 
 @pytest.fixture(scope="module")
 def server(predictor):
-    srv = _serve(predictor, max_batch=8, max_wait_ms=150.0, max_videos=4,
+    srv = _serve(predictor, max_batch=8, max_wait_ms=5.0, max_videos=4,
                  max_body_bytes=300_000, max_plan_samples=16)
     yield srv
     srv.stop()
@@ -141,24 +141,30 @@ def test_a_seedless_request_reports_the_seed_that_replays_it(client):
     assert first["frames"] == again["frames"]
 
 
-def test_concurrent_requests_share_a_batch_and_each_equals_its_solo_prediction(client, predictor):
+def test_concurrent_requests_share_a_batch_and_each_equals_its_solo_prediction(predictor):
     requests = [(_clip(b=b, n=3, seed=10 + i), seed) for i, (b, seed) in
                 enumerate([(1, 1), (2, 2), (1, 1), (1, 9)])]
     requests[2] = (requests[0][0], 1)  # the same inputs and seed twice in one batch
     answers = [None] * len(requests)
+    # The four requests hold 5 videos: the batch waits (an hour if need be) until all are in.
+    srv = _serve(predictor, max_batch=5, max_wait_ms=3_600_000.0)
 
     def send(i):
         (frames, actions), seed = requests[i]
-        answers[i] = client.post("/v1/predict", json=_predict_body(frames, actions, num_frames=3, seed=seed))
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            answers[i] = c.post("/v1/predict", json=_predict_body(frames, actions, num_frames=3, seed=seed))
 
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    try:
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        srv.stop()
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
     data = [a.json() for a in answers]
-    assert max(d["timing"]["batch_requests"] for d in data) >= 2  # batching happened
+    assert all((d["timing"]["batch_requests"], d["timing"]["batch_videos"]) == (4, 5) for d in data)
     for ((frames, actions), seed), d in zip(requests, data, strict=True):
         solo = predictor.predict(frames, actions=actions, num_frames=3, seed=seed)
         # Same codes sampled; another CPU's kernels may round the decoder's floats
