@@ -22,7 +22,7 @@ from maskvit.errors import UserError
 from maskvit.model.decoding import generate, with_settings
 from maskvit.model.sampling import Generators
 from maskvit.model.transformer import MaskViT
-from maskvit.run_dir import check_tokenizer, tokenizer_run_of, tokenizer_step_of
+from maskvit.run_dir import check_tokenizer, load_weights, tokenizer_run_of, tokenizer_step_of
 
 
 def _as_tensor(x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -69,7 +69,8 @@ class Predictor:
         tokenizer_run = Path(tokenizer_run) if tokenizer_run else tokenizer_run_of(model_run)
         config, weights, ema = load_run(model_run, module="model")
         transformer = MaskViT(config.transformer)
-        transformer.load_state_dict(ema if (use_ema and ema is not None) else weights)
+        load_weights(transformer, ema if (use_ema and ema is not None) else weights, model_run,
+                     config, "model")
         tokenizer = load_vqgan(tokenizer_run, map_location="cpu",
                                step=tokenizer_step_of(model_run, tokenizer_run))
         check_tokenizer(model_run, tokenizer_run, tokenizer)

@@ -154,6 +154,8 @@ def is_bundle(path: Path) -> bool:
             return json.loads(marker.read_text()).get("format") == BUNDLE_FORMAT
         except (ValueError, AttributeError, OSError):
             return False
+    if not ((path / "tokenizer").is_dir() and (path / "transformer").is_dir()):
+        return False
     return {p.name for p in path.iterdir()} == {"tokenizer", "transformer"} and all(
         _is_slim_run(path / name) for name in ("tokenizer", "transformer"))
 

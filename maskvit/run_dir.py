@@ -121,6 +121,16 @@ def has_run(out: Path) -> bool:
     return (out / CONFIG_FILE).is_file() or (out / CHECKPOINTS).is_dir()
 
 
+def run_modules(out: Path) -> set[str]:
+    """The modules the run's latest checkpoint holds ({"model"}: a transformer run;
+    {"vqgan", ...}: a tokenizer run); empty before its first checkpoint."""
+    ckpt_dir = latest_checkpoint(out)
+    if ckpt_dir is None:
+        return set()
+    return {f.name.removesuffix(".safetensors") for f in ckpt_dir.glob("*.safetensors")
+            if f.name != STATE_TENSORS and not f.name.endswith(".ema.safetensors")}
+
+
 def check_resume_config(saved: Config, requested: Config, where: Path) -> None:
     """Refuse to continue a run whose maths would change; name every differing field."""
     differing = [k for k in diff_configs(saved, requested) if k not in RESUMABLE_CHANGES]
@@ -415,6 +425,68 @@ def load_run(path: str | Path, module: str = "model", step: int | None = None
         raise UserError(f"{ckpt_dir} holds no module {module!r}; it has: "
                         f"{', '.join(sorted(ckpt.weights)) or 'nothing'}")
     return config, ckpt.weights[module], ckpt.ema.get(module)
+
+
+# What a module's tensors say about the config fields that shape them: (field, tensor,
+# axis); axis None counts the numbered blocks under that name. A config.yaml edited (or
+# copied from another run) after training shows up here as a named field, not as a
+# load_state_dict traceback.
+_WEIGHT_FACTS: dict[str, tuple[tuple[str, str, int | None], ...]] = {
+    "model": (("transformer.depth", "blocks", None),
+              ("transformer.dim", "token_embedding.weight", 1),
+              ("transformer.codebook_size", "head.weight", 0),
+              ("transformer.heads", "blocks.0.spatial.attn.bias.table", 1),
+              ("transformer.mlp_dim", "blocks.0.spatial.mlp.fc1.weight", 0),
+              ("transformer.num_frames", "temporal_position", 0),
+              ("transformer.tokens_h × tokens_w", "spatial_position", 0),
+              ("transformer.action_dim", "action_projection.weight", 1)),
+    "vqgan": (("tokenizer.codebook_size", "quantizer.codebook", 0),
+              ("tokenizer.code_dim", "quantizer.codebook", 1),
+              ("tokenizer.channels", "encoder.conv_in.weight", 0)),
+}
+
+
+def _weight_fact(weights: dict[str, torch.Tensor], tensor: str, axis: int | None) -> int | None:
+    if axis is None:
+        found = {int(m.group(1)) for key in weights if (m := re.match(rf"{re.escape(tensor)}\.(\d+)\.", key))}
+        return len(found) if found else None
+    value = weights.get(tensor)
+    return int(value.shape[axis]) if value is not None and value.dim() > axis else None
+
+
+def describe_weight_mismatch(module_name: str, expected: dict[str, torch.Tensor],
+                             found: dict[str, torch.Tensor]) -> str:
+    """How weights `found` differ from what a module built from the config `expects`
+    (empty when they fit): config fields first, else the first tensors that differ."""
+    facts = []
+    for field, tensor, axis in _WEIGHT_FACTS.get(module_name, ()):
+        want, have = _weight_fact(expected, tensor, axis), _weight_fact(found, tensor, axis)
+        if want != have:
+            facts.append(f"{field} is {want or 0} in config.yaml but {have or 0} in the weights")
+    if facts:
+        return "; ".join(facts[:3]) + (f"; and {len(facts) - 3} more" if len(facts) > 3 else "")
+    missing = sorted(expected.keys() - found.keys())
+    unexpected = sorted(found.keys() - expected.keys())
+    shapes = [f"{k} is {tuple(expected[k].shape)} for config.yaml but {tuple(found[k].shape)} in "
+              f"the weights" for k in sorted(expected.keys() & found.keys())
+              if expected[k].shape != found[k].shape]
+    parts = ([f"the weights lack {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")]
+             if missing else [])
+    parts += ([f"the weights hold {unexpected[0]}, which config.yaml does not make"
+               + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")]
+              if unexpected else [])
+    return "; ".join(parts + shapes[:2])
+
+
+def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], run: Path,
+                 config: Config, module_name: str) -> None:
+    """`module.load_state_dict(weights)`, or a one-line `UserError` saying which config
+    fields of the run's config.yaml disagree with its weights."""
+    mismatch = describe_weight_mismatch(module_name, module.state_dict(), weights)
+    if mismatch:
+        raise UserError(f"{run}: its config.yaml (preset {config.name}) does not match its "
+                        f"weights: {mismatch}; restore the run's own config.yaml")
+    module.load_state_dict(weights)
 
 
 def tokenizer_step(path: str | Path, step: int | None = None) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from maskvit.commands._model_args import add_model_arguments, load_predictor
+from maskvit.data.episodes import check_finite
 from maskvit.errors import UserError
 
 
@@ -35,7 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frames", type=int, default=None, help="frames to predict (default: preset)")
     parser.add_argument("--samples", type=int, default=1, help="sampled futures (default 1)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True, help="output GIF path")
+    parser.add_argument("--out", required=True,
+                        help="output GIF path; the .npy goes beside it (never inside an episode "
+                             "store, token cache, run or bundle)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing GIF or .npy at --out (refused otherwise)")
     parser.set_defaults(func=run)
 
 
@@ -100,9 +105,7 @@ def read_actions(path: Path, action_dim: int, needed: int) -> np.ndarray:
         raise UserError(f"{path}: this model needs actions of shape ({needed}, {action_dim}) or longer; "
                         f"got {actions.shape}")
     actions = actions.astype(np.float32)
-    if not np.isfinite(actions).all():
-        row = int(np.argwhere(~np.isfinite(actions))[0][0])
-        raise UserError(f"{path}: actions must be finite; row {row} holds NaN or infinity")
+    check_finite(actions, f"{path}: actions", "give finite numbers")
     return actions
 
 
@@ -164,7 +167,23 @@ def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
             if real_out == real or real in real_out.parents:
                 raise UserError(f"--out would write {out}, over or inside the {flag} {source}; "
                                 "choose an --out elsewhere")
+        check_loose_output(out, args.overwrite)
     return gif, npy
+
+
+def check_loose_output(out: Path, overwrite: bool) -> None:
+    """Refuse to write `out` inside a maskvit output (a store, cache, run, bundle or report:
+    its own files live there) or over an existing file unless --overwrite says so."""
+    from maskvit.outputs import enclosing_output
+
+    owner = enclosing_output(out.parent)
+    if owner is not None:
+        kind, folder = owner
+        raise UserError(f"--out would write {out} inside the {kind} {folder}; choose an --out "
+                        "outside it")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise UserError(f"--out would replace the existing {out}; pass --overwrite to replace it, "
+                        "or choose another --out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -196,8 +215,8 @@ def run(args: argparse.Namespace) -> int:
         if actions is None or len(actions) < context + num:
             raise UserError(f"this model needs {context + num} actions of width {tc.action_dim} "
                             "(--actions F.npy, or an episode from a store)")
-        if not np.isfinite(actions[: context + num]).all():
-            raise UserError(f"{args.input}: the episode's actions hold NaN or infinity")
+        check_finite(actions[: context + num], f"{args.input}: the episode's actions",
+                     "fix the store or choose another --episode")
         clip_actions = actions[None, : context + num]
     samples = np.stack([
         predictor.predict(frames[None, :context], actions=clip_actions, num_frames=num,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,24 +54,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def resolve_config(out: Path, preset: str | None, overrides: list[str], resume: bool) -> Config:
-    """The config to train with; for --resume it must match the run's saved one."""
-    from maskvit.run_dir import check_resume_config, has_run, read_run_config
+@dataclass(frozen=True)
+class RunKind:
+    """What a training command makes: the module its checkpoints hold, named for messages."""
 
+    module: str  # the task's module name in every checkpoint
+    name: str  # "transformer", "tokenizer"
+    command: str  # the `maskvit` subcommand that trains it
+
+
+TRANSFORMER_RUN = RunKind("model", "transformer", "train")
+
+
+def resolve_config(out: Path, preset: str | None, overrides: list[str], resume: bool,
+                   kind: RunKind = TRANSFORMER_RUN) -> Config:
+    """The config to train with; for --resume it must match the run's saved one."""
+    from maskvit.run_dir import check_resume_config, read_run_config
+
+    check_run_folder(out, resume, kind)
     if resume:
-        if not has_run(out):
-            raise UserError(f"nothing to resume in {out}; drop --resume to start a new run")
         saved = read_run_config(out)
         requested = load_preset(preset, overrides) if preset else apply_overrides(saved, overrides)
         check_resume_config(saved, requested, out)
         return requested
-    config = load_preset(preset or "push64", overrides)
+    return load_preset(preset or "push64", overrides)
+
+
+def check_run_folder(out: Path, resume: bool, kind: RunKind) -> None:
+    """A run goes into a new or empty folder, or continues (--resume) a run of its own kind;
+    never into a store, a token cache or someone's files, whose later `--overwrite` would
+    take the run with it."""
+    from maskvit.outputs import folder_kind
+    from maskvit.run_dir import has_run, run_modules
+
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; choose a directory")
-    if has_run(out):
+    if not out.is_dir() or not any(out.iterdir()):
+        if resume:
+            raise UserError(f"nothing to resume in {out}; drop --resume to start a new run")
+        return
+    found = folder_kind(out)
+    if found not in (None, "training run") or not has_run(out):
+        what = f"{'an' if found[0] in 'aeiou' else 'a'} {found}" if found else "not empty and holds no run"
+        raise UserError(f"--out {out} is {what}; a run goes into a new or empty folder (or "
+                        f"continues a run with --resume): choose another --out")
+    if not resume:
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose "
                         f"a new --out")
-    return config
+    modules = run_modules(out)
+    if modules and kind.module not in modules:
+        raise UserError(f"{out} is not a {kind.name} run (its checkpoints hold "
+                        f"{', '.join(sorted(modules))}); `maskvit {kind.command} --resume` "
+                        f"continues only {kind.name} runs: choose the right --out")
 
 
 def open_token_data(path: Path, config: Config):
@@ -110,16 +145,17 @@ def token_sources(data: Path) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def run_lock(out: Path, env: DistEnv, resume: bool) -> Iterator[None]:
+def run_lock(out: Path, env: DistEnv, resume: bool, kind: RunKind = TRANSFORMER_RUN
+             ) -> Iterator[None]:
     """Rank 0 holds the output lock on the run for the whole job (other ranks write
     nothing); every rank learns whether it got it, so none waits for a failed rank 0.
 
-    Under the lock a new run checks again that no other job made a run in `out` since
-    `resolve_config` looked, then that `out` is writable (creating it: the last check, so
+    Under the lock the run checks `out` again (no other job wrote there since
+    `resolve_config` looked), then that `out` is writable (creating it: the last check, so
     a failed run leaves no --out behind).
     """
     from maskvit.locking import output_lock
-    from maskvit.run_dir import check_writable, has_run
+    from maskvit.run_dir import check_writable
     from maskvit.train.distributed import all_gather_objects
 
     with contextlib.ExitStack() as stack:
@@ -128,9 +164,7 @@ def run_lock(out: Path, env: DistEnv, resume: bool) -> Iterator[None]:
             try:
                 _make_parent(out)
                 stack.enter_context(output_lock(out, "training run"))
-                if not resume and has_run(out):
-                    raise UserError(f"{out} already holds a run; pass --resume to continue it "
-                                    f"or choose a new --out")
+                check_run_folder(out, resume, kind)
                 check_writable(out)
             except UserError as err:
                 error = str(err)

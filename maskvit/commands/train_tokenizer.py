@@ -33,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from maskvit.commands.train import resolve_config, run_lock
+    from maskvit.commands.train import RunKind, resolve_config, run_lock
     from maskvit.tokenizer.data import open_frames
+    from maskvit.tokenizer.vqgan import MODULE
     from maskvit.train import init_distributed
     from maskvit.train.distributed import shutdown_distributed
 
@@ -43,9 +44,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     env = init_distributed(args.device)
     try:
-        config = resolve_config(out, args.preset, args.set, args.resume)
+        kind = RunKind(MODULE, "tokenizer", "train-tokenizer")
+        config = resolve_config(out, args.preset, args.set, args.resume, kind)
         train_data, val_data = open_frames(args.data, config.tokenizer.resolution)
-        with run_lock(out, env, args.resume):  # also checks that --out is writable
+        with run_lock(out, env, args.resume, kind):  # also checks that --out is writable
             return _train(args, config, env, train_data, val_data)
     finally:
         shutdown_distributed()

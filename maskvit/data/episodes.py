@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from maskvit.data.splits import SPLITS
 from maskvit.errors import UserError
 
@@ -44,6 +46,15 @@ def check_episode_list(episodes: Any, where: Path, fix: str) -> list[dict[str, A
         if entry["split"] not in SPLITS:
             raise UserError(f"{where}: episode {episode_id!r} has unknown split {entry['split']!r}; {fix}")
     return episodes
+
+
+def check_finite(values: np.ndarray, what: str, fix: str) -> None:
+    """Refuse (one line) float `values` holding NaN or infinity, naming the first bad row:
+    one such number makes every loss that touches it NaN, silently, for the rest of training."""
+    if values.dtype.kind not in "fc" or np.isfinite(values).all():
+        return
+    row = int(np.argwhere(~np.isfinite(values))[0][0])
+    raise UserError(f"{what} hold NaN or infinity (row {row}); {fix}")
 
 
 class Episodes:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +58,35 @@ def read_manifest(path: Path, expected_format: str, what: str, fix: str) -> dict
         found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
         raise UserError(f"{path.parent}: not {what} (manifest format is {found!r})")
     return manifest
+
+
+def _owned(name: str, owned: Iterable[str]) -> bool:
+    """Whether `name` is one of `owned` or a temp file `maskvit.atomic` left while writing one."""
+    return any(name == o or (name.startswith(f".{o}.") and name.endswith(".tmp")) for o in owned)
+
+
+def foreign_entries(folder: Path, owned: Iterable[str]) -> list[str]:
+    """The entries of `folder` that a format writing only `owned` did not make, sorted."""
+    owned = tuple(owned)
+    return sorted(p.name for p in folder.iterdir() if not _owned(p.name, owned))
+
+
+def check_only_owned(folder: Path, owned: Iterable[str], what: str) -> None:
+    """Refuse (one line) a `folder` that holds anything a `what` does not write: it is (or
+    holds) something else, which writing or `--overwrite` there would mix or delete."""
+    foreign = foreign_entries(folder, owned)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UserError(f"output {folder} holds {shown}, which {what} does not write; "
+                        "choose another --out (nothing was changed)")
+
+
+def remove_owned(folder: Path, owned: Iterable[str], what: str) -> None:
+    """Delete what a `what` wrote in `folder` (for --overwrite), after `check_only_owned`:
+    never a file it did not write. The folder itself stays."""
+    check_only_owned(folder, owned, what)
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()

@@ -20,6 +20,7 @@ and a conversion interrupted at any point resumes by skipping the finished episo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -32,13 +33,61 @@ from typing import Any
 import numpy as np
 
 from maskvit.atomic import atomic_write_json
-from maskvit.data.episodes import Episodes, check_episode_id, check_episode_list
-from maskvit.data.files import FILE_MODE, make_dir, read_json, read_manifest, write_npy
+from maskvit.data.episodes import Episodes, check_episode_id, check_episode_list, check_finite
+from maskvit.data.files import (
+    FILE_MODE,
+    check_only_owned,
+    make_dir,
+    read_json,
+    read_manifest,
+    remove_owned,
+    write_npy,
+)
 from maskvit.data.splits import SPLITS, split_for
 from maskvit.errors import UserError
 
 STORE_FORMAT = "maskvit-episodes"
 STORE_VERSION = 1
+STORE_ENTRIES = ("manifest.json", "writer.json", "episodes")  # all a store folder holds
+_NOT_WRITTEN = "the episode was not written; fix the source data"
+_WRITER_FIX = "delete the store and write it again (`maskvit convert --overwrite` does both)"
+
+
+def is_episode_store(path: Path) -> bool:
+    """Whether `path` is an episode store, complete or being written."""
+    return (path / "writer.json").is_file() or (
+        (path / "manifest.json").is_file() and (path / "episodes").is_dir())
+
+
+def read_writer_settings(path: str | os.PathLike) -> dict[str, Any]:
+    """STORE/writer.json, checked field by field: damage is a one-line `UserError` naming
+    the field (a resumed job trusts these settings to continue the store the same way)."""
+    file = Path(path) / "writer.json"
+    settings = read_json(file, "writer settings", _WRITER_FIX)
+    if not isinstance(settings, dict):
+        raise UserError(f"{file}: damaged writer settings (not a JSON object); {_WRITER_FIX}")
+
+    def bad(key: str) -> UserError:
+        return UserError(f"{file}: damaged writer settings ({key} {settings.get(key)!r}); {_WRITER_FIX}")
+
+    resolution, fractions = settings.get("resolution"), settings.get("split_fractions")
+    if not isinstance(settings.get("source", ""), str):
+        raise bad("source")
+    for key in ("action_dim", "state_dim"):
+        value = settings.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise bad(key)
+    if resolution is not None and not (isinstance(resolution, list) and len(resolution) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in resolution)):
+        raise bad("resolution")
+    if fractions is not None:
+        try:
+            split_for("x", tuple(fractions))
+        except (TypeError, ValueError):
+            raise bad("split_fractions") from None
+    if not isinstance(settings.get("extra", {}), dict):
+        raise bad("extra")
+    return settings
 def natural_key(episode_id: str) -> tuple[list[Any], str]:
     """Sort key that puts `push_999999` before `push_1000000` (runs of digits compare as numbers)."""
     parts = re.split(r"(\d+)", episode_id)
@@ -97,6 +146,11 @@ class EpisodeStore(Episodes):
     @property
     def source(self) -> str:
         return str(self.manifest.get("source", "unknown"))
+
+    def fingerprint(self) -> str:
+        """sha256 of manifest.json: tells this store's content from another's (or from its
+        own after episodes were added), so a token cache never mixes codes of two."""
+        return hashlib.sha256((self.path / "manifest.json").read_bytes()).hexdigest()
 
     # -- data
     def load(self, episode_id: str) -> dict[str, np.ndarray]:
@@ -213,32 +267,45 @@ class EpisodeStoreWriter:
         writer_file = self.path / "writer.json"
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"output {self.path} exists and is not a directory; choose another --out")
-        if self.path.is_dir() and any(self.path.iterdir()) and not writer_file.is_file():
-            raise UserError(f"output {self.path} exists and is not an episode store; choose another --out")
-        if overwrite and self.path.exists():  # only ever an episode store (or an empty folder)
-            shutil.rmtree(self.path)
         if self.path.is_dir() and any(self.path.iterdir()):
-            previous = read_json(writer_file, "writer settings",
-                                 "delete the store (or pass --overwrite) and write it again")
-            if settings["state_dim"] is None:
-                settings["state_dim"] = previous.get("state_dim")
-            for key in ("source", "action_dim", "state_dim"):
-                if previous.get(key) != settings[key]:
-                    raise UserError(
-                        f"{self.path} was started with {key}={previous.get(key)!r}, now {settings[key]!r}; "
-                        "use the same settings to resume or choose another --out"
-                    )
-            if settings["resolution"] is None:
-                settings["resolution"] = previous.get("resolution")
-            elif previous.get("resolution") not in (None, settings["resolution"]):
-                raise UserError(
-                    f"{self.path} holds {previous['resolution']} frames, now {settings['resolution']}; "
-                    "choose another --out"
-                )
-            settings["split_fractions"] = previous.get("split_fractions", settings["split_fractions"])
-            self.extra = {**previous.get("extra", {}), **self.extra}
+            if not writer_file.is_file():
+                raise UserError(f"output {self.path} exists and is not an episode store; choose another --out")
+            check_only_owned(self.path, STORE_ENTRIES, "an episode store")
+        if overwrite and self.path.is_dir():  # only ever an episode store (or an empty folder)
+            remove_owned(self.path, STORE_ENTRIES, "an episode store")
+        if self.path.is_dir() and any(self.path.iterdir()):
+            self._resume_settings(settings, read_writer_settings(self.path))
         make_dir(self.path / "episodes")
         atomic_write_json(writer_file, {**settings, "extra": self.extra})
+
+    def _resume_settings(self, settings: dict[str, Any], previous: dict[str, Any]) -> None:
+        """Take the settings of the job that began the store; refuse any that differ, so
+        one store never mixes episodes made two ways (another crop, clip length, fps...)."""
+        if settings["state_dim"] is None:
+            settings["state_dim"] = previous.get("state_dim")
+        for key in ("source", "action_dim", "state_dim"):
+            if previous.get(key) != settings[key]:
+                raise UserError(
+                    f"{self.path} was started with {key}={previous.get(key)!r}, now {settings[key]!r}; "
+                    "use the same settings to resume or choose another --out"
+                )
+        if settings["resolution"] is None:
+            settings["resolution"] = previous.get("resolution")
+        elif previous.get("resolution") not in (None, settings["resolution"]):
+            raise UserError(
+                f"{self.path} holds {previous['resolution']} frames, now {settings['resolution']}; "
+                "use the same --size to resume or choose another --out"
+            )
+        settings["split_fractions"] = previous.get("split_fractions", settings["split_fractions"])
+        before = previous.get("extra", {})
+        for key, value in self.extra.items():
+            if key in before and before[key] != value:
+                raise UserError(
+                    f"{self.path} was started with {key}={before[key]!r}, now {value!r}; "
+                    "use the same settings to resume, pass --overwrite to start it again, "
+                    "or choose another --out"
+                )
+        self.extra = {**before, **self.extra}
 
     def _scan_finished(self) -> dict[str, dict[str, Any]]:
         episodes = {}
@@ -291,10 +358,7 @@ class EpisodeStoreWriter:
         expected = (len(frames), self.settings["action_dim"])
         if actions.shape != expected:
             raise UserError(f"{episode_id}: actions must have shape {expected}, got {actions.shape}")
-        if not self._changed:  # a complete store becomes incomplete only when it really
-            # changes (until close()): a job failing before its first episode leaves it as it was
-            (self.path / "manifest.json").unlink(missing_ok=True)
-            self._changed = True
+        check_finite(actions, f"{episode_id}: actions", _NOT_WRITTEN)
         if states is not None:
             states = np.asarray(states, dtype=np.float32).reshape(len(frames), -1)
             if self.settings["state_dim"] is None:
@@ -302,6 +366,11 @@ class EpisodeStoreWriter:
                 atomic_write_json(self.path / "writer.json", {**self.settings, "extra": self.extra})
             elif states.shape[1] != self.settings["state_dim"]:
                 raise UserError(f"{episode_id}: states must have {self.settings['state_dim']} columns")
+            check_finite(states, f"{episode_id}: states", _NOT_WRITTEN)
+        if not self._changed:  # a complete store becomes incomplete only when it really
+            # changes (until close()): a job failing before its first episode leaves it as it was
+            (self.path / "manifest.json").unlink(missing_ok=True)
+            self._changed = True
         split = split or split_for(episode_id, tuple(self.settings["split_fractions"]))
         if split not in SPLITS:
             raise UserError(f"{episode_id}: unknown split {split!r}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,25 @@ import torch
 from maskvit.atomic import atomic_write_json
 from maskvit.data.clips import EpisodeClips
 from maskvit.data.episodes import Episodes, check_episode_id, check_episode_list
-from maskvit.data.files import FILE_MODE, make_dir, read_json, read_manifest
+from maskvit.data.files import (
+    FILE_MODE,
+    check_only_owned,
+    make_dir,
+    read_json,
+    read_manifest,
+    remove_owned,
+)
 from maskvit.data.splits import SPLITS
 from maskvit.errors import UserError
 
 CACHE_FORMAT = "maskvit-tokens"
 CACHE_VERSION = 1
+CACHE_ENTRIES = ("header.json", "codes.u16", "actions.f32", "index.jsonl", "manifest.json")
+
+
+def is_token_cache(path: Path) -> bool:
+    """Whether `path` is a token cache, complete or being written."""
+    return (path / "header.json").is_file()
 
 
 class TokenCacheWriter:
@@ -48,8 +60,11 @@ class TokenCacheWriter:
         action_dim: int,
         codebook_size: int,
         extra: dict[str, Any] | None = None,
+        source: dict[str, str] | None = None,
         overwrite: bool = False,
     ):
+        """`source`: the identity of the data being encoded, {"store": resolved path,
+        "manifest_sha256": its fingerprint}; a resumed cache refuses any other."""
         if codebook_size > 65536:
             raise UserError(f"codebook size {codebook_size} does not fit uint16 codes (max 65536)")
         self.path = Path(path)
@@ -60,14 +75,17 @@ class TokenCacheWriter:
             "action_dim": int(action_dim),
             "codebook_size": int(codebook_size),
             "extra": dict(extra or {}),
+            **({"source": dict(source)} if source else {}),
         }
         header_file = self.path / "header.json"
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"output {self.path} exists and is not a directory; choose another --out")
-        if self.path.is_dir() and any(self.path.iterdir()) and not header_file.is_file():
-            raise UserError(f"output {self.path} exists and is not a token cache; choose another --out")
-        if overwrite and self.path.exists():  # only ever a token cache (or an empty folder)
-            shutil.rmtree(self.path)
+        if self.path.is_dir() and any(self.path.iterdir()):
+            if not header_file.is_file():
+                raise UserError(f"output {self.path} exists and is not a token cache; choose another --out")
+            check_only_owned(self.path, CACHE_ENTRIES, "a token cache")
+        if overwrite and self.path.is_dir():  # only ever a token cache (or an empty folder)
+            remove_owned(self.path, CACHE_ENTRIES, "a token cache")
         if self.path.is_dir() and any(self.path.iterdir()):
             previous = read_json(header_file, "token cache header", "pass --overwrite or choose another --out")
             for key in ("token_shape", "action_dim", "codebook_size"):
@@ -77,6 +95,7 @@ class TokenCacheWriter:
                         f"{self.path} holds {key}={found}, now {self.header[key]}; "
                         "use --overwrite or another output"
                     )
+            self._check_same_source(previous)
             (self.path / "manifest.json").unlink(missing_ok=True)  # incomplete until close()
         make_dir(self.path)
         atomic_write_json(header_file, self.header)
@@ -88,6 +107,28 @@ class TokenCacheWriter:
         self._index = open(self.path / "index.jsonl", "a")
         os.chmod(self.path / "index.jsonl", FILE_MODE)
         self._ids = {e["id"] for e in self.episodes}
+
+    def _check_same_source(self, previous: dict[str, Any]) -> None:
+        """Refuse to go on with codes of other data than the cache began with (another store,
+        or the same store since changed): the cache would silently hold a mix of both."""
+        new = self.header.get("source")
+        if not new:
+            return
+        old = previous.get("source")
+        if not isinstance(old, dict):  # caches from before sources were fingerprinted
+            old_store = (previous.get("extra") or {}).get("data")
+            if old_store is None or old_store == new["store"]:
+                return
+            old = {"store": old_store, "manifest_sha256": "?"}
+        if old.get("manifest_sha256") == new["manifest_sha256"]:
+            return  # the same content (a store moved or copied keeps its manifest)
+        if old.get("store") == new["store"]:
+            what = (f"the store {new['store']} has changed since this cache began (manifest sha256 "
+                    f"{str(old.get('manifest_sha256'))[:12]} then, {new['manifest_sha256'][:12]} now)")
+        else:
+            what = (f"it holds codes of the store {old.get('store')}, not of {new['store']}")
+        raise UserError(f"token cache {self.path}: {what}; pass --overwrite to encode it again, "
+                        "or choose another --out")
 
     def _read_index(self) -> list[dict[str, Any]]:
         file = self.path / "index.jsonl"

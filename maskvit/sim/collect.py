@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
-import json
 import multiprocessing
 import os
 import signal
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from maskvit.data.store import EpisodeStore, EpisodeStoreWriter
+from maskvit.data.store import EpisodeStore, EpisodeStoreWriter, read_writer_settings
 from maskvit.errors import UserError
 from maskvit.sim.config import PushConfig
 from maskvit.sim.push_env import PushEnv
@@ -212,7 +211,7 @@ def _check_same_run(out: Path, extra: dict[str, Any]) -> None:
     settings_file = out / "writer.json"
     if not settings_file.is_file():
         return
-    previous = json.loads(settings_file.read_text()).get("extra", {})
+    previous = read_writer_settings(out).get("extra", {})  # damage: one line
     for key in ("env", "seed", "steps", "config", "policy"):
         if key in previous and previous[key] != extra[key]:
             raise UserError(f"{out} was collected with different {key}; use the same settings to resume, or another --out")

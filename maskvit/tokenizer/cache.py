@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from maskvit.data import EpisodeStore, TokenCache, TokenCacheWriter
+from maskvit.data.episodes import check_finite
 from maskvit.data.files import read_json
 from maskvit.errors import UserError
 from maskvit.locking import output_lock
@@ -33,8 +34,9 @@ def tokenize_store(vqgan: VQGAN, store: EpisodeStore, out: str | Path, *, batch_
                    progress: bool = True) -> TokenCache:
     """Write the codes of every episode of `store` (all splits) to the cache at `out`.
 
-    An existing cache at `out` is resumed only if the same weights wrote it (the header
-    keeps a fingerprint of them); mixing codes of two tokenizers would be silent garbage.
+    An existing cache at `out` is resumed only if the same weights wrote it from the same
+    store (the header keeps fingerprints of both); mixing codes of two tokenizers, or of
+    two stores, would be silent garbage.
     The cache directory is locked for the whole job (a second writer gets one line).
     """
     with output_lock(out, "token cache"):
@@ -53,13 +55,15 @@ def _tokenize_store(vqgan: VQGAN, store: EpisodeStore, out: Path, *, batch_size:
     extra = {**(extra or {}), "tokenizer_fingerprint": vqgan.fingerprint()}
     header = Path(out) / "header.json"
     if header.is_file() and not overwrite:
-        previous = read_json(header, "token cache header", "pass --overwrite or choose another "
-                             "--out").get("extra", {}).get("tokenizer_fingerprint")
-        if previous != extra["tokenizer_fingerprint"]:
+        previous = read_json(header, "token cache header", "pass --overwrite or choose another --out")
+        previous = previous.get("extra", {}) if isinstance(previous, dict) else {}
+        if not isinstance(previous, dict) or previous.get("tokenizer_fingerprint") != extra["tokenizer_fingerprint"]:
             raise UserError(f"{out} was written by another tokenizer (or checkpoint); "
                             "pass --overwrite or choose another --out")
+    source = {"store": str(store.path.resolve()), "manifest_sha256": store.fingerprint()}
     writer = TokenCacheWriter(out, token_shape=vqgan.token_grid, action_dim=store.action_dim,
-                              codebook_size=cfg.codebook_size, extra=extra, overwrite=overwrite)
+                              codebook_size=cfg.codebook_size, extra=extra, source=source,
+                              overwrite=overwrite)
     todo = [e for e in store.episode_ids() if e not in writer]
     total = sum(store.length(e) for e in todo)
     vqgan.eval()
@@ -67,7 +71,10 @@ def _tokenize_store(vqgan: VQGAN, store: EpisodeStore, out: Path, *, batch_size:
         pending: list[tuple[str, dict[str, np.ndarray]]] = []
         pending_frames = 0
         for i, episode_id in enumerate(todo):
-            pending.append((episode_id, store.load(episode_id)))
+            episode = store.load(episode_id)
+            check_finite(episode["actions"], f"{store.path}: episode {episode_id}: actions",
+                         "fix or remove that episode and rerun (finished episodes are kept)")
+            pending.append((episode_id, episode))
             pending_frames += store.length(episode_id)
             if pending_frames >= batch_size or i == len(todo) - 1:
                 frames = np.concatenate([ep["frames"] for _, ep in pending])

@@ -34,7 +34,7 @@ from torch import nn
 
 from maskvit.config import TokenizerConfig
 from maskvit.errors import UserError
-from maskvit.run_dir import load_run
+from maskvit.run_dir import load_run, load_weights
 from maskvit.tokenizer.quantizer import Quantized, VectorQuantizer
 
 Frames = torch.Tensor | np.ndarray
@@ -346,5 +346,5 @@ def load_vqgan(path: str | Path, map_location: str | torch.device = "cpu",
     """VQGAN (eval mode) from a run directory; its EMA weights when the run kept them."""
     config, weights, ema = load_run(path, module=MODULE, step=step)
     model = VQGAN(config.tokenizer)
-    model.load_state_dict(ema if (use_ema and ema is not None) else weights)
+    load_weights(model, ema if (use_ema and ema is not None) else weights, Path(path), config, MODULE)
     return model.to(map_location).eval()

@@ -41,6 +41,10 @@ from maskvit.train.sampler import GlobalBatchSampler, eval_micro_batches
 from maskvit.train.task_protocol import OptimizerSpec, StepContext, Task
 
 
+class NonFiniteLossError(UserError):
+    """Training stopped because its loss is no longer a finite number."""
+
+
 @dataclass
 class FitResult:
     """How a `fit` call ended."""
@@ -232,6 +236,7 @@ class Trainer:
                 log.advance()
 
                 if _every(self.step, self.cfg.log_every) or self.step == self.end_step:
+                    self._stop_if_not_finite(sums)
                     last_train = self._reduce_window(sums, counts, window_tokens,
                                                      time.perf_counter() - window_start)
                     log.log(self.step, last_train)
@@ -243,12 +248,14 @@ class Trainer:
                     if last_val:
                         log.log(self.step, last_val, split="val")
                 if _every(self.step, self.cfg.checkpoint_every):
+                    self._stop_if_not_finite(sums)
                     self.save()
                     saved_at = self.step
                 if self._should_stop():
                     interrupted = True
                     break
             if saved_at != self.step:
+                self._stop_if_not_finite(sums)
                 self.save()
             if interrupted:
                 log.message(f"stopped at step {self.step}; checkpoint saved")
@@ -257,6 +264,23 @@ class Trainer:
             self._restore_signal_handlers(previous)
             log.close()
         return FitResult(self.step, interrupted, last_train, last_val)
+
+    def _stop_if_not_finite(self, sums: dict[str, torch.Tensor]) -> None:
+        """Stop (one line) when a loss summed since the last check is NaN or infinite on any
+        rank: the weights are then garbage, so nothing more is saved and the run keeps its
+        last good checkpoint. Called before every log and checkpoint (one sync each)."""
+        losses = [v.reshape(()) for k, v in sums.items() if k == "loss" or k.endswith("_loss")]
+        if not losses:
+            return
+        bad = (~torch.isfinite(torch.stack(losses))).any().float().reshape(1)
+        if all_reduce_sum(bad, self.env).item() == 0:
+            return
+        kept = ckpt.latest_checkpoint(self.out) if self.out is not None else None
+        raise NonFiniteLossError(
+            f"the training loss became NaN or infinite by step {self.step}; stopped without "
+            f"saving, so the run keeps its last good checkpoint "
+            f"({kept.name if kept else 'none yet'}); look for NaN/inf values in the data, or "
+            f"lower the learning rate")
 
     def _train_step(self, micro_batches: list[Any]) -> dict[str, torch.Tensor]:
         """One optimizer step per spec over all micro-batches; returns summed logs."""
