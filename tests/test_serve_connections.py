@@ -148,9 +148,37 @@ def test_a_client_past_its_cap_closes_its_oldest_idle_connection_or_is_refused(p
             refused.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
             answer = _read_until_closed(refused).decode()
         assert answer.startswith("HTTP/1.1 503"), answer
-        assert "too many connections from 127.0.0.1 with requests in progress" in answer
+        assert ("too many connections from 127.0.0.1, all with requests in progress "
+                "(at most 2 per client)") in answer
         assert "retry-after: 1" in answer.lower()
         for sock in (busy, second_busy, idle):
             sock.close()
     finally:
         srv.stop()
+
+
+class FakeConnection:
+    def __init__(self, guard, host, idle):
+        self.client_host = host
+        self.idle_since = next(guard.ticks) if idle else None
+        self.closed = False
+
+    def close_now(self):
+        self.closed = True
+
+
+def test_past_the_server_wide_cap_the_longest_idle_connection_of_anyone_makes_room():
+    from maskvit.serve.connections import ConnectionGuard
+
+    guard = ConnectionGuard(max_connections=3, max_client_connections=3)
+    old_idle, new_idle = FakeConnection(guard, "10.0.0.1", True), FakeConnection(guard, "10.0.0.1", True)
+    busy = FakeConnection(guard, "10.0.0.2", False)
+    assert [guard.admit(c) for c in (old_idle, new_idle, busy)] == [None, None, None]
+    newcomer = FakeConnection(guard, "10.0.0.3", False)
+    assert guard.admit(newcomer) is None
+    assert (old_idle.closed, new_idle.closed, busy.closed) == (True, False, False)
+    new_idle.idle_since = None  # now every held connection is busy
+    refusal = guard.admit(FakeConnection(guard, "10.0.0.4", False))
+    assert refusal == "the server holds 3 connections, all with requests in progress; retry shortly"
+    guard.forget(busy)
+    assert guard.admit(FakeConnection(guard, "10.0.0.4", False)) is None

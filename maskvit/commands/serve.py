@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"or the new one refused (503) when all are busy "
                              f"(default {d.max_connections})")
     parser.add_argument("--max-client-connections", type=int, default=d.max_client_connections,
-                        help=f"the same, per client address (default {d.max_client_connections})")
+                        help=f"the same, per client address (default {d.max_client_connections}; "
+                             "behind a reverse proxy every client has the proxy's address)")
     parser.add_argument("--max-body-mb", type=float, default=d.max_body_bytes / 2**20,
                         help=f"largest request body in MiB (default {d.max_body_bytes / 2**20:g})")
     parser.add_argument("--max-videos", type=int, default=d.max_videos,

@@ -10,7 +10,8 @@ Modules, one job each: `settings` (limits, token rule), `auth` (bearer tokens), 
 `sim_routes` (the playground's simulator), `routes` (model endpoints), `pages` (the
 playground and /docs), `middleware` (body cap, headers), `spec` (the model's geometry,
 bounds, defaults), `state` (what a running server holds), `app` (assembly), `runner`
-(uvicorn on a socket, in the foreground or a thread), `testing` (a tiny model for tests).
+(uvicorn on a socket, in the foreground or a thread), `connections` (head deadline,
+connection caps, lingering close), `testing` (a tiny model for tests).
 """
 
 from __future__ import annotations

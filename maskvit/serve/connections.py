@@ -48,16 +48,19 @@ class ConnectionGuard:
         self.by_client: dict[str, list[GuardedH11Protocol]] = {}
         self.ticks = itertools.count()  # an order for idle_since without clock ties
 
-    def admit(self, conn: GuardedH11Protocol) -> bool:
-        """Count `conn` in, closing an idle connection when a cap is full; False: refuse."""
-        mine = self.by_client.setdefault(conn.client_host, [])
+    def admit(self, conn: GuardedH11Protocol) -> str | None:
+        """Count `conn` in, closing an idle connection when a cap is full; or say why not."""
+        host = conn.client_host
+        mine = self.by_client.setdefault(host, [])
         if len(mine) >= self.max_client_connections and not self._evict_oldest_idle(mine):
-            return False
+            return (f"too many connections from {host}, all with requests in progress (at most "
+                    f"{self.max_client_connections} per client); retry when one has finished")
         everyone = [c for held in self.by_client.values() for c in held]
         if len(everyone) >= self.max_connections and not self._evict_oldest_idle(everyone):
-            return False
+            return (f"the server holds {self.max_connections} connections, all with requests in "
+                    "progress; retry shortly")
         mine.append(conn)
-        return True
+        return None
 
     def forget(self, conn: GuardedH11Protocol) -> None:
         held = self.by_client.get(conn.client_host, [])
@@ -111,12 +114,9 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_made(_LingeringCloseTransport(transport, self))
         self.client_host = self.client[0] if self.client else ""
         self._note_state()
-        if not self.guard.admit(self):
-            limit = self.guard.max_client_connections
-            detail = (f"too many connections from {self.client_host} with requests in progress "
-                      f"(at most {limit} per client and {self.guard.max_connections} in all); "
-                      "retry when one has finished")
-            transport.write(raw_answer(503, "Service Unavailable", detail, b"retry-after: 1\r\n"))
+        refusal = self.guard.admit(self)
+        if refusal is not None:
+            transport.write(raw_answer(503, "Service Unavailable", refusal, b"retry-after: 1\r\n"))
             self.linger(REFUSED_LINGER_S)  # not counted: it closes soon whatever comes
 
     def data_received(self, data: bytes) -> None:
