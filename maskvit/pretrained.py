@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from maskvit.atomic import atomic_write_json
+from maskvit.atomic import atomic_write_json, fsync_dir
 from maskvit.errors import UserError
 from maskvit.locking import output_lock
 
@@ -103,9 +104,10 @@ def export_bundle(model_run: str | Path, out: str | Path, tokenizer_run: str | P
     `step` picks the transformer checkpoint (None: the latest), e.g. to compare the
     checkpoints of one run by what they predict.
 
-    Written into a temporary folder and moved into place, so `out` is either complete or
-    absent. `out` must be absent, an empty folder or a bundle an earlier export wrote
-    (which is replaced); anything else, and the runs themselves, are never touched.
+    Written into a staging folder beside `out` and swapped in (see NEW_INFIX below), so
+    `out` is never half written. `out` must be absent, an empty folder or a bundle an
+    earlier export wrote (which is replaced); anything else, and the runs themselves,
+    are never touched.
     """
     from maskvit.run_dir import tokenizer_run_of, tokenizer_step_of
 
@@ -119,10 +121,11 @@ def export_bundle(model_run: str | Path, out: str | Path, tokenizer_run: str | P
         _check_apart(out, run, what)
     # The tokenizer checkpoint that made the model's tokens, not merely the newest one.
     tokenizer_step = tokenizer_step_of(model_run, tokenizer_run)
-    with output_lock(out, "bundle"):
-        check_replaceable(out)
+    with output_lock(out, "bundle"):  # so every staging folder found beside `out` is stale
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        recover_bundle(out)
+        check_replaceable(out)
+        tmp = _make_staging(out)
         try:
             _slim_copy(model_run, tmp / "transformer", step)
             _slim_copy(tokenizer_run, tmp / "tokenizer", tokenizer_step)
@@ -130,12 +133,67 @@ def export_bundle(model_run: str | Path, out: str | Path, tokenizer_run: str | P
                 "format": BUNDLE_FORMAT, "version": 1, "model": str(model_run.resolve()),
                 "tokenizer": str(tokenizer_run.resolve()),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            (tmp / STAGING_MARKER).unlink()
             _share(tmp)
             _swap_in(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return out
+
+
+# An export writes its bundle into a sibling `.NAME.maskvit-export-new-*` (holding
+# STAGING_MARKER until it is complete), then swaps it in: the old bundle is renamed to
+# `.NAME.maskvit-export-old-*`, the new one to NAME, and the old one deleted. A process
+# killed on the way leaves such siblings; the next export of NAME (under the same lock,
+# so none of them belongs to a live job) deletes them, and puts an old bundle back when
+# it was killed between the two renames. Exports before these names used `.NAME.*`
+# (and `.NAME.old.*`): those are recognised only when complete (bundle.json inside).
+NEW_INFIX, OLD_INFIX = ".maskvit-export-new-", ".maskvit-export-old-"
+STAGING_MARKER = ".maskvit-export-staging"
+
+
+def _make_staging(out: Path) -> Path:
+    """An empty sibling of `out` to write the new bundle into, marked as export's own."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{NEW_INFIX}", dir=out.parent))
+    atomic_write_json(tmp / STAGING_MARKER, {"format": "maskvit-export-staging", "bundle": out.name})
+    return tmp
+
+
+def _staging_of(folder: Path, out: Path) -> bool:
+    """Whether `folder` is an unfinished bundle an export of `out` was writing."""
+    try:
+        marker = json.loads((folder / STAGING_MARKER).read_text())
+        return isinstance(marker, dict) and marker.get("bundle") == out.name
+    except (OSError, ValueError):
+        return False
+
+
+def _siblings(out: Path, pattern: str) -> list[Path]:
+    """Folders beside `out` named `.NAME` + `pattern` (a regular expression), oldest first."""
+    name = re.compile(rf"\.{re.escape(out.name)}{pattern}")
+    found = [p for p in out.parent.iterdir() if name.fullmatch(p.name) and p.is_dir()
+             and not p.is_symlink()]
+    return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+def recover_bundle(out: Path) -> None:
+    """Clean what killed exports of `out` left beside it; restore a bundle set aside by one
+    killed between its two renames. Call it holding `out`'s lock."""
+    for tmp in _siblings(out, rf"{re.escape(NEW_INFIX)}\w+"):
+        if _staging_of(tmp, out) or is_bundle(tmp):  # unfinished, or finished but not swapped in
+            shutil.rmtree(tmp)
+        elif not any(tmp.iterdir()):
+            tmp.rmdir()  # killed before its marker was written
+    for tmp in _siblings(out, r"\.\w{8}"):  # earlier exports' staging, when complete
+        if is_bundle(tmp):
+            shutil.rmtree(tmp)
+    olds = [p for p in _siblings(out, rf"({re.escape(OLD_INFIX)}|\.old\.)\w+") if is_bundle(p)]
+    if olds and not out.exists() and not out.is_symlink():
+        os.rename(olds.pop(), out)  # the newest bundle set aside: no newer one got in
+        fsync_dir(out.parent)
+    for old in olds:
+        shutil.rmtree(old)
 
 
 def _check_apart(out: Path, run: Path, what: str) -> None:
@@ -196,16 +254,19 @@ def _share(root: Path) -> None:
 
 
 def _swap_in(tmp: Path, out: Path) -> None:
-    """Put the finished `tmp` at `out`; an earlier bundle there is moved aside, then deleted."""
+    """Put the finished `tmp` at `out`: an earlier bundle there is renamed aside, `tmp`
+    renamed in, then the earlier one deleted (see `recover_bundle` for a crash between)."""
     if not out.exists():
-        tmp.rename(out)
+        os.rename(tmp, out)
+        fsync_dir(out.parent)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}{OLD_INFIX}", dir=out.parent))
     old.rmdir()
-    out.rename(old)
+    os.rename(out, old)
     try:
-        tmp.rename(out)
+        os.rename(tmp, out)
     except BaseException:
-        old.rename(out)
+        os.rename(old, out)
         raise
+    fsync_dir(out.parent)
     shutil.rmtree(old, ignore_errors=True)

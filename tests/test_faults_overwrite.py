@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +25,11 @@ from PIL import Image
 import maskvit.commands.predict as predict_command
 from maskvit.cli import main
 from maskvit.data import EpisodeStore
+from maskvit.locking import output_lock
+
+HOLD_LOCK = ("import sys\nfrom maskvit.locking import output_lock\n"
+             "with output_lock(sys.argv[1], 'bundle'):\n    print('held', flush=True)\n"
+             "    sys.stdin.read()\n")
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +166,103 @@ def test_overwrite_deletes_only_what_the_cache_or_store_wrote(pipeline, tmp_path
     shutil.copytree(pipeline["tokens"], plain)
     assert tokenize(pipeline["tokenizer"], pipeline["data"], plain, "--overwrite") == 0
     assert json.loads((plain / "manifest.json").read_text())["num_episodes"] == 6
+
+
+# ------------------------------------------------------- 7. export's staging and swap
+
+# Runs export in a child process that dies (as with kill -9: no cleanup runs) at one point.
+CRASHING_EXPORT = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    import maskvit.pretrained as pretrained
+
+    model, out, where, step = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    if where == "staging":  # while the tokenizer's weights are being copied
+        real_copy = pretrained._slim_copy
+        def copy(run, target, step=None):
+            if target.name == "tokenizer":
+                os._exit(137)
+            real_copy(run, target, step)
+        pretrained._slim_copy = copy
+    else:  # between "old bundle aside" and "new bundle in"
+        real_rename = os.rename
+        def rename(src, dst):
+            if Path(dst) == out:
+                os._exit(137)
+            real_rename(src, dst)
+        os.rename = rename
+    pretrained.export_bundle(model, out, step=step)
+""")
+
+
+def _crash_export(model: Path, out: Path, where: str, step: int) -> None:
+    proc = subprocess.run([sys.executable, "-c", CRASHING_EXPORT, str(model), str(out), where,
+                           str(step)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 137, proc.stderr
+
+
+def _export(model: Path, out: Path, step: int) -> int:
+    return main(["export", "--model", str(model), "--out", str(out), "--step", str(step)])
+
+
+def _bundle_step(bundle: Path) -> str:
+    return (bundle / "transformer" / "checkpoints" / "latest").read_text().strip()
+
+
+def _leftovers(bundle: Path) -> list[str]:
+    """Siblings an export of `bundle` made, other than its lock file."""
+    return sorted(p.name for p in bundle.parent.iterdir()
+                  if p.name.startswith(f".{bundle.name}.") and not p.name.endswith(".maskvit-lock"))
+
+
+def test_export_killed_between_its_renames_gets_its_old_bundle_back(pipeline, tmp_path):
+    from maskvit.pretrained import recover_bundle
+
+    bundle = tmp_path / "bundle"
+    assert _export(pipeline["model"], bundle, 3) == 0
+    _crash_export(pipeline["model"], bundle, "renames", 2)
+    assert not bundle.exists()  # the old bundle is aside, the new one complete beside it
+    assert [name.split("-")[2] for name in _leftovers(bundle)] == ["new", "old"]
+    with output_lock(bundle, "bundle"):
+        recover_bundle(bundle)
+    assert _bundle_step(bundle) == "step_00000003" and _leftovers(bundle) == []
+    _crash_export(pipeline["model"], bundle, "renames", 2)
+    assert _export(pipeline["model"], bundle, 1) == 0  # the next export recovers, then replaces
+    assert _bundle_step(bundle) == "step_00000001" and _leftovers(bundle) == []
+
+
+def test_export_killed_while_staging_leaves_the_bundle_and_the_next_one_cleans_up(pipeline,
+                                                                                  tmp_path):
+    bundle = tmp_path / "bundle"
+    assert _export(pipeline["model"], bundle, 3) == 0
+    before = files(bundle)
+    _crash_export(pipeline["model"], bundle, "staging", 2)
+    assert files(bundle) == before
+    [staging] = _leftovers(bundle)
+    assert (tmp_path / staging / "transformer").is_dir()  # half a bundle, 38 MB at full size
+    mine = tmp_path / ".bundle.maskvit-export-new-mine"  # the right name, but no marker
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    other = tmp_path / ".bundle.v2.maskvit-export-new-abc"  # staging of another bundle's export
+    shutil.copytree(tmp_path / staging, other)
+    assert _export(pipeline["model"], bundle, 2) == 0
+    assert _bundle_step(bundle) == "step_00000002"
+    assert _leftovers(bundle) == [mine.name, other.name]
+    assert (mine / "notes.txt").read_text() == "mine"
+
+
+def test_a_live_exports_staging_is_never_cleaned(pipeline, tmp_path, capsys):
+    bundle = tmp_path / "bundle"
+    assert _export(pipeline["model"], bundle, 3) == 0
+    _crash_export(pipeline["model"], bundle, "staging", 2)
+    [staging] = _leftovers(bundle)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(bundle)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"  # as a live export holds it
+        assert _export(pipeline["model"], bundle, 2) == 2
+        one_line_error(capsys, "export", "being written")
+        assert _leftovers(bundle) == [staging]
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
