@@ -140,7 +140,10 @@ class TrainConfig:
     # Masking for the transformer stage: "variable" = r ~ U[0.5, 1) per video (paper);
     # a number in (0, 1) = fixed ratio (paper's Table 2c ablation).
     mask_ratio: str | float = "variable"
-    precision: Literal["fp32", "bf16"] = "bf16"
+    # auto: bf16 where it trains faster (a CPU with AMX, a GPU with bf16), else fp32
+    # (maskvit.devices.auto_precision). A run records what auto chose in its checkpoints
+    # and keeps that choice when resumed elsewhere.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     ema_decay: float | None = None
     compile: bool = False  # torch.compile: on a CPU it no longer beats the eager step (RESULTS.md)
     seed: int = 0

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from maskvit.config import Config, DecodingConfig
-from maskvit.devices import resolve_device, resolve_precision
+from maskvit.devices import enable_tf32, resolve_device, resolve_precision
 from maskvit.errors import UserError
 from maskvit.model.decoding import generate, with_settings
-from maskvit.model.sampling import Generators
+from maskvit.model.sampling import Generators, video_generators
 from maskvit.model.transformer import MaskViT
 from maskvit.run_dir import check_tokenizer, load_weights, tokenizer_run_of, tokenizer_step_of
 
@@ -37,6 +37,7 @@ class Predictor:
                  device: str | torch.device = "cpu", precision: str = "fp32") -> None:
         # A bad or unavailable --device is a one-line UserError, by the engine's rules.
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+        enable_tf32(self.device)  # fp32 products on a GPU's tensor cores
         precision = resolve_precision(precision, self.device)  # "auto": bf16 only where it pays
         self.tokenizer = tokenizer.to(self.device).eval()
         self.transformer = transformer.to(self.device).eval()
@@ -126,9 +127,11 @@ class Predictor:
         an action-conditioned model (actions[t] leads from frame t to t + 1). goal_frame:
         uint8 (B, H, W, 3), placed after the predicted frames. `decoding` defaults to the
         config's `eval.decoding`; `settings` (steps=, temperature=, ...) replace single
-        fields of it, for callers of the earlier API. `generator` (one, or one per video)
-        replaces the one seeded with `seed`: a server batching unrelated requests gives each
-        request's videos their own. Returns uint8 (B, num_frames, H, W, 3).
+        fields of it, for callers of the earlier API. `seed` gives video i its own generator
+        seeded from (seed, i) (`video_generators`), so its frames do not depend on
+        `batch_size` nor on the device; `generator` (one for the batch, or one per video)
+        replaces those, and `seed=None` without one draws from torch's global generator.
+        Returns uint8 (B, num_frames, H, W, 3).
         """
         ev, tc = self.config.eval, self.config.transformer
         decoding = with_settings(decoding or ev.decoding, **settings)
@@ -170,10 +173,10 @@ class Predictor:
         outputs = []
         for start in range(0, b, chunk):
             sl = slice(start, start + chunk)
-            if generator is None or isinstance(generator, torch.Generator):
-                rows = generator
-                if rows is None and seed is not None:
-                    rows = torch.Generator(self.device).manual_seed(seed + start)
+            if generator is None and seed is not None:
+                rows: Generators = video_generators(seed, range(b)[sl])
+            elif generator is None or isinstance(generator, torch.Generator):
+                rows = generator  # one for the batch: it draws on its own device
             else:
                 rows = generator[sl]
             with self._autocast():

@@ -9,7 +9,8 @@ from maskvit.config import apply_overrides
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """--device and --precision for running a trained model."""
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--device", default="auto",
+                        help="auto, cpu, cuda or cuda:N (default auto: a GPU when there is one)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="inference precision (default auto: bf16 on a GPU or a CPU with AMX, "
                              "where it was measured 1.9x faster, else fp32; benchmarks/RESULTS.md)")
@@ -30,13 +31,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_predictor(args: argparse.Namespace):
-    """The Predictor named by the arguments, with `--set` applied to its config."""
+    """The Predictor named by the arguments, with `--set` applied to its config;
+    `args.device` becomes the device it chose (e.g. "auto" -> "cuda:0")."""
     from maskvit.predictor import Predictor
     from maskvit.pretrained import default_model
 
     model = args.model or default_model()
     predictor = Predictor.from_run(model, args.tokenizer, device=args.device,
                                    precision=args.precision)
+    # The rest of the command (metric networks, reports) runs where the model does, and
+    # sees the concrete device rather than "auto".
+    args.device = str(predictor.device)
     if args.overrides:
         predictor.config = apply_overrides(predictor.config, args.overrides)
     return predictor

@@ -9,6 +9,7 @@ need neither padding nor cyclic shifts, and attention runs through
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import torch
@@ -68,6 +69,18 @@ def relative_position_index(window: Window, max_window: Window) -> torch.Tensor:
     return (shifted[0] * span[1] + shifted[1]) * span[2] + shifted[2]
 
 
+@lru_cache(maxsize=64)
+def relative_position_index_on(window: Window, max_window: Window,
+                               device: torch.device) -> torch.Tensor:
+    """`relative_position_index` flattened to (N_w²,), kept on `device`.
+
+    Why: copied from the host at every training forward, bair64's indices are ~51 MiB
+    per micro-batch, each copy a wait on the GPU. One copy per device and window, shared by
+    every layer (a buffer per layer would hold the same indices once per layer).
+    """
+    return relative_position_index(window, max_window).reshape(-1).to(device)
+
+
 class _GatherBias(torch.autograd.Function):
     """table.T[:, index]: the bias heads-first, with a cheap gradient.
 
@@ -120,9 +133,9 @@ class RelativePositionBias(nn.Module):
         """Bias of shape (heads, N_w, N_w) for a concrete window."""
         if any(w > m for w, m in zip(window, self.max_window, strict=True)):
             raise ValueError(f"window {window} exceeds the bias table's {self.max_window}")
-        index = relative_position_index(tuple(window), self.max_window).to(self.table.device)
-        n = index.shape[0]
-        return _GatherBias.apply(self.table, index.reshape(-1)).reshape(-1, n, n)
+        index = relative_position_index_on(tuple(window), self.max_window, self.table.device)
+        n = math.prod(window)
+        return _GatherBias.apply(self.table, index).reshape(-1, n, n)
 
     def attention_mask(self, window: Window, dtype: torch.dtype) -> torch.Tensor:
         """The bias as an SDPA mask (1, heads, N_w, N_w) in `dtype`, contiguous.
@@ -154,7 +167,8 @@ def biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: to
     path, which is the same matrix products plus a "safe" softmax that scans every row for
     all -inf entries (`all`, `isneginf`, `where`: ~4 % of the push64 training step). The
     bias here is finite, so a plain softmax gives the same values without that scan.
-    Training takes `chunked_biased_attention` instead unless it compiles or drops out.
+    CPU training takes `chunked_biased_attention` instead unless it compiles or drops out,
+    GPU training SDPA (`WindowAttention.training_path`).
     """
     scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1)) + bias
     weights = scores.softmax(dim=-1)
@@ -278,11 +292,20 @@ class WindowAttention(nn.Module):
 
     @staticmethod
     def fused_training_attention(dropout: float) -> bool:
-        """Whether training takes `chunked_biased_attention` (without dropout, eager).
+        """Whether CPU training takes `chunked_biased_attention` (without dropout, eager).
 
         `torch.compile` keeps the whole-tensor form, which it fuses itself.
         """
         return not dropout and not torch.compiler.is_compiling()
+
+    @classmethod
+    def training_path(cls, device: torch.device, dropout: float) -> str:
+        """How training attends on `device`: "chunked" (`chunked_biased_attention`, sized
+        for a CPU's cache), "sdpa" (a GPU: SDPA's fused kernel, which takes the bias's
+        gradient itself, in one piece) or "written" (`biased_attention`)."""
+        if device.type not in ("cpu", "meta"):
+            return "sdpa"
+        return "chunked" if cls.fused_training_attention(dropout) else "written"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, T, h, w, D) -> (B, T, h, w, D)."""
@@ -293,9 +316,10 @@ class WindowAttention(nn.Module):
                             three=3, h=self.heads)
         dropout = self.dropout if self.training else 0.0
         bias = self.bias.attention_mask(window, q.dtype)  # (1, heads, N_w, N_w)
-        if not bias.requires_grad:  # inference: the fused kernel, the bias built once
+        path = self.training_path(q.device, dropout) if bias.requires_grad else "sdpa"
+        if path == "sdpa":  # inference (the bias built once), or training on a GPU
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout)
-        elif self.fused_training_attention(dropout):
+        elif path == "chunked":
             out = chunked_biased_attention(q, k, v, bias[0])
         else:
             out = biased_attention(q, k, v, bias, dropout)

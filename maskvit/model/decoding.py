@@ -58,8 +58,13 @@ def model_logits(model: torch.nn.Module, tokens: torch.Tensor, actions: torch.Te
 
 
 def masked_positions(still_masked: torch.Tensor, count: int) -> torch.Tensor:
-    """(B, count) indices of the True entries of each row of `still_masked` (B, L), ascending."""
-    return still_masked.nonzero()[:, 1].view(still_masked.shape[0], count)
+    """(B, count) indices of the True entries of each row of `still_masked` (B, L), ascending.
+
+    The count is known, so the indices come without reading it back from the device
+    (`nonzero` would wait for a GPU at every decoding step).
+    """
+    b = still_masked.shape[0]
+    return torch.nonzero_static(still_masked, size=b * count)[:, 1].view(b, count)
 
 
 def iterative_decode(

@@ -21,13 +21,16 @@ import torch
 from torch import nn
 
 from maskvit.config import TrainConfig, TransformerConfig
+from maskvit.devices import to_device
 from maskvit.errors import UserError
-from maskvit.model import MaskViT, mask_for_training, masked_cross_entropy
+from maskvit.model import MaskViT, masked_cross_entropy
 from maskvit.model.masking import (
     Generators,
+    flat_positions,
     future_frame_mask,
     masked_count,
     sample_generators,
+    training_mask,
 )
 from maskvit.train.task_protocol import Logs, StepContext, Task
 
@@ -60,14 +63,17 @@ class MaskedVideoTask(Task):
              ctx: StepContext) -> tuple[torch.Tensor, Logs]:
         tokens = batch["tokens"]  # (B, T, h, w)
         actions = batch.get("actions") if self.cfg.action_dim > 0 else None
-        inputs, mask = mask_for_training(
-            tokens, self.cfg.context_frames, self.mask_ratio,
-            goal=self.goal, generator=self.mask_generators(ctx, len(tokens)),
-            mask_token_id=self.cfg.mask_token_id)
+        # The mask and its positions are made where its random numbers are drawn (the CPU
+        # while training) and reach a GPU in one copy each, without a wait on the GPU.
+        drawn = training_mask(tuple(tokens.shape), self.cfg.context_frames, self.mask_ratio,
+                              self.goal, self.mask_generators(ctx, len(tokens)), tokens.device)
+        mask = to_device(drawn, tokens.device)
+        positions = to_device(flat_positions(drawn), tokens.device)
+        inputs = tokens.masked_fill(mask, self.cfg.mask_token_id)
         # (M, K) at the masked positions only: the loss looks nowhere else.
-        logits = ctx.modules["model"](inputs, actions, select=mask)
+        logits = ctx.modules["model"](inputs, actions, select=positions)
         normalizer = self.loss_normalizer(ctx, tokens) if ctx.training else None
-        loss, accuracy = masked_cross_entropy(logits, tokens, mask, normalizer)
+        loss, accuracy = masked_cross_entropy(logits, tokens, positions, normalizer)
         return loss, {"accuracy": accuracy, "mask_fraction": mask.float().mean()}
 
     def mask_generators(self, ctx: StepContext, batch_size: int) -> Generators:

@@ -7,17 +7,22 @@ one sum per logit (the search runs over block sums, then inside one block). The 
 distribution is the softmax of the (top-p filtered) logits up to float32 rounding of each
 exp and block sum (relative ~1e-7), like `torch.multinomial` itself.
 
-Uniforms come from one generator for the batch (as decoding always did) or from one
-generator per video: then each video's draws depend only on its own generator, so its
-result does not depend on which other videos share its batch.
+Uniforms come from one generator for the batch or from one generator per video: then
+each video's draws depend only on its own generator, so its result does not depend on
+which other videos share its batch (`Predictor.predict` and the server give every video
+its own). A generator draws on its own device, whatever the model's, and the numbers
+are moved to the model's device afterwards: a CPU generator drives a GPU model, with the
+same numbers as on the CPU.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Sequence
 
 import torch
 
+from maskvit.devices import to_device
 from maskvit.errors import UserError
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
@@ -25,18 +30,37 @@ Generators = torch.Generator | Sequence[torch.Generator] | None
 
 def draw_uniform(batch: int, count: int, generator: Generators, device: torch.device,
                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """(batch, count) uniforms in [0, 1): from one generator, or row b from generator[b].
-
-    A per-video generator draws on its own device (a CPU generator on the CPU) and the
-    rows are moved to `device` afterwards, so a video gets the same numbers in any batch.
-    """
+    """(batch, count) uniforms in [0, 1) on `device`: from one generator, or row b from
+    generator[b]. Each generator draws on its own device (see the module docstring)."""
     if generator is None or isinstance(generator, torch.Generator):
-        return torch.rand(batch, count, generator=generator, device=device, dtype=dtype)
+        source = device if generator is None else generator.device
+        return to_device(torch.rand(batch, count, generator=generator, device=source,
+                                    dtype=dtype), device)
     if len(generator) != batch:
         raise UserError(f"got {len(generator)} per-video generators for a batch of {batch}")
+    if not generator:
+        return torch.empty(0, count, device=device, dtype=dtype)
     rows = [torch.rand(count, generator=g, device=g.device, dtype=dtype) for g in generator]
-    return torch.stack([r.to(device) for r in rows]) if rows else torch.empty(
-        0, count, device=device, dtype=dtype)
+    if len({row.device for row in rows}) == 1:  # the usual case: one copy for the batch
+        return to_device(torch.stack(rows), device)
+    return torch.stack([to_device(row, device) for row in rows])
+
+
+def video_seed(seed: int, video: int) -> int:
+    """A 63-bit seed for video `video` of a prediction seeded with `seed` (a hash, so
+    neighbouring seeds and videos give unrelated streams)."""
+    digest = hashlib.blake2b(f"predict:{seed}:{video}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def video_generators(seed: int, videos: Iterable[int]) -> list[torch.Generator]:
+    """One CPU generator per video, seeded from (seed, the video's index in the request).
+
+    Why: a video's frames then depend on its seed and index only: not on how the videos
+    are split into batches (`Predictor.predict(batch_size=...)`, the server's batches of
+    several requests), nor on the device the model runs on.
+    """
+    return [torch.Generator().manual_seed(video_seed(seed, v)) for v in videos]
 
 
 def gumbel_from_uniform(u: torch.Tensor) -> torch.Tensor:

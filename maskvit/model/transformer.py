@@ -13,6 +13,7 @@ from torch import nn
 from maskvit.config import TransformerConfig
 from maskvit.errors import UserError
 from maskvit.model.attention import Window, WindowAttention
+from maskvit.model.masking import pick
 
 # CPU inference runs the batch through the model this many tokens (whole videos) at a
 # time. Why: at batch 64 the MLP's hidden activations of push64 are ~100 MB per layer;
@@ -73,7 +74,9 @@ class MaskViT(nn.Module):
     positions only: decoding needs no logits where tokens are already decided. With
     `select` (B, T, h, w) bool it returns logits (N, K) at its N true positions, in the
     order of `logits[select]`: training needs them only where the loss looks (the masked
-    tokens), and the head and its gradient then run there only.
+    tokens), and the head and its gradient then run there only. `select` may also be
+    those positions as (N,) int64 flat indices (`masking.flat_positions`), which a GPU
+    can use without first counting the mask.
     """
 
     supports_positions = True  # decoding may pass `positions=` (see decoding.model_logits)
@@ -124,11 +127,15 @@ class MaskViT(nn.Module):
                             f"{cfg.num_frames}")
         if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
             raise UserError(f"tokens must be integer codes, got dtype {tokens.dtype}")
-        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) > cfg.codebook_size):
-            raise UserError(
-                f"token ids must lie in [0, {cfg.codebook_size}] ({cfg.codebook_size} = "
-                f"[MASK]); got range [{int(tokens.min())}, {int(tokens.max())}]"
-            )
+        # The ids' range is read back on the CPU only: on a GPU it would stall every forward
+        # pass until the GPU caught up; there the embedding's own bounds check stops bad ids.
+        if tokens.numel() and tokens.device.type == "cpu":
+            low, high = (int(v) for v in torch.aminmax(tokens))
+            if low < 0 or high > cfg.codebook_size:
+                raise UserError(
+                    f"token ids must lie in [0, {cfg.codebook_size}] ({cfg.codebook_size} = "
+                    f"[MASK]); got range [{low}, {high}]"
+                )
         if actions is None:
             return
         if cfg.action_dim == 0:
@@ -151,9 +158,11 @@ class MaskViT(nn.Module):
         if select is not None:
             if positions is not None:
                 raise UserError("give positions or select, not both")
-            if select.dtype != torch.bool or select.shape != tokens.shape:
-                raise UserError(f"select must be bool of the tokens' shape {tuple(tokens.shape)}; "
-                                f"got {select.dtype} {tuple(select.shape)}")
+            flat = select.dtype == torch.long and select.dim() == 1
+            if not flat and (select.dtype != torch.bool or select.shape != tokens.shape):
+                raise UserError(f"select must be bool of the tokens' shape {tuple(tokens.shape)} "
+                                f"or (N,) int64 flat positions; got {select.dtype} "
+                                f"{tuple(select.shape)}")
             return self._logits(tokens, actions, None, select)
         per_chunk = max(1, INFERENCE_CHUNK_TOKENS // (t * h * w))
         if b <= per_chunk or tokens.device.type != "cpu" or torch.is_grad_enabled():
@@ -181,7 +190,7 @@ class MaskViT(nn.Module):
             x = x.reshape(b, t * h * w, -1)
             x = x.gather(1, positions.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
         elif select is not None:
-            x = x[select]  # (N, D)
+            x = pick(x, select, feature_dims=1)  # (N, D)
         return self.head(self.norm(x))  # (B, T, h, w, K); (B, M, K) or (N, K) when picked
 
     @torch.no_grad()

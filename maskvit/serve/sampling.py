@@ -1,13 +1,12 @@
-"""One random generator per request, spread over the request's rows of a shared batch.
+"""Random generators for the rows of a shared batch: each request's videos get their own.
 
-`maskvit.model.decoding.generate` takes one generator for a whole batch, or one per
-video. A server batches unrelated requests, and a request's frames must not depend on
-its batch-mates, so each request gets its own generator, seeded with its seed, and
-every row (video) of that request draws from that same generator object, in row order.
-Decoding draws a row's uniforms one row after another, so a request of B videos consumes
-its generator exactly as `Predictor.predict` does for those B videos alone (one
-generator seeded with `seed`): same seed, same frames, whatever the batch
-(tests/test_serve_api.py checks this against `Predictor.predict`).
+A server batches unrelated requests, and a request's frames must not depend on its
+batch-mates. Row j of a request seeded with `seed` gets the generator that
+`Predictor.predict(..., seed=seed)` gives its video j (`maskvit.model.sampling.
+video_generators`: a CPU generator seeded from (seed, j)), and decoding draws each row's
+numbers from its own generator. So a request's frames equal `Predictor.predict` on that
+request alone, whatever else shares the batch and on any device
+(tests/test_serve_api.py, tests/test_gpu_readiness.py).
 """
 
 from __future__ import annotations
@@ -16,6 +15,8 @@ import secrets
 from collections.abc import Sequence
 
 import torch
+
+from maskvit.model.sampling import video_generators
 
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes up to 64 bits; JSON-safe as an int
 
@@ -26,15 +27,16 @@ def fresh_seed() -> int:
 
 
 def row_generators(sizes: Sequence[int], seeds: Sequence[int],
-                   device: torch.device | str = "cpu") -> list[torch.Generator]:
+                   device: torch.device | str | None = None) -> list[torch.Generator]:
     """Per-row generators for a batch made of requests of `sizes[i]` videos each.
 
-    Request i's rows all share one generator seeded with `seeds[i]`.
+    Request i's videos get `video_generators(seeds[i], range(sizes[i]))`. `device` is
+    accepted for callers that pass the model's: the generators are CPU generators on any
+    device, so that a seed gives the same numbers on a GPU as on the CPU.
     """
     if len(sizes) != len(seeds):
         raise ValueError("one seed per request is needed")
     rows: list[torch.Generator] = []
     for size, seed in zip(sizes, seeds, strict=True):
-        generator = torch.Generator(device).manual_seed(int(seed))
-        rows.extend([generator] * int(size))
+        rows.extend(video_generators(int(seed), range(int(size))))
     return rows

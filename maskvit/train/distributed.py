@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from maskvit.devices import resolve_device
+from maskvit.devices import enable_tf32, process_device
 from maskvit.errors import UserError
 
 
@@ -42,7 +42,8 @@ def init_distributed(device: str = "auto") -> DistEnv:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank)
+    dev = process_device(device)  # LOCAL_RANK's GPU for a plain "cuda"
+    enable_tf32(dev)
     if world_size > 1 and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)

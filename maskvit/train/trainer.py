@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from maskvit import run_dir as ckpt
 from maskvit.config import Config, TrainConfig, save_config
+from maskvit.devices import choose_precision
 from maskvit.errors import UserError
 from maskvit.train.distributed import (
     DistEnv,
@@ -36,7 +37,7 @@ from maskvit.train.ema import EMA
 from maskvit.train.logger import MetricLogger
 from maskvit.train.lr_schedule import lr_at
 from maskvit.train.optim import build_optimizer
-from maskvit.train.rng import capture_rng, restore_rng, seed_everything
+from maskvit.train.rng import capture_rng, restore_rng, resume_seed, seed_everything
 from maskvit.train.sampler import GlobalBatchSampler, eval_micro_batches
 from maskvit.train.task_protocol import OptimizerSpec, StepContext, Task
 
@@ -77,7 +78,8 @@ class Trainer:
         self.micro = micro_batch_size(train_cfg.batch_size, self.env.world_size,
                                       train_cfg.grad_accum)
         self.device = self.env.device
-        self.autocast_dtype = torch.bfloat16 if train_cfg.precision == "bf16" else None
+        # What train.precision means here; a resumed run keeps the one it recorded.
+        self.precision, self._precision_reason = choose_precision(train_cfg.precision, self.device)
 
         # Per-rank seeds: dropout and masking differ between ranks, repeat across runs.
         seed_everything(train_cfg.seed + self.env.rank)
@@ -107,6 +109,9 @@ class Trainer:
             self._load_latest()
         elif self.out is not None and self.env.is_main and config is not None:
             save_config(config, self.out / ckpt.CONFIG_FILE)
+        self.autocast_dtype = torch.bfloat16 if self.precision == "bf16" else None
+        if train_cfg.precision == "auto":  # say what auto chose, first
+            self.notes.insert(0, f"precision: auto -> {self.precision} ({self._precision_reason})")
 
         # Wrapped (compiled / DDP) modules exist only while `fit` runs: a DDP reducer keeps
         # the process group alive, and gloo aborts the process ("terminate called without
@@ -170,8 +175,10 @@ class Trainer:
                 opt.load_state_dict(state.state["optimizers"][name])
             self.task.load_state_dict(state.state.get("task", {}))
             rngs = state.state.get("rng", [])
+            rng_notes: list[str] = []
             if len(rngs) == self.env.world_size:
-                restore_rng(rngs[self.env.rank], self.generator)
+                rng_notes = restore_rng(rngs[self.env.rank], self.generator,
+                                        reseed=resume_seed(self.cfg.seed, self.env.rank, state.step))
             saved_len = state.state.get("dataset_len")
         except torch.cuda.OutOfMemoryError:
             raise  # the machine's fault, not the checkpoint's: never set a checkpoint aside
@@ -180,6 +187,8 @@ class Trainer:
                 f"{state.path} does not fit this run ({type(err).__name__}: "
                 f"{str(err).splitlines()[0] if str(err) else ''})") from None
         self.step = state.step
+        self.notes.extend(rng_notes)
+        self._keep_recorded_precision(state.state.get("precision"))
         if len(rngs) != self.env.world_size:
             self.notes.append(f"checkpoint saved by {len(rngs)} process(es), resumed with "
                               f"{self.env.world_size}: draws from the engine's generator (dropout, "
@@ -189,6 +198,21 @@ class Trainer:
             self.notes.append(f"the training set changed size ({saved_len} → "
                               f"{len(self.train_data)} clips) since the checkpoint; the data "
                               f"order differs from an uninterrupted run")
+
+    def _keep_recorded_precision(self, recorded: str | None) -> None:
+        """With train.precision auto a resumed run continues in the precision its
+        checkpoint recorded, whatever auto would pick on this machine: one run, one
+        precision. Where the recorded one cannot run here, the resume is refused."""
+        if self.cfg.precision != "auto" or recorded is None or recorded == self.precision:
+            return
+        here = f"{self.precision}: {self._precision_reason}"
+        try:
+            self.precision, _ = choose_precision(recorded, self.device)
+        except UserError:
+            raise UserError(f"{self.out} trained in {recorded} (train.precision auto, recorded "
+                            f"in its checkpoints), which {self.device} cannot run; resume it "
+                            f"where {recorded} runs or start a new run") from None
+        self._precision_reason = f"the run's recorded choice; on this machine auto is {here}"
 
     def _loader(self) -> Iterator[Any]:
         loader = DataLoader(
@@ -322,7 +346,7 @@ class Trainer:
             opt.step()
             key = f"{spec.name}_" if prefix else ""
             logs[key + "grad_norm"] = grad_norm.detach().float()
-            logs[key + "lr"] = torch.tensor(lr, device=self.device)
+            logs[key + "lr"] = torch.full((), lr, device=self.device)  # a fill: no copy from the host
         for name, ema in self.emas.items():
             ema.update(self.modules[name])
         return logs
@@ -354,9 +378,9 @@ class Trainer:
             return {}
         stacked = torch.stack([totals[k].float() for k in keys] +
                               [torch.tensor(float(len(batches)), device=self.device)])
-        stacked = all_reduce_sum(stacked, self.env)
-        count = max(stacked[-1].item(), 1.0)
-        return {k: v.item() / count for k, v in zip(keys, stacked[:-1], strict=True)}
+        *values, count = all_reduce_sum(stacked, self.env).tolist()  # one copy to the host
+        count = max(count, 1.0)
+        return {k: v / count for k, v in zip(keys, values, strict=True)}
 
     # ---------------------------------------------------------------- checkpointing
 
@@ -374,6 +398,7 @@ class Trainer:
             "world_size": self.env.world_size,
             "dataset_len": len(self.train_data),
             "grad_accum": self.cfg.grad_accum,
+            "precision": self.precision,  # what train.precision (auto) chose
         }
         ckpt.save_checkpoint(
             self.out, self.step,
@@ -403,10 +428,10 @@ class Trainer:
         keys = sorted(sums)
         values = [sums[k].float().reshape(()) / counts[k] for k in keys]
         packed = torch.stack(values + [torch.tensor(float(tokens), device=self.device)])
-        packed = all_reduce_sum(packed, self.env)
+        *sums_all, tokens_sum = all_reduce_sum(packed, self.env).tolist()  # one copy to the host
         world = self.env.world_size
-        out = {k: v.item() / world for k, v in zip(keys, packed[:-1], strict=True)}
-        out["tokens_per_s"] = packed[-1].item() / max(seconds, 1e-9)
+        out = {k: v / world for k, v in zip(keys, sums_all, strict=True)}
+        out["tokens_per_s"] = tokens_sum / max(seconds, 1e-9)
         out["memory_mb"] = _memory_mb(self.device)
         return out
 
@@ -448,8 +473,10 @@ def _add_logs(into: dict[str, torch.Tensor], prefix: str, logs: dict[str, Any],
     """into[prefix_key] += weight * value, keeping values as device tensors (no sync)."""
     for key, value in logs.items():
         name = f"{prefix}_{key}" if prefix else key
-        value = torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value,
-                                dtype=torch.float32, device=device).reshape(())
+        if isinstance(value, torch.Tensor):
+            value = value.detach().to(device=device, dtype=torch.float32).reshape(())
+        else:  # a fill on the device, not a copy from the host
+            value = torch.full((), float(value), dtype=torch.float32, device=device)
         into[name] = into.get(name, 0.0) + value * weight
 
 
