@@ -114,7 +114,26 @@ def push_world():
     return make_world("push")
 
 
-WORLDS = {"push": push_world, "point": PointWorld}
+def robodesk_world():
+    """RoboDesk with five instances made here (start: a seeded scene; goal: that scene after
+    a few steps), so the contract does not depend on the shipped instance file."""
+    from maskvit.plan.worlds import DeskPlanningWorld
+    from maskvit.sim.desk_instances import Instance
+    from maskvit.sim.desk_world import DeskWorld
+
+    maker = DeskWorld()
+    instances = []
+    for seed in range(5):
+        maker.reset(seed)
+        start = maker.get_state()
+        for _ in range(2):
+            maker.advance(np.full(5, 0.5 if seed % 2 else -0.5))
+        instances.append(Instance("push_red", "test", seed, start, maker.get_state(), maker.render(), 2))
+    maker.close()
+    return DeskPlanningWorld("push_red", instances=instances)
+
+
+WORLDS = {"push": push_world, "point": PointWorld, "robodesk": robodesk_world}
 
 
 @pytest.mark.parametrize("name", list(WORLDS))

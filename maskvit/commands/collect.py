@@ -1,6 +1,10 @@
-"""`maskvit collect`: random-action episodes from the simulated push world into an episode store.
+"""`maskvit collect`: episodes from a simulated world into an episode store.
 
-Example: ``maskvit collect --env push --episodes 2000 --out data/push``. Rerunning an
+`--env push` (the PyBullet push world): random pushes. `--env robodesk` (RoboDesk, as VP2
+renders it): noisy scripted policies for each task of `--tasks`, and random exploration.
+
+Example: ``maskvit collect --env push --episodes 2000 --out data/push``;
+``maskvit collect --env robodesk --episodes 500 --workers 2 --out data/robodesk``. Rerunning an
 interrupted command with the same arguments resumes it; the store is complete (has its
 manifest.json) only when every episode is written.
 """
@@ -18,9 +22,11 @@ from maskvit.errors import UserError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "collect", help="collect random-action episodes in the simulated push world",
+        "collect", help="collect episodes in a simulated world (push, robodesk)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default="push", choices=["push"], help="simulated world (default push)")
+    p.add_argument("--env", default="push", choices=["push", "robodesk"], help="simulated world (default push)")
+    p.add_argument("--tasks", default=None, metavar="T1,T2",
+                   help="robodesk: the tasks whose scripted policies make the data (default: all seven)")
     p.add_argument("--episodes", type=int, required=True, help="number of episodes")
     p.add_argument("--out", required=True, help="episode store directory (resumed if it exists)")
     p.add_argument("--steps", type=int, default=30, help="frames per episode (default 30)")
@@ -28,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="parallel worker processes (default: min(2, CPUs))")
     p.add_argument("--seed", type=int, default=0, help="run seed; episode i is a function of (seed, i)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a push-world setting, e.g. --set num_boxes=3 --set image_size=128")
+                   help="push: override a push-world setting, e.g. --set num_boxes=3 --set image_size=128")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -59,12 +65,26 @@ def push_config_from_overrides(overrides: list[str]):
 
 def run(args: argparse.Namespace) -> int:
     from maskvit.locking import output_lock
-    from maskvit.sim.collect import collect_push_dataset
 
-    config = push_config_from_overrides(args.set)
-    with output_lock(args.out, "episode store"):  # a second collect into --out stops at once
-        store = collect_push_dataset(args.out, args.episodes, steps=args.steps, workers=args.workers,
-                                     seed=args.seed, config=config, progress=not args.no_progress)
+    if args.env == "robodesk":
+        if args.set:
+            raise UserError("--set changes push-world settings; the robodesk world follows VP2's and has none")
+        from maskvit.sim.desk_collect import collect_desk_dataset
+        from maskvit.sim.desk_world import TASKS
+
+        tasks = tuple(t.strip() for t in args.tasks.split(",")) if args.tasks else TASKS
+        with output_lock(args.out, "episode store"):
+            store = collect_desk_dataset(args.out, args.episodes, tasks=tasks, steps=args.steps,
+                                         workers=args.workers, seed=args.seed, progress=not args.no_progress)
+    else:
+        if args.tasks:
+            raise UserError("--tasks is for --env robodesk; the push world has one kind of task")
+        from maskvit.sim.collect import collect_push_dataset
+
+        config = push_config_from_overrides(args.set)
+        with output_lock(args.out, "episode store"):  # a second collect into --out stops at once
+            store = collect_push_dataset(args.out, args.episodes, steps=args.steps, workers=args.workers,
+                                         seed=args.seed, config=config, progress=not args.no_progress)
     splits = ", ".join(f"{n} {s}" for s, n in store.manifest["splits"].items())
     print(f"wrote {len(store)} episodes ({store.manifest['num_frames']} frames; {splits}) to {args.out}")
     return 0

@@ -59,6 +59,9 @@ def check_arguments(args: argparse.Namespace) -> None:
 
     if args.env not in WORLDS:
         raise UserError(f"unknown environment {args.env!r}; choose one of: {', '.join(WORLDS)}")
+    if args.env == "robodesk":  # the world and its instances exist; its planner does not yet
+        raise UserError("maskvit plan --env robodesk is not available yet: the RoboDesk world, data "
+                        "and instances are in (maskvit collect --env robodesk), its model and MPPI planner are not")
     if args.episodes < 1:
         raise UserError(f"--episodes must be at least 1, got {args.episodes}")
     for flag, value in (("--first-task", args.first_task), ("--seed", args.seed)):

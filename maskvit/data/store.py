@@ -172,6 +172,29 @@ class EpisodeStore(Episodes):
         actions = self._mmap(episode_id, "actions")[start : start + length]
         return {"frames": np.array(frames), "actions": np.array(actions, dtype=np.float32)}
 
+    def load_array(self, episode_id: str, name: str) -> np.ndarray:
+        """One of the extra per-frame arrays the writer kept (`arrays=` of `add`), e.g. `sim_states`."""
+        self._entry(episode_id)
+        file = self.path / "episodes" / episode_id / f"{_extra_name(name)}.npy"
+        if not file.is_file():
+            raise UserError(f"{self.path}: episode {episode_id} has no {name!r} array; "
+                            "this store was written without it")
+        array = self._read(file)
+        if len(array) != self.length(episode_id):
+            raise UserError(f"{file}: holds {len(array)} rows for {self.length(episode_id)} frames; "
+                            "the store is damaged: re-run the command that wrote it")
+        return array
+
+    def info(self, episode_id: str) -> dict[str, Any]:
+        """The JSON facts the writer kept about an episode (`info=` of `add`); {} if none."""
+        self._entry(episode_id)
+        meta_file = self.path / "episodes" / episode_id / "meta.json"
+        meta = read_json(meta_file, "episode metadata", "re-run the command that wrote the store")
+        info = meta.get("info", {}) if isinstance(meta, dict) else None
+        if not isinstance(info, dict):
+            raise UserError(f"{meta_file}: damaged episode metadata; re-run the command that wrote the store")
+        return info
+
     # -- internals
     def _expected_shape(self, episode_id: str, name: str) -> tuple[int | None, ...]:
         length = self.length(episode_id)
@@ -221,6 +244,30 @@ class EpisodeStore(Episodes):
         state = self.__dict__.copy()
         state["_mmaps"] = OrderedDict()
         return state
+
+
+_RESERVED_ARRAYS = ("frames", "actions", "states")
+
+
+def _extra_name(name: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name) or name in _RESERVED_ARRAYS:
+        raise UserError(f"bad episode array name {name!r}: lowercase letters, digits and _, "
+                        f"not one of {', '.join(_RESERVED_ARRAYS)}")
+    return name
+
+
+def _extra_arrays(episode_id: str, arrays: dict[str, np.ndarray] | None, length: int) -> dict[str, np.ndarray]:
+    """The writer's extra per-frame arrays, checked: one row per frame, finite numbers."""
+    checked = {}
+    for name, array in (arrays or {}).items():
+        array = np.asarray(array)
+        if array.ndim < 1 or len(array) != length or array.dtype.kind not in "fiub":
+            raise UserError(f"{episode_id}: array {name!r} must be numbers with one row per frame "
+                            f"({length}), got {array.dtype} {array.shape}")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise UserError(f"{episode_id}: array {name!r} holds NaN or infinite values")
+        checked[_extra_name(name)] = array
+    return checked
 
 
 class EpisodeStoreWriter:
@@ -341,8 +388,15 @@ class EpisodeStoreWriter:
         actions: np.ndarray,
         states: np.ndarray | None = None,
         split: str | None = None,
+        arrays: dict[str, np.ndarray] | None = None,
+        info: dict[str, Any] | None = None,
     ) -> None:
-        """Write one episode (replacing an existing one of the same id)."""
+        """Write one episode (replacing an existing one of the same id).
+
+        `arrays`: more per-frame arrays kept as they are (e.g. a simulator's float64 state
+        vectors, `sim_states`), read back with `EpisodeStore.load_array`; `info`: small
+        JSON facts about the episode (e.g. its task), read back with `EpisodeStore.info`.
+        """
         check_episode_id(episode_id)
         frames = np.asarray(frames)
         actions = np.asarray(actions, dtype=np.float32)
@@ -383,7 +437,9 @@ class EpisodeStoreWriter:
         write_npy(partial / "actions.npy", actions)
         if states is not None:
             write_npy(partial / "states.npy", states)
-        meta = {"length": len(frames), "split": split}
+        for name, array in _extra_arrays(episode_id, arrays, len(frames)).items():
+            write_npy(partial / f"{name}.npy", array)
+        meta = {"length": len(frames), "split": split, **({"info": info} if info else {})}
         (partial / "meta.json").write_text(json.dumps(meta))
         os.chmod(partial / "meta.json", FILE_MODE)
         if final.exists():

@@ -3,17 +3,26 @@
 VP2 (s-tian/vp2) plans with any object that has `num_context`, `base_prediction_modality`
 and `__call__(batch, grad_enabled=False)`, where
 
-    batch["video"]    float in [0, 1], (B, T_context, H, W, 3)
-    batch["actions"]  float, (B, T − 1, A): the T_context − 1 actions between the context
-                      frames, then one per predicted frame (T = T_context + T_pred)
-    returns           {"rgb": float32 in [0, 1], (B, T_pred, H, W, 3)}  (numpy)
+    batch["video"]    float in [0, 1], (B, T_context, H, W, 3) (float64 from VP2's MPPI:
+                      the observed context tiled over the samples)
+    batch["actions"]  float in [−1, 1], (B, T_context − 1 + H, A): the actions between
+                      the context frames, then one per predicted frame
+    returns           {"rgb": float32 in [0, 1], (B, T_context − 1 + H, H_img, W_img, 3)}:
+                      the context frames after the first, then the H predictions
 
-Other keys of `batch` (e.g. "state_obs") are ignored. Frames of another size than the
-model's are resized in and out. VP2's planners sample actions in [−1, 1]; `action_scale`
-maps them to the model's units (0.05 for the push world's ±5 cm), and actions outside
-the model's bounds after scaling are a one-line error. MaskViT samples, so each call
-draws from a seed: call i uses `seed + i`, as `maskvit plan` does, so two adapters built
-with the same seed give the same predictions for the same calls.
+That length is VP2's: its costs compare the output with a goal of T_context − 1 + H
+frames, and its own interfaces return `context[:, 1:]` before the predictions. Other keys
+of `batch` (e.g. "state_obs") are ignored. Frames of another size than the model's are
+resized in and out.
+
+VP2's planners sample actions in [−1, 1]; `action_scale` maps them to the model's units.
+By default it is the model's own action bound per dimension where that is under 1 (the
+push world's ±5 cm gives 0.05), else 1 (RoboDesk's actions are already in [−1, 1]).
+Actions outside the model's bounds after scaling are a one-line error. MaskViT samples:
+call i of an adapter seeded s draws from the stream SeedSequence([s, i]), and every video
+of a call from its own stream below that (`Predictor.predict`'s per-video generators), so
+no two calls, chunks or adapters share random numbers, and two adapters built with the
+same seed give the same predictions for the same calls.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ class MaskViTVP2Model:
 
     def __init__(self, model: str | Path | None = None, *, predictor: Any = None,
                  planning_modalities: tuple[str, ...] = ("rgb",), max_batch_size: int = 64,
-                 action_scale: float = 1.0, seed: int = 0, steps: int | None = None,
+                 action_scale: float | list[float] | None = None, seed: int = 0, steps: int | None = None,
                  device: str = "cpu", precision: str = "fp32") -> None:
         """`model`: a run or bundle directory (default: the shipped push64 model), or pass
         a loaded `predictor`. Decodes with the config's `plan.decoding`; `steps` replaces its
@@ -49,12 +58,9 @@ class MaskViTVP2Model:
             raise UserError(f"MaskViT predicts rgb only; cannot plan on {sorted(unsupported)}")
         if max_batch_size < 1:
             raise UserError(f"max_batch_size must be at least 1, got {max_batch_size}")
-        if not np.isfinite(action_scale) or action_scale <= 0:
-            raise UserError(f"action_scale must be a positive number, got {action_scale}")
         self.predictor = predictor
         self.planning_modalities = tuple(planning_modalities)
         self.max_batch_size = max_batch_size
-        self.action_scale = float(action_scale)
         self.seed = int(seed)
         self.calls = 0
         config = predictor.config
@@ -65,6 +71,21 @@ class MaskViTVP2Model:
 
         self.action_low, self.action_high = action_bounds(config.data.dataset,
                                                           config.transformer.action_dim)
+        self.action_scale = self._action_scale(action_scale)
+
+    def _action_scale(self, given: float | list[float] | None) -> np.ndarray:
+        """Per-dimension factors from VP2's [−1, 1] to the model's units (see module docstring)."""
+        if given is None:
+            return np.minimum(1.0, np.maximum(np.abs(self.action_low), np.abs(self.action_high)))
+        try:
+            values = np.asarray(given, dtype=np.float64)
+        except (TypeError, ValueError):
+            values = np.array([np.nan])
+        if (values.ndim > 1 or values.size not in (1, len(self.action_low))
+                or not np.isfinite(values).all() or (values <= 0).any()):
+            raise UserError(f"action_scale must be a positive number or {len(self.action_low)} "
+                            f"positive numbers, got {given}")
+        return np.broadcast_to(values, self.action_low.shape).copy()
 
     @property
     def device(self):
@@ -96,13 +117,18 @@ class MaskViTVP2Model:
         clip = np.concatenate([scaled, np.zeros((b, 1, dim))], axis=1).astype(np.float32)
         predicted = self.predictor.predict(
             frames, actions=clip, num_frames=horizon, decoding=self.decoding,
-            seed=self.seed + self.calls,
-            batch_size=self.max_batch_size)
+            seed=self.call_seed(self.calls), batch_size=self.max_batch_size)
         self.calls += 1
         rgb = np.asarray(predicted, dtype=np.float32) / 255.0
         if size is not None:
             rgb = _resize(rgb, size)
-        return {"rgb": rgb}
+        given = np.asarray(video[:, -self.num_context:][:, 1:], dtype=np.float32)
+        return {"rgb": np.concatenate([given, rgb], axis=1)}
+
+    def call_seed(self, call: int) -> int:
+        """The `Predictor.predict` seed of call `call`: its own stream, shared with no other
+        call of this or another seed's adapter."""
+        return int(np.random.SeedSequence([self.seed, call]).generate_state(1)[0])
 
     def reseed(self, seed: int) -> None:
         """Start the per-call seeds again from `seed`."""

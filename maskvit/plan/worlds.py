@@ -1,5 +1,7 @@
 """Environments the MPC loop can run in, behind the small `World` interface of `mpc.py`.
 
+`make_world("robodesk", task=...)` runs RoboDesk's benchmark instances (`DeskPlanningWorld`).
+
 `make_world("push")` wraps `maskvit.sim.PushEnv`: a task (box, start, goal) per seed, the
 goal image rendered by the simulator, success read from the simulator state. The wrapper
 also exposes what the oracle needs (state snapshots, the task, the world's config).
@@ -17,7 +19,7 @@ import numpy as np
 
 from maskvit.errors import UserError
 
-WORLDS = ("push",)
+WORLDS = ("push", "robodesk")
 GOAL_ARMS = ("goal", "current")
 
 
@@ -69,8 +71,64 @@ class PushPlanningWorld:
         self.env.close()
 
 
-def make_world(name: str, **kwargs) -> PushPlanningWorld:
+class DeskPlanningWorld:
+    """RoboDesk with one benchmark instance per seed (`maskvit.sim.desk_instances`).
+
+    `reset(k)` restores the start state of instance k of `task`'s `split`; the goal image is
+    the instance's. Success follows VP2's protocol: an episode is solved if the task's
+    success predicate held after any step of it (VP2 scores the best state of the
+    trajectory), and `goal_distance` is the task's own progress measure (see
+    `DeskWorld.progress`), 0 once solved.
+    """
+
+    def __init__(self, task: str = "push_red", split: str = "test", instances=None):
+        from maskvit.sim.desk_instances import load_instances
+        from maskvit.sim.desk_world import DeskWorld, check_task
+
+        self.task = check_task(task)
+        self.instances = instances if instances is not None else load_instances(task=task, split=split)
+        if not self.instances:
+            raise UserError(f"no RoboDesk instances of {task} ({split}) in the instance file")
+        self.world = DeskWorld()
+        self.action_low, self.action_high = self.world.action_low, self.world.action_high
+        self.instance = None
+        self._solved = False
+
+    def reset(self, task_seed: int) -> np.ndarray:
+        if not 0 <= task_seed < len(self.instances):
+            raise UserError(f"{self.task} has {len(self.instances)} instances; "
+                            f"task {task_seed} does not exist")
+        self.instance = self.instances[task_seed]
+        self.world.set_state(self.instance.start_state)
+        self._solved = False
+        return self.world.render()
+
+    def step(self, action: np.ndarray) -> np.ndarray:
+        frame = self.world.step(np.asarray(action, dtype=np.float32))
+        self._solved = self._solved or self.world.progress(self.task).solved
+        return frame
+
+    def goal_image(self) -> np.ndarray:
+        assert self.instance is not None, "reset first"
+        return self.instance.goal_image
+
+    def success(self) -> bool:
+        return bool(self._solved)
+
+    def goal_distance(self) -> float:
+        return float(self.world.progress(self.task).remaining)
+
+    def get_state(self) -> np.ndarray:
+        return self.world.get_state()
+
+    def close(self) -> None:
+        self.world.close()
+
+
+def make_world(name: str, **kwargs) -> PushPlanningWorld | DeskPlanningWorld:
     """The planning world called `name`; a one-line error lists the known ones."""
     if name == "push":
         return PushPlanningWorld(**kwargs)
+    if name == "robodesk":
+        return DeskPlanningWorld(**kwargs)
     raise UserError(f"unknown environment {name!r}; choose one of: {', '.join(WORLDS)}")

@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,11 +76,13 @@ def collect_episode(env: PushEnv, run_seed: int, index: int, steps: int,
     return {"frames": np.stack(frames), "actions": np.stack(actions), "states": np.stack(states)}
 
 
-# -- worker processes: one environment each, built once
-_worker_env: PushEnv | None = None
+# -- worker processes: one world each, built once
+_worker_world: Any = None
+_worker_episode: Callable[[Any, int], dict[str, Any]] | None = None
 
 
-def _init_worker(config: PushConfig, parent: int) -> None:
+def _init_worker(make_world: Callable[[], Any], episode: Callable[[Any, int], dict[str, Any]],
+                 parent: int) -> None:
     """Build the worker's world; leave Ctrl-C and SIGTERM to the parent.
 
     Ctrl-C reaches every process of the terminal's group: workers ignore it and the parent
@@ -86,11 +90,11 @@ def _init_worker(config: PushConfig, parent: int) -> None:
     silently, instead of raising in it; a worker also gets SIGTERM when the parent dies
     without ending the pool (kill -9), rather than failing later on a broken pipe.
     """
-    global _worker_env
+    global _worker_world, _worker_episode
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent)
-    _worker_env = PushEnv(config)
+    _worker_world, _worker_episode = make_world(), episode
 
 
 def _die_with_parent(parent: int) -> None:
@@ -104,9 +108,43 @@ def _die_with_parent(parent: int) -> None:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _work(job: tuple[int, int, int, RandomPushPolicy]) -> tuple[int, dict[str, np.ndarray]]:
-    run_seed, index, steps, policy = job
-    return index, collect_episode(_worker_env, run_seed, index, steps, policy)
+def _work(index: int) -> tuple[int, dict[str, Any]]:
+    return index, _worker_episode(_worker_world, index)
+
+
+def run_episodes(indices: list[int], workers: int, make_world: Callable[[], Any],
+                 episode: Callable[[Any, int], dict[str, Any]],
+                 write: Callable[[int, dict[str, Any]], None], bar: tqdm) -> None:
+    """`write(i, episode(world, i))` for every index, in `workers` processes (or this one).
+
+    `make_world` and `episode` must be picklable (module-level functions, classes or
+    `functools.partial`s of them): each worker builds one world and reuses it. Episodes are
+    written by this process as they finish. On Ctrl-C / SIGTERM (raised here by the CLI) or
+    any error, the pool is terminated before the exception goes on: the workers end
+    quietly, the episodes written so far stay, and the next run resumes from them.
+    """
+    if workers == 1 or len(indices) <= 1:
+        world = make_world()
+        try:
+            for index in indices:
+                write(index, episode(world, index))
+                bar.update()
+        finally:
+            world.close()
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    pool = context.Pool(workers, initializer=_init_worker, initargs=(make_world, episode, os.getpid()))
+    try:
+        for index, result in pool.imap_unordered(_work, indices, chunksize=1):
+            write(index, result)
+            bar.update()
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 def episode_id(index: int) -> str:
@@ -137,63 +175,37 @@ def collect_push_dataset(
         "seed": seed,
         "steps": steps,
         "fps": 1.0 / (config.time_step * config.substeps),
-        "config": _plain(dataclasses.asdict(config)),
+        "config": plain(dataclasses.asdict(config)),
         "policy": dataclasses.asdict(policy),
         "state_columns": ["pusher_x", "pusher_y", "pusher_z"]
         + [f"box{i}_{k}" for i in range(config.num_boxes) for k in ("x", "y", "yaw")],
     }
-    _check_same_run(Path(out), extra)
-    finished = _finished_store(Path(out), episodes)
+    check_same_run(Path(out), extra)
+    finished = finished_store(Path(out), [episode_id(i) for i in range(episodes)])
     if finished is not None:
         return finished  # nothing to do: leave the complete store as it is
     writer = EpisodeStoreWriter(out, source="push", action_dim=2, resolution=config.image_size,
                                 state_dim=3 + 3 * config.num_boxes, extra=extra)
     todo = [i for i in range(episodes) if episode_id(i) not in writer]
-    jobs = [(seed, i, steps, policy) for i in todo]
     bar = tqdm(total=episodes, initial=episodes - len(todo), desc="collect", unit="ep", disable=not progress)
-    if workers == 1 or len(jobs) <= 1:
-        env = PushEnv(config)
-        try:
-            for job in jobs:
-                _write(writer, job[1], collect_episode(env, *job[:3], job[3]))
-                bar.update()
-        finally:
-            env.close()
-    else:
-        _collect_in_pool(writer, jobs, workers, config, bar)
+    run_episodes(todo, workers, functools.partial(PushEnv, config),
+                 functools.partial(_push_episode, run_seed=seed, steps=steps, policy=policy),
+                 functools.partial(_write, writer), bar)
     bar.close()
     return writer.close()
 
 
-def _collect_in_pool(writer: EpisodeStoreWriter, jobs: list, workers: int, config: PushConfig,
-                     bar: tqdm) -> None:
-    """Run `jobs` in `workers` processes, writing episodes as they finish.
-
-    On Ctrl-C / SIGTERM (raised here by the CLI) or any error, the pool is terminated
-    before the exception goes on: the workers end quietly, the episodes written so far
-    stay, and the next run resumes from them.
-    """
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    pool = context.Pool(workers, initializer=_init_worker, initargs=(config, os.getpid()))
-    try:
-        for index, episode in pool.imap_unordered(_work, jobs, chunksize=2):
-            _write(writer, index, episode)
-            bar.update()
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
+def _push_episode(env: PushEnv, index: int, *, run_seed: int, steps: int,
+                  policy: RandomPushPolicy) -> dict[str, np.ndarray]:
+    return collect_episode(env, run_seed, index, steps, policy)
 
 
 def _write(writer: EpisodeStoreWriter, index: int, episode: dict[str, np.ndarray]) -> None:
     writer.add(episode_id(index), episode["frames"], episode["actions"], states=episode["states"])
 
 
-def _finished_store(out: Path, episodes: int) -> EpisodeStore | None:
-    """The store at `out` if it is complete and holds episodes 0..episodes-1, else None.
+def finished_store(out: Path, ids: list[str]) -> EpisodeStore | None:
+    """The store at `out` if it is complete and holds every episode of `ids`, else None.
 
     Rerunning a finished collect then reads only: reopening the writer would mark the store
     incomplete until it is closed again, which a full disk could prevent.
@@ -204,23 +216,24 @@ def _finished_store(out: Path, episodes: int) -> EpisodeStore | None:
         store = EpisodeStore.open(out)
     except UserError:
         return None
-    return store if all(episode_id(i) in store for i in range(episodes)) else None
+    return store if all(i in store for i in ids) else None
 
 
-def _check_same_run(out: Path, extra: dict[str, Any]) -> None:
+def check_same_run(out: Path, extra: dict[str, Any]) -> None:
+    """A one-line error when `out` was collected with other settings than `extra` says."""
     settings_file = out / "writer.json"
     if not settings_file.is_file():
         return
     previous = read_writer_settings(out).get("extra", {})  # damage: one line
-    for key in ("env", "seed", "steps", "config", "policy"):
-        if key in previous and previous[key] != extra[key]:
+    for key, value in extra.items():
+        if key in previous and previous[key] != value:
             raise UserError(f"{out} was collected with different {key}; use the same settings to resume, or another --out")
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Tuples become lists so the settings compare equal after a JSON round trip."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
