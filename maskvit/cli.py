@@ -119,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         how = "terminated" if isinstance(err, Terminated) else "interrupted"
-        print(f"maskvit {args.command}: {how}; finished outputs are kept, rerun the same "
-              "command to continue", file=sys.stderr)
+        # A command that keeps something else (or nothing) says so in the exception.
+        kept = str(err) or "finished outputs are kept, rerun the same command to continue"
+        print(f"maskvit {args.command}: {how}; {kept}", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
     except Exception as err:  # noqa: BLE001 - the boundary: one line unless --debug
         if debug:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from maskvit.atomic import atomic_write_text
+from maskvit.cli import Terminated
 from maskvit.demo_budget import (
     Sizing,
     StepCosts,
@@ -31,6 +32,10 @@ from maskvit.demo_budget import (
 from maskvit.errors import UserError
 
 DEFAULT_MINUTES = 15.0
+
+# A stage's exit status when Ctrl-C (130) or SIGTERM (143) stopped it, and how the demo
+# passes that on: as an interruption (resumable), not as a failure to fix.
+INTERRUPTED: dict[int, type[KeyboardInterrupt]] = {130: KeyboardInterrupt, 143: Terminated}
 
 
 @dataclass(frozen=True)
@@ -221,12 +226,20 @@ def _run_stages(out: Path, scale: DemoScale, quick: bool,
               f"min, {remaining:.1f} min left): maskvit {shlex.join(argv)}", flush=True)
         start = time.monotonic()
         code = run_command(argv)
+        if code in INTERRUPTED:
+            raise INTERRUPTED[code](f"stage {name} was stopped; rerun `{demo_command(out, quick)}` "
+                                    f"to resume from this stage")
         if code != 0:
             raise UserError(f"stage {name} failed (exit {code}); fix the cause and rerun "
-                            f"`maskvit demo` to continue from this stage")
+                            f"`{demo_command(out, quick)}` to continue from this stage")
         atomic_write_text(marker, f"{time.monotonic() - start:.1f} s\n")
         remaining -= scale.minutes.get(name, 0)
     return summarise(out)
+
+
+def demo_command(out: Path, quick: bool) -> str:
+    """The command that continues this demo (its scale is kept in OUT/.stages)."""
+    return shlex.join(["maskvit", "demo", "--out", str(out)] + (["--quick"] if quick else []))
 
 
 def summarise(out: Path) -> dict[str, Any]:

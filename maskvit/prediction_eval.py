@@ -8,7 +8,7 @@ copy-last-frame baseline scored by the same code.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from maskvit.metrics.objects import (
     summarize_object_scores,
     world_objects,
 )
+from maskvit.metrics.protocol import check_trials
 from maskvit.predictor import Predictor
 
 
@@ -122,13 +123,19 @@ def evaluate_predictor(
 ) -> EvaluationOutput:
     """Sample `protocol.trials` futures for each test clip and score them.
 
+    The result's protocol says how many videos were scored: `protocol.num_videos`, or
+    fewer when the split holds fewer long enough (`videos_requested` keeps the ask).
+
     `decoding` defaults to the model's `eval.decoding` (benchmarks sweep other settings).
     `goal` (goal-conditioned models; paper Table 1): the true frame right after the
     predicted ones is given as the goal, and the frames in between are scored.
     """
     if batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}")
+    check_trials(protocol.trials)
     truth, actions = test_clips(store, protocol, split, protocol.num_videos, goal)
+    requested = protocol.num_videos
+    protocol = replace(protocol, num_videos=len(truth))  # what is scored
     goals = truth[:, protocol.total_frames] if goal else None
     truth = truth[:, :protocol.total_frames]
     networks = networks if networks is not None else MetricNetworks.load(metrics)
@@ -164,6 +171,7 @@ def evaluate_predictor(
     bar.close()
     baseline = evaluate_copy_last_baseline(truth, protocol, metrics=metrics, networks=networks)
     result = evaluator.result()
+    result["videos_requested"] = requested  # more than num_videos: the split had no more
     if object_stream is not None:
         result["objects"], baseline["objects"] = object_stream.results()
     return EvaluationOutput(result, baseline, np.concatenate(shown_truth),

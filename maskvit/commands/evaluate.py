@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from maskvit.commands._model_args import add_model_arguments, load_predictor
+from maskvit.metrics.protocol import MAX_TRIALS, check_trials
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,8 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, help="episode store (maskvit collect / convert)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--out", required=True, help="report directory")
-    parser.add_argument("--trials", type=int, default=None, help="samples per video (default: preset)")
-    parser.add_argument("--num-videos", type=int, default=None, help="test videos (default: preset)")
+    parser.add_argument("--trials", type=int, default=None,
+                        help=f"samples per video, 1 to {MAX_TRIALS} (default: preset)")
+    parser.add_argument("--num-videos", type=int, default=None,
+                        help="test videos (default: preset; fewer when the split holds fewer, "
+                             "and the report says how many were scored)")
     parser.add_argument("--metrics", default="psnr,ssim,lpips,fvd",
                         help="comma-separated subset of psnr,ssim,lpips,fvd")
     parser.add_argument("--weights-dir", default=None,
@@ -42,9 +46,10 @@ def check_arguments(args: argparse.Namespace) -> tuple[str, ...]:
     """One-line errors for bad numbers and metric lists, before any model is loaded."""
     from maskvit.errors import UserError
 
-    for flag, value in (("--trials", args.trials), ("--num-videos", args.num_videos)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
+    if args.trials is not None:
+        check_trials(args.trials, "--trials")
+    if args.num_videos is not None and args.num_videos < 1:
+        raise UserError(f"--num-videos must be at least 1, got {args.num_videos}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.seed < 0:
@@ -64,7 +69,16 @@ def run(args: argparse.Namespace) -> int:
     metrics = check_arguments(args)
     with output_lock(args.out, "report directory"):
         check_report_dir(args.out, "evaluate")  # a wrong --out fails before the work
-        return _evaluate(args, metrics)
+        try:
+            return _evaluate(args, metrics)
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (the CLI's Terminated)
+            raise type(stop)(NOTHING_KEPT) from None
+
+
+# What an interrupted evaluation leaves: the report is written whole at the end, so
+# nothing of this run exists yet (and an earlier report at --out is as it was).
+NOTHING_KEPT = ("nothing of this evaluation is kept (it does not resume); rerun it to start "
+                "over (an earlier report at --out is unchanged)")
 
 
 def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...]) -> int:
@@ -83,7 +97,7 @@ def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...]) -> int:
             num_videos=args.num_videos or protocol.num_videos)
     if protocol.trials < 1 or protocol.num_videos < 1:
         raise UserError("--trials and --num-videos must be at least 1")
-    networks = MetricNetworks.load(metrics, args.weights_dir, device=args.device)
+    networks = MetricNetworks.load(metrics, args.weights_dir, device=predictor.device)
     for reason in networks.skipped.values():
         print(f"note: {reason}")
     goal = predictor.config.transformer.goal_conditioned if args.goal is None else args.goal
@@ -94,6 +108,11 @@ def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...]) -> int:
                                 batch_size=args.batch_size, seed=args.seed,
                                 progress=not args.no_progress, goal=goal)
     output.result["goal_conditioned_protocol"] = goal
+    scored = output.result["num_videos"]
+    if scored < protocol.num_videos:
+        print(f"note: scored {scored} videos: the {args.split} split of {args.data} has no more "
+              f"long enough for {protocol.total_frames + int(goal)} frames ({protocol.num_videos} "
+              f"asked)")
     page = write_report(args.out, output.result, output.baseline, output.ground_truth,
                         output.predictions, title=f"MaskViT evaluation: {predictor.config.name}")
     summary = {"model": headline_numbers(output.result),

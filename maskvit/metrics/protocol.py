@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from maskvit.config import Config, load_preset
+from maskvit.devices import resolve_device
 from maskvit.errors import UserError
 from maskvit.metrics.fvd import fvd_from_features, i3d_features
 from maskvit.metrics.i3d import load_i3d
@@ -43,6 +44,20 @@ HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fvd": False}
 
 # Videos (B, T, H, W, 3) uint8 -> features (B, D); the I3D logits by default.
 FeatureFn = Callable[[np.ndarray], np.ndarray]
+
+# The most samples per video an evaluation draws: every trial of a batch of videos is held
+# at once (best-of-N is chosen per video), with one FVD feature vector per (video, trial).
+# The paper's protocols draw at most 100 (best of 100 on RoboNet and KITTI).
+MAX_TRIALS = 100
+
+
+def check_trials(trials: int, name: str = "trials") -> None:
+    """Refuse (one line) a number of trials outside [1, MAX_TRIALS]; memory grows with it."""
+    if trials < 1:
+        raise UserError(f"{name} must be at least 1, got {trials}")
+    if trials > MAX_TRIALS:
+        raise UserError(f"{name} must be at most {MAX_TRIALS} (every trial of a batch of videos "
+                        f"is held in memory at once), got {trials}")
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,8 @@ class MetricNetworks:
         device: str | torch.device = "cpu",
         lpips_net: str = "alex",
     ) -> MetricNetworks:
+        """`device` as --device takes it ("auto": a GPU when there is one) or a torch device."""
+        device = resolve_device(device) if isinstance(device, str) else torch.device(device)
         networks = cls()
         metrics = set(metrics)
         if "lpips" in metrics:
