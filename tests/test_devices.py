@@ -134,3 +134,17 @@ def test_tf32_is_enabled_for_gpus_only(monkeypatch):
     assert calls == []
     devices.enable_tf32(torch.device("cuda", 0))
     assert calls == ["high"]
+
+
+def test_init_distributed_reads_torchruns_variables(two_gpus, monkeypatch):
+    """What `torchrun --nproc_per_node 2 -m maskvit train --device ...` gives rank 1 (one
+    process per GPU; WORLD_SIZE 1 here so no process group is joined)."""
+    from maskvit.train.distributed import init_distributed
+
+    monkeypatch.setattr(torch, "set_float32_matmul_precision", lambda mode: None)
+    for name, value in {"LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "RANK": "1",
+                        "WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(name, value)
+    assert init_distributed("cuda").device == torch.device("cuda", 1)
+    with pytest.raises(UserError, match="all 2 processes of this node on one GPU"):
+        init_distributed("cuda:0")
