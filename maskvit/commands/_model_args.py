@@ -31,17 +31,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_predictor(args: argparse.Namespace):
-    """The Predictor named by the arguments, with `--set` applied to its config;
-    `args.device` becomes the device it chose (e.g. "auto" -> "cuda:0")."""
+    """The Predictor named by the arguments, with `--set` applied to its config."""
     from maskvit.predictor import Predictor
     from maskvit.pretrained import default_model
 
     model = args.model or default_model()
     predictor = Predictor.from_run(model, args.tokenizer, device=args.device,
                                    precision=args.precision)
-    # The rest of the command (metric networks, reports) runs where the model does, and
-    # sees the concrete device rather than "auto".
-    args.device = str(predictor.device)
     if args.overrides:
         predictor.config = apply_overrides(predictor.config, args.overrides)
     return predictor
