@@ -14,14 +14,14 @@ from pathlib import Path
 from maskvit.data.store import is_episode_store
 from maskvit.data.token_cache import is_token_cache
 from maskvit.pretrained import is_bundle
-from maskvit.run_dir import CHECKPOINTS, CONFIG_FILE, SOURCES_FILE
+from maskvit.run_dir import CONFIG_FILE, SOURCES_FILE, latest_checkpoint
 
 
 def _is_run(path: Path) -> bool:
-    """A training run: its checkpoints, or its config beside what training writes next
-    (config.yaml alone is too common a name to mean a run)."""
-    return (path / CHECKPOINTS).is_dir() or (path / CONFIG_FILE).is_file() and any(
-        (path / name).exists() for name in ("metrics.jsonl", SOURCES_FILE))
+    """A training run: its config.yaml beside a maskvit checkpoint or what training writes
+    first (config.yaml or checkpoints/ alone are too common names to mean a run)."""
+    return (path / CONFIG_FILE).is_file() and (latest_checkpoint(path) is not None or any(
+        (path / name).exists() for name in ("metrics.jsonl", SOURCES_FILE)))
 
 
 def _is_report(path: Path) -> bool:

@@ -85,6 +85,16 @@ def test_predict_never_writes_into_a_store_cache_or_run(pipeline, fake_model, tm
     EpisodeStore.open(root / "data").load("ep0")  # the store still reads back whole
 
 
+def test_predict_writes_beside_files_that_merely_share_maskvit_names(pipeline, fake_model,
+                                                                     tmp_path):
+    project = tmp_path / "project"  # another tool's config.yaml, checkpoints/, header.json
+    (project / "checkpoints").mkdir(parents=True)
+    (project / "config.yaml").write_text("lr: 1\n")
+    (project / "header.json").write_text("{}")
+    assert _predict(pipeline["data"], project / "p.gif") == 0
+    assert (project / "p.npy").is_file()
+
+
 def test_predict_replaces_an_existing_file_only_with_overwrite(pipeline, fake_model, tmp_path,
                                                                capsys):
     unrelated = np.arange(6.0)

@@ -45,8 +45,8 @@ CACHE_ENTRIES = ("header.json", "codes.u16", "actions.f32", "index.jsonl", "mani
 
 
 def is_token_cache(path: Path) -> bool:
-    """Whether `path` is a token cache, complete or being written."""
-    return (path / "header.json").is_file()
+    """Whether `path` is a token cache, complete or being written (the writer makes both)."""
+    return (path / "header.json").is_file() and (path / "codes.u16").is_file()
 
 
 class TokenCacheWriter:
