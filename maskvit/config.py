@@ -167,6 +167,9 @@ class EvalConfig:
     num_videos: int = 256
 
 
+OPTIMIZERS = ("cem", "mppi")
+
+
 @dataclass
 class PlanConfig:
     """Visual MPC with CEM (paper §A.2, Table 5)."""
@@ -193,6 +196,10 @@ class PlanConfig:
     # Start each replan from the previous plan's refit mean, shifted by the executed steps
     # (common MPC practice, not in the paper, whose Table 5 mean is used every time).
     warm_start: bool = False
+    # "cem" (the paper's) or "mppi" (VP2's default: one update per replan, always warm-started;
+    # `samples`, `noise_correlation` and `init_std` are its M, β and σ; maskvit.plan.mppi).
+    optimizer: str = "cem"
+    mppi_gamma: float = 0.05  # MPPI's inverse temperature on the cost
 
 
 @dataclass
@@ -550,6 +557,9 @@ def _check_plan(p: PlanConfig) -> None:
             _fail("plan.init_mean / plan.initial_action", "finite numbers", value)
     for value in p.init_std:
         _in_range("plan.init_std", value, 0.0, low_open=True)
+    if p.optimizer not in OPTIMIZERS:
+        _fail("plan.optimizer", f"one of {', '.join(OPTIMIZERS)}", p.optimizer)
+    _in_range("plan.mppi_gamma", p.mppi_gamma, 0.0, low_open=True)
 
 
 # ----------------------------------------------------------------------- validation

@@ -188,7 +188,15 @@ def random_policy(world):
     return RandomPolicy(plan_config(), world.action_low, world.action_high)
 
 
+def mppi_policy(world):
+    from maskvit.plan.planner import ModelPlanner
+
+    return ModelPlanner(point_predictor, plan_config(optimizer="mppi"), world.action_low,
+                        world.action_high, context=2)
+
+
 POLICIES = {"model (exact point predictor)": (model_policy, PointWorld),
+            "model (MPPI)": (mppi_policy, PointWorld),
             "model (MaskViT)": (maskvit_policy, push_world),
             "random": (random_policy, PointWorld)}
 

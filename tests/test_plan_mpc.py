@@ -136,9 +136,9 @@ def test_warm_start_begins_the_next_plan_from_the_shifted_refit_mean():
     for warm in (False, True):
         planner = ModelPlanner(point_predictor, _config(samples=32, iterations=2, warm_start=warm),
                                world.action_low, world.action_high)
-        assert np.array_equal(planner.cem.initial_mean(), np.zeros((10, 2)))
+        assert np.array_equal(planner.optimizer.initial_mean(), np.zeros((10, 2)))
         plan = planner.plan(context, np.zeros((1, 2)), goal, np.random.default_rng(0))
         expected = np.concatenate([plan.cem.mean[3:], np.zeros((3, 2))]) if warm else np.zeros((10, 2))
-        np.testing.assert_array_equal(planner.cem.initial_mean(), expected)
+        np.testing.assert_array_equal(planner.optimizer.initial_mean(), expected)
         planner.reset()
-        assert np.array_equal(planner.cem.initial_mean(), np.zeros((10, 2)))
+        assert np.array_equal(planner.optimizer.initial_mean(), np.zeros((10, 2)))

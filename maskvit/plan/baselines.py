@@ -17,7 +17,7 @@ import numpy as np
 from maskvit.config import PlanConfig
 from maskvit.errors import UserError
 from maskvit.plan.costs import FrameCost, get_cost
-from maskvit.plan.planner import CEMPlanner, Plan, check_plan_config
+from maskvit.plan.planner import Plan, check_plan_config, make_optimizer
 
 ORACLE_COSTS = ("state", "pixel")
 
@@ -74,14 +74,14 @@ class OraclePolicy:
         if cost not in ORACLE_COSTS:
             raise UserError(f"unknown oracle cost {cost!r}; choose one of: {', '.join(ORACLE_COSTS)}")
         self.world = world  # the PushPlanningWorld the loop steps
-        self.cem = CEMPlanner(config, world.action_low, world.action_high)
+        self.optimizer = make_optimizer(config, world.action_low, world.action_high)
         self.cost = cost
         self.approach_weight = approach_weight
         self.frame_cost = frame_cost or get_cost(config.cost)
         self.scratch = PushWorld(world.config)
 
     def reset(self) -> None:
-        self.cem.reset()
+        self.optimizer.reset()
 
     def plan(self, context_frames, context_actions, goal, rng: np.random.Generator) -> Plan:
         state = self.world.get_state()
@@ -92,7 +92,7 @@ class OraclePolicy:
         def evaluate(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
             if self.cost == "pixel":
                 frames = simulate_frames(self.scratch, state, actions)
-                return self.frame_cost(frames, goal, self.cem.weights), frames
+                return self.frame_cost(frames, goal, self.optimizer.weights), frames
             batch, horizon = actions.shape[:2]
             step_costs = np.zeros((batch, horizon))
             for b in range(batch):
@@ -106,9 +106,9 @@ class OraclePolicy:
                     step_costs[b, i] = np.linalg.norm(away) + self.approach_weight * (
                         np.linalg.norm(pusher - behind)
                     )
-            return step_costs @ self.cem.weights, None
+            return step_costs @ self.optimizer.weights, None
 
-        plan = self.cem.optimise(evaluate, rng)
+        plan = self.optimizer.optimise(evaluate, rng)
         if plan.predicted is None:  # show what the chosen sequence really leads to
             plan.predicted = simulate_frames(self.scratch, state, plan.actions[None])[0]
         return plan

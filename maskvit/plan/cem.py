@@ -50,15 +50,20 @@ def _geometric_sum(beta: float, n: int) -> float:
 
 
 def correlated_noise(
-    std: np.ndarray, num: int, beta: float, rng: np.random.Generator
+    std: np.ndarray, num: int, beta: float, rng: np.random.Generator, full_first_step: bool = False
 ) -> np.ndarray:
-    """Noise (num, H, A) with per-step std `std` (H, A), correlated across time by β."""
+    """Noise (num, H, A) with per-step std `std` (H, A), correlated across time by β.
+
+    `full_first_step`: the first step is u_1 itself instead of (1 − β)·u_1 (VP2's MPPI
+    sampler; the paper's recursion starts from n_0 = 0).
+    """
     horizon, dim = std.shape
     u = rng.standard_normal((num, horizon, dim)) * std[None]  # u_i ~ N(0, Σ_i)
     noise = np.empty_like(u)
     previous = np.zeros((num, dim))  # n_0 = 0
     for i in range(horizon):
-        previous = (1.0 - beta) * u[:, i] + beta * previous
+        scale = 1.0 if (full_first_step and i == 0) else 1.0 - beta
+        previous = scale * u[:, i] + beta * previous
         noise[:, i] = previous
     return noise
 

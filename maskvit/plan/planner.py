@@ -1,4 +1,4 @@
-"""The visual planner: CEM over action sequences scored through a video prediction model.
+"""The visual planner: CEM or MPPI over action sequences scored through a video prediction model.
 
 Any video model plugs in through `PredictFn`:
 
@@ -24,6 +24,7 @@ from maskvit.config import PlanConfig
 from maskvit.errors import UserError
 from maskvit.plan.cem import CEMResult, cem_optimize, step_weights
 from maskvit.plan.costs import FrameCost, get_cost
+from maskvit.plan.mppi import mppi_optimize, shift_plan
 
 
 class PredictFn(Protocol):
@@ -124,16 +125,7 @@ class CEMPlanner:
         """Run CEM; return the best sequence with the frames it was scored on (if any)."""
         cfg = self.config
         last: dict[str, np.ndarray | None] = {}
-
-        def cost_fn(actions: np.ndarray) -> np.ndarray:
-            costs, frames = [], []
-            for i in range(0, len(actions), cfg.chunk_size):
-                chunk_costs, chunk_frames = evaluate(actions[i : i + cfg.chunk_size])
-                costs.append(np.asarray(chunk_costs, dtype=float))
-                frames.append(chunk_frames)
-            last["frames"] = None if frames[0] is None else np.concatenate(frames)
-            return np.concatenate(costs)
-
+        cost_fn = _chunked(evaluate, cfg.chunk_size, last)
         result = cem_optimize(
             cost_fn,
             self.initial_mean(),
@@ -155,6 +147,64 @@ class CEMPlanner:
         return Plan(result.actions, predicted, result.cost, result)
 
 
+def _chunked(evaluate: Evaluate, chunk_size: int, last: dict[str, np.ndarray | None]):
+    """A cost function over all M sequences that calls `evaluate` on chunks of them and
+    keeps the frames of the last call in `last["frames"]`."""
+
+    def cost_fn(actions: np.ndarray) -> np.ndarray:
+        costs, frames = [], []
+        for i in range(0, len(actions), chunk_size):
+            chunk_costs, chunk_frames = evaluate(actions[i : i + chunk_size])
+            costs.append(np.asarray(chunk_costs, dtype=float))
+            frames.append(chunk_frames)
+        last["frames"] = None if frames[0] is None else np.concatenate(frames)
+        return np.concatenate(costs)
+
+    return cost_fn
+
+
+class MPPIPlanner:
+    """VP2's MPPI (`maskvit.plan.mppi`) around the same batched evaluation as `CEMPlanner`.
+
+    The plan is the updated mean; its `predicted` frames are the best-scoring sample's (the
+    mean itself is never predicted), and each replan starts from the rest of the last mean.
+    """
+
+    def __init__(self, config: PlanConfig, low: np.ndarray, high: np.ndarray):
+        low, high = np.asarray(low, float), np.asarray(high, float)
+        check_plan_config(config, low, high)
+        self.config = config
+        self.low, self.high = low, high
+        self.weights = step_weights(config.horizon, config.last_step_weight)
+        self._next_mean: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._next_mean = None
+
+    def initial_mean(self) -> np.ndarray:
+        cfg = self.config
+        if self._next_mean is not None:
+            return self._next_mean
+        return np.tile(np.asarray(cfg.init_mean, float), (cfg.horizon, 1))
+
+    def optimise(self, evaluate: Evaluate, rng: np.random.Generator) -> Plan:
+        cfg = self.config
+        last: dict[str, np.ndarray | None] = {}
+        result = mppi_optimize(
+            _chunked(evaluate, cfg.chunk_size, last), self.initial_mean(),
+            np.tile(np.asarray(cfg.init_std, float), (cfg.horizon, 1)), samples=cfg.samples,
+            gamma=cfg.mppi_gamma, beta=cfg.noise_correlation, rng=rng, low=self.low, high=self.high)
+        self._next_mean = shift_plan(result.mean, min(cfg.replan_every, cfg.horizon))
+        frames = last["frames"]
+        predicted = None if frames is None else frames[result.best]
+        return Plan(result.mean, predicted, float(result.costs[result.best]))
+
+
+def make_optimizer(config: PlanConfig, low: np.ndarray, high: np.ndarray) -> CEMPlanner | MPPIPlanner:
+    """The optimizer `plan.optimizer` names, over the action bounds [low, high]."""
+    return MPPIPlanner(config, low, high) if config.optimizer == "mppi" else CEMPlanner(config, low, high)
+
+
 class ModelPlanner:
     """Visual MPC's planner: CEM through a video prediction model (`PredictFn`)."""
 
@@ -168,12 +218,12 @@ class ModelPlanner:
         context: int = 2,
     ):
         self.predict_fn = predict_fn
-        self.cem = CEMPlanner(config, low, high)
+        self.optimizer = make_optimizer(config, low, high)
         self.cost = cost or get_cost(config.cost)
         self.context = context  # frames of context (paper: 2, with 1 context action)
 
     def reset(self) -> None:
-        self.cem.reset()
+        self.optimizer.reset()
 
     def plan(
         self,
@@ -195,6 +245,6 @@ class ModelPlanner:
                     f"predict_fn returned {predicted.shape} for actions {actions.shape}; "
                     f"expected {(*actions.shape[:2], *goal.shape)}"
                 )
-            return self.cost(predicted, goal, self.cem.weights), predicted
+            return self.cost(predicted, goal, self.optimizer.weights), predicted
 
-        return self.cem.optimise(evaluate, rng)
+        return self.optimizer.optimise(evaluate, rng)
