@@ -70,19 +70,21 @@ def test_tokenize_resumed_with_another_store_is_refused(pipeline, tmp_path, monk
         np.testing.assert_array_equal(resumed.codes(episode_id), whole.codes(episode_id))
 
 
-def test_tokenize_refuses_its_store_changed_since_and_accepts_a_copy(pipeline, tmp_path, capsys):
+def test_tokenize_refuses_its_store_changed_since_or_moved(pipeline, tmp_path, capsys):
     tokens, data = tmp_path / "tokens", tmp_path / "data"
     shutil.copytree(pipeline["data"], data)
     assert tokenize(pipeline["tokenizer"], data, tokens) == 0
-    copy = tmp_path / "copy"
-    shutil.copytree(data, copy)  # the same content elsewhere: nothing would be mixed
-    assert tokenize(pipeline["tokenizer"], copy, tokens) == 0
+    assert tokenize(pipeline["tokenizer"], data, tokens) == 0  # the same store: nothing to do
     capsys.readouterr()
-    with EpisodeStoreWriter(copy, source="synthetic", action_dim=2) as writer:
+    with EpisodeStoreWriter(data, source="synthetic", action_dim=2) as writer:
         writer.add("ep9", np.zeros((8, 16, 16, 3), np.uint8), np.zeros((8, 2), np.float32))
     before = files(tokens)
-    assert tokenize(pipeline["tokenizer"], copy, tokens) == 2
+    assert tokenize(pipeline["tokenizer"], data, tokens) == 2
     one_line_error(capsys, "tokenize", "changed", "--overwrite")
+    copy = tmp_path / "copy"  # a store of the same manifest elsewhere may hold other frames
+    shutil.copytree(pipeline["data"], copy)
+    assert tokenize(pipeline["tokenizer"], copy, tokens) == 2
+    one_line_error(capsys, "tokenize", str(data.resolve()), str(copy.resolve()))
     assert files(tokens) == before
 
 

@@ -110,7 +110,9 @@ class TokenCacheWriter:
 
     def _check_same_source(self, previous: dict[str, Any]) -> None:
         """Refuse to go on with codes of other data than the cache began with (another store,
-        or the same store since changed): the cache would silently hold a mix of both."""
+        or the same store since changed): the cache would silently hold a mix of both. Both
+        the path and the manifest count: two stores of one layout written within the same
+        second have identical manifests."""
         new = self.header.get("source")
         if not new:
             return
@@ -119,9 +121,9 @@ class TokenCacheWriter:
             old_store = (previous.get("extra") or {}).get("data")
             if old_store is None or old_store == new["store"]:
                 return
-            old = {"store": old_store, "manifest_sha256": "?"}
-        if old.get("manifest_sha256") == new["manifest_sha256"]:
-            return  # the same content (a store moved or copied keeps its manifest)
+            old = {"store": old_store}
+        if old.get("store") == new["store"] and old.get("manifest_sha256") == new["manifest_sha256"]:
+            return
         if old.get("store") == new["store"]:
             what = (f"the store {new['store']} has changed since this cache began (manifest sha256 "
                     f"{str(old.get('manifest_sha256'))[:12]} then, {new['manifest_sha256'][:12]} now)")
