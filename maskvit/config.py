@@ -140,8 +140,8 @@ class TrainConfig:
     # Masking for the transformer stage: "variable" = r ~ U[0.5, 1) per video (paper);
     # a number in (0, 1) = fixed ratio (paper's Table 2c ablation).
     mask_ratio: str | float = "variable"
-    # auto: bf16 where it trains faster (a CPU with AMX, a GPU with bf16), else fp32
-    # (maskvit.devices.auto_precision). A run records what auto chose in its checkpoints
+    # auto: bf16 where it trains faster (a CPU with AMX, an AMD CPU with avx512_bf16, a GPU
+    # with bf16), else fp32 (maskvit.devices.cpu_fast_bf16). A run records what auto chose in its checkpoints
     # and keeps that choice when resumed elsewhere.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     ema_decay: float | None = None

@@ -88,12 +88,16 @@ AMX_FLAG = "amx_bf16"  # Linux's name for AMX's bf16 tile multiply
 
 
 def cpu_flags(text: str) -> set[str]:
-    """The CPU feature flags in /proc/cpuinfo ("flags : ...") or `lscpu` ("Flags: ...")."""
+    """The CPU feature flags in /proc/cpuinfo ("flags : ...") or `lscpu` ("Flags: ..."),
+    and the vendor ("vendor_id" / "Vendor ID") as one more entry, `vendor=<id>`."""
     flags: set[str] = set()
     for line in text.splitlines():
         key, sep, value = line.partition(":")
-        if sep and key.strip().lower() == "flags":
+        key = key.strip().lower()
+        if sep and key == "flags":
             flags.update(value.split())
+        elif sep and key in ("vendor_id", "vendor id") and value.strip():
+            flags.add(f"vendor={value.strip()}")
     return flags
 
 
@@ -121,19 +125,33 @@ def cpu_has_amx(flags: set[str] | None = None) -> bool:
     return AMX_FLAG in flags and (torch_check is None or bool(torch_check()))
 
 
-def auto_precision(device_type: str, amx: bool, cuda_bf16: bool) -> tuple[str, str]:
+def cpu_fast_bf16(flags: set[str] | None = None) -> str | None:
+    """Why bf16 runs faster than fp32 on this CPU ("AMX", "avx512_bf16 on AMD"), or None.
+
+    By measurement (benchmarks/RESULTS.md): AMX multiplies bf16 at 6.2x fp32; an AMD EPYC
+    with avx512_bf16 (Zen 4) read a 415 GFLOP/s bf16 peak against 154-196 fp32 and trained
+    push64 1.4-1.9x and bair64 2.2x faster in bf16; an Intel Xeon with avx512_bf16 but no
+    AMX multiplied bf16 at half its fp32 rate (71 against 134 GFLOP/s), so it stays fp32.
+    """
+    flags = read_cpu_flags() if flags is None else flags
+    if cpu_has_amx(flags):
+        return "AMX"
+    if "avx512_bf16" in flags and "vendor=AuthenticAMD" in flags:
+        return "avx512_bf16 on AMD"
+    return None
+
+
+def auto_precision(device_type: str, fast_bf16: str | None, cuda_bf16: bool) -> tuple[str, str]:
     """What `auto` means on this hardware: (precision, the reason in a few words).
 
-    The rule, by measurement (benchmarks/RESULTS.md, issue 30): a CPU with AMX runs
-    bf16 matmuls 6.2x fp32 and the bair64 training step 3.8x faster in bf16; a GPU with
-    bf16 support runs bf16 on its tensor cores; every other CPU stays in fp32 (a Xeon
-    without AMX multiplied bf16 at half its fp32 rate).
+    bf16 where it was measured faster: a GPU with bf16 support (tensor cores), a CPU for
+    which `cpu_fast_bf16` gives a reason; fp32 everywhere else.
     """
     if device_type == "cuda":
         return ("bf16", "GPU with bf16") if cuda_bf16 else ("fp32", "GPU without bf16")
-    if device_type == "cpu" and amx:
-        return "bf16", "AMX"
-    return "fp32", "no AMX" if device_type == "cpu" else f"{device_type} device"
+    if device_type == "cpu" and fast_bf16:
+        return "bf16", fast_bf16
+    return "fp32", "no fast bf16" if device_type == "cpu" else f"{device_type} device"
 
 
 def choose_precision(precision: str, device: torch.device) -> tuple[str, str]:
@@ -150,10 +168,10 @@ def choose_precision(precision: str, device: torch.device) -> tuple[str, str]:
                         f"(--precision fp32 or --set train.precision=fp32) or auto")
     if precision != "auto":
         return precision, "requested"
-    amx = device.type == "cpu" and cpu_has_amx()
-    return auto_precision(device.type, amx, cuda_bf16)
+    fast_bf16 = cpu_fast_bf16() if device.type == "cpu" else None
+    return auto_precision(device.type, fast_bf16, cuda_bf16)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' → bf16 on a GPU with bf16 support or a CPU with AMX, else fp32."""
+    """'auto' → bf16 on a GPU with bf16 support or a CPU where bf16 is faster, else fp32."""
     return choose_precision(precision, device)[0]

@@ -1,5 +1,5 @@
 """Devices and precision: `auto` picks bf16 only where it was measured to pay (a GPU with
-bf16, a CPU with AMX); torchrun ranks take their own GPU; TF32 only on a GPU.
+bf16, a CPU with AMX, an AMD CPU with avx512_bf16); torchrun ranks take their own GPU; TF32 only on a GPU.
 
 Nothing here needs a GPU or a particular CPU: CPU flags come from fake /proc/cpuinfo and
 `lscpu` text, and CUDA's answers are patched in.
@@ -16,6 +16,8 @@ AMX_CPUINFO = ("processor\t: 0\nvendor_id\t: GenuineIntel\n"
                "processor\t: 1\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n")
 AMD_CPUINFO = ("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n"
                "flags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n")
+INTEL_NO_AMX_CPUINFO = ("processor\t: 0\nvendor_id\t: GenuineIntel\n"
+                        "flags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n")
 AMX_LSCPU = ("Architecture:            x86_64\nModel name:              Intel(R) Xeon(R)\n"
              "Flags:                   fpu avx512f avx512_bf16 amx_bf16 amx_tile\n")
 AMD_LSCPU = "Architecture:            x86_64\nModel name:              AMD EPYC\nFlags:   fpu avx512_bf16\n"
@@ -48,6 +50,8 @@ def test_amx_is_read_from_cpuinfo_and_lscpu_flags():
     for text in (AMD_CPUINFO, AMD_LSCPU, ""):
         assert devices.AMX_FLAG not in devices.cpu_flags(text)
     assert "avx512_bf16" in devices.cpu_flags(AMD_LSCPU)
+    assert "vendor=AuthenticAMD" in devices.cpu_flags(AMD_CPUINFO)
+    assert "vendor=AuthenticAMD" in devices.cpu_flags("Vendor ID:               AuthenticAMD\n")
 
 
 def test_cpu_flags_fall_back_to_lscpu_when_cpuinfo_is_missing(monkeypatch, tmp_path):
@@ -58,12 +62,16 @@ def test_cpu_flags_fall_back_to_lscpu_when_cpuinfo_is_missing(monkeypatch, tmp_p
     assert devices.AMX_FLAG in devices.read_cpu_flags(tmp_path / "missing")
 
 
-def test_auto_training_precision_is_bf16_on_amx_and_fp32_on_a_cpu_without(fake_cpu, no_cuda):
+def test_auto_training_precision_is_bf16_where_measured_faster_and_fp32_elsewhere(fake_cpu, no_cuda):
     cpu = torch.device("cpu")
     fake_cpu(AMX_CPUINFO)
     assert devices.choose_precision("auto", cpu) == ("bf16", "AMX")
-    fake_cpu(AMD_CPUINFO)  # avx512_bf16 without AMX: bf16 products are not faster
-    assert devices.choose_precision("auto", cpu) == ("fp32", "no AMX")
+    fake_cpu(AMD_CPUINFO)  # Zen 4's avx512_bf16: measured 1.4-1.9x faster training in bf16
+    assert devices.choose_precision("auto", cpu) == ("bf16", "avx512_bf16 on AMD")
+    fake_cpu(INTEL_NO_AMX_CPUINFO)  # avx512_bf16 on a Xeon without AMX: half the fp32 rate
+    assert devices.choose_precision("auto", cpu) == ("fp32", "no fast bf16")
+    fake_cpu("flags\t\t: fpu sse2 avx2\n")
+    assert devices.choose_precision("auto", cpu) == ("fp32", "no fast bf16")
     assert devices.resolve_precision("bf16", cpu) == "bf16"  # an explicit choice stands
     with pytest.raises(UserError, match="precision must be one of"):
         devices.resolve_precision("fp16", cpu)

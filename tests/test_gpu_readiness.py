@@ -109,7 +109,7 @@ def test_a_run_checkpointed_on_cuda_resumes_on_the_cpu(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ train.precision auto
 
 AMX = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
-NO_AMX = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu avx512f avx512_bf16\n"
+NO_AMX = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu avx512f avx512_bf16\n"
 
 
 def fake_cpu(monkeypatch, cpuinfo: str) -> None:
@@ -134,22 +134,22 @@ def test_auto_precision_is_printed_at_start_and_recorded_in_checkpoints(tmp_path
     assert load_checkpoint(latest_checkpoint(tmp_path / "amx")).state["precision"] == "bf16"
 
     fake_cpu(monkeypatch, NO_AMX)
-    trainer = _auto_trainer(tmp_path / "amd", max_steps=2)
+    trainer = _auto_trainer(tmp_path / "intel", max_steps=2)
     assert (trainer.precision, trainer.autocast_dtype) == ("fp32", None)
     trainer.fit()
-    assert "precision: auto -> fp32 (no AMX)" in capsys.readouterr().err
-    assert load_checkpoint(latest_checkpoint(tmp_path / "amd")).state["precision"] == "fp32"
+    assert "precision: auto -> fp32 (no fast bf16)" in capsys.readouterr().err
+    assert load_checkpoint(latest_checkpoint(tmp_path / "intel")).state["precision"] == "fp32"
 
 
 def test_a_resumed_auto_run_keeps_the_precision_it_recorded(tmp_path, monkeypatch):
-    """Trained on an AMX machine (bf16), resumed on one without: still bf16, and said so."""
+    """Trained on an AMX machine (bf16), resumed on a Xeon without fast bf16: still bf16, and said so."""
     fake_cpu(monkeypatch, AMX)
     _auto_trainer(tmp_path / "run", max_steps=2).fit()
     fake_cpu(monkeypatch, NO_AMX)
     resumed = _auto_trainer(tmp_path / "run", resume=True, max_steps=4)
     assert (resumed.precision, resumed.autocast_dtype) == ("bf16", torch.bfloat16)
     assert resumed.notes[0].startswith("precision: auto -> bf16 (the run's recorded choice; "
-                                       "on this machine auto is fp32: no AMX)")
+                                       "on this machine auto is fp32: no fast bf16)")
     resumed.fit()
     assert load_checkpoint(latest_checkpoint(tmp_path / "run")).state["precision"] == "bf16"
 

@@ -12,8 +12,9 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto",
                         help="auto, cpu, cuda or cuda:N (default auto: a GPU when there is one)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                        help="inference precision (default auto: bf16 on a GPU or a CPU with AMX, "
-                             "where it was measured 1.9x faster, else fp32; benchmarks/RESULTS.md)")
+                        help="inference precision (default auto: bf16 on a GPU with bf16, a CPU with "
+                             "AMX or an AMD CPU with avx512_bf16, where it was measured faster, else "
+                             "fp32; benchmarks/RESULTS.md)")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
