@@ -37,7 +37,7 @@ from maskvit.config import DecodingConfig, apply_overrides
 from maskvit.data import EpisodeStore
 from maskvit.metrics import MetricNetworks, Protocol
 from maskvit.plan.closed_loop import evaluate_policies
-from maskvit.plan.model import load_predictor, predictor_fn
+from maskvit.plan.predictor_fn import load_predictor, predictor_fn
 from maskvit.prediction_eval import evaluate_predictor, test_clips
 from maskvit.pretrained import pretrained_path
 from maskvit.report.plots import Curve, plot_curves

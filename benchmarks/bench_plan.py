@@ -6,7 +6,7 @@
 * throughput: predicted frames per second when M action sequences (default 256, paper
   Table 5) go through a push64-sized VQ-GAN + MaskViT (random weights: speed does not
   depend on them) with 5 decoding steps: encode 2 context frames, decode 10 future frames
-  iteratively, decode the codes to pixels (`maskvit.predictor.Predictor.predict`), exactly
+  iteratively, decode the codes to pixels (`maskvit.inference.predictor.Predictor.predict`), exactly
   the work of one CEM iteration.
   Paper reference: about 6.2 s per batch of 256 on 8 RTX 3090 GPUs (A.2).
 * success: random and oracle policies through the MPC loop on push tasks (see
@@ -29,9 +29,9 @@ from maskvit.config import load_preset
 
 def random_weights_predict_fn(config, steps: int, bf16: bool, timings: dict):
     """A PredictFn: a `Predictor` made of untrained push64 modules, timing each call."""
+    from maskvit.inference.predictor import Predictor
     from maskvit.model import MaskViT
-    from maskvit.plan.model import predictor_fn
-    from maskvit.predictor import Predictor
+    from maskvit.plan.predictor_fn import predictor_fn
     from maskvit.tokenizer.vqgan import VQGAN
 
     predictor = Predictor(VQGAN(config.tokenizer), MaskViT(config.transformer), config,

@@ -41,7 +41,7 @@ from maskvit.config import DecodingConfig, check_decoding
 from maskvit.errors import UserError
 from maskvit.plan.cem import num_elites, sample_actions, step_weights
 from maskvit.plan.costs import get_cost
-from maskvit.plan.model import clip_actions
+from maskvit.plan.predictor_fn import clip_actions
 
 DECODING_KEYS = {"steps": int, "schedule": str, "temperature": float, "top_p": float,
                  "unmask": str}
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from maskvit.plan.baselines import simulate_frames
-    from maskvit.plan.model import load_predictor
+    from maskvit.plan.predictor_fn import load_predictor
     from maskvit.plan.worlds import make_world
     from maskvit.sim import PushWorld
 

@@ -129,7 +129,7 @@ def run_serve(args: argparse.Namespace) -> dict:
     """Start `maskvit serve`, ask for one prediction, compare it with `Predictor.predict`."""
     import httpx
 
-    from maskvit.predictor import Predictor
+    from maskvit.inference.predictor import Predictor
     from maskvit.pretrained import default_model
     from maskvit.serve.frames import decode_png, encode_png
 

@@ -20,6 +20,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -400,7 +401,7 @@ def validate(config: Config) -> None:
     _check_train(config.tokenizer_train, "tokenizer_train")
     _check_train(config.train, "train")
     _check_eval(config.eval)
-    _check_plan(config.plan)
+    check_plan(config.plan)
 
 
 def check_protocol(config: Config, sections: set[str] | None = None) -> None:
@@ -526,26 +527,76 @@ def _check_eval(e: EvalConfig) -> None:
     check_decoding(e.decoding, "eval.decoding")
 
 
+@dataclass(frozen=True)
+class Range:
+    """The valid values of one numeric setting, written once.
+
+    The config checks below read it, and so do the request rules and the server's
+    request schemas (`maskvit.inference.requests`, `maskvit.serve.schemas`), so a bound
+    changed here changes everywhere.
+    """
+
+    low: Number | None = None
+    high: Number | None = None
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+    hint: str = ""
+
+    def check(self, key: str, value: Number) -> None:
+        """A one-line `UserError` naming `key` when `value` is outside the range."""
+        if self.integer and self.high is None and not self.low_open:
+            _at_least(key, value, int(self.low or 0), self.hint)
+        else:
+            _in_range(key, value, self.low, self.high, low_open=self.low_open,
+                      high_open=self.high_open, hint=self.hint)
+
+    def schema_bounds(self) -> dict[str, Number]:
+        """The range as pydantic `Field` keywords (ge / gt / le / lt)."""
+        out: dict[str, Number] = {}
+        if self.low is not None:
+            out["gt" if self.low_open else "ge"] = self.low
+        if self.high is not None:
+            out["lt" if self.high_open else "le"] = self.high
+        return out
+
+
+DECODING_RANGES = {
+    "steps": Range(1, integer=True),
+    "temperature": Range(0.0, hint="null = no Gumbel noise"),
+    "top_p": Range(0.0, 1.0, low_open=True, hint="null = no nucleus"),
+}
+PLAN_RANGES = {
+    "horizon": Range(1, integer=True),
+    "samples": Range(2, integer=True),  # M: elites need at least two
+    "iterations": Range(1, integer=True),
+    "chunk_size": Range(1, integer=True),
+    "episode_steps": Range(2, integer=True),
+    "elite_fraction": Range(0.0, 1.0, low_open=True),
+    "noise_correlation": Range(0.0, 1.0, high_open=True),
+    "last_step_weight": Range(0.0),
+    "mppi_gamma": Range(0.0, low_open=True),
+}
+
+
 def check_decoding(d: DecodingConfig, section: str) -> None:
     """Ranges of one `DecodingConfig` (schedule and unmask are checked by their type)."""
-    _at_least(f"{section}.steps", d.steps, 1)
-    if d.temperature is not None:
-        _in_range(f"{section}.temperature", d.temperature, 0.0, hint="null = no Gumbel noise")
-    if d.top_p is not None:
-        _in_range(f"{section}.top_p", d.top_p, 0.0, 1.0, low_open=True, hint="null = no nucleus")
+    for name, rule in DECODING_RANGES.items():
+        value = getattr(d, name)
+        if value is not None:  # temperature / top_p None: none
+            rule.check(f"{section}.{name}", value)
 
 
-def _check_plan(p: PlanConfig) -> None:
-    for name in ("horizon", "iterations", "chunk_size"):
-        _at_least(f"plan.{name}", getattr(p, name), 1)
+def check_plan(p: PlanConfig, low: Sequence[float] | None = None,
+               high: Sequence[float] | None = None) -> None:
+    """Every rule of a valid `PlanConfig`: the one definition, read by the config loader, the
+    planners and the request rules. With an action space [low, high], also that the
+    sampling distribution fits it."""
+    for name, rule in PLAN_RANGES.items():
+        rule.check(f"plan.{name}", getattr(p, name))
     check_decoding(p.decoding, "plan.decoding")
-    _at_least("plan.samples", p.samples, 2)
-    _at_least("plan.episode_steps", p.episode_steps, 2)
     if not 1 <= p.replan_every <= p.horizon:
         _fail("plan.replan_every", f"in [1, plan.horizon = {p.horizon}]", p.replan_every)
-    _in_range("plan.elite_fraction", p.elite_fraction, 0.0, 1.0, low_open=True)
-    _in_range("plan.noise_correlation", p.noise_correlation, 0.0, 1.0, high_open=True)
-    _in_range("plan.last_step_weight", p.last_step_weight, 0.0)
     if len(p.init_std) != len(p.init_mean):
         raise UserError(f"plan.init_std has {len(p.init_std)} entries but plan.init_mean has "
                         f"{len(p.init_mean)}; give one per action dimension")
@@ -559,7 +610,22 @@ def _check_plan(p: PlanConfig) -> None:
         _in_range("plan.init_std", value, 0.0, low_open=True)
     if p.optimizer not in OPTIMIZERS:
         _fail("plan.optimizer", f"one of {', '.join(OPTIMIZERS)}", p.optimizer)
-    _in_range("plan.mppi_gamma", p.mppi_gamma, 0.0, low_open=True)
+    if low is not None and high is not None:
+        _check_plan_fits(p, list(low), list(high))
+
+
+def _check_plan_fits(p: PlanConfig, low: list[float], high: list[float]) -> None:
+    """The plan's per-dimension settings against an action space [low, high]."""
+    dim = len(low)
+    for name in ("init_mean", "init_std"):
+        if len(getattr(p, name)) != dim:
+            raise UserError(f"plan.{name} has {len(getattr(p, name))} entries but the "
+                            f"environment's actions have {dim}; set plan.{name} to {dim} numbers")
+    if p.initial_action and len(p.initial_action) != dim:
+        raise UserError(f"plan.initial_action must have {dim} entries (or be empty for zeros)")
+    if any(not lo <= m <= hi for m, lo, hi in zip(p.init_mean, low, high, strict=True)):
+        raise UserError(f"plan.init_mean {list(p.init_mean)} is outside the action bounds "
+                        f"[{[round(v, 4) for v in low]}, {[round(v, 4) for v in high]}]")
 
 
 # ----------------------------------------------------------------------- validation

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from maskvit.config import DecodingConfig
 from maskvit.data import EpisodeStore
 from maskvit.errors import UserError
+from maskvit.inference.predictor import Predictor
 from maskvit.metrics import (
     MetricNetworks,
     Protocol,
@@ -30,7 +31,6 @@ from maskvit.metrics.objects import (
     world_objects,
 )
 from maskvit.metrics.protocol import check_trials
-from maskvit.predictor import Predictor
 
 
 @dataclass
@@ -106,6 +106,27 @@ class ObjectScoreStream:
         return merged(self.model), merged(self.copy_last)
 
 
+def _sample_trials(predictor: Predictor, context: np.ndarray, actions: np.ndarray | None,
+                   goals: np.ndarray | None, protocol: Protocol, decoding: DecodingConfig | None,
+                   seed: int, bar: tqdm) -> np.ndarray:
+    """`protocol.trials` sampled futures of each video, (B, N, Tp, H, W, 3); trial i is
+    seeded seed + 1000 i."""
+    samples = []
+    for trial in range(protocol.trials):
+        samples.append(predictor.predict(context, actions=actions, num_frames=protocol.predicted_frames,
+                                         decoding=decoding, goal_frame=goals, seed=seed + 1000 * trial))
+        bar.update(len(context))
+    return np.stack(samples, axis=1)
+
+
+def _uses_actions(predictor: Predictor, store: EpisodeStore, actions: np.ndarray) -> bool:
+    """Whether the model takes actions; a one-line error when the store's are another width."""
+    width = predictor.spec.action_dim
+    if width and actions.shape[-1] != width:
+        raise UserError(f"{store.path} has {actions.shape[-1]}-D actions; the model expects {width}")
+    return width > 0
+
+
 def evaluate_predictor(
     predictor: Predictor,
     store: EpisodeStore,
@@ -140,34 +161,24 @@ def evaluate_predictor(
     truth = truth[:, :protocol.total_frames]
     networks = networks if networks is not None else MetricNetworks.load(metrics)
     evaluator = VideoPredictionEvaluator(protocol, metrics, networks=networks)
-    use_actions = predictor.config.transformer.action_dim > 0
-    if use_actions and actions.shape[-1] != predictor.config.transformer.action_dim:
-        raise UserError(f"{store.path} has {actions.shape[-1]}-D actions; the model expects "
-                        f"{predictor.config.transformer.action_dim}")
+    use_actions = _uses_actions(predictor, store, actions)
     shown_truth, shown_pred = [], []
     tc, tp = protocol.context_frames, protocol.predicted_frames
-    objects = world_objects(store)
-    object_stream = ObjectScoreStream(objects, tc) if objects else None
+    object_stream = ObjectScoreStream(objects, tc) if (objects := world_objects(store)) else None
     bar = tqdm(total=len(truth) * protocol.trials, desc="predicting", unit="sample",
                disable=not progress)
     for start in range(0, len(truth), batch_size):
         gt = truth[start:start + batch_size]
         act = actions[start:start + batch_size, : tc + tp] if use_actions else None
-        samples = []
-        for trial in range(protocol.trials):
-            samples.append(predictor.predict(
-                gt[:, :tc], actions=act, num_frames=tp, decoding=decoding,
-                goal_frame=None if goals is None else goals[start:start + batch_size],
-                seed=seed + 1000 * trial + start))
-            bar.update(len(gt))
-        pred = np.stack(samples, axis=1)  # (B, N, Tp, H, W, 3)
+        goal_frames = None if goals is None else goals[start:start + batch_size]
+        pred = _sample_trials(predictor, gt[:, :tc], act, goal_frames, protocol, decoding,
+                              seed + start, bar)  # (B, N, Tp, H, W, 3)
         evaluator.update(gt, pred)
         if object_stream is not None:
             object_stream.update(gt, pred)
-        room = show_videos - sum(len(x) for x in shown_truth)
-        if room > 0:
-            shown_truth.append(gt[:room])
-            shown_pred.append(pred[:room, :show_samples])
+        room = max(show_videos - sum(len(x) for x in shown_truth), 0)  # the report shows a few
+        shown_truth.append(gt[:room])
+        shown_pred.append(pred[:room, :show_samples])
     bar.close()
     baseline = evaluate_copy_last_baseline(truth, protocol, metrics=metrics, networks=networks)
     result = evaluator.result()

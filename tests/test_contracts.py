@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from stand_ins import PointWorld, point_predictor
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -16,7 +17,6 @@ from maskvit.config import PlanConfig, TokenizerConfig, TrainConfig, Transformer
 from maskvit.model.masked_video_task import MaskedVideoTask
 from maskvit.plan.baselines import OraclePolicy, RandomPolicy
 from maskvit.plan.planner import Plan
-from maskvit.plan.toy import PointWorld, point_predictor
 from maskvit.plan.worlds import make_world
 from maskvit.run_dir import latest_checkpoint, load_checkpoint
 from maskvit.tokenizer.vqgan_task import TokenizerTask
@@ -176,9 +176,10 @@ def model_policy(world):
 
 def maskvit_policy(world):
     """The product's path: CEM through a (tiny, untrained) MaskViT `Predictor`."""
-    from maskvit.plan.model import predictor_fn
+    from stand_ins import tiny_config, tiny_predictor
+
     from maskvit.plan.planner import ModelPlanner
-    from maskvit.serve.testing import tiny_config, tiny_predictor
+    from maskvit.plan.predictor_fn import predictor_fn
 
     predict = predictor_fn(tiny_predictor(), tiny_config().plan.decoding, seed=0)
     return ModelPlanner(predict, plan_config(), world.action_low, world.action_high, context=2)

@@ -23,6 +23,7 @@ import maskvit.pretrained as pretrained
 from maskvit.cli import main
 from maskvit.data import EpisodeStore, EpisodeStoreWriter, TokenCache, TokenCacheWriter
 from maskvit.errors import UserError
+from maskvit.inference.spec import ModelSpec
 
 RNG = np.random.default_rng(12)
 
@@ -83,6 +84,11 @@ class _FakePredictor:
     def __init__(self, action_dim=2):
         self.config = SimpleNamespace(eval=SimpleNamespace(context_frames=2, predicted_frames=3),
                                       transformer=SimpleNamespace(num_frames=5, action_dim=action_dim))
+        self.spec = ModelSpec(name="fake", preset="fake", resolution=8, clip_frames=5,
+                              context_frames=2, predicted_frames=3, tokens=(2, 2), codebook_size=4,
+                              action_dim=action_dim, goal_conditioned=False,
+                              action_low=(-1.0,) * action_dim, action_high=(1.0,) * action_dim,
+                              eval=None, plan=None)
         self.calls = []
 
     def predict(self, context, actions=None, num_frames=3, goal_frame=None, seed=0):
@@ -93,7 +99,7 @@ class _FakePredictor:
 @pytest.fixture
 def fake_model(monkeypatch):
     model = _FakePredictor()
-    monkeypatch.setattr(predict_command, "load_predictor", lambda args: model)
+    monkeypatch.setattr(predict_command, "predictor_from_args", lambda args: model)
     return model
 
 

@@ -17,7 +17,7 @@ from maskvit.cli import Terminated, main
 from maskvit.data import EpisodeStore
 from maskvit.devices import resolve_device
 from maskvit.errors import UserError
-from maskvit.predictor import Predictor
+from maskvit.inference.predictor import Predictor
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from PIL import Image
 import maskvit.commands.predict as predict_command
 from maskvit.cli import main
 from maskvit.data import EpisodeStore
+from maskvit.inference.spec import ModelSpec
 from maskvit.locking import output_lock
 
 HOLD_LOCK = ("import sys\nfrom maskvit.locking import output_lock\n"
@@ -49,6 +50,10 @@ class _FakePredictor:
         self.config = SimpleNamespace(
             eval=SimpleNamespace(context_frames=2, predicted_frames=2),
             transformer=SimpleNamespace(num_frames=4, action_dim=2, goal_conditioned=False))
+        self.spec = ModelSpec(name="fake", preset="fake", resolution=16, clip_frames=4,
+                              context_frames=2, predicted_frames=2, tokens=(2, 2), codebook_size=4,
+                              action_dim=2, goal_conditioned=False, action_low=(-1.0, -1.0),
+                              action_high=(1.0, 1.0), eval=None, plan=None)
         self.calls = 0
 
     def predict(self, context, actions=None, num_frames=2, goal_frame=None, seed=0):
@@ -59,7 +64,7 @@ class _FakePredictor:
 @pytest.fixture
 def fake_model(monkeypatch) -> _FakePredictor:
     model = _FakePredictor()
-    monkeypatch.setattr(predict_command, "load_predictor", lambda args: model)
+    monkeypatch.setattr(predict_command, "predictor_from_args", lambda args: model)
     return model
 
 

@@ -325,7 +325,7 @@ def _copy_runs(pipeline, tmp_path) -> tuple[Path, Path]:
 
 
 def test_predictor_loads_the_recorded_step_not_the_latest(pipeline, tmp_path):
-    from maskvit.predictor import Predictor
+    from maskvit.inference.predictor import Predictor
     from maskvit.tokenizer.vqgan import load_vqgan
 
     tok, model = _copy_runs(pipeline, tmp_path)
@@ -336,7 +336,7 @@ def test_predictor_loads_the_recorded_step_not_the_latest(pipeline, tmp_path):
 
 
 def test_predictor_refuses_a_gone_or_changed_tokenizer_checkpoint(pipeline, tmp_path, capsys):
-    from maskvit.predictor import Predictor
+    from maskvit.inference.predictor import Predictor
 
     tok, model = _copy_runs(pipeline, tmp_path)
     shutil.rmtree(_step_dir(tok, 2))

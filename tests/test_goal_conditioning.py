@@ -10,15 +10,15 @@ import json
 import numpy as np
 import pytest
 import torch
+from stand_ins import save_tiny_bundle, tiny_predictor
 
 from maskvit.cli import main
 from maskvit.data import EpisodeStore, EpisodeStoreWriter
 from maskvit.errors import UserError
+from maskvit.inference.predictor import Predictor
 from maskvit.metrics import Protocol
 from maskvit.model.masking import mask_for_training, masked_count, sample_generators
 from maskvit.prediction_eval import evaluate_predictor
-from maskvit.predictor import Predictor
-from maskvit.serve.testing import save_tiny_bundle, tiny_predictor
 
 
 def test_a_goal_probability_gives_some_videos_their_last_frame_and_counts_stay_exact():

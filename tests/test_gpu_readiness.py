@@ -240,8 +240,9 @@ def test_predictor_passes_a_callers_generator_on_and_seeds_cpu_generators_per_vi
     """A caller's generator reaches decoding as given (whose draws then happen on its own
     device: the tests above); a seed becomes one CPU generator per video, whatever the
     model's device."""
-    import maskvit.predictor as predictor_module
-    from maskvit.serve.testing import tiny_predictor
+    from stand_ins import tiny_predictor
+
+    import maskvit.inference.predictor as predictor_module
 
     seen = []
     real_generate = predictor_module.generate
@@ -276,7 +277,7 @@ def test_a_batch_of_four_predicts_what_four_batches_of_one_do():
     """Row i of a prediction seeded with s draws from its own generator, seeded from
     (s, i), so how rows are grouped into batches changes nothing (on a GPU too: the
     generators are CPU generators)."""
-    from maskvit.serve.testing import tiny_predictor
+    from stand_ins import tiny_predictor
 
     predictor = tiny_predictor()
     frames, actions = _clip(4)
@@ -303,8 +304,8 @@ def test_decoding_a_batch_equals_decoding_its_rows_alone(tiny_transformer_config
 
 
 def test_server_rows_get_the_generators_predictor_gives_each_request_alone():
+    from maskvit.inference.batching import row_generators
     from maskvit.model.sampling import video_generators
-    from maskvit.serve.sampling import row_generators
 
     rows = row_generators([1, 3], [5, 9], device="cuda")  # no GPU needed: CPU generators
     expected = video_generators(5, range(1)) + video_generators(9, range(3))

@@ -4,13 +4,13 @@ import dataclasses
 
 import numpy as np
 import pytest
+from stand_ins import PointWorld, locate_point, point_predictor, render_point
 
 from maskvit.config import PlanConfig
 from maskvit.errors import UserError
 from maskvit.plan.baselines import RandomPolicy
 from maskvit.plan.mpc import run_episode
 from maskvit.plan.planner import ModelPlanner
-from maskvit.plan.toy import PointWorld, locate_point, point_predictor, render_point
 
 
 def _config(**changes) -> PlanConfig:
@@ -110,7 +110,7 @@ def test_render_and_locate_round_trip():
 
 def test_predictor_adapter_passes_clip_actions_and_fresh_seeds():
     from maskvit.config import DecodingConfig
-    from maskvit.plan.model import predictor_fn
+    from maskvit.plan.predictor_fn import predictor_fn
 
     seen = []
 

@@ -18,9 +18,9 @@ from maskvit.config import (
 )
 from maskvit.errors import UserError
 from maskvit.plan.baselines import OraclePolicy, RandomPolicy
-from maskvit.plan.model import clip_actions, predictor_fn
 from maskvit.plan.mpc import run_episode
 from maskvit.plan.planner import ModelPlanner
+from maskvit.plan.predictor_fn import clip_actions, predictor_fn
 from maskvit.plan.worlds import make_world
 
 PUSH_PLAN = PlanConfig(init_mean=(0.0, 0.0), init_std=(0.05, 0.05), round_gripper=False)
@@ -80,8 +80,8 @@ def _tiny_config() -> Config:
 
 
 def test_mpc_loop_runs_end_to_end_with_a_tiny_maskvit(world):
+    from maskvit.inference.predictor import Predictor
     from maskvit.model import MaskViT
-    from maskvit.predictor import Predictor
     from maskvit.tokenizer.vqgan import VQGAN
 
     torch.manual_seed(0)

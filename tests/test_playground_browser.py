@@ -13,10 +13,10 @@ import shutil
 import time
 
 import pytest
+from stand_ins import tiny_predictor
 
 from maskvit.serve import ServeSettings, create_app
 from maskvit.serve.runner import ThreadedServer
-from maskvit.serve.testing import tiny_predictor
 
 CHROMIUM = os.environ.get("MASKVIT_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("MASKVIT_CHROMEDRIVER", "/usr/bin/chromedriver")

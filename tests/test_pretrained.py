@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from maskvit.inference.predictor import Predictor
 from maskvit.metrics.psnr import psnr
-from maskvit.predictor import Predictor
 from maskvit.pretrained import default_model, pretrained_path
 from maskvit.sim import PushEnv
 from maskvit.sim.collect import collect_episode

@@ -6,19 +6,20 @@ token rule, dynamic batching that changes no result (each request equals
 A tiny untrained push model keeps it fast; `test_serve_cli.py` runs the real command.
 """
 
+import dataclasses
 import json
 import threading
 
 import httpx
 import numpy as np
 import pytest
+from stand_ins import tiny_predictor
 
-from maskvit.plan.model import predictor_fn
 from maskvit.plan.planner import ModelPlanner
+from maskvit.plan.predictor_fn import predictor_fn
 from maskvit.serve import ServeSettings, create_app
 from maskvit.serve.frames import decode_png, dump_npy, encode_png, load_npy
 from maskvit.serve.runner import ThreadedServer
-from maskvit.serve.testing import tiny_predictor
 
 TOKEN = "test-token-0123456789abcdef"
 NPY = "application/x-npy"
@@ -121,9 +122,10 @@ def test_predict_with_goal_and_settings_equals_predictor_predict(goal_client, go
     body = _predict_body(frames, actions, goal=[encode_png(goal[0])], num_frames=3, steps=4,
                          schedule="square", temperature=None, unmask="random", seed=5)
     data = goal_client.post("/v1/predict", json=body).json()
+    decoding = dataclasses.replace(goal_predictor.config.eval.decoding, steps=4, schedule="square",
+                                   temperature=None, unmask="random")
     expected = goal_predictor.predict(frames, actions=actions, goal_frame=goal, num_frames=3,
-                                      steps=4, schedule="square", temperature=None,
-                                      unmask="random", seed=5)
+                                      decoding=decoding, seed=5)
     np.testing.assert_array_equal(_frames_of(data), expected)
     assert data["temperature"] is None and data["unmask"] == "random"
     # The goal takes the clip's last slot: a shorter prediction, or a model trained without
@@ -186,7 +188,8 @@ def test_predict_npy_body_and_npy_answer(goal_client, goal_predictor):
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == NPY
     expected = goal_predictor.predict(frames, actions=actions, goal_frame=goal[:, 0],
-                                      num_frames=3, seed=6, temperature=None)
+                                      num_frames=3, seed=6,
+                                      decoding=dataclasses.replace(goal_predictor.config.eval.decoding, temperature=None))
     np.testing.assert_array_equal(load_npy(answer.content), expected)
     assert json.loads(answer.headers["x-maskvit-seed"]) == 6
     assert json.loads(answer.headers["x-maskvit-num-frames"]) == 3
@@ -199,8 +202,6 @@ def _plan_inputs(seed=0):
 
 
 def _expected_plan(predictor, context, past, goal, seed, samples, iterations, horizon, chunk):
-    import dataclasses
-
     cfg = dataclasses.replace(predictor.config.plan, samples=samples, iterations=iterations,
                               horizon=horizon, chunk_size=chunk, replan_every=min(3, horizon))
     fn = predictor_fn(predictor, cfg.decoding, seed=seed)
@@ -477,14 +478,14 @@ def test_token_is_required_when_configured(predictor):
 def test_the_token_is_compared_in_constant_time(monkeypatch):
     import hmac
 
-    from maskvit.serve import auth
+    from maskvit.serve import refusals
 
     calls = []
     real = hmac.compare_digest
-    monkeypatch.setattr(auth.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
-    with pytest.raises(auth.Unauthorized):
-        auth.check_bearer("Bearer nope", TOKEN)
-    auth.check_bearer("Bearer " + TOKEN, TOKEN)
+    monkeypatch.setattr(refusals.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
+    with pytest.raises(refusals.Unauthorized):
+        refusals.check_bearer("Bearer nope", TOKEN)
+    refusals.check_bearer("Bearer " + TOKEN, TOKEN)
     assert calls == [(b"nope", TOKEN.encode()), (TOKEN.encode(), TOKEN.encode())]
 
 

@@ -11,10 +11,10 @@ import time
 import httpx
 import numpy as np
 import pytest
+from stand_ins import save_tiny_bundle
 
 from maskvit.cli import main
 from maskvit.serve.frames import encode_png
-from maskvit.serve.testing import save_tiny_bundle
 
 
 def _start(args, env_extra=None):

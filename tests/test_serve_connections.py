@@ -11,10 +11,10 @@ import socket
 
 import httpx
 import pytest
+from stand_ins import tiny_predictor
 
 from maskvit.serve import ServeSettings, create_app
 from maskvit.serve.runner import ThreadedServer
-from maskvit.serve.testing import tiny_predictor
 
 TOKEN = "test-token-0123456789abcdef"
 HALF_HEAD = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n"  # the blank line that ends it never comes

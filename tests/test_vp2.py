@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from stand_ins import tiny_predictor
 
 from maskvit.errors import UserError
 from maskvit.integrations.vp2 import MaskViTVP2Model
-from maskvit.serve.testing import tiny_predictor
 
 
 @pytest.fixture(scope="module")

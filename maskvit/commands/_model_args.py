@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from maskvit.config import apply_overrides
-
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """--device and --precision for running a trained model."""
@@ -31,14 +29,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                              "e.g. eval.decoding.steps=12")
 
 
-def load_predictor(args: argparse.Namespace):
-    """The Predictor named by the arguments, with `--set` applied to its config."""
-    from maskvit.predictor import Predictor
-    from maskvit.pretrained import default_model
+def predictor_from_args(args: argparse.Namespace):
+    """The Predictor the arguments name (`maskvit.inference.predictor.load_predictor`)."""
+    from maskvit.inference.predictor import load_predictor
 
-    model = args.model or default_model()
-    predictor = Predictor.from_run(model, args.tokenizer, device=args.device,
-                                   precision=args.precision)
-    if args.overrides:
-        predictor.config = apply_overrides(predictor.config, args.overrides)
-    return predictor
+    return load_predictor(args.model, args.tokenizer, device=args.device,
+                          precision=args.precision, overrides=args.overrides)

@@ -17,13 +17,12 @@ import os
 
 import yaml
 
+from maskvit.commands import command_parser
 from maskvit.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "collect", help="collect episodes in a simulated world (push, robodesk)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser(subparsers, "collect", "collect episodes in a simulated world (push, robodesk)", __doc__)
     p.add_argument("--env", default="push", choices=["push", "robodesk"], help="simulated world (default push)")
     p.add_argument("--tasks", default=None, metavar="T1,T2",
                    help="robodesk: the tasks whose scripted policies make the data (default: all seven)")

@@ -16,10 +16,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from maskvit.commands import command_parser
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("convert", help="convert BAIR / RoboNet / KITTI / video folders to an episode store",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser(subparsers, "convert", "convert BAIR / RoboNet / KITTI / video folders to an episode store", __doc__)
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
 
     def common(name: str, help_text: str, size: int | None) -> argparse.ArgumentParser:

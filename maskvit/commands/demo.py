@@ -1,19 +1,22 @@
-"""`maskvit demo`: collect, tokenize, train, predict, evaluate and plan, on the CPU."""
+"""`maskvit demo`: collect, tokenize, train, predict, evaluate and plan, on the CPU.
+
+Collect push-world episodes, train the tokenizer, tokenize, train the transformer, evaluate
+predictions against the copy-last-frame baseline and run closed-loop planning episodes.
+Finished stages are skipped when the demo runs again; an interrupted training stage resumes.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from maskvit.commands import command_parser
+
+SUMMARY = "the whole chain at laptop scale (push world, ~15 min on 2 CPU cores)"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="the whole chain at laptop scale (push world, ~15 min on 2 CPU cores)",
-        description="Collect push-world episodes, train the tokenizer, tokenize, train the "
-                    "transformer, evaluate predictions against the copy-last-frame baseline "
-                    "and run closed-loop planning episodes. Finished stages are skipped when "
-                    "the demo runs again; an interrupted training stage resumes.",
-    )
+    parser = command_parser(subparsers, "demo", SUMMARY, __doc__)
     parser.add_argument("--out", default="maskvit-demo", help="output folder (default ./maskvit-demo)")
     parser.add_argument("--quick", action="store_true",
                         help="a tiny version (~1 min) that checks every stage works")

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from maskvit.commands._model_args import add_model_arguments, load_predictor
+from maskvit.commands._model_args import add_model_arguments, predictor_from_args
 from maskvit.metrics.protocol import MAX_TRIALS, check_trials
 
 
@@ -89,7 +89,7 @@ def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...]) -> int:
     from maskvit.report import write_report
 
     store = EpisodeStore.open(args.data)
-    predictor = load_predictor(args)
+    predictor = predictor_from_args(args)
     protocol = Protocol.from_config(predictor.config)
     if args.trials is not None or args.num_videos is not None:
         protocol = dataclasses.replace(

@@ -1,18 +1,22 @@
-"""`maskvit export`: pack a trained transformer run and its tokenizer into an inference bundle."""
+"""`maskvit export`: pack a trained transformer run and its tokenizer into an inference bundle.
+
+Write a bundle directory (tokenizer/ and transformer/ runs holding only config.yaml and one
+checkpoint's weights, the latest unless --step, EMA preferred, without optimizer state) that
+--model of predict, evaluate and plan accepts. The shipped default model
+(maskvit/pretrained/push64) is such a bundle.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from maskvit.commands import command_parser
+
+SUMMARY = "pack a trained model and its tokenizer into a small inference bundle"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "export", help="pack a trained model and its tokenizer into a small inference bundle",
-        description="Write a bundle directory (tokenizer/ and transformer/ runs holding only "
-                    "config.yaml and one checkpoint's weights, the latest unless --step, EMA preferred, without optimizer state) "
-                    "that --model of predict, evaluate and plan accepts. The shipped default "
-                    "model (maskvit/pretrained/push64) is such a bundle.",
-    )
+    parser = command_parser(subparsers, "export", SUMMARY, __doc__)
     parser.add_argument("--model", required=True, help="transformer run directory (maskvit train)")
     parser.add_argument("--tokenizer", default=None,
                         help="tokenizer run directory (default: the one the model was trained on)")

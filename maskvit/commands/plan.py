@@ -1,6 +1,11 @@
 """`maskvit plan`: closed-loop visual MPC in a simulated world, for a model and baselines.
 
 Parses, validates and calls `maskvit.plan.closed_loop.evaluate_policies`; prints a table.
+
+Run visual model-predictive control (CEM over action sequences scored by the pixel distance
+between predicted frames and a goal image; paper §4.4, Table 5) on push tasks generated from
+seeds, for a trained model and the random and oracle baselines. Writes results.json (success
+rates with 95%% Wilson intervals), one GIF per episode and index.html to --out.
 """
 
 from __future__ import annotations
@@ -8,20 +13,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from maskvit.commands import command_parser
 from maskvit.commands._model_args import add_inference_arguments
 from maskvit.config import load_preset, preset_names
 from maskvit.errors import UserError
 
+SUMMARY = "visual MPC with CEM in the push world: success rates of a model and baselines"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "plan", help="visual MPC with CEM in the push world: success rates of a model and baselines",
-        description="Run visual model-predictive control (CEM over action sequences scored by "
-                    "the pixel distance between predicted frames and a goal image; paper §4.4, "
-                    "Table 5) on push tasks generated from seeds, for a trained model and the "
-                    "random and oracle baselines. Writes results.json (success rates with 95%% "
-                    "Wilson intervals), one GIF per episode and index.html to --out.",
-    )
+    parser = command_parser(subparsers, "plan", SUMMARY, __doc__)
     parser.add_argument("--model", metavar="RUN",
                         help="trained model run directory or bundle (default: the shipped push64 "
                              "reference model, when this install has one)")
@@ -81,9 +82,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from maskvit.config import apply_overrides
+    from maskvit.inference.predictor import load_predictor
     from maskvit.plan.closed_loop import evaluate_policies
-    from maskvit.plan.model import load_predictor, predictor_fn
+    from maskvit.plan.predictor_fn import predictor_fn
     from maskvit.pretrained import pretrained_path
     from maskvit.report.staging import staged_report
 
@@ -99,8 +100,8 @@ def _plan(args: argparse.Namespace) -> int:
     predict_fn, context = None, 2
     if args.model:
         predictor = load_predictor(args.model, args.tokenizer, device=args.device,
-                                   precision=args.precision)  # its config comes with it
-        config = apply_overrides(predictor.config, args.overrides)
+                                   precision=args.precision, overrides=args.overrides)
+        config = predictor.config  # the model's own, with --set applied
         if "model" in policies:
             predict_fn = predictor_fn(predictor, config.plan.decoding, seed=args.seed)
             context = config.transformer.context_frames

@@ -1,4 +1,9 @@
-"""`maskvit predict`: predict the future of one video and write a GIF (and .npy)."""
+"""`maskvit predict`: predict the future of one video and write a GIF (and .npy).
+
+Predict the frames after the context of one input: an episode of an episode store
+(--episode), a video file, a folder of frames, or a .npy of uint8 frames (T,H,W,3). Writes a
+GIF (context | ground truth if known | samples) and the predicted frames as .npy beside it.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from maskvit.commands._model_args import add_model_arguments, load_predictor
+from maskvit.commands import command_parser
+from maskvit.commands._model_args import add_model_arguments, predictor_from_args
 from maskvit.data.episodes import check_finite
 from maskvit.errors import UserError
+from maskvit.inference import requests
+
+SUMMARY = "predict future frames of one video and write a GIF"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "predict", help="predict future frames of one video and write a GIF",
-        description="Predict the frames after the context of one input: an episode of an "
-                    "episode store (--episode), a video file, a folder of frames, or a .npy of "
-                    "uint8 frames (T,H,W,3). Writes a GIF (context | ground truth if known | "
-                    "samples) and the predicted frames as .npy beside it.",
-    )
+    parser = command_parser(subparsers, "predict", SUMMARY, __doc__)
     add_model_arguments(parser)
     parser.add_argument("--input", required=True,
                         help="episode store directory, video file, frames folder or .npy")
@@ -137,16 +140,6 @@ def read_goal(spec: str, frames: np.ndarray, index: int, resolution: int) -> np.
     return goal if goal.shape[:2] == (resolution, resolution) else resize_frame(goal, resolution)
 
 
-def check_counts(args: argparse.Namespace, clip_frames: int, context: int, num: int) -> None:
-    """--samples, --context and --frames in their valid ranges, each message saying the range."""
-    if args.samples < 1:
-        raise UserError(f"--samples must be at least 1, got {args.samples}")
-    if not 1 <= context <= clip_frames - 1:
-        raise UserError(f"--context must be between 1 and {clip_frames - 1} (the model's clips hold "
-                        f"{clip_frames} frames), got {context}")
-    if not 1 <= num <= clip_frames - context:
-        raise UserError(f"--frames must be between 1 and {clip_frames - context} with {context} context "
-                        f"frames (the model's clips hold {clip_frames}), got {num}")
 
 
 def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -191,29 +184,25 @@ def run(args: argparse.Namespace) -> int:
     from maskvit.report.gifs import write_video_grid_gif
 
     gif, npy = output_paths(args)
-    predictor = load_predictor(args)
-    ev, tc = predictor.config.eval, predictor.config.transformer
-    context = ev.context_frames if args.context is None else args.context
-    num = ev.predicted_frames if args.frames is None else args.frames
-    if args.goal and not tc.goal_conditioned:
-        raise UserError("--goal was given but this model was trained without goal frames "
-                        "(transformer.goal_conditioned is false); leave it out")
-    if args.goal and args.frames is None:
-        num = tc.num_frames - 1 - context  # the goal takes the clip's last slot
-    check_counts(args, tc.num_frames - bool(args.goal), context, num)
-    if args.actions and not tc.action_dim:
+    predictor = predictor_from_args(args)
+    spec = predictor.spec
+    if args.samples < 1:
+        raise UserError(f"--samples must be at least 1, got {args.samples}")
+    context = spec.context_frames if args.context is None else args.context
+    num = requests.frames_to_predict(spec, context, args.frames, bool(args.goal), requests.CLI_NAMES)
+    if args.actions and not spec.action_dim:
         raise UserError("--actions was given but this model is not action-conditioned; leave it out")
     frames, actions = read_input(Path(args.input), args.episode, predictor.resolution)
     if args.actions:
-        actions = read_actions(Path(args.actions), tc.action_dim, context + num)
+        actions = read_actions(Path(args.actions), spec.action_dim, context + num)
     if len(frames) < context:
         raise UserError(f"the input has {len(frames)} frames; {context} context frames are needed")
     goal = (read_goal(args.goal, frames, context + num, predictor.resolution)[None]
             if args.goal else None)
     clip_actions = None
-    if tc.action_dim:
+    if spec.action_dim:
         if actions is None or len(actions) < context + num:
-            raise UserError(f"this model needs {context + num} actions of width {tc.action_dim} "
+            raise UserError(f"this model needs {context + num} actions of width {spec.action_dim} "
                             "(--actions F.npy, or an episode from a store)")
         check_finite(actions[: context + num], f"{args.input}: the episode's actions",
                      "fix the store or choose another --episode")

@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from maskvit.commands import command_parser
 from maskvit.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "reconstruct", help="side-by-side GIF/PNG of input vs tokenizer reconstruction",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser(subparsers, "reconstruct", "side-by-side GIF/PNG of input vs tokenizer reconstruction", __doc__)
     p.add_argument("--tokenizer", required=True, help="run directory of maskvit train-tokenizer")
     p.add_argument("--data", required=True, help="episode store")
     p.add_argument("--out", required=True, help="folder for the GIFs and the PNG")

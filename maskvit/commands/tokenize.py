@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from maskvit.commands import command_parser
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "tokenize", help="encode an episode store into a token cache (resumable)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser(subparsers, "tokenize", "encode an episode store into a token cache (resumable)", __doc__)
     p.add_argument("--tokenizer", required=True, help="run directory of maskvit train-tokenizer")
     p.add_argument("--data", required=True, help="episode store to encode")
     p.add_argument("--out", help="token cache directory (default: DATA-tokens beside DATA)")

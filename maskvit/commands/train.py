@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from maskvit.commands import command_parser
 from maskvit.config import Config, apply_overrides, load_preset
 from maskvit.errors import UserError
 from maskvit.run_dir import check_sources, record_sources
@@ -46,9 +47,7 @@ def add_run_arguments(p: argparse.ArgumentParser, data_help: str, set_example: s
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "train", help="train the transformer from a token cache (torchrun for DDP)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser(subparsers, "train", "train the transformer from a token cache (torchrun for DDP)", __doc__)
     add_run_arguments(p, data_help="token cache directory (maskvit tokenize)",
                       set_example="train.lr=1e-4")
     p.set_defaults(func=run)

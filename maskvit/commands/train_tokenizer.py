@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from maskvit.commands import command_parser
 from maskvit.commands.train import add_run_arguments
 from maskvit.config import Config
 from maskvit.errors import UserError
@@ -21,9 +22,7 @@ from maskvit.train.distributed import DistEnv
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "train-tokenizer", help="train the VQ-GAN tokenizer on an episode store",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser(subparsers, "train-tokenizer", "train the VQ-GAN tokenizer on an episode store", __doc__)
     add_run_arguments(p, data_help="episode store (maskvit collect / convert)",
                       set_example="tokenizer_train.lr=1e-4")
     p.add_argument("--weights-dir", default=None,

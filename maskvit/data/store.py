@@ -414,13 +414,7 @@ class EpisodeStoreWriter:
             raise UserError(f"{episode_id}: actions must have shape {expected}, got {actions.shape}")
         check_finite(actions, f"{episode_id}: actions", _NOT_WRITTEN)
         if states is not None:
-            states = np.asarray(states, dtype=np.float32).reshape(len(frames), -1)
-            if self.settings["state_dim"] is None:
-                self.settings["state_dim"] = int(states.shape[1])
-                atomic_write_json(self.path / "writer.json", {**self.settings, "extra": self.extra})
-            elif states.shape[1] != self.settings["state_dim"]:
-                raise UserError(f"{episode_id}: states must have {self.settings['state_dim']} columns")
-            check_finite(states, f"{episode_id}: states", _NOT_WRITTEN)
+            states = self._checked_states(episode_id, states, len(frames))
         if not self._changed:  # a complete store becomes incomplete only when it really
             # changes (until close()): a job failing before its first episode leaves it as it was
             (self.path / "manifest.json").unlink(missing_ok=True)
@@ -446,6 +440,17 @@ class EpisodeStoreWriter:
             shutil.rmtree(final)
         os.replace(partial, final)
         self._episodes[episode_id] = {"id": episode_id, **meta}
+
+    def _checked_states(self, episode_id: str, states: np.ndarray, length: int) -> np.ndarray:
+        """float32 (T, S) states, finite, as wide as the store's (the first episode sets it)."""
+        states = np.asarray(states, dtype=np.float32).reshape(length, -1)
+        if self.settings["state_dim"] is None:
+            self.settings["state_dim"] = int(states.shape[1])
+            atomic_write_json(self.path / "writer.json", {**self.settings, "extra": self.extra})
+        elif states.shape[1] != self.settings["state_dim"]:
+            raise UserError(f"{episode_id}: states must have {self.settings['state_dim']} columns")
+        check_finite(states, f"{episode_id}: states", _NOT_WRITTEN)
+        return states
 
     def close(self) -> EpisodeStore:
         """Write the manifest (the store becomes complete) and return it opened.

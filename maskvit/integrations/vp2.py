@@ -27,13 +27,19 @@ same seed give the same predictions for the same calls.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from maskvit.errors import UserError
+from maskvit.inference import requests
+from maskvit.inference.predictor import load_predictor
+
+# How the request rules name VP2's batch in their messages.
+VP2_NAMES = requests.Names(context="batch['video'] context frames",
+                           num_frames="batch['actions'] steps to predict",
+                           actions="batch['actions'] × action_scale")
 
 
 class MaskViTVP2Model:
@@ -49,10 +55,7 @@ class MaskViTVP2Model:
         a loaded `predictor`. Decodes with the config's `plan.decoding`; `steps` replaces its
         steps."""
         if predictor is None:
-            from maskvit.predictor import Predictor
-            from maskvit.pretrained import default_model
-
-            predictor = Predictor.from_run(model or default_model(), device=device, precision=precision)
+            predictor = load_predictor(model, device=device, precision=precision)
         unsupported = set(planning_modalities) - {"rgb"}
         if unsupported:
             raise UserError(f"MaskViT predicts rgb only; cannot plan on {sorted(unsupported)}")
@@ -65,12 +68,9 @@ class MaskViTVP2Model:
         self.calls = 0
         config = predictor.config
         self.num_context = config.eval.context_frames
-        self.decoding = dataclasses.replace(config.plan.decoding,
-                                            steps=steps or config.plan.decoding.steps)
-        from maskvit.serve.spec import action_bounds
-
-        self.action_low, self.action_high = action_bounds(config.data.dataset,
-                                                          config.transformer.action_dim)
+        self.decoding = requests.decoding_with(config.plan.decoding, {"steps": steps} if steps else {},
+                                               "steps")
+        self.action_low, self.action_high = predictor.spec.bounds
         self.action_scale = self._action_scale(action_scale)
 
     def _action_scale(self, given: float | list[float] | None) -> np.ndarray:
@@ -102,19 +102,11 @@ class MaskViTVP2Model:
         dim = self.predictor.config.transformer.action_dim
         if actions.ndim != 3 or actions.shape[0] != b or actions.shape[2] != dim:
             raise UserError(f"batch['actions'] must be (B, T - 1, {dim}) with B = {b}; got {actions.shape}")
-        horizon = actions.shape[1] - (tc - 1)
-        room = self.predictor.config.transformer.num_frames - tc
-        if not 1 <= horizon <= room:
-            raise UserError(f"batch['actions'] has {actions.shape[1]} steps: {tc - 1} between the "
-                            f"context frames and 1 to {room} to predict are possible")
+        spec = self.predictor.spec
+        horizon = requests.frames_to_predict(spec, tc, actions.shape[1] - (tc - 1), False, VP2_NAMES)
         scaled = actions.astype(np.float64) * self.action_scale
-        if not np.isfinite(scaled).all():
-            raise UserError("batch['actions'] must be finite")
-        if (scaled < self.action_low - 1e-6).any() or (scaled > self.action_high + 1e-6).any():
-            raise UserError(f"batch['actions'] × action_scale leave the model's bounds "
-                            f"[{self.action_low.tolist()}, {self.action_high.tolist()}]; "
-                            "set action_scale so VP2's [-1, 1] maps inside them")
-        clip = np.concatenate([scaled, np.zeros((b, 1, dim))], axis=1).astype(np.float32)
+        clip = requests.request_actions(np.concatenate([scaled, np.zeros((b, 1, dim))], axis=1),
+                                        spec, b, tc, horizon, VP2_NAMES)
         predicted = self.predictor.predict(
             frames, actions=clip, num_frames=horizon, decoding=self.decoding,
             seed=self.call_seed(self.calls), batch_size=self.max_batch_size)

@@ -6,7 +6,7 @@
 - `mpc`: `run_episode`, the closed loop (plan, execute 3 actions, replan; 15 steps).
 - `baselines`: `RandomPolicy` and `OraclePolicy` (CEM on a simulator copy).
 - `worlds`: `make_world("push")`, the push world behind the loop's `World` interface.
-- `model`: loading a `Predictor` and adapting it to a `PredictFn`.
+- `predictor_fn`: a `Predictor` (`maskvit.inference`) as a `PredictFn`.
 - `evaluate` / `report`: several policies on the same tasks; results.json, GIFs, HTML.
 """
 
@@ -14,14 +14,14 @@ from maskvit.plan.baselines import OraclePolicy, RandomPolicy
 from maskvit.plan.cem import CEMResult, cem_optimize, correlated_noise, lag1_correlation
 from maskvit.plan.closed_loop import evaluate_policies
 from maskvit.plan.costs import COSTS, pixel_l2_cost
-from maskvit.plan.model import load_predictor, predictor_fn
 from maskvit.plan.mpc import EpisodeResult, run_episode
 from maskvit.plan.planner import CEMPlanner, ModelPlanner, Plan, PredictFn
+from maskvit.plan.predictor_fn import predictor_fn
 from maskvit.plan.worlds import make_world
 
 __all__ = [
     "COSTS", "CEMPlanner", "CEMResult", "EpisodeResult", "ModelPlanner", "OraclePolicy", "Plan",
     "PredictFn", "RandomPolicy", "cem_optimize", "correlated_noise", "evaluate_policies",
-    "lag1_correlation", "load_predictor", "make_world", "pixel_l2_cost",
+    "lag1_correlation", "make_world", "pixel_l2_cost",
     "predictor_fn", "run_episode",
 ]

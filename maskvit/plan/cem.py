@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from maskvit.config import PLAN_RANGES
+
 CostFn = Callable[[np.ndarray], np.ndarray]
 
 
@@ -141,8 +143,8 @@ def cem_optimize(
     (paper: "after K iterations, we execute the best scoring action sequence"), so with a
     stochastic model the choice is made among samples from the most refined distribution.
     """
-    if samples < 2 or iterations < 1:
-        raise ValueError("CEM needs samples >= 2 and iterations >= 1")
+    PLAN_RANGES["samples"].check("samples", samples)
+    PLAN_RANGES["iterations"].check("iterations", iterations)
     mean, std = np.asarray(init_mean, float), np.asarray(init_std, float)
     count = num_elites(samples, elite_fraction)
     result = None

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from maskvit.config import PlanConfig
 from maskvit.errors import UserError
 from maskvit.plan.baselines import OraclePolicy, RandomPolicy
-from maskvit.plan.mpc import run_episode
+from maskvit.plan.mpc import Policy, World, run_episode
 from maskvit.plan.plan_report import summarise, write_episode_gif, write_html, write_results
 from maskvit.plan.planner import ModelPlanner, PredictFn
 from maskvit.plan.worlds import make_world
@@ -45,6 +45,32 @@ def build_policy(
     if name == "oracle":
         return OraclePolicy(world, config, cost=oracle_cost)
     raise UserError(f"unknown policy {name!r}; choose one of: {', '.join(POLICIES)}")
+
+
+def _run_policy(world: World, policy: Policy, name: str, task_seeds: list[int], config: PlanConfig,
+                seed: int, gif_dir: Path | None, progress: bool) -> dict[str, Any]:
+    """One policy on every task: its summary with one row per episode (and a GIF each)."""
+    episodes, rows = [], []
+    bar = tqdm(task_seeds, desc=f"plan {name}", unit="episode", disable=not progress)
+    start = time.perf_counter()
+    for task_seed in bar:
+        rng = np.random.default_rng([seed, task_seed])
+        episode = run_episode(world, policy, task_seed, config, rng)
+        episodes.append(episode)
+        rows.append({
+            "task_seed": task_seed,
+            "success": episode.success,
+            "start_distance": episode.start_distance,
+            "final_distance": episode.final_distance,
+            "gif": write_episode_gif(gif_dir, name, episode) if gif_dir is not None else None,
+        })
+        bar.set_postfix(solved=f"{sum(e.success for e in episodes)}/{len(episodes)}")
+    if hasattr(policy, "close"):
+        policy.close()
+    summary = summarise(episodes)
+    summary["seconds_per_episode"] = (time.perf_counter() - start) / len(task_seeds)
+    summary["per_episode"] = rows
+    return summary
 
 
 def evaluate_policies(
@@ -82,27 +108,8 @@ def evaluate_policies(
     try:
         for name in policies:
             policy = build_policy(name, world, config, predict_fn, context, oracle_cost)
-            episodes, rows = [], []
-            bar = tqdm(task_seeds, desc=f"plan {name}", unit="episode", disable=not progress)
-            start = time.perf_counter()
-            for task_seed in bar:
-                rng = np.random.default_rng([seed, task_seed])
-                episode = run_episode(world, policy, task_seed, config, rng)
-                episodes.append(episode)
-                rows.append({
-                    "task_seed": task_seed,
-                    "success": episode.success,
-                    "start_distance": episode.start_distance,
-                    "final_distance": episode.final_distance,
-                    "gif": write_episode_gif(out, name, episode) if gifs else None,
-                })
-                bar.set_postfix(solved=f"{sum(e.success for e in episodes)}/{len(episodes)}")
-            if hasattr(policy, "close"):
-                policy.close()
-            summary = summarise(episodes)
-            summary["seconds_per_episode"] = (time.perf_counter() - start) / len(task_seeds)
-            summary["per_episode"] = rows
-            results["policies"][name] = summary
+            results["policies"][name] = _run_policy(world, policy, name, task_seeds, config, seed,
+                                                    out if gifs else None, progress)
             write_results(out, results)
         write_html(out, results)
     finally:

@@ -7,7 +7,7 @@ Any video model plugs in through `PredictFn`:
                future_actions float (B, H, A))       # [:, i] is taken after frame Tc-1+i
         -> predicted frames uint8 (B, H, h, w, 3)    # [:, i] is the frame it leads to
 
-`maskvit.plan.model.predictor_fn` adapts a `Predictor`; the oracle baseline
+`maskvit.plan.predict_fn.predictor_fn` adapts a `Predictor`; the oracle baseline
 (`maskvit.plan.baselines.OraclePolicy`) steps a copy of the simulator instead. All M samples of an iteration go through
 the model in chunks of `chunk_size` sequences, so memory stays bounded whatever M is.
 """
@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from maskvit.config import PlanConfig
+from maskvit.config import PlanConfig, check_plan
 from maskvit.errors import UserError
 from maskvit.plan.cem import CEMResult, cem_optimize, step_weights
 from maskvit.plan.costs import FrameCost, get_cost
@@ -44,36 +44,9 @@ class Plan:
 
 
 def check_plan_config(config: PlanConfig, low: np.ndarray, high: np.ndarray) -> None:
-    """One-line errors for a plan config that does not fit an action space [low, high]."""
-    dim = len(low)
-    for name in ("init_mean", "init_std"):
-        if len(getattr(config, name)) != dim:
-            raise UserError(
-                f"plan.{name} has {len(getattr(config, name))} entries but the environment's "
-                f"actions have {dim}; set plan.{name} to {dim} numbers"
-            )
-    if config.initial_action and len(config.initial_action) != dim:
-        raise UserError(f"plan.initial_action must have {dim} entries (or be empty for zeros)")
-    mean = np.asarray(config.init_mean)
-    if np.any(mean < low) or np.any(mean > high):
-        raise UserError(
-            f"plan.init_mean {list(config.init_mean)} is outside the action bounds "
-            f"[{list(np.round(low, 4))}, {list(np.round(high, 4))}]"
-        )
-    if any(s <= 0 for s in config.init_std):
-        raise UserError("plan.init_std must be positive")
-    if config.samples < 2 or config.iterations < 1 or config.horizon < 1:
-        raise UserError("plan.samples must be >= 2, plan.iterations and plan.horizon >= 1")
-    if not 0.0 <= config.noise_correlation < 1.0:
-        raise UserError("plan.noise_correlation (β) must be in [0, 1)")
-    if not 0.0 < config.elite_fraction <= 1.0:
-        raise UserError("plan.elite_fraction must be in (0, 1]")
-    if config.replan_every < 1 or config.episode_steps < 2:
-        raise UserError("plan.replan_every must be >= 1 and plan.episode_steps >= 2")
-    if config.replan_every > config.horizon:
-        raise UserError("plan.replan_every cannot exceed plan.horizon (the plan would run out)")
-    if config.chunk_size < 1:
-        raise UserError("plan.chunk_size must be >= 1")
+    """One-line errors for a plan config that is invalid or does not fit the action space
+    [low, high] (`maskvit.config.check_plan`), or names an unknown cost."""
+    check_plan(config, low, high)
     get_cost(config.cost)
 
 
@@ -91,13 +64,9 @@ def check_goal(goal: np.ndarray, frame_shape: tuple[int, ...]) -> None:
 Evaluate = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 
-class CEMPlanner:
-    """CEM with Table 5's settings around any batched evaluation of action sequences.
-
-    `evaluate(actions (B, H, A)) -> (costs (B,), frames (B, H, h, w, 3) uint8 or None)` is
-    built per call from the current context (model) or simulator state (oracle); it is
-    called on chunks of at most `config.chunk_size` sequences.
-    """
+class _SequenceOptimizer:
+    """What CEM and MPPI share: a checked plan config over the action space [low, high], the
+    per-step cost weights, and the mean the next replan starts from."""
 
     def __init__(self, config: PlanConfig, low: np.ndarray, high: np.ndarray):
         low, high = np.asarray(low, float), np.asarray(high, float)
@@ -110,6 +79,15 @@ class CEMPlanner:
     def reset(self) -> None:
         """Forget the previous plan (a new episode starts)."""
         self._next_mean = None
+
+
+class CEMPlanner(_SequenceOptimizer):
+    """CEM with Table 5's settings around any batched evaluation of action sequences.
+
+    `evaluate(actions (B, H, A)) -> (costs (B,), frames (B, H, h, w, 3) uint8 or None)` is
+    built per call from the current context (model) or simulator state (oracle); it is
+    called on chunks of at most `config.chunk_size` sequences.
+    """
 
     def initial_mean(self) -> np.ndarray:
         """(H, A) first sampling mean: Table 5's, or with `warm_start` the last plan's
@@ -163,23 +141,12 @@ def _chunked(evaluate: Evaluate, chunk_size: int, last: dict[str, np.ndarray | N
     return cost_fn
 
 
-class MPPIPlanner:
+class MPPIPlanner(_SequenceOptimizer):
     """VP2's MPPI (`maskvit.plan.mppi`) around the same batched evaluation as `CEMPlanner`.
 
     The plan is the updated mean; its `predicted` frames are the best-scoring sample's (the
     mean itself is never predicted), and each replan starts from the rest of the last mean.
     """
-
-    def __init__(self, config: PlanConfig, low: np.ndarray, high: np.ndarray):
-        low, high = np.asarray(low, float), np.asarray(high, float)
-        check_plan_config(config, low, high)
-        self.config = config
-        self.low, self.high = low, high
-        self.weights = step_weights(config.horizon, config.last_step_weight)
-        self._next_mean: np.ndarray | None = None
-
-    def reset(self) -> None:
-        self._next_mean = None
 
     def initial_mean(self) -> np.ndarray:
         cfg = self.config

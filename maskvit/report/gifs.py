@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from maskvit.report.files import atomic_write
+from maskvit.atomic import atomic_write
 
 CONTEXT_BORDER = (46, 160, 67)  # green: a given frame
 PREDICTED_BORDER = (214, 39, 40)  # red: a predicted frame

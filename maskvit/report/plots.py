@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from maskvit.report.files import atomic_write
+from maskvit.atomic import atomic_write
 
 WIDTH, HEIGHT = 640, 400
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 30, 60, 45
@@ -52,16 +52,7 @@ def plot_curves(
     8, 16 evenly spaced). Non-finite points (e.g. the +inf PSNR of a perfect prediction)
     are left out.
     """
-    points: list[float] = []
-    for curve in curves:
-        band = _finite(curve.band) if curve.band is not None else [None] * len(curve.values)
-        for value, spread in zip(_finite(curve.values), band, strict=True):
-            if value is not None:
-                points += [value] if spread is None else [value - spread, value + spread]
-    low, high = (min(points), max(points)) if points else (0.0, 1.0)
-    pad = (high - low) * 0.08 or abs(high) * 0.05 or 1.0
-    # Metrics that cannot be negative (SSIM of real frames, LPIPS) keep their axis at >= 0.
-    ticks = nice_ticks(max(low - pad, 0.0) if low >= 0 else low - pad, high + pad)
+    ticks = _y_ticks(curves)
     y_low, y_high = ticks[0], ticks[-1]
     frames = max((len(c.values) for c in curves), default=1)
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
@@ -92,34 +83,45 @@ def plot_curves(
     # width when they fit (a fixed pitch cut off the fourth of four labels).
     widths = [30 + draw.textlength(curve.label, font=small) for curve in curves]
     gap = max(12.0, min(170.0 - max(widths, default=0.0), (right - left - 20 - sum(widths)) / max(len(curves), 1)))
-    legend_xs = [left + 20 + sum(widths[:i]) + gap * i for i in range(len(curves))]
     for index, curve in enumerate(curves):
         colour = COLOURS[index % len(COLOURS)]
-        legend_x = legend_xs[index]
-        values = _finite(curve.values)
-        if curve.band is not None:
-            band = _finite(curve.band)
-            upper = [
-                (x_of(i), y_of(v + s))
-                for i, (v, s) in enumerate(zip(values, band, strict=True))
-                if v is not None and s is not None
-            ]
-            lower = [
-                (x_of(i), y_of(v - s))
-                for i, (v, s) in enumerate(zip(values, band, strict=True))
-                if v is not None and s is not None
-            ]
-            if len(upper) >= 2:
-                draw.polygon(upper + lower[::-1], fill=(*colour, 50))
-        line = [(x_of(i), y_of(v)) for i, v in enumerate(values) if v is not None]
-        if len(line) >= 2:
-            draw.line(line, fill=colour, width=3)
-        for x, y in line:
-            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-        legend_y = top - 16
+        _draw_curve(draw, curve, colour, x_of, y_of)
+        legend_x, legend_y = left + 20 + sum(widths[:index]) + gap * index, top - 16
         draw.line([(legend_x, legend_y), (legend_x + 25, legend_y)], fill=colour, width=3)
         draw.text((legend_x + 30, legend_y), curve.label, fill="black", font=small, anchor="lm")
     return atomic_write(path, lambda f: image.save(f, format="PNG"))
+
+
+def _y_ticks(curves: Sequence[Curve]) -> list[float]:
+    """Y ticks covering every finite point (and band) with a little room around them."""
+    points: list[float] = []
+    for curve in curves:
+        band = _finite(curve.band) if curve.band is not None else [None] * len(curve.values)
+        for value, spread in zip(_finite(curve.values), band, strict=True):
+            if value is not None:
+                points += [value] if spread is None else [value - spread, value + spread]
+    low, high = (min(points), max(points)) if points else (0.0, 1.0)
+    pad = (high - low) * 0.08 or abs(high) * 0.05 or 1.0
+    # Metrics that cannot be negative (SSIM of real frames, LPIPS) keep their axis at >= 0.
+    return nice_ticks(max(low - pad, 0.0) if low >= 0 else low - pad, high + pad)
+
+
+def _draw_curve(draw: ImageDraw.ImageDraw, curve: Curve, colour: tuple[int, int, int],
+                x_of: Callable[[int], float], y_of: Callable[[float], float]) -> None:
+    """One curve: its band (translucent), its line and a dot per finite point."""
+    values = _finite(curve.values)
+    if curve.band is not None:
+        pairs = [(i, v, s) for i, (v, s) in enumerate(zip(values, _finite(curve.band), strict=True))
+                 if v is not None and s is not None]
+        upper = [(x_of(i), y_of(v + s)) for i, v, s in pairs]
+        lower = [(x_of(i), y_of(v - s)) for i, v, s in pairs]
+        if len(upper) >= 2:
+            draw.polygon(upper + lower[::-1], fill=(*colour, 50))
+    line = [(x_of(i), y_of(v)) for i, v in enumerate(values) if v is not None]
+    if len(line) >= 2:
+        draw.line(line, fill=colour, width=3)
+    for x, y in line:
+        draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
 
 
 def _finite(values: Sequence[float | None]) -> list[float | None]:

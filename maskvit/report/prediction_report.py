@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from maskvit.report.files import atomic_write_json, atomic_write_text
+from maskvit.atomic import atomic_write_json, atomic_write_text
 from maskvit.report.gifs import write_video_grid_gif
 from maskvit.report.plots import Curve, plot_curves
 from maskvit.report.staging import staged_report
@@ -156,26 +156,6 @@ def _render_page(
 ) -> str:
     esc = html.escape
     p = result["protocol"]
-    rows = []
-    for metric, (label, note) in METRIC_LABELS.items():
-        ours = result["metrics"].get(metric)
-        base = (baseline or {}).get("metrics", {}).get(metric)
-        if ours is None and base is None and metric not in result.get("skipped", {}):
-            continue
-        cells = [_format(ours, metric)]
-        if baseline is not None:
-            cells.append(_format(base, metric))
-        rows.append(
-            f"<tr><th>{esc(label)}</th>"
-            + "".join(f"<td>{esc(c)}</td>" for c in cells)
-            + f"<td class=note>{esc(note)}</td></tr>"
-        )
-    for key, (label, note) in OBJECT_LABELS.items() if result.get("objects") else ():
-        cells = [_format_object(result["objects"][key])]
-        if baseline is not None:
-            cells.append(_format_object((baseline.get("objects") or {}).get(key)))
-        rows.append(f"<tr><th>{esc(label)}</th>" + "".join(f"<td>{esc(c)}</td>" for c in cells)
-                    + f"<td class=note>{esc(note)} (mean over samples)</td></tr>")
     header = (
         f"<tr><th>metric</th><th>{esc(model_label)}</th>"
         + ("<th>copy last frame</th>" if baseline is not None else "")
@@ -208,7 +188,7 @@ figcaption {{ font-size: 0.9em; color: #555; }}
 <p>Protocol <b>{esc(str(p["name"]))}</b>: {p["context_frames"]} context frame(s) → {p["predicted_frames"]} predicted{esc(action)};
 {result["num_videos"]} video(s) (the protocol: {p["num_videos"]}), {result["trials"]} sample(s) each (the protocol: {p["trials"]}). PSNR, SSIM and LPIPS: best of the samples per video,
 mean ± standard error over videos. FVD: all samples against the ground truth (context + predicted frames).</p>
-<table>{header}{"".join(rows)}</table>
+<table>{header}{"".join(_metric_rows(result, baseline))}</table>
 {f"<ul>{skipped}</ul>" if skipped else ""}
 <h2>Per-frame metrics</h2>
 {plots_html or "<p>No per-frame metrics.</p>"}
@@ -218,3 +198,29 @@ mean ± standard error over videos. FVD: all samples against the ground truth (c
 <p><a href="metrics.json">metrics.json</a></p>
 </body></html>
 """
+
+
+def _metric_rows(result: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]:
+    """The metrics table's rows: the model's value, the baseline's, and what it measures."""
+    esc = html.escape
+    rows = []
+    for metric, (label, note) in METRIC_LABELS.items():
+        ours = result["metrics"].get(metric)
+        base = (baseline or {}).get("metrics", {}).get(metric)
+        if ours is None and base is None and metric not in result.get("skipped", {}):
+            continue
+        cells = [_format(ours, metric)]
+        if baseline is not None:
+            cells.append(_format(base, metric))
+        rows.append(
+            f"<tr><th>{esc(label)}</th>"
+            + "".join(f"<td>{esc(c)}</td>" for c in cells)
+            + f"<td class=note>{esc(note)}</td></tr>"
+        )
+    for key, (label, note) in OBJECT_LABELS.items() if result.get("objects") else ():
+        cells = [_format_object(result["objects"][key])]
+        if baseline is not None:
+            cells.append(_format_object((baseline.get("objects") or {}).get(key)))
+        rows.append(f"<tr><th>{esc(label)}</th>" + "".join(f"<td>{esc(c)}</td>" for c in cells)
+                    + f"<td class=note>{esc(note)} (mean over samples)</td></tr>")
+    return rows

@@ -3,15 +3,15 @@
     from maskvit.serve import ServeSettings, create_app
     app = create_app(predictor, ServeSettings(max_batch=16))   # an ASGI app for uvicorn
 
-Modules, one job each: `settings` (limits, token rule), `auth` (bearer tokens), `frames`
-(PNG/.npy codecs), `schemas` (the JSON shapes), `validate` (requests -> checked jobs),
-`engine` (a batch of jobs through the model), `sampling` (one generator per request),
-`batcher` (dynamic batching), `planning` (CEM through the batcher), `sessions` and
+Modules, one job each: `settings` (limits, token rule, the `maskvit serve` flags),
+`refusals` (status codes, one-line details, bearer tokens), `frames` (PNG/.npy codecs),
+`schemas` (the JSON shapes, their ranges generated from the config's), `validate`
+(requests -> jobs checked by `maskvit.inference.requests`), `batcher` (dynamic batching
+of `maskvit.inference.batching` jobs), `planning` (CEM through the batcher), `sessions` and
 `sim_routes` (the playground's simulator), `routes` (model endpoints), `pages` (the
-playground and /docs), `middleware` (body cap, headers), `spec` (the model's geometry,
-bounds, defaults), `state` (what a running server holds), `app` (assembly), `runner`
-(uvicorn on a socket, in the foreground or a thread), `connections` (head deadline,
-connection caps, lingering close), `testing` (a tiny model for tests).
+playground and /docs), `middleware` (body cap, headers), `state` (what a running server
+holds), `app` (assembly), `runner` (uvicorn on a socket, in the foreground or a thread),
+`connections` (head deadline, connection caps, lingering close).
 """
 
 from __future__ import annotations

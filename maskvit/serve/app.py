@@ -22,8 +22,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maskvit.errors import UserError
-from maskvit.serve.errors import ApiError, one_line
 from maskvit.serve.middleware import BodyLimit, SecurityHeaders
+from maskvit.serve.refusals import ApiError, one_line
 from maskvit.serve.settings import ServeSettings
 from maskvit.serve.state import ServerState
 
@@ -47,7 +47,7 @@ def _validation_detail(err: RequestValidationError) -> str:
 
 
 def create_app(predictor, settings: ServeSettings, model_name: str | Path = "model") -> FastAPI:
-    """The server app for `predictor` (a `maskvit.predictor.Predictor`) under `settings`."""
+    """The server app for `predictor` (a `maskvit.inference.predictor.Predictor`) under `settings`."""
     from maskvit import __version__
     from maskvit.serve.pages import build_pages
     from maskvit.serve.routes import build_router

@@ -4,7 +4,7 @@ One worker thread owns the model. It waits for the first queued job, then up to
 `max_wait` seconds for more jobs of the same key (the same clip layout and decoding
 settings), and runs the oldest key's jobs, first come first served, as one batch of at
 most `max_batch` videos (a single bigger job runs alone). Batching changes no result:
-each job samples from its own generator (`maskvit.serve.sampling`).
+each job samples from its own generator (`maskvit.inference.batching`).
 
 Jobs are plain `concurrent.futures.Future`s, so the asyncio side awaits them and a
 request that gave up (timeout, client gone) cancels its future; a cancelled job that has

@@ -16,7 +16,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from maskvit.serve.errors import BadInput
+from maskvit.serve.refusals import BadInput
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NPY_TYPE = "application/x-npy"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from maskvit.serve.errors import one_line
+from maskvit.serve.refusals import one_line
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 

@@ -3,7 +3,7 @@
 A plan runs the ordinary `ModelPlanner` in a worker thread. Its `PredictFn` does not call
 the model itself: it queues each chunk of sampled action sequences with the batcher, like
 any /v1/predict request, and waits. So concurrent plans and predictions share batches,
-and a plan equals `ModelPlanner` with `maskvit.plan.model.predictor_fn` on the same
+and a plan equals `ModelPlanner` with `maskvit.plan.predictor_fn.predictor_fn` on the same
 inputs and seed (the CEM rng is seeded with the seed; call i of the predictor uses
 seed + i, as `maskvit plan` does). A timed-out or abandoned plan stops at its next chunk,
 and a chunk it is running stops at its next decoding step (`PredictJob.abandoned`).
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskvit.plan.model import clip_actions
+from maskvit.inference.batching import DecodeKey, PredictJob
 from maskvit.plan.planner import ModelPlanner, Plan
+from maskvit.plan.predictor_fn import clip_actions
 from maskvit.serve.batcher import BatchResult
-from maskvit.serve.engine import DecodeKey, PredictJob
 from maskvit.serve.validate import PlanJob
 
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import threading
 import time
+from dataclasses import fields
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
@@ -19,10 +20,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 
-from maskvit.serve.auth import check_bearer
-from maskvit.serve.errors import ApiError
+from maskvit.inference import requests
 from maskvit.serve.frames import NPY_TYPE, dump_npy, encode_png
-from maskvit.serve.planning import PlanAbandoned, run_plan
+from maskvit.serve.planning import PlanAbandoned, PlanOutcome, run_plan
+from maskvit.serve.refusals import ApiError, check_bearer
 from maskvit.serve.schemas import (
     DecodeSettings,
     ErrorBody,
@@ -59,25 +60,46 @@ class UnsupportedType(ApiError):
     status = 415
 
 
-def _query_doc(model, extra: list[dict]) -> list[dict]:
-    """OpenAPI query parameters for .npy bodies: the settings model's fields, plus extras."""
-    params = []
-    for name, field in model.model_fields.items():
-        params.append({"name": name, "in": "query", "required": False,
-                       "description": f"(.npy bodies only) {field.description}",
-                       "schema": {"type": "string"}})
-    return params + extra
+def _query_param(name: str, description: str, kind: str = "string") -> dict:
+    return {"name": name, "in": "query", "required": False,
+            "description": f"(.npy bodies only) {description}", "schema": {"type": kind}}
 
 
-def _body_doc(schema: str, npy: str) -> dict:
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
-        NPY_TYPE: {"schema": {"type": "string", "format": "binary", "description": npy}}}}}
+def _route_doc(summary: str, description: str, schema: str, npy_body: str, npy_answer: str,
+               settings: type, extra: list[dict]) -> dict:
+    """The OpenAPI keywords of a model endpoint that takes JSON (`schema`) or a .npy body
+    with `settings`' fields and `extra` in the query string, and answers JSON or .npy."""
+    params = [_query_param(name, field.description) for name, field in settings.model_fields.items()]
+    return {
+        "summary": summary, "description": description,
+        "responses": {**ERRORS, 200: {"content": {NPY_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+                                      "description": npy_answer}},
+        "openapi_extra": {
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
+                NPY_TYPE: {"schema": {"type": "string", "format": "binary", "description": npy_body}}}},
+            "parameters": params + extra},
+    }
 
 
-def _npy_response_doc(text: str) -> dict:
-    return {"content": {NPY_TYPE: {"schema": {"type": "string", "format": "binary"}}},
-            "description": text}
+PREDICT_DOC = _route_doc(
+    "predict future frames from context frames (+ actions, goal)",
+    "JSON body (PredictRequest, frames as base64 PNG), or a .npy body of uint8 context frames "
+    "(B, Tc, H, W, 3) with the settings, `actions` (JSON) and `goal=true` (the last frame of "
+    f"each video is its goal) in the query string. Send `Accept: {NPY_TYPE}` to get the frames "
+    "(B, N, H, W, 3) as .npy (settings then come in X-Maskvit-* headers).",
+    "PredictRequest", "uint8 context frames (B, Tc[+1], H, W, 3)", "predicted frames", DecodeSettings,
+    [_query_param("actions", "JSON of the B × (Tc + num_frames) × A actions"),
+     _query_param("goal", "true: each video's last frame is its goal frame", "boolean")])
+PLAN_DOC = _route_doc(
+    "choose actions that reach a goal image (CEM through the model)",
+    "JSON body (PlanRequest), or a .npy body of uint8 frames (T + 1, H, W, 3): the latest T "
+    "observations, then the goal image, with the settings and `context_actions`, `init_mean`, "
+    f"`init_std` (JSON) in the query string. With `Accept: {NPY_TYPE}` the answer is the "
+    "predicted frames (H, h, w, 3) as .npy, the actions (JSON) and cost in X-Maskvit-* headers.",
+    "PlanRequest", "uint8 frames (T + 1, H, W, 3): observations, goal",
+    "predicted frames of the chosen plan", PlanSettings,
+    [_query_param("context_actions", "JSON of the T − 1 actions between the observations")])
 
 
 def body_kind(request: Request) -> str:
@@ -105,25 +127,43 @@ def token_dependencies(token: str | None) -> list:
 def build_router(state: ServerState) -> APIRouter:
     """The /v1 model endpoints bound to `state`."""
     router = APIRouter(prefix="/v1")
-    settings = state.settings
-    authorised = token_dependencies(settings.token)
+    authorised = token_dependencies(state.settings.token)
+    router.add_api_route("/health", _health(state), methods=["GET"], response_model=Health,
+                         summary="liveness and queue depth (no token needed)")
+    router.add_api_route("/info", _info(state), methods=["GET"], response_model=Info,
+                         dependencies=authorised, responses=ERRORS,
+                         summary="the model, its geometry, action bounds, defaults and limits")
+    router.add_api_route("/predict", _predict(state), methods=["POST"],
+                         response_model=PredictResponse, dependencies=authorised, **PREDICT_DOC)
+    router.add_api_route("/plan", _plan(state), methods=["POST"], response_model=PlanResponse,
+                         dependencies=authorised, **PLAN_DOC)
+    return router
 
-    def timing(started: float, result) -> dict:
-        total = time.monotonic() - started
-        return {"latency_ms": round(total * 1000, 2), "queue_ms": round(result.queue_s * 1000, 2),
-                "model_ms": round(result.model_s * 1000, 2),
-                "batch_videos": result.batch_videos, "batch_requests": result.batch_jobs}
 
-    @router.get("/health", response_model=Health, summary="liveness and queue depth (no token needed)")
+def _timing(started: float, queue_s: float, model_s: float, videos: int, requests_: int) -> dict:
+    """Where a request's time went (the `timing` of every answer)."""
+    return {"latency_ms": round((time.monotonic() - started) * 1000, 2),
+            "queue_ms": round(queue_s * 1000, 2), "model_ms": round(model_s * 1000, 2),
+            "batch_videos": videos, "batch_requests": requests_}
+
+
+def _health(state: ServerState):
     async def health() -> Health:
         return Health(status="stopping" if state.stopping else "ok", queued=state.batcher.queued(),
                       in_flight=state.in_flight, batches=state.batcher.stats.batches,
                       uptime_s=round(time.monotonic() - state.started, 3))
 
-    @router.get("/info", response_model=Info, dependencies=authorised,
-                responses=ERRORS, summary="the model, its geometry, action bounds, defaults and limits")
+    return health
+
+
+def _info(state: ServerState):
+    spec, settings = state.spec, state.settings
+    # The limits are the numeric `maskvit serve` flags (the port is no limit).
+    limits = {f.name: getattr(settings, f.name) for f in fields(settings)
+              if "flag" in f.metadata and f.name != "port"
+              and isinstance(f.default, int | float) and not isinstance(f.default, bool)}
+
     async def info() -> Info:
-        spec = state.spec
         return Info(
             model=spec.name, preset=spec.preset, resolution=spec.resolution,
             clip_frames=spec.clip_frames, context_frames=spec.context_frames,
@@ -131,42 +171,19 @@ def build_router(state: ServerState) -> APIRouter:
             goal_conditioned=spec.goal_conditioned,
             action_low=list(spec.action_low), action_high=list(spec.action_high),
             device=str(state.predictor.device), precision=state.predictor.precision,
-            predict_defaults=spec.predict_defaults(), plan_defaults=spec.plan_defaults(),
-            limits={"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms,
-                    "queue_limit": settings.queue_limit, "timeout_s": settings.timeout_s,
-                    "read_timeout_s": settings.read_timeout_s,
-                    "max_connections": settings.max_connections,
-                    "max_client_connections": settings.max_client_connections,
-                    "max_body_bytes": settings.max_body_bytes, "max_videos": settings.max_videos,
-                    "max_plan_samples": settings.max_plan_samples,
-                    "max_plan_iterations": settings.max_plan_iterations,
-                    "plan_workers": settings.plan_workers},
+            predict_defaults=requests.predict_defaults(spec),
+            plan_defaults=requests.plan_defaults(spec), limits=limits,
             auth=settings.token is not None, playground=settings.playground)
 
-    @router.post(
-        "/predict", response_model=PredictResponse, dependencies=authorised,
-        summary="predict future frames from context frames (+ actions, goal)",
-        description="JSON body (PredictRequest, frames as base64 PNG), or a .npy body of uint8 "
-                    "context frames (B, Tc, H, W, 3) with the settings, `actions` (JSON) and "
-                    "`goal=true` (the last frame of each video is its goal) in the query string. "
-                    f"Send `Accept: {NPY_TYPE}` to get the frames (B, N, H, W, 3) as .npy "
-                    "(settings then come in X-Maskvit-* headers).",
-        responses={**ERRORS, 200: _npy_response_doc("predicted frames")},
-        openapi_extra={**_body_doc("PredictRequest", "uint8 context frames (B, Tc[+1], H, W, 3)"),
-                       "parameters": _query_doc(DecodeSettings, [
-                           {"name": "actions", "in": "query", "required": False,
-                            "description": "(.npy bodies only) JSON of the B × (Tc + num_frames) "
-                                           "× A actions", "schema": {"type": "string"}},
-                           {"name": "goal", "in": "query", "required": False,
-                            "description": "(.npy bodies only) true: each video's last frame is "
-                                           "its goal frame", "schema": {"type": "boolean"}}])})
+    return info
+
+
+def _predict(state: ServerState):
+    settings = state.settings
+
     async def predict(request: Request):
         started = time.monotonic()
-        body = await request.body()
-        if body_kind(request) == "json":
-            job = predict_job_from_json(body, state.spec, settings)
-        else:
-            job = predict_job_from_npy(body, dict(request.query_params), state.spec, settings)
+        job = await _read_job(state, request, predict_job_from_json, predict_job_from_npy)
         state.admit()
         try:
             future = state.submit(job)
@@ -177,73 +194,74 @@ def build_router(state: ServerState) -> APIRouter:
                 raise Timeout(f"prediction did not finish within {settings.timeout_s:g} s") from None
         finally:
             state.release()
-        key = job.key
-        d = key.decoding
-        used = {"num_frames": key.num_frames, "steps": d.steps, "schedule": d.schedule,
-                "temperature": d.temperature, "top_p": d.top_p, "unmask": d.unmask,
-                "seed": job.seed}
-        times = timing(started, result)
-        if wants_npy(request):
-            return Response(dump_npy(result.value), media_type=NPY_TYPE,
-                            headers=_npy_headers({**used, **times}))
-        frames = await run_in_threadpool(lambda: [[encode_png(f) for f in video] for video in result.value])
-        return JSONResponse({"frames": frames, **used, "timing": times})
+        d = job.key.decoding
+        used = {"num_frames": job.key.num_frames, "steps": d.steps, "schedule": d.schedule,
+                "temperature": d.temperature, "top_p": d.top_p, "unmask": d.unmask, "seed": job.seed}
+        times = _timing(started, result.queue_s, result.model_s, result.batch_videos, result.batch_jobs)
+        return await _answer(request, result.value, used, times)
 
-    @router.post(
-        "/plan", response_model=PlanResponse, dependencies=authorised,
-        summary="choose actions that reach a goal image (CEM through the model)",
-        description="JSON body (PlanRequest), or a .npy body of uint8 frames (T + 1, H, W, 3): "
-                    "the latest T observations, then the goal image, with the settings and "
-                    "`context_actions`, `init_mean`, `init_std` (JSON) in the query string. "
-                    f"With `Accept: {NPY_TYPE}` the answer is the predicted frames (H, h, w, 3) "
-                    "as .npy, the actions (JSON) and cost in X-Maskvit-* headers.",
-        responses={**ERRORS, 200: _npy_response_doc("predicted frames of the chosen plan")},
-        openapi_extra={**_body_doc("PlanRequest", "uint8 frames (T + 1, H, W, 3): observations, goal"),
-                       "parameters": _query_doc(PlanSettings, [
-                           {"name": "context_actions", "in": "query", "required": False,
-                            "description": "(.npy bodies only) JSON of the T − 1 actions between "
-                                           "the observations", "schema": {"type": "string"}}])})
+    return predict
+
+
+def _plan(state: ServerState):
+
     async def plan(request: Request):
         started = time.monotonic()
-        body = await request.body()
-        if body_kind(request) == "json":
-            job = plan_job_from_json(body, state.spec, settings)
-        else:
-            job = plan_job_from_npy(body, dict(request.query_params), state.spec, settings)
-        state.admit()
-        stop = threading.Event()
-        try:
-            loop = asyncio.get_running_loop()
-            work = loop.run_in_executor(state.plan_pool, run_plan, job, state.submit, stop)
-            try:
-                outcome = await asyncio.wait_for(work, settings.timeout_s)
-            except asyncio.TimeoutError:
-                stop.set()
-                raise Timeout(f"plan did not finish within {settings.timeout_s:g} s; ask for fewer "
-                              "samples or iterations") from None
-            except PlanAbandoned:
-                raise Timeout("plan abandoned: the server is stopping") from None
-        finally:
-            stop.set()
-            state.release()
-        chosen = outcome.plan
-        cfg = job.config
-        cem = chosen.cem
-        total = time.monotonic() - started
-        times = {"latency_ms": round(total * 1000, 2), "queue_ms": round(outcome.queue_s * 1000, 2),
-                 "model_ms": round(outcome.model_s * 1000, 2), "batch_videos": outcome.batch_videos,
-                 "batch_requests": outcome.batch_requests}
+        job = await _read_job(state, request, plan_job_from_json, plan_job_from_npy)
+        outcome = await _run_plan(state, job)
+        chosen, cfg = outcome.plan, job.config
+        times = _timing(started, outcome.queue_s, outcome.model_s, outcome.batch_videos,
+                        outcome.batch_requests)
         meta = {"actions": np.asarray(chosen.actions).tolist(), "cost": float(chosen.cost),
-                "best_costs": list(cem.best_costs), "elite_costs": list(cem.elite_costs),
+                "best_costs": list(chosen.cem.best_costs), "elite_costs": list(chosen.cem.elite_costs),
                 "samples": cfg.samples, "iterations": cfg.iterations, "horizon": cfg.horizon,
                 "seed": job.seed, "model_calls": outcome.model_calls}
-        if wants_npy(request):
-            return Response(dump_npy(chosen.predicted), media_type=NPY_TYPE,
-                            headers=_npy_headers({**meta, **times}))
-        frames = await run_in_threadpool(lambda: [encode_png(f) for f in chosen.predicted])
-        return JSONResponse({**meta, "frames": frames, "timing": times})
+        return await _answer(request, chosen.predicted, meta, times)
 
-    return router
+    return plan
+
+
+async def _read_job(state: ServerState, request: Request, from_json, from_npy):
+    """The request's validated job, from a JSON body or a .npy body with a query string."""
+    body = await request.body()
+    limits = state.settings.request_limits
+    if body_kind(request) == "json":
+        return from_json(body, state.spec, limits)
+    return from_npy(body, dict(request.query_params), state.spec, limits)
+
+
+async def _answer(request: Request, frames: np.ndarray, meta: dict, times: dict) -> Response:
+    """Frames (..., H, W, 3) uint8 and what made them: .npy with X-Maskvit-* headers when the
+    Accept header asks for it, else JSON with the frames as base64 PNGs (nested as given)."""
+    if wants_npy(request):
+        return Response(dump_npy(frames), media_type=NPY_TYPE, headers=_npy_headers({**meta, **times}))
+
+    def pngs(array: np.ndarray):
+        return encode_png(array) if array.ndim == 3 else [pngs(a) for a in array]
+
+    encoded = await run_in_threadpool(pngs, frames)
+    return JSONResponse({"frames": encoded, **meta, "timing": times})
+
+
+async def _run_plan(state: ServerState, job) -> PlanOutcome:
+    """Admit the plan, run it on a plan worker under the request timeout (504), and stop it
+    when the request gives up."""
+    state.admit()
+    stop = threading.Event()
+    try:
+        work = asyncio.get_running_loop().run_in_executor(state.plan_pool, run_plan, job,
+                                                          state.submit, stop)
+        try:
+            return await asyncio.wait_for(work, state.settings.timeout_s)
+        except asyncio.TimeoutError:
+            stop.set()
+            raise Timeout(f"plan did not finish within {state.settings.timeout_s:g} s; ask for "
+                          "fewer samples or iterations") from None
+        except PlanAbandoned:
+            raise Timeout("plan abandoned: the server is stopping") from None
+    finally:
+        stop.set()
+        state.release()
 
 
 def _npy_headers(values: dict) -> dict[str, str]:

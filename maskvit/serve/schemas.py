@@ -1,22 +1,42 @@
 """The JSON shapes of the API, with a description on every field (the OpenAPI page).
 
-Ranges that do not depend on the model are declared here; the rest (frame counts against
-the model's clip length, action widths and bounds, image sizes) are checked in
-`maskvit.serve.validate` before any work. Unknown fields are refused, so a misspelt
-setting is an error instead of being silently ignored.
+The settings' ranges are not written here: `ranged` generates each field's bounds from
+`maskvit.config`'s `DECODING_RANGES` / `PLAN_RANGES` (the config's own checks) and the
+request caps of `maskvit.inference.requests`, so the schema and the config cannot drift
+(tests/test_request_rules.py). What depends on the model (frame counts against its clip,
+action widths and bounds, image sizes) is checked by `maskvit.inference.requests` before
+any work. Unknown fields are refused, so a misspelt setting is an error instead of being
+silently ignored.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from maskvit.config import DECODING_RANGES, PLAN_RANGES
+from maskvit.inference.requests import PLAN_DECODING_FIELDS, REQUEST_CAPS
 from maskvit.model.mask_schedules import SCHEDULES
 from maskvit.plan.costs import COSTS
 
 Schedule = Literal[tuple(SCHEDULES)]  # type: ignore[valid-type]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+SEED_RANGE = {"ge": 0, "le": 2**63 - 1}  # torch.Generator.manual_seed takes up to 64 bits
+
+
+def ranged(name: str, description: str, default: object = None) -> Any:
+    """A settings field whose bounds come from the config's range of `name` (a request's
+    name for a plan's decoding setting maps to its `DecodingConfig` field) and its cap."""
+    field = PLAN_DECODING_FIELDS.get(name, name)
+    rule = PLAN_RANGES.get(name) or DECODING_RANGES.get(field)
+    bounds = dict(rule.schema_bounds()) if rule is not None else {}
+    cap = REQUEST_CAPS.get(name, REQUEST_CAPS.get(field))
+    if cap is not None:
+        bounds["le"] = cap
+    if rule is not None and not rule.integer:
+        bounds["allow_inf_nan"] = False
+    return Field(default, description=description, **bounds)
 
 
 class _Strict(BaseModel):
@@ -26,22 +46,22 @@ class _Strict(BaseModel):
 class DecodeSettings(_Strict):
     """Decoding settings of /v1/predict; omitted ones take the model preset's `eval` values."""
 
-    num_frames: int | None = Field(None, ge=1, le=1024, description=(
+    num_frames: int | None = Field(None, ge=1, le=REQUEST_CAPS["num_frames"], description=(
         "frames to predict after the context (default: the preset's predicted frames, "
         "fewer if the clip is shorter); context + num_frames (+1 with a goal) must fit the "
         "model's clip"))
-    steps: int | None = Field(None, ge=1, le=128, description="iterative decoding steps "
-                              "(forward passes); default: the preset's")
+    steps: int | None = ranged("steps", "iterative decoding steps (forward passes); default: "
+                                        "the preset's")
     schedule: Schedule | None = Field(None, description="mask schedule; default: the preset's")
-    temperature: float | None = Field(None, ge=0.0, le=100.0, allow_inf_nan=False, description=(
+    temperature: float | None = ranged("temperature", (
         "Gumbel noise temperature of the confidence ranking; omit for the preset's value, "
         "null or 0 for none"))
-    top_p: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False, description=(
-        "nucleus sampling mass; omit for the preset's value, null for none"))
+    top_p: float | None = ranged("top_p", "nucleus sampling mass; omit for the preset's value, "
+                                          "null for none")
     unmask: Literal["confidence", "random"] = Field(
         "confidence", description="which tokens to keep each step: the most confident "
                                   "(MaskGIT) or random ones")
-    seed: int | None = Field(0, ge=0, le=2**63 - 1, description=(
+    seed: int | None = Field(0, **SEED_RANGE, description=(
         "sampling seed; the same seed and inputs give the same frames whatever else the "
         "server is doing; null: the server picks one and returns it"))
 
@@ -89,20 +109,18 @@ class PredictResponse(_Strict):
 class PlanSettings(_Strict):
     """CEM settings of /v1/plan (paper Table 5); omitted ones take the model preset's `plan`."""
 
-    samples: int | None = Field(None, ge=2, description="action sequences per CEM iteration (M)")
-    iterations: int | None = Field(None, ge=1, description="CEM iterations (K)")
-    horizon: int | None = Field(None, ge=1, description="planned actions (H); context + H "
-                                                         "must fit the model's clip")
-    elite_fraction: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False,
-                                         description="fraction of samples refit as elites")
-    noise_correlation: float | None = Field(None, ge=0.0, lt=1.0, allow_inf_nan=False,
-                                            description="β of the time-correlated sampling noise")
-    last_step_weight: float | None = Field(None, ge=0.0, le=1e6, allow_inf_nan=False,
-                                           description="cost weight of the last step (others 1)")
-    decoding_steps: int | None = Field(None, ge=1, le=128,
-                                       description="decoding steps per prediction")
+    samples: int | None = ranged("samples", "action sequences per CEM iteration (M)")
+    iterations: int | None = ranged("iterations", "CEM iterations (K)")
+    horizon: int | None = ranged("horizon", "planned actions (H); context + H must fit the "
+                                            "model's clip")
+    elite_fraction: float | None = ranged("elite_fraction", "fraction of samples refit as elites")
+    noise_correlation: float | None = ranged("noise_correlation",
+                                             "β of the time-correlated sampling noise")
+    last_step_weight: float | None = ranged("last_step_weight",
+                                            "cost weight of the last step (others 1)")
+    decoding_steps: int | None = ranged("decoding_steps", "decoding steps per prediction")
     schedule: Schedule | None = Field(None, description="mask schedule of the predictions")
-    temperature: float | None = Field(None, ge=0.0, le=100.0, allow_inf_nan=False, description=(
+    temperature: float | None = ranged("temperature", (
         "Gumbel temperature of the predictions; omit for the preset's eval value, null for none"))
     cost: Literal[tuple(COSTS)] | None = Field(None, description=(  # type: ignore[valid-type]
         "pixel_l2: Σ_i c_i‖frame_i − goal‖² (paper); final_pixel_l2: last frame only"))
@@ -110,7 +128,7 @@ class PlanSettings(_Strict):
                                                             "dimension (A numbers)")
     init_std: list[Finite] | None = Field(None, description="initial sampling std per action "
                                                            "dimension (A positive numbers)")
-    seed: int | None = Field(0, ge=0, le=2**63 - 1, description=(
+    seed: int | None = Field(0, **SEED_RANGE, description=(
         "seed of the CEM sampling and of the predictions; null: the server picks one"))
 
 

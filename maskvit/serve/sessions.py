@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from maskvit.serve.errors import ApiError, BadInput
+from maskvit.serve.refusals import ApiError, BadInput
 
 HELD_OUT_RUN_SEED = 777  # the reference data was collected with run seed 0
 HELD_OUT_EPISODES = 64

@@ -12,12 +12,12 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
-from maskvit.serve.errors import BadInput
+from maskvit.inference.requests import ACTION_TOLERANCE
 from maskvit.serve.frames import encode_png
+from maskvit.serve.refusals import BadInput
 from maskvit.serve.routes import ERRORS, token_dependencies
 from maskvit.serve.schemas import _Strict
 from maskvit.serve.state import ServerState
-from maskvit.serve.validate import ACTION_TOLERANCE
 
 
 class StartSession(_Strict):

@@ -11,11 +11,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from maskvit.inference.batching import Engine, PredictJob
+from maskvit.inference.spec import ModelSpec
 from maskvit.serve.batcher import DynamicBatcher
-from maskvit.serve.engine import Engine, PredictJob
-from maskvit.serve.errors import Busy
+from maskvit.serve.refusals import Busy
 from maskvit.serve.settings import ServeSettings
-from maskvit.serve.spec import ModelSpec
 
 
 class ServerState:
@@ -26,7 +26,7 @@ class ServerState:
         self.settings = settings
         # /v1/info names the model by its folder, not its path: where the server keeps its
         # files is nobody's business but the operator's.
-        self.spec = ModelSpec.from_predictor(predictor, Path(model_name).name or str(model_name))
+        self.spec = ModelSpec.from_config(predictor.config, Path(model_name).name or str(model_name))
         self.engine = Engine(predictor)
         self.batcher = DynamicBatcher(self.engine.run_batch, settings.max_batch,
                                       settings.max_wait_ms / 1000.0)

@@ -1,15 +1,14 @@
-"""Requests -> validated jobs, before any model work; every failure is one `BadInput` line.
+"""Requests -> validated jobs, before any model work; every failure is one 422 line.
 
 Two transports carry the same request: JSON (frames as base64 PNG) and a .npy body
 (frames as one uint8 array, the other fields in the query string; `actions` there is
-JSON text). Both end in the same checks against the model (`ModelSpec`) and the server's
-limits (`ServeSettings`): video and frame counts, image sizes, action shapes, finiteness
-and bounds, clip length.
+JSON text). This module only unpacks them (schemas, PNG / .npy, JSON in the query); what
+makes a request valid (clip space, goal slot, actions, decoding and plan settings, the
+server's limits) is `maskvit.inference.requests`, the rules every caller shares.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -17,18 +16,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from maskvit.config import DecodingConfig, PlanConfig
-from maskvit.errors import UserError
-from maskvit.serve.engine import DecodeKey, PredictJob
-from maskvit.serve.errors import BadInput
+from maskvit.config import PlanConfig
+from maskvit.inference import requests
+from maskvit.inference.batching import DecodeKey, PredictJob, fresh_seed
+from maskvit.inference.requests import Limits
+from maskvit.inference.spec import ModelSpec
 from maskvit.serve.frames import check_frames, decode_png, decode_pngs, load_npy
-from maskvit.serve.sampling import fresh_seed
+from maskvit.serve.refusals import BadInput
 from maskvit.serve.schemas import DecodeSettings, PlanRequest, PlanSettings, PredictRequest
-from maskvit.serve.settings import ServeSettings
-from maskvit.serve.spec import ModelSpec
-
-ACTION_TOLERANCE = 1e-6  # bounds are inclusive, up to float32 rounding of the sender
-
 
 # ---------------------------------------------------------------- generic helpers
 
@@ -93,111 +88,52 @@ def nesting_depth(text: str) -> int:
     return deepest
 
 
-def check_actions(raw: Any, shape: tuple[int, ...], spec: ModelSpec, where: str) -> np.ndarray:
-    """float32 actions of exactly `shape`, finite, inside the model's action bounds."""
-    try:
-        actions = np.asarray(raw, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise BadInput(f"{where}: must be a rectangular nested list of numbers of shape {shape}") from None
-    if actions.shape != shape:
-        raise BadInput(f"{where}: must have shape {shape}; got {actions.shape}")
-    if not np.isfinite(actions).all():
-        index = tuple(int(i) for i in np.argwhere(~np.isfinite(actions))[0])
-        raise BadInput(f"{where}{list(index)} is {actions[index]}; actions must be finite")
-    low = np.asarray(spec.action_low) - ACTION_TOLERANCE
-    high = np.asarray(spec.action_high) + ACTION_TOLERANCE
-    outside = (actions < low) | (actions > high)
-    if outside.any():
-        index = tuple(int(i) for i in np.argwhere(outside)[0])
-        raise BadInput(f"{where}{list(index)} = {actions[index]:.6g} is outside the action bounds "
-                       f"[{spec.action_low[index[-1]]:.6g}, {spec.action_high[index[-1]]:.6g}]")
-    return actions.astype(np.float32)
-
-
 # ---------------------------------------------------------------- /v1/predict
 
-def batchable(decoding: DecodingConfig) -> DecodingConfig:
-    """`decoding` with temperature 0 spelled None (no noise either way), so requests that
-    decode alike compare equal and share batches."""
-    return dataclasses.replace(decoding, temperature=decoding.temperature or None)
-
-
-def _decode_settings(settings: DecodeSettings, spec: ModelSpec, n_context: int,
-                     goal: bool) -> tuple[DecodeKey, int]:
-    room = spec.clip_frames - n_context - goal
-    if n_context < 1 or room < 1:
-        raise BadInput(f"{n_context} context frames{' + 1 goal' if goal else ''} leave no room to "
-                       f"predict in the model's {spec.clip_frames}-frame clips")
-    if goal and not spec.goal_conditioned:
-        raise BadInput("this model was trained without goal frames; send no goal")
-    given = settings.model_fields_set
-    num = settings.num_frames if settings.num_frames is not None else min(spec.predicted_frames, room)
-    if goal and settings.num_frames is None:
-        num = room  # the goal fills the clip's last slot, as in training
-    if goal and num != room:
-        raise BadInput(f"with a goal, num_frames must be {room}: {n_context} context + "
-                       f"{room} predicted + the goal fill the model's {spec.clip_frames}-frame clips")
-    if num > room:
-        raise BadInput(f"num_frames {num} too large: {n_context} context"
-                       f"{' + 1 goal' if goal else ''} + {num} frames exceed the model's "
-                       f"{spec.clip_frames}-frame clips (at most {room})")
-    asked = {name: getattr(settings, name) for name in ("steps", "schedule", "unmask")
-             if getattr(settings, name) is not None}
-    asked.update({name: getattr(settings, name) for name in ("temperature", "top_p")
-                  if name in given})
-    decoding = dataclasses.replace(spec.eval.decoding, **asked)
-    key = DecodeKey(context_frames=n_context, num_frames=num, goal=goal,
-                    decoding=batchable(decoding))
-    seed = fresh_seed() if settings.seed is None else settings.seed
-    return key, seed
+def _asked(settings: BaseModel, keep_if_none: tuple[str, ...]) -> dict[str, Any]:
+    """The settings a request gave: a null for a field in `keep_if_none` means "the
+    preset's", for the others (temperature, top_p) "none"."""
+    return {name: getattr(settings, name) for name in settings.model_fields_set
+            if name != "seed" and (getattr(settings, name) is not None or name not in keep_if_none)}
 
 
 def _predict_job(context: np.ndarray, raw_actions: Any, goal: np.ndarray | None,
-                 settings: DecodeSettings, spec: ModelSpec, limits: ServeSettings) -> PredictJob:
+                 settings: DecodeSettings, spec: ModelSpec, limits: Limits) -> PredictJob:
     b, n_context = context.shape[:2]
-    if b > limits.max_videos:
-        raise BadInput(f"{b} videos in one request; this server takes at most {limits.max_videos}")
-    key, seed = _decode_settings(settings, spec, n_context, goal is not None)
-    actions = None
-    if spec.action_dim:
-        if raw_actions is None:
-            raise BadInput(f"actions: this model is action-conditioned; send B × (Tc + num_frames) "
-                           f"× A = {b} × {n_context + key.num_frames} × {spec.action_dim} actions")
-        actions = check_actions(raw_actions, (b, n_context + key.num_frames, spec.action_dim), spec,
-                                "actions")
-    elif raw_actions is not None:
-        raise BadInput("actions: this model is not action-conditioned; leave them out")
-    if goal is not None and goal.shape[0] != b:
-        raise BadInput(f"goal: one goal frame per video is needed ({b}); got {goal.shape[0]}")
+    requests.check_videos(b, limits)
+    num = requests.frames_to_predict(spec, n_context, settings.num_frames, goal is not None)
+    actions = requests.request_actions(raw_actions, spec, b, n_context, num)
+    if goal is not None:
+        requests.check_goal_count(goal.shape[0], b)
+    asked = _asked(settings, ("steps", "schedule", "unmask"))
+    asked.pop("num_frames", None)
+    decoding = requests.decoding_with(spec.eval.decoding, asked)
+    key = DecodeKey(context_frames=n_context, num_frames=num, goal=goal is not None,
+                    decoding=requests.batchable(decoding))
+    seed = fresh_seed() if settings.seed is None else settings.seed
     return PredictJob(context, actions, goal, seed, key)
 
 
-def predict_job_from_json(body: bytes, spec: ModelSpec, limits: ServeSettings) -> PredictJob:
+def predict_job_from_json(body: bytes, spec: ModelSpec, limits: Limits) -> PredictJob:
     request: PredictRequest = parse_model(PredictRequest, body, json_text=True)
     lengths = {len(video) for video in request.context}
-    if len(request.context) > limits.max_videos:
-        raise BadInput(f"{len(request.context)} videos in one request; this server takes at most "
-                       f"{limits.max_videos}")
+    # The counts are checked before any PNG is decoded: the cheap checks come first.
+    requests.check_videos(len(request.context), limits)
     if len(lengths) != 1 or 0 in lengths:
         raise BadInput("context: every video needs the same number (at least 1) of context frames")
-    if max(lengths) >= spec.clip_frames:
-        raise BadInput(f"context: {max(lengths)} frames per video; the model's clips hold "
-                       f"{spec.clip_frames}, so at most {spec.clip_frames - 1} can be context")
+    if request.goal is not None:
+        requests.check_goal_count(len(request.goal), len(request.context))
+    requests.check_context(spec, max(lengths), request.goal is not None)
     r = spec.resolution
     context = np.stack([decode_pngs(video, r, f"context[{i}]") for i, video in enumerate(request.context)])
-    goal = None
-    if request.goal is not None:
-        if len(request.goal) != len(request.context):
-            raise BadInput(f"goal: one goal frame per video is needed ({len(request.context)}); "
-                           f"got {len(request.goal)}")
-        goal = decode_pngs(request.goal, r, "goal")
+    goal = None if request.goal is None else decode_pngs(request.goal, r, "goal")
     settings = DecodeSettings.model_validate(
         request.model_dump(include=set(DecodeSettings.model_fields), exclude_unset=True))
     return _predict_job(context, request.actions, goal, settings, spec, limits)
 
 
 def predict_job_from_npy(body: bytes, params: dict[str, str], spec: ModelSpec,
-                         limits: ServeSettings) -> PredictJob:
+                         limits: Limits) -> PredictJob:
     settings, rest = query_settings(params, DecodeSettings, ("actions", "goal"))
     goal_flag = rest.get("goal", "false").lower()
     if goal_flag not in ("true", "false", "1", "0"):
@@ -209,12 +145,7 @@ def predict_job_from_npy(body: bytes, params: dict[str, str], spec: ModelSpec,
         if array.shape[1] < 2:
             raise BadInput("body: with goal=true each video needs context frames and then its goal")
         array, goal = array[:, :-1], np.ascontiguousarray(array[:, -1])
-    if array.shape[0] > limits.max_videos:
-        raise BadInput(f"{array.shape[0]} videos in one request; this server takes at most "
-                       f"{limits.max_videos}")
-    if array.shape[1] >= spec.clip_frames:
-        raise BadInput(f"body: {array.shape[1]} context frames per video; the model's clips hold "
-                       f"{spec.clip_frames}, so at most {spec.clip_frames - 1} can be context")
+    requests.check_videos(array.shape[0], limits)
     raw_actions = json_array(rest["actions"], "actions") if "actions" in rest else None
     return _predict_job(np.ascontiguousarray(array), raw_actions, goal, settings, spec, limits)
 
@@ -235,62 +166,18 @@ class PlanJob:
 
 
 def _plan_job(frames: np.ndarray, raw_past: Any, goal: np.ndarray, settings: PlanSettings,
-              spec: ModelSpec, limits: ServeSettings) -> PlanJob:
-    if not spec.action_dim:
-        raise BadInput("this model is not action-conditioned; it cannot plan actions")
-    tc, a = spec.context_frames, spec.action_dim
-    given = len(frames)
-    if given > tc:
-        raise BadInput(f"context: {given} frames; this model plans from at most {tc} (send the latest)")
-    past = np.zeros((given - 1, a))
-    if raw_past is not None:
-        past = check_actions(raw_past, (given - 1, a), spec, "context_actions").astype(float)
-    # Fewer frames than the model's context: the first repeats, as if the robot stood still.
-    frames = np.concatenate([np.repeat(frames[:1], tc - given, axis=0), frames])
-    past = np.concatenate([np.zeros((tc - given, a)), past]).reshape(tc - 1, a)
-    base, given_fields = spec.plan, settings.model_fields_set
-    overrides = {name: getattr(settings, name) for name in
-                 ("samples", "iterations", "horizon", "elite_fraction", "noise_correlation",
-                  "last_step_weight", "cost")
-                 if getattr(settings, name) is not None}
-    asked = {name: getattr(settings, name) for name in ("decoding_steps", "schedule")
-             if getattr(settings, name) is not None}
-    if "temperature" in given_fields:
-        asked["temperature"] = settings.temperature
-    overrides["decoding"] = batchable(dataclasses.replace(
-        base.decoding, **{"steps" if k == "decoding_steps" else k: v for k, v in asked.items()}))
-    for name in ("init_mean", "init_std"):
-        if getattr(settings, name) is not None:
-            overrides[name] = tuple(getattr(settings, name))
-    horizon = overrides.get("horizon", min(base.horizon, spec.clip_frames - tc))
-    if tc + horizon > spec.clip_frames:
-        raise BadInput(f"horizon {horizon} too long: {tc} context + {horizon} frames exceed the "
-                       f"model's {spec.clip_frames}-frame clips (at most {spec.clip_frames - tc})")
-    samples = overrides.get("samples", base.samples)
-    iterations = overrides.get("iterations", base.iterations)
-    if samples > limits.max_plan_samples:
-        raise BadInput(f"samples {samples}: this server takes at most {limits.max_plan_samples}")
-    if iterations > limits.max_plan_iterations:
-        raise BadInput(f"iterations {iterations}: this server takes at most {limits.max_plan_iterations}")
-    overrides.update(horizon=horizon, replan_every=min(base.replan_every, horizon),
-                     chunk_size=min(samples, limits.max_batch))
-    config = dataclasses.replace(base, **overrides)
-    low, high = np.asarray(spec.action_low, float), np.asarray(spec.action_high, float)
-    from maskvit.plan.planner import check_plan_config
-
-    try:
-        check_plan_config(config, low, high)
-    except UserError as err:
-        raise BadInput(str(err).replace("plan.", "")) from None
+              spec: ModelSpec, limits: Limits) -> PlanJob:
+    frames, past = requests.plan_context(spec, frames, raw_past)
+    config = requests.plan_with(spec, _asked(settings, requests.PLAN_FIELDS + ("decoding_steps", "schedule")),
+                                limits)
+    low, high = spec.bounds
     seed = fresh_seed() if settings.seed is None else settings.seed
     return PlanJob(frames, past, goal, config, seed, low, high)
 
 
-def plan_job_from_json(body: bytes, spec: ModelSpec, limits: ServeSettings) -> PlanJob:
+def plan_job_from_json(body: bytes, spec: ModelSpec, limits: Limits) -> PlanJob:
     request: PlanRequest = parse_model(PlanRequest, body, json_text=True)
-    if len(request.context) > spec.context_frames:
-        raise BadInput(f"context: {len(request.context)} frames; this model plans from at most "
-                       f"{spec.context_frames} (send the latest)")
+    requests.plan_context(spec, np.zeros((len(request.context), 1)), None)  # counts, before PNGs
     frames = decode_pngs(request.context, spec.resolution, "context")
     goal = decode_png(request.goal, spec.resolution, "goal")
     settings = PlanSettings.model_validate(
@@ -299,7 +186,7 @@ def plan_job_from_json(body: bytes, spec: ModelSpec, limits: ServeSettings) -> P
 
 
 def plan_job_from_npy(body: bytes, params: dict[str, str], spec: ModelSpec,
-                      limits: ServeSettings) -> PlanJob:
+                      limits: Limits) -> PlanJob:
     list_fields = ("init_mean", "init_std")
     settings_params = {k: v for k, v in params.items() if k not in list_fields}
     settings, rest = query_settings(settings_params, PlanSettings, ("context_actions",))

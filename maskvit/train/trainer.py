@@ -227,13 +227,7 @@ class Trainer:
 
     def fit(self) -> FitResult:
         """Train until `end_step` or a stop signal; returns how it ended."""
-        log = MetricLogger(self.out, total_steps=self.end_step, start_step=self.step,
-                           enabled=self.env.is_main, progress=self._progress,
-                           tensorboard=self._tensorboard)
-        for note in self.notes:
-            log.message(f"note: {note}")
-        for warning in self.warnings:
-            log.message(f"warning: {warning}")
+        log = self._open_log()
         previous = self._install_signal_handlers()
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}  # steps that logged each key (a phase may be skipped)
@@ -288,6 +282,17 @@ class Trainer:
             self._restore_signal_handlers(previous)
             log.close()
         return FitResult(self.step, interrupted, last_train, last_val)
+
+    def _open_log(self) -> MetricLogger:
+        """The run's logger, with the notes and warnings gathered while setting up."""
+        log = MetricLogger(self.out, total_steps=self.end_step, start_step=self.step,
+                           enabled=self.env.is_main, progress=self._progress,
+                           tensorboard=self._tensorboard)
+        for note in self.notes:
+            log.message(f"note: {note}")
+        for warning in self.warnings:
+            log.message(f"warning: {warning}")
+        return log
 
     def _stop_if_not_finite(self, sums: dict[str, torch.Tensor]) -> None:
         """Stop (one line) when a loss summed since the last check is NaN or infinite on any

@@ -1,11 +1,12 @@
-"""The model side of the server: one batch of validated prediction jobs in, frames out.
+"""Batches of validated prediction jobs through one `Predictor`: frames out, one
+generator per video, so a job's frames never depend on its batch-mates.
 
 A `PredictJob` is one request, already checked (shapes, dtypes, ranges): B videos with
 their context frames, actions and goal frames, one seed and the decoding settings (one
 `DecodingConfig`). Jobs whose settings and clip layout agree (`DecodeKey`) can share a
 forward pass; the batcher
 only ever hands `Engine.run_batch` jobs of one key. Each job keeps its own generator
-(`maskvit.serve.sampling.row_generators`), so its frames equal `Predictor.predict` on that
+(`row_generators`), so its frames equal `Predictor.predict` on that
 job alone with the same seed.
 
 A request that gives up (504) sets its job's `abandoned` event; once every job of the
@@ -15,13 +16,18 @@ model is free for the requests still waiting instead of finishing work nobody wi
 
 from __future__ import annotations
 
+import secrets
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from maskvit.config import DecodingConfig
-from maskvit.serve.sampling import row_generators
+from maskvit.model.sampling import video_generators
+
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes up to 64 bits; JSON-safe as an int
 
 
 @dataclass(frozen=True)
@@ -98,3 +104,27 @@ class Engine:
                 raise BatchAbandoned(f"all {len(jobs)} requests of the batch gave up")
 
         return hook
+
+
+def fresh_seed() -> int:
+    """A random seed for a request that gave none (reported back, so it can be replayed)."""
+    return secrets.randbelow(2**53)  # exact in a JavaScript number too
+
+
+def row_generators(sizes: Sequence[int], seeds: Sequence[int],
+                   device: torch.device | str | None = None) -> list[torch.Generator]:
+    """Per-row generators for a batch made of requests of `sizes[i]` videos each.
+
+    A server batches unrelated requests, and a request's frames must not depend on its
+    batch-mates: request i's videos get `video_generators(seeds[i], range(sizes[i]))`, the
+    generators `Predictor.predict(..., seed=seeds[i])` gives them, so its frames equal
+    `Predictor.predict` on that request alone, whatever else shares the batch and on any
+    device. `device` is accepted for callers that pass the model's: the generators are CPU
+    generators on any device, so that a seed gives the same numbers on a GPU as on the CPU.
+    """
+    if len(sizes) != len(seeds):
+        raise ValueError("one seed per request is needed")
+    rows: list[torch.Generator] = []
+    for size, seed in zip(sizes, seeds, strict=True):
+        rows.extend(video_generators(int(seed), range(int(size))))
+    return rows

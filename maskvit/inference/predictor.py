@@ -1,10 +1,12 @@
 """Predictor: tokenizer + transformer + iterative decoding behind one call.
 
-    predictor = Predictor.from_run("runs/push64-transformer")
-    frames = predictor.predict(context_frames, actions=actions, num_frames=10)
+    predictor = load_predictor("runs/push64-transformer")       # or Predictor.from_run
+    frames = predictor.predict(context_frames, actions=actions, num_frames=10,
+                               decoding=DecodingConfig(steps=8))
 
 Frames in and out are uint8 (B, T, H, W, 3). Everything else (tokenising the context,
-placing context/goal frames, decoding, detokenising) happens inside.
+placing context/goal frames, decoding, detokenising) happens inside. The request is
+checked by `maskvit.inference.requests`, the rules every caller shares.
 """
 
 from __future__ import annotations
@@ -16,13 +18,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from maskvit.config import Config, DecodingConfig
+from maskvit.config import Config, DecodingConfig, apply_overrides
 from maskvit.devices import enable_tf32, resolve_device, resolve_precision
 from maskvit.errors import UserError
-from maskvit.model.decoding import generate, with_settings
+from maskvit.inference import requests
+from maskvit.inference.spec import ModelSpec
+from maskvit.model.decoding import generate
 from maskvit.model.sampling import Generators, video_generators
 from maskvit.model.transformer import MaskViT
-from maskvit.run_dir import check_tokenizer, load_weights, tokenizer_run_of, tokenizer_step_of
+from maskvit.pretrained import default_model
+from maskvit.run_dir import (
+    check_tokenizer,
+    load_run,
+    load_weights,
+    tokenizer_run_of,
+    tokenizer_step_of,
+)
+from maskvit.tokenizer.vqgan import load_vqgan
 
 
 def _as_tensor(x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -44,6 +56,15 @@ class Predictor:
         self.config = config
         self.precision = precision
 
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        self._config = config
+        self.spec = ModelSpec.from_config(config)  # what the request rules check against
+
     # ------------------------------------------------------------------ loading
 
     @classmethod
@@ -58,12 +79,9 @@ class Predictor:
         `model_run` may also be a bundle directory holding `transformer/` and `tokenizer/`
         runs (the layout of the shipped reference model).
         """
-        from maskvit.run_dir import load_run
-        from maskvit.tokenizer.vqgan import load_vqgan
-
         model_run = Path(model_run)
         if not model_run.is_dir():
-            raise UserError(f"model run directory not found: {model_run}")
+            raise UserError(f"model run not found: {model_run} (a run directory of `maskvit train` or a bundle)")
         if (model_run / "transformer").is_dir() and (model_run / "tokenizer").is_dir():
             tokenizer_run = tokenizer_run or model_run / "tokenizer"
             model_run = model_run / "transformer"
@@ -119,57 +137,43 @@ class Predictor:
         seed: int | None = 0,
         batch_size: int | None = None,
         generator: Generators = None,
-        **settings: Any,
     ) -> np.ndarray:
-        """Predict `num_frames` frames after the context.
+        """Predict `num_frames` frames after the context (default: the preset's, fewer when
+        the clip is shorter; with a goal, the room left before it).
 
         context_frames: uint8 (B, Tc, H, W, 3). actions: float (B, Tc + num_frames, A) for
         an action-conditioned model (actions[t] leads from frame t to t + 1). goal_frame:
-        uint8 (B, H, W, 3), placed after the predicted frames. `decoding` defaults to the
-        config's `eval.decoding`; `settings` (steps=, temperature=, ...) replace single
-        fields of it, for callers of the earlier API. `seed` gives video i its own generator
-        seeded from (seed, i) (`video_generators`), so its frames do not depend on
-        `batch_size` nor on the device; `generator` (one for the batch, or one per video)
-        replaces those, and `seed=None` without one draws from torch's global generator.
+        uint8 (B, H, W, 3), placed in the clip's last slot. `decoding` defaults to the
+        config's `eval.decoding`. `seed` gives video i its own generator seeded from
+        (seed, i) (`video_generators`), so its frames do not depend on `batch_size` nor on
+        the device; `generator` (one for the batch, or one per video) replaces those, and
+        `seed=None` without one draws from torch's global generator.
         Returns uint8 (B, num_frames, H, W, 3).
         """
-        ev, tc = self.config.eval, self.config.transformer
-        decoding = with_settings(decoding or ev.decoding, **settings)
         context = _as_tensor(context_frames)
         if context.dim() != 5:
             raise UserError(f"context frames must have shape (B, Tc, H, W, 3); got {tuple(context.shape)}")
         b, n_context = context.shape[:2]
-        num_frames = num_frames if num_frames is not None else ev.predicted_frames
-        total = n_context + num_frames + (goal_frame is not None)
-        if goal_frame is not None and not tc.goal_conditioned:
-            raise UserError("this model was trained without goal frames "
-                            "(transformer.goal_conditioned is false); predict without --goal")
-        if goal_frame is not None and total != tc.num_frames:
-            # The goal sits in the clip's last slot, where training put it.
-            raise UserError(f"with a goal frame, context + predicted frames must fill the "
-                            f"model's {tc.num_frames}-frame clip less one: predict "
-                            f"{tc.num_frames - 1 - n_context} frames from {n_context} context "
-                            f"frames (got {num_frames})")
-        if total > tc.num_frames:
-            raise UserError(f"{n_context} context + {num_frames} predicted"
-                            f"{' + 1 goal' if goal_frame is not None else ''} frames exceed the "
-                            f"model's {tc.num_frames}-frame clips")
-        if tc.action_dim and actions is None:
-            raise UserError(f"this model is action-conditioned: pass actions of shape "
-                            f"(B, {n_context + num_frames}, {tc.action_dim})")
-        action_tensor = None
-        if actions is not None:
-            action_tensor = _as_tensor(actions, torch.float32)
-            expected = (b, n_context + num_frames, tc.action_dim)
-            if tuple(action_tensor.shape) != expected:
-                raise UserError(f"actions must have shape {expected}; got {tuple(action_tensor.shape)}")
-            if goal_frame is not None:  # the goal frame's own action slot is unused
-                action_tensor = torch.cat([action_tensor, action_tensor.new_zeros(b, 1, tc.action_dim)], 1)
+        goal = goal_frame is not None
+        num_frames = requests.frames_to_predict(self.spec, n_context, num_frames, goal)
+        # Bounds are the server's and adapters' business; a store's own actions may leave them.
+        action_array = requests.request_actions(actions, self.spec, b, n_context, num_frames, bounded=False)
+        action_tensor = None if action_array is None else torch.from_numpy(action_array)
+        if action_tensor is not None and goal:  # the goal frame's own action slot is unused
+            action_tensor = torch.cat([action_tensor, action_tensor.new_zeros(b, 1, self.spec.action_dim)], 1)
         context_codes = self.encode(context)  # (B, Tc, h, w)
-        goal_codes = self.encode(_as_tensor(goal_frame)) if goal_frame is not None else None
-        if goal_codes is not None and tuple(goal_codes.shape[:1]) != (b,):
-            raise UserError(f"goal frames must have shape ({b}, H, W, 3)")
-        chunk = batch_size or b
+        goal_codes = self.encode(_as_tensor(goal_frame)) if goal else None
+        if goal_codes is not None:
+            requests.check_goal_count(goal_codes.shape[0], b)
+        codes = self._decode_in_chunks(context_codes, num_frames + goal, decoding or self.config.eval.decoding,
+                                       action_tensor, goal_codes, batch_size or b, seed, generator)
+        return self.decode(codes[:, n_context:n_context + num_frames])
+
+    def _decode_in_chunks(self, context_codes: torch.Tensor, num_frames: int, decoding: DecodingConfig,
+                          actions: torch.Tensor | None, goal_codes: torch.Tensor | None, chunk: int,
+                          seed: int | None, generator: Generators) -> torch.Tensor:
+        """Codes (B, Tc + num_frames, h, w), decoded `chunk` videos at a time."""
+        b = context_codes.shape[0]
         outputs = []
         for start in range(0, b, chunk):
             sl = slice(start, start + chunk)
@@ -181,11 +185,23 @@ class Predictor:
                 rows = generator[sl]
             with self._autocast():
                 result = generate(
-                    self.transformer, context_codes[sl], num_frames + (goal_codes is not None),
-                    decoding,
-                    actions=None if action_tensor is None else action_tensor[sl].to(self.device),
+                    self.transformer, context_codes[sl], num_frames, decoding,
+                    actions=None if actions is None else actions[sl].to(self.device),
                     goal_codes=None if goal_codes is None else goal_codes[sl],
                     generator=rows,
                 )
-            outputs.append(result.codes[:, n_context:n_context + num_frames])
-        return self.decode(torch.cat(outputs))
+            outputs.append(result.codes)
+        return torch.cat(outputs)
+
+
+def load_predictor(model: str | Path | None = None, tokenizer: str | Path | None = None,
+                   device: str = "cpu", precision: str = "fp32",
+                   overrides: list[str] | tuple[str, ...] = ()) -> Predictor:
+    """The one way to load a model for inference: a transformer run or bundle directory
+    (default: the shipped push64 reference model), its tokenizer (default: the one it was
+    trained on), with `section.key=value` overrides applied to its config."""
+    predictor = Predictor.from_run(model or default_model(), tokenizer, device=device,
+                                   precision=precision)
+    if overrides:
+        predictor.config = apply_overrides(predictor.config, list(overrides))
+    return predictor

@@ -9,25 +9,12 @@ the last predicted frame, which influences nothing that is predicted (zeros).
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from maskvit.config import DecodingConfig
-from maskvit.errors import UserError
 from maskvit.plan.planner import PredictFn
-
-
-def load_predictor(run: str | Path, tokenizer: str | Path | None = None,
-                   device: str = "cpu", precision: str = "fp32") -> Any:
-    """A `maskvit.predictor.Predictor` from a transformer run (or a bundle directory);
-    `tokenizer` overrides the tokenizer run the transformer run recorded."""
-    from maskvit.predictor import Predictor
-
-    if not Path(run).is_dir():
-        raise UserError(f"model run not found: {run}")
-    return Predictor.from_run(run, tokenizer_run=tokenizer, device=device, precision=precision)
 
 
 def clip_actions(context_actions: np.ndarray, future_actions: np.ndarray) -> np.ndarray:
