@@ -133,11 +133,22 @@ def test_predict_writes_gif_and_npy_atomically(tmp_path, fake_model):
     clip.parent.mkdir()
     np.save(clip, RNG.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8))
     np.save(tmp_path / "a.npy", np.ones((6, 2)))
-    assert _predict("--input", clip, "--actions", tmp_path / "a.npy", "--samples", 2,
+    assert _predict("--input", clip, "--actions", tmp_path / "a.npy", "--futures", 2,
                     "--out", tmp_path / "out" / "pred.gif") == 0
     assert np.load(tmp_path / "out" / "pred.npy").shape == (2, 3, 8, 8, 3)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["pred.gif", "pred.npy"]  # no temp files
     assert oct(stat.S_IMODE((tmp_path / "out" / "pred.npy").stat().st_mode)) == oct(0o644)
+
+
+def test_predict_samples_is_the_old_spelling_of_futures(tmp_path, fake_model, capsys):
+    """`--samples` (a plan's samples are CEM's M) was renamed `--futures`; scripts keep working."""
+    np.save(tmp_path / "clip.npy", np.zeros((6, 8, 8, 3), np.uint8))
+    np.save(tmp_path / "a.npy", np.zeros((6, 2), np.float32))
+    assert _predict("--input", tmp_path / "clip.npy", "--actions", tmp_path / "a.npy",
+                    "--samples", 3, "--out", tmp_path / "p.gif") == 0
+    assert np.load(tmp_path / "p.npy").shape[0] == 3
+    notice = [line for line in capsys.readouterr().err.splitlines() if "deprecated" in line]
+    assert notice == ["maskvit predict: --samples is deprecated; use --futures"]
 
 
 # ---------------------------------------------------------------- B: every source is one episode
@@ -481,7 +492,7 @@ def test_predict_rejects_unreadable_npy_input(tmp_path, fake_model, capsys, cont
 
 
 @pytest.mark.parametrize(("flags", "words"), [
-    (["--samples", "0"], ["--samples must be at least 1"]),
+    (["--futures", "0"], ["--futures must be at least 1"]),
     (["--frames", "-3"], ["--frames must be between 1 and 3"]),
     (["--context", "-1"], ["--context must be between 1 and 4"]),
     (["--context", "0"], ["--context must be between 1 and 4"]),

@@ -291,14 +291,16 @@ def test_a_batch_of_four_predicts_what_four_batches_of_one_do():
 
 
 def test_decoding_a_batch_equals_decoding_its_rows_alone(tiny_transformer_config):
+    from maskvit.config import DecodingConfig
     from maskvit.model import MaskViT, generate
     from maskvit.model.sampling import video_generators
 
     torch.manual_seed(0)
     model = MaskViT(tiny_transformer_config)
     context = torch.randint(0, 8, (4, 1, 4, 4))
-    together = generate(model, context, 3, steps=3, generator=video_generators(11, range(4))).codes
-    alone = [generate(model, context[i:i + 1], 3, steps=3,
+    decoding = DecodingConfig(steps=3)
+    together = generate(model, context, 3, decoding, generator=video_generators(11, range(4))).codes
+    alone = [generate(model, context[i:i + 1], 3, decoding,
                       generator=video_generators(11, [i])).codes for i in range(4)]
     assert torch.equal(together, torch.cat(alone))
 

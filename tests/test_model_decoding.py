@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from maskvit.config import DecodingConfig
 from maskvit.errors import UserError
 from maskvit.model import MaskViT
 from maskvit.model.decoding import generate
@@ -48,7 +49,8 @@ def test_after_each_step_ceil_gamma_of_future_tokens_remain_masked(tiny_transfor
     model = CountingModel(MaskViT(tiny_transformer_config))
     context = torch.randint(0, 8, (2, 1, 4, 4))
     steps = 5
-    result = generate(model, context, num_frames=3, steps=steps, schedule=schedule,
+    result = generate(model, context, num_frames=3,
+                      decoding=DecodingConfig(steps=steps, schedule=schedule),
                       generator=torch.Generator().manual_seed(0))
     n = 3 * 16
     gamma = get_schedule(schedule)
@@ -63,7 +65,8 @@ def test_after_each_step_ceil_gamma_of_future_tokens_remain_masked(tiny_transfor
 def test_context_codes_come_back_unchanged_at_any_positions(tiny_transformer_config):
     model = MaskViT(tiny_transformer_config)
     context = torch.randint(0, 8, (3, 2, 4, 4))
-    result = generate(model, context, num_frames=2, steps=3, context_positions=[0, 2],
+    result = generate(model, context, num_frames=2, decoding=DecodingConfig(steps=3),
+                      context_positions=[0, 2],
                       generator=torch.Generator().manual_seed(1))
     assert torch.equal(result.codes[:, [0, 2]], context)
 
@@ -159,8 +162,9 @@ class KnownConfidenceModel(torch.nn.Module):
 def test_each_step_keeps_the_most_confident_tokens_and_remasks_the_least(schedule, steps):
     model = KnownConfidenceModel(codebook_size=64)  # K ≥ L = 64 positions: distinct m
     context = torch.randint(0, 64, (3, 1, 4, 4))
-    result = generate(model, context, num_frames=3, steps=steps, schedule=schedule,
-                      temperature=None, generator=torch.Generator().manual_seed(0))
+    result = generate(model, context, num_frames=3,
+                      decoding=DecodingConfig(steps=steps, schedule=schedule, temperature=None),
+                      generator=torch.Generator().manual_seed(0))
     masked = torch.zeros(3, 64, dtype=torch.bool)
     masked[:, 16:] = True  # every future token, none of the context's
     counts = masked_counts(schedule, steps, 48)

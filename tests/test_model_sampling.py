@@ -214,7 +214,7 @@ def test_per_video_generators_make_a_video_independent_of_its_batch_mates(tiny_t
     assert torch.equal(mixed[:2], pair) and torch.equal(mixed[2], together[2])
     assert torch.equal(run([0, 1, 2]), together)  # seeded: same generators, same output
     with pytest.raises(UserError, match="per-video generators"):
-        generate(model, context, 3, steps=2, generator=[torch.Generator()])
+        generate(model, context, 3, DecodingConfig(steps=2), generator=[torch.Generator()])
 
 
 def test_more_steps_than_tokens_still_decodes_everything(tiny_transformer_config):
@@ -222,5 +222,5 @@ def test_more_steps_than_tokens_still_decodes_everything(tiny_transformer_config
 
     model = MaskViT(tiny_transformer_config)
     context = torch.randint(0, 8, (2, 3, 4, 4))
-    result = generate(model, context, 1, steps=20, generator=torch.Generator().manual_seed(0))
+    result = generate(model, context, 1, DecodingConfig(steps=20), generator=torch.Generator().manual_seed(0))
     assert result.forward_passes == 20 and not (result.codes == model.mask_token_id).any()

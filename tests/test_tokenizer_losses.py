@@ -8,14 +8,15 @@ from torch import nn
 
 from maskvit.config import TokenizerConfig
 from maskvit.errors import UserError
-from maskvit.tokenizer.discriminator import PatchDiscriminator
-from maskvit.tokenizer.losses import (
+from maskvit.tokenizer.vqgan_task import (
+    PatchDiscriminator,
+    TokenizerTask,
     adaptive_gan_weight,
     hinge_d_loss,
     hinge_g_loss,
+    perceptual_network,
     reconstruction_loss,
 )
-from maskvit.tokenizer.vqgan_task import TokenizerTask, perceptual_network
 from maskvit.train.task_protocol import StepContext
 
 

@@ -2,7 +2,7 @@
 
 Predict the frames after the context of one input: an episode of an episode store
 (--episode), a video file, a folder of frames, or a .npy of uint8 frames (T,H,W,3). Writes a
-GIF (context | ground truth if known | samples) and the predicted frames as .npy beside it.
+GIF (context | ground truth if known | sampled futures) and the predicted frames as .npy beside it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskvit.commands import command_parser
+from maskvit.commands import RenamedFlag, command_parser
 from maskvit.commands._model_args import add_model_arguments, predictor_from_args
 from maskvit.data.episodes import check_finite
 from maskvit.errors import UserError
@@ -37,7 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "predicted ones; the model then predicts the frames in between")
     parser.add_argument("--context", type=int, default=None, help="context frames (default: preset)")
     parser.add_argument("--frames", type=int, default=None, help="frames to predict (default: preset)")
-    parser.add_argument("--samples", type=int, default=1, help="sampled futures (default 1)")
+    parser.add_argument("--futures", type=int, default=1,
+                        help="sampled futures to predict (default 1)")
+    parser.add_argument("--samples", dest="futures", type=int, action=RenamedFlag, new="--futures",
+                        help=argparse.SUPPRESS)  # its old name (a plan's samples are CEM's M)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True,
                         help="output GIF path; the .npy goes beside it (never inside an episode "
@@ -186,8 +189,8 @@ def run(args: argparse.Namespace) -> int:
     gif, npy = output_paths(args)
     predictor = predictor_from_args(args)
     spec = predictor.spec
-    if args.samples < 1:
-        raise UserError(f"--samples must be at least 1, got {args.samples}")
+    if args.futures < 1:
+        raise UserError(f"--futures must be at least 1, got {args.futures}")
     context = spec.context_frames if args.context is None else args.context
     num = requests.frames_to_predict(spec, context, args.frames, bool(args.goal), requests.CLI_NAMES)
     if args.actions and not spec.action_dim:
@@ -207,16 +210,16 @@ def run(args: argparse.Namespace) -> int:
         check_finite(actions[: context + num], f"{args.input}: the episode's actions",
                      "fix the store or choose another --episode")
         clip_actions = actions[None, : context + num]
-    samples = np.stack([
+    futures = np.stack([
         predictor.predict(frames[None, :context], actions=clip_actions, num_frames=num,
                           goal_frame=goal, seed=args.seed + i)[0]
-        for i in range(args.samples)
+        for i in range(args.futures)
     ])  # (N, Tp, H, W, 3)
     truth = frames[: context + num]
     if len(truth) < context + num:  # unknown future: show the last context frame
         pad = np.repeat(truth[-1:], context + num - len(truth), axis=0)
         truth = np.concatenate([truth, pad])
-    write_video_grid_gif(gif, truth, samples, context)
-    atomic_write(npy, lambda f: np.save(f, samples, allow_pickle=False))
+    write_video_grid_gif(gif, truth, futures, context)
+    atomic_write(npy, lambda f: np.save(f, futures, allow_pickle=False))
     print(f"wrote {gif} and {npy}")
     return 0

@@ -16,10 +16,8 @@ token; `maskvit bench decode` times one.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -196,23 +194,6 @@ def assemble_clip(
     return codes, known
 
 
-def with_settings(decoding: DecodingConfig, **settings: Any) -> DecodingConfig:
-    """`decoding` with the settings given one by one (the API before `DecodingConfig`).
-
-    `generate(..., steps=18)` and `Predictor.predict(..., temperature=None)` keep working;
-    steps, schedule or unmask given as None (or 0 / "", as `steps or preset` read them
-    before) mean "keep `decoding`'s"; temperature and top_p None mean "none".
-    """
-    names = {f.name for f in dataclasses.fields(DecodingConfig)}
-    unknown = sorted(set(settings) - names)
-    if unknown:
-        raise TypeError(f"unexpected decoding setting {unknown[0]!r}; "
-                        f"expected one of {', '.join(sorted(names))}")
-    keep_if_none = ("steps", "schedule", "unmask")
-    changes = {k: v for k, v in settings.items() if v or k not in keep_if_none}
-    return dataclasses.replace(decoding, **changes) if changes else decoding
-
-
 def generate(
     model: torch.nn.Module,
     context_codes: torch.Tensor,
@@ -224,17 +205,15 @@ def generate(
     generator: Generators = None,
     context_positions: list[int] | None = None,
     mode: str = "iterative",
-    **settings: Any,
 ) -> DecodingResult:
     """Predict `num_frames` frames after (or around) the context; see module docstring.
 
     context_codes (B, Tc, h, w); actions (B, Tc + num_frames, A) or None; goal_codes
     (B, h, w) or None (then the last of the num_frames frames is the goal). `mode` is
     "iterative" (`decoding.steps` forward passes) or "autoregressive" (N forward passes).
-    `decoding` defaults to `DEFAULT_DECODING`; `settings` (steps=, temperature=, ...)
-    replace single fields of it, for callers of the earlier API.
+    `decoding` (every decoding setting, one `DecodingConfig`) defaults to `DEFAULT_DECODING`.
     """
-    decoding = with_settings(decoding or DEFAULT_DECODING, **settings)
+    decoding = decoding or DEFAULT_DECODING
     codes, known = assemble_clip(context_codes, num_frames, model.mask_token_id, goal_codes,
                                  context_positions)
     if actions is not None:

@@ -89,7 +89,7 @@ class OraclePolicy:
         goal_xy = np.asarray(task.goal_xy)
         reach = self.world.config.pusher_contact  # where the pusher touches the object's back
 
-        def evaluate(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        def score(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
             if self.cost == "pixel":
                 frames = simulate_frames(self.scratch, state, actions)
                 return self.frame_cost(frames, goal, self.optimizer.weights), frames
@@ -108,7 +108,7 @@ class OraclePolicy:
                     )
             return step_costs @ self.optimizer.weights, None
 
-        plan = self.optimizer.optimise(evaluate, rng)
+        plan = self.optimizer.optimise(score, rng)
         if plan.predicted is None:  # show what the chosen sequence really leads to
             plan.predicted = simulate_frames(self.scratch, state, plan.actions[None])[0]
         return plan

@@ -61,7 +61,7 @@ def check_goal(goal: np.ndarray, frame_shape: tuple[int, ...]) -> None:
         )
 
 
-Evaluate = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+ScoreFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 
 class _SequenceOptimizer:
@@ -84,7 +84,7 @@ class _SequenceOptimizer:
 class CEMPlanner(_SequenceOptimizer):
     """CEM with Table 5's settings around any batched evaluation of action sequences.
 
-    `evaluate(actions (B, H, A)) -> (costs (B,), frames (B, H, h, w, 3) uint8 or None)` is
+    `score(actions (B, H, A)) -> (costs (B,), frames (B, H, h, w, 3) uint8 or None)` is
     built per call from the current context (model) or simulator state (oracle); it is
     called on chunks of at most `config.chunk_size` sequences.
     """
@@ -99,11 +99,11 @@ class CEMPlanner(_SequenceOptimizer):
             return self._next_mean
         return base
 
-    def optimise(self, evaluate: Evaluate, rng: np.random.Generator) -> Plan:
+    def optimise(self, score: ScoreFn, rng: np.random.Generator) -> Plan:
         """Run CEM; return the best sequence with the frames it was scored on (if any)."""
         cfg = self.config
         last: dict[str, np.ndarray | None] = {}
-        cost_fn = _chunked(evaluate, cfg.chunk_size, last)
+        cost_fn = _chunked(score, cfg.chunk_size, last)
         result = cem_optimize(
             cost_fn,
             self.initial_mean(),
@@ -125,14 +125,14 @@ class CEMPlanner(_SequenceOptimizer):
         return Plan(result.actions, predicted, result.cost, result)
 
 
-def _chunked(evaluate: Evaluate, chunk_size: int, last: dict[str, np.ndarray | None]):
-    """A cost function over all M sequences that calls `evaluate` on chunks of them and
+def _chunked(score: ScoreFn, chunk_size: int, last: dict[str, np.ndarray | None]):
+    """A cost function over all M sequences that calls `score` on chunks of them and
     keeps the frames of the last call in `last["frames"]`."""
 
     def cost_fn(actions: np.ndarray) -> np.ndarray:
         costs, frames = [], []
         for i in range(0, len(actions), chunk_size):
-            chunk_costs, chunk_frames = evaluate(actions[i : i + chunk_size])
+            chunk_costs, chunk_frames = score(actions[i : i + chunk_size])
             costs.append(np.asarray(chunk_costs, dtype=float))
             frames.append(chunk_frames)
         last["frames"] = None if frames[0] is None else np.concatenate(frames)
@@ -154,11 +154,11 @@ class MPPIPlanner(_SequenceOptimizer):
             return self._next_mean
         return np.tile(np.asarray(cfg.init_mean, float), (cfg.horizon, 1))
 
-    def optimise(self, evaluate: Evaluate, rng: np.random.Generator) -> Plan:
+    def optimise(self, score: ScoreFn, rng: np.random.Generator) -> Plan:
         cfg = self.config
         last: dict[str, np.ndarray | None] = {}
         result = mppi_optimize(
-            _chunked(evaluate, cfg.chunk_size, last), self.initial_mean(),
+            _chunked(score, cfg.chunk_size, last), self.initial_mean(),
             np.tile(np.asarray(cfg.init_std, float), (cfg.horizon, 1)), samples=cfg.samples,
             gamma=cfg.mppi_gamma, beta=cfg.noise_correlation, rng=rng, low=self.low, high=self.high)
         self._next_mean = shift_plan(result.mean, min(cfg.replan_every, cfg.horizon))
@@ -202,7 +202,7 @@ class ModelPlanner:
         """context_frames (Tc, h, w, 3) uint8, context_actions (Tc-1, A), goal (h, w, 3)."""
         check_goal(goal, context_frames.shape[1:])
 
-        def evaluate(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def score(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             batch = len(actions)
             frames = np.broadcast_to(context_frames[None], (batch, *context_frames.shape))
             past = np.broadcast_to(context_actions[None], (batch, *context_actions.shape))
@@ -214,4 +214,4 @@ class ModelPlanner:
                 )
             return self.cost(predicted, goal, self.optimizer.weights), predicted
 
-        return self.optimizer.optimise(evaluate, rng)
+        return self.optimizer.optimise(score, rng)

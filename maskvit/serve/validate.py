@@ -99,14 +99,14 @@ def _asked(settings: BaseModel, keep_if_none: tuple[str, ...]) -> dict[str, Any]
 
 def _predict_job(context: np.ndarray, raw_actions: Any, goal: np.ndarray | None,
                  settings: DecodeSettings, spec: ModelSpec, limits: Limits) -> PredictJob:
+    asked = _asked(settings, ("steps", "schedule", "unmask"))
+    asked.pop("num_frames", None)
     b, n_context = context.shape[:2]
     requests.check_videos(b, limits)
     num = requests.frames_to_predict(spec, n_context, settings.num_frames, goal is not None)
     actions = requests.request_actions(raw_actions, spec, b, n_context, num)
     if goal is not None:
         requests.check_goal_count(goal.shape[0], b)
-    asked = _asked(settings, ("steps", "schedule", "unmask"))
-    asked.pop("num_frames", None)
     decoding = requests.decoding_with(spec.eval.decoding, asked)
     key = DecodeKey(context_frames=n_context, num_frames=num, goal=goal is not None,
                     decoding=requests.batchable(decoding))
@@ -167,9 +167,9 @@ class PlanJob:
 
 def _plan_job(frames: np.ndarray, raw_past: Any, goal: np.ndarray, settings: PlanSettings,
               spec: ModelSpec, limits: Limits) -> PlanJob:
+    asked = _asked(settings, requests.PLAN_FIELDS + ("decoding_steps", "schedule"))
     frames, past = requests.plan_context(spec, frames, raw_past)
-    config = requests.plan_with(spec, _asked(settings, requests.PLAN_FIELDS + ("decoding_steps", "schedule")),
-                                limits)
+    config = requests.plan_with(spec, asked, limits)
     low, high = spec.bounds
     seed = fresh_seed() if settings.seed is None else settings.seed
     return PlanJob(frames, past, goal, config, seed, low, high)

@@ -23,21 +23,100 @@ import os
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from maskvit.config import TokenizerConfig
 from maskvit.errors import UserError
 from maskvit.tokenizer.augment import augment_frames
-from maskvit.tokenizer.discriminator import PatchDiscriminator
-from maskvit.tokenizer.losses import (
-    adaptive_gan_weight,
-    hinge_d_loss,
-    hinge_g_loss,
-    reconstruction_loss,
-)
-from maskvit.tokenizer.vqgan import VQGAN, uint8_to_float
+from maskvit.tokenizer.vqgan import VQGAN, group_norm, uint8_to_float
 from maskvit.train.task_protocol import Logs, OptimizerSpec, StepContext, Task
 
+# ---------------------------------------------------------------- losses
+# Pure functions (reconstruction, hinge GAN, adaptive GAN weight), so the task composes
+# them and the tests check each on its own.
+
+def reconstruction_loss(
+    x: torch.Tensor, x_hat: torch.Tensor, l1_weight: float, l2_weight: float
+) -> torch.Tensor:
+    """Weighted L1 + L2 pixel loss between frames in [-1, 1] (B, 3, H, W)."""
+    loss = x.new_zeros(())
+    if l1_weight:
+        loss = loss + l1_weight * F.l1_loss(x_hat, x)
+    if l2_weight:
+        loss = loss + l2_weight * F.mse_loss(x_hat, x)
+    return loss
+
+
+def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    """Discriminator hinge loss: push real logits above +1 and fake ones below -1."""
+    return 0.5 * (F.relu(1.0 - logits_real).mean() + F.relu(1.0 + logits_fake).mean())
+
+
+def hinge_g_loss(logits_fake: torch.Tensor) -> torch.Tensor:
+    """Generator side of the hinge GAN: raise the discriminator's score of fakes."""
+    return -logits_fake.mean()
+
+
+def adaptive_gan_weight(
+    nll_loss: torch.Tensor,
+    g_loss: torch.Tensor,
+    last_layer: torch.Tensor,
+    max_weight: float = 1e4,
+) -> torch.Tensor:
+    """Balance GAN and reconstruction gradients at the decoder's last layer (VQ-GAN eq. 7).
+
+    λ = ||∇_L nll|| / (||∇_L g|| + 1e-4), so the adversarial term can never swamp the
+    reconstruction term, whatever the scale of the discriminator's logits. Detached: λ
+    is a weight, not something to optimise.
+    """
+    nll_grad = torch.autograd.grad(nll_loss, last_layer, retain_graph=True)[0]
+    g_grad = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
+    weight = nll_grad.float().norm() / (g_grad.float().norm() + 1e-4)
+    return weight.clamp(0.0, max_weight).detach()
+
+
+# ---------------------------------------------------------------- discriminator
+# PatchGAN discriminator: frame (B, 3, H, W) -> a grid of real/fake logits (B, 1, h', w').
+# 
+# Each logit judges one overlapping patch (70×70 receptive field with 3 layers), which
+# penalises blurry texture without caring about global layout. GroupNorm instead of
+# BatchNorm so that real and fake batches, and DDP shards, do not share statistics.
+
+class PatchDiscriminator(nn.Module):
+    def __init__(self, channels: int = 64, layers: int = 3) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = [
+            nn.Conv2d(3, channels, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+        ]
+        width = channels
+        for i in range(1, layers + 1):
+            out_width = channels * min(2**i, 8)
+            stride = 2 if i < layers else 1
+            blocks += [
+                nn.Conv2d(width, out_width, 4, stride=stride, padding=1, bias=False),
+                group_norm(out_width),
+                nn.LeakyReLU(0.2),
+            ]
+            width = out_width
+        blocks.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
+        self.net = nn.Sequential(*blocks)
+        self.apply(_init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 1, h', w')
+        return self.net(x)
+
+
+def _init_weights(module: nn.Module) -> None:
+    """DCGAN-style init (N(0, 0.02)), which the PatchGAN hinge setup is tuned for."""
+    if isinstance(module, nn.Conv2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+# ---------------------------------------------------------------- the task
 
 def perceptual_network(cfg: TokenizerConfig,
                        weights_dir: str | os.PathLike | None = None) -> nn.Module | None:

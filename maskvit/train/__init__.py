@@ -12,7 +12,7 @@
 from maskvit.run_dir import latest_checkpoint, load_checkpoint, load_run
 from maskvit.train.distributed import DistEnv, init_distributed, micro_batch_size
 from maskvit.train.logger import read_metrics
-from maskvit.train.lr_schedule import lr_at
+from maskvit.train.optim import lr_at
 from maskvit.train.task_protocol import OptimizerSpec, StepContext, Task
 from maskvit.train.trainer import FitResult, Trainer
 

@@ -33,10 +33,8 @@ from maskvit.train.distributed import (
     all_reduce_sum,
     micro_batch_size,
 )
-from maskvit.train.ema import EMA
 from maskvit.train.logger import MetricLogger
-from maskvit.train.lr_schedule import lr_at
-from maskvit.train.optim import build_optimizer
+from maskvit.train.optim import EMA, build_optimizer, lr_at
 from maskvit.train.rng import capture_rng, restore_rng, resume_seed, seed_everything
 from maskvit.train.sampler import GlobalBatchSampler, eval_micro_batches
 from maskvit.train.task_protocol import OptimizerSpec, StepContext, Task
