@@ -33,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from maskvit.commands.train import RunKind, resolve_config, run_lock
-    from maskvit.tokenizer.data import open_frames
     from maskvit.tokenizer.vqgan import MODULE
+    from maskvit.tokenizer.vqgan_task import open_frames
     from maskvit.train import init_distributed
     from maskvit.train.distributed import shutdown_distributed
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from maskvit.errors import UserError
+
 EXPONENTIAL_RATE = 3.0  # k in (e^k − e^{k r}) / (e^k − 1); larger = flatter start
 
 
@@ -45,8 +47,6 @@ SCHEDULES: dict[str, Callable[[float], float]] = {
 
 
 def get_schedule(name: str) -> Callable[[float], float]:
-    from maskvit.errors import UserError
-
     if name not in SCHEDULES:
         raise UserError(f"unknown mask schedule {name!r}; choose one of: {', '.join(SCHEDULES)}")
     return SCHEDULES[name]

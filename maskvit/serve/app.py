@@ -21,10 +21,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from maskvit import __version__
 from maskvit.errors import UserError
 from maskvit.serve.middleware import BodyLimit, SecurityHeaders
+from maskvit.serve.pages import build_pages
 from maskvit.serve.refusals import ApiError, one_line
+from maskvit.serve.routes import build_router
+from maskvit.serve.schemas import PlanRequest, PredictRequest
 from maskvit.serve.settings import ServeSettings
+from maskvit.serve.sim_routes import build_sim_router
 from maskvit.serve.state import ServerState
 
 log = logging.getLogger("maskvit.serve")
@@ -48,11 +53,6 @@ def _validation_detail(err: RequestValidationError) -> str:
 
 def create_app(predictor, settings: ServeSettings, model_name: str | Path = "model") -> FastAPI:
     """The server app for `predictor` (a `maskvit.inference.predictor.Predictor`) under `settings`."""
-    from maskvit import __version__
-    from maskvit.serve.pages import build_pages
-    from maskvit.serve.routes import build_router
-    from maskvit.serve.schemas import PlanRequest, PredictRequest
-
     settings.check()
     state = ServerState(predictor, settings, model_name)
 
@@ -67,8 +67,6 @@ def create_app(predictor, settings: ServeSettings, model_name: str | Path = "mod
     app.state.maskvit = state
     app.include_router(build_router(state))
     if settings.playground:
-        from maskvit.serve.sim_routes import build_sim_router
-
         app.include_router(build_sim_router(state))
     app.include_router(build_pages(app, settings.playground))
     _add_error_handlers(app)

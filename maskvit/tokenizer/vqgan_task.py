@@ -20,17 +20,53 @@ codes used in the batch, the fraction still active, and restarts.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 
 from maskvit.config import TokenizerConfig
+from maskvit.data import ClipDataset, EpisodeStore
 from maskvit.errors import UserError
 from maskvit.tokenizer.augment import augment_frames
 from maskvit.tokenizer.vqgan import VQGAN, group_norm, uint8_to_float
 from maskvit.train.task_protocol import Logs, OptimizerSpec, StepContext, Task
+
+# ---------------------------------------------------------------- data
+# Single frames for tokenizer training: every frame of every episode of one split.
+
+
+class FrameDataset(Dataset):
+    """Items `{"frames": uint8 (H, W, 3)}`: the tokenizer sees frames independently (§3.1)."""
+
+    def __init__(self, store: EpisodeStore, split: str = "train") -> None:
+        self.clips = ClipDataset(store, clip_len=1, split=split)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"frames": self.clips[i]["frames"][0]}
+
+
+def open_frames(path: str | Path, resolution: int) -> tuple[FrameDataset, FrameDataset | None]:
+    """Train and validation frame datasets of an episode store, checked against the config."""
+    store = EpisodeStore.open(path)
+    if tuple(store.resolution) != (resolution, resolution):
+        raise UserError(
+            f"{path} holds {store.resolution[0]}×{store.resolution[1]} frames but the "
+            f"tokenizer expects {resolution}×{resolution}; set tokenizer.resolution or convert the data"
+        )
+    train = FrameDataset(store, "train")
+    try:
+        val = FrameDataset(store, "val")
+    except UserError:
+        val = None
+    return train, val
+
 
 # ---------------------------------------------------------------- losses
 # Pure functions (reconstruction, hinge GAN, adaptive GAN weight), so the task composes

@@ -14,6 +14,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from maskvit.atomic import atomic_write_text
+
 # Headline numbers shown on the progress bar, in this order, when present.
 HEADLINE = ("loss", "accuracy", "lr", "grad_norm", "tokens_per_s")
 
@@ -98,6 +100,4 @@ def _drop_records_after(path: Path, step: int) -> None:
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
     if len(kept) != len(lines):
-        from maskvit.atomic import atomic_write_text
-
         atomic_write_text(path, "".join(line + "\n" for line in kept))

@@ -2,7 +2,8 @@
 
 The engine (`Trainer`) owns everything generic — devices, DDP, autocast, gradient
 accumulation, clipping, learning-rate schedules, EMA, checkpoints, logs. A task owns
-only the model-specific parts. To plug in a new stage (e.g. the VQ-GAN tokenizer):
+only the model-specific parts (`maskvit.tokenizer.vqgan_task.TokenizerTask` and
+`maskvit.model.masked_video_task.MaskedVideoTask` are the two stages). To plug in a new one:
 
 1. Subclass `Task` and build the modules in `__init__` (seed first if you care about
    identical initialisation; the engine moves them to the device and wraps them in DDP).

@@ -1,4 +1,4 @@
-"""The training loop: one engine for every stage (transformer now, tokenizer later).
+"""The training loop: one engine for both stages (the VQ-GAN tokenizer and the transformer).
 
 Read `Trainer.fit` top to bottom: fetch a global batch's worth of micro-batches, for
 each optimizer run forward/backward under autocast with DDP sync on the last
