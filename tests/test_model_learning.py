@@ -17,13 +17,15 @@ held-out videos and fails only if that takes far longer than it ever did; see
 
 import torch
 
-from maskvit.config import TransformerConfig
+from maskvit.config import DecodingConfig, TransformerConfig
 from maskvit.model import MaskViT
+from maskvit.model.decoding import generate
 from maskvit.model.masking import mask_for_training, masked_cross_entropy
 
 GRID = 4
 FRAMES = 4
 PEAK_LR = 1e-3
+DECODING = DecodingConfig(steps=4, temperature=1.0)
 
 
 def bar_videos(batch: int, generator: torch.Generator, with_actions: bool, rows: int = GRID,
@@ -160,9 +162,9 @@ def generated_frames_correct(model: MaskViT, actions_sign: float = 1.0) -> torch
     with_actions = cfg.action_dim > 0
     tokens, actions = bar_videos(64, torch.Generator().manual_seed(123), with_actions,
                                  cfg.tokens_h, cfg.num_frames)
-    generated = model.generate(tokens[:, :1], cfg.num_frames - 1, steps=4, temperature=1.0,
-                               actions=actions * actions_sign if with_actions else None,
-                               generator=torch.Generator().manual_seed(0))
+    generated = generate(model, tokens[:, :1], cfg.num_frames - 1, DECODING,
+                         actions=actions * actions_sign if with_actions else None,
+                         generator=torch.Generator().manual_seed(0)).codes
     return generated[:, 1:] == tokens[:, 1:]
 
 
