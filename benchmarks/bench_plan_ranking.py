@@ -21,7 +21,7 @@ simulator's true futures, which plans at 23/30):
         --json out.json
 
 A variant is `name:key=value,...` with keys steps, schedule, temperature, top_p, unmask
-(the decoding), cost (a name in maskvit.plan.costs), pool (average-pool both frames and
+(the decoding), cost (a name in maskvit.plan.planner), pool (average-pool both frames and
 goal by this factor before the cost) and repeats (predictions averaged per sequence).
 """
 
@@ -40,7 +40,7 @@ from maskvit.bench.ranking import average_pool, ranking_metrics
 from maskvit.config import DecodingConfig, check_decoding
 from maskvit.errors import UserError
 from maskvit.plan.cem import num_elites, sample_actions, step_weights
-from maskvit.plan.costs import get_cost
+from maskvit.plan.planner import get_cost
 from maskvit.plan.predictor_fn import clip_actions
 
 DECODING_KEYS = {"steps": int, "schedule": str, "temperature": float, "top_p": float,

@@ -28,9 +28,8 @@ from maskvit.data import EpisodeStore
 from maskvit.metrics.fvd import fvd_from_features, i3d_features
 from maskvit.metrics.i3d import load_i3d
 from maskvit.metrics.objects import object_fidelity
+from maskvit.metrics.pixel import psnr, ssim
 from maskvit.metrics.protocol import Protocol, copy_last_frame, standard_error
-from maskvit.metrics.psnr import psnr
-from maskvit.metrics.ssim import ssim
 from maskvit.prediction_eval import test_clips
 from maskvit.tokenizer.vqgan import load_vqgan
 

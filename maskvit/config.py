@@ -188,7 +188,7 @@ class PlanConfig:
     init_mean: tuple[float, ...] = (0.0, 0.0, -0.5, 0.0, 0.0)
     init_std: tuple[float, ...] = (0.05, 0.05, 0.08, 0.17453292519943295, 2.0)
     round_gripper: bool = True
-    # The cost's name in maskvit.plan.costs.COSTS; the action executed
+    # The cost's name in maskvit.plan.planner.COSTS; the action executed
     # before planning starts so two context frames exist (paper: [0, 0, -0.08, 0.1, 0];
     # empty = zeros of the environment's action size); sequences per predictor call.
     cost: str = "pixel_l2"

@@ -3,7 +3,7 @@
 import numpy as np
 
 from maskvit.inference.predictor import Predictor
-from maskvit.metrics.psnr import psnr
+from maskvit.metrics.pixel import psnr
 from maskvit.pretrained import default_model, pretrained_path
 from maskvit.sim import PushEnv
 from maskvit.sim.collect import collect_episode

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from maskvit.config import TokenizerConfig, TrainConfig
-from maskvit.metrics.psnr import psnr
+from maskvit.metrics.pixel import psnr
 from maskvit.tokenizer.vqgan_task import TokenizerTask
 from maskvit.train import Trainer
 

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from maskvit.commands._model_args import add_model_arguments, predictor_from_args
+from maskvit.commands import add_model_arguments, predictor_from_args
 from maskvit.metrics.protocol import MAX_TRIALS, check_trials
 
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from maskvit.commands import command_parser
-from maskvit.commands._model_args import add_inference_arguments
+from maskvit.commands import add_inference_arguments, command_parser
 from maskvit.config import load_preset, preset_names
 from maskvit.errors import UserError
 

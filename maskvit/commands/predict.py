@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskvit.commands import RenamedFlag, command_parser
-from maskvit.commands._model_args import add_model_arguments, predictor_from_args
+from maskvit.commands import RenamedFlag, add_model_arguments, command_parser, predictor_from_args
 from maskvit.data.episodes import check_finite
 from maskvit.errors import UserError
 from maskvit.inference import requests

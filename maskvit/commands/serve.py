@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import Field, fields
 
-from maskvit.commands import command_parser
-from maskvit.commands._model_args import add_model_arguments
+from maskvit.commands import add_model_arguments, command_parser
 from maskvit.serve.settings import ServeSettings, read_token_file
 
 SUMMARY = "serve the world model over HTTP (predict, plan) with a playground page"
@@ -74,7 +73,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from maskvit.commands._model_args import predictor_from_args
+    from maskvit.commands import predictor_from_args
     from maskvit.pretrained import default_model
     from maskvit.serve.app import create_app
     from maskvit.serve.runner import bind_socket, limit_malloc_arenas, uvicorn_config

@@ -6,6 +6,7 @@ Pretrained weights (LPIPS, I3D) are never downloaded; see `maskvit.metrics.weigh
 from maskvit.metrics.fvd import frechet_distance, fvd, fvd_from_features, i3d_features
 from maskvit.metrics.i3d import I3D, load_i3d
 from maskvit.metrics.lpips import LPIPS, load_lpips, lpips
+from maskvit.metrics.pixel import psnr, ssim
 from maskvit.metrics.protocol import (
     MetricNetworks,
     Protocol,
@@ -17,8 +18,6 @@ from maskvit.metrics.protocol import (
     evaluate_predictions,
     protocol_for_preset,
 )
-from maskvit.metrics.psnr import psnr
-from maskvit.metrics.ssim import ssim
 from maskvit.metrics.weights import WEIGHTS_ENV, MissingWeightsError
 
 __all__ = [

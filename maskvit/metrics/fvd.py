@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from maskvit.errors import UserError
-from maskvit.metrics._images import ArrayLike, as_tensor
 from maskvit.metrics.i3d import I3D
+from maskvit.metrics.pixel import ArrayLike, as_tensor
 
 FVD_RESOLUTION = 224
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskvit.errors import UserError
-from maskvit.metrics._images import ArrayLike, as_tensor
+from maskvit.metrics.pixel import ArrayLike, as_tensor
 from maskvit.metrics.weights import (
     LPIPS_ALEXNET,
     LPIPS_VGG16,

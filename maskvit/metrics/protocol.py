@@ -34,8 +34,7 @@ from maskvit.errors import UserError
 from maskvit.metrics.fvd import fvd_from_features, i3d_features
 from maskvit.metrics.i3d import load_i3d
 from maskvit.metrics.lpips import LPIPS, load_lpips, lpips
-from maskvit.metrics.psnr import psnr
-from maskvit.metrics.ssim import ssim
+from maskvit.metrics.pixel import psnr, ssim
 from maskvit.metrics.weights import MissingWeightsError
 
 FRAME_METRICS = ("psnr", "ssim", "lpips")

@@ -1,21 +1,20 @@
 """Visual model-predictive control with CEM (paper §4.4, Appendix A.2, Table 5).
 
 - `cem`: pure sampling (time-correlated noise), elite selection and refit, `cem_optimize`.
-- `costs`: frame costs against a goal image (default: weighted ℓ2 pixel distance).
-- `planner`: `ModelPlanner` = CEM whose samples are scored through any `PredictFn`.
+- `planner`: frame costs against a goal image (default: weighted ℓ2 pixel distance), and
+  `ModelPlanner` = CEM or MPPI whose samples are scored through any `PredictFn`.
 - `mpc`: `run_episode`, the closed loop (plan, execute 3 actions, replan; 15 steps).
 - `baselines`: `RandomPolicy` and `OraclePolicy` (CEM on a simulator copy).
 - `worlds`: `make_world("push")`, the push world behind the loop's `World` interface.
 - `predictor_fn`: a `Predictor` (`maskvit.inference`) as a `PredictFn`.
-- `evaluate` / `report`: several policies on the same tasks; results.json, GIFs, HTML.
+- `closed_loop` / `plan_report`: several policies on the same tasks; results.json, GIFs, HTML.
 """
 
 from maskvit.plan.baselines import OraclePolicy, RandomPolicy
 from maskvit.plan.cem import CEMResult, cem_optimize, correlated_noise, lag1_correlation
 from maskvit.plan.closed_loop import evaluate_policies
-from maskvit.plan.costs import COSTS, pixel_l2_cost
 from maskvit.plan.mpc import EpisodeResult, run_episode
-from maskvit.plan.planner import CEMPlanner, ModelPlanner, Plan, PredictFn
+from maskvit.plan.planner import COSTS, CEMPlanner, ModelPlanner, Plan, PredictFn, pixel_l2_cost
 from maskvit.plan.predictor_fn import predictor_fn
 from maskvit.plan.worlds import make_world
 

@@ -16,8 +16,7 @@ import numpy as np
 
 from maskvit.config import PlanConfig
 from maskvit.errors import UserError
-from maskvit.plan.costs import FrameCost, get_cost
-from maskvit.plan.planner import Plan, check_plan_config, make_optimizer
+from maskvit.plan.planner import FrameCost, Plan, check_plan_config, get_cost, make_optimizer
 
 ORACLE_COSTS = ("state", "pixel")
 

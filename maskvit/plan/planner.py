@@ -7,9 +7,10 @@ Any video model plugs in through `PredictFn`:
                future_actions float (B, H, A))       # [:, i] is taken after frame Tc-1+i
         -> predicted frames uint8 (B, H, h, w, 3)    # [:, i] is the frame it leads to
 
-`maskvit.plan.predict_fn.predictor_fn` adapts a `Predictor`; the oracle baseline
-(`maskvit.plan.baselines.OraclePolicy`) steps a copy of the simulator instead. All M samples of an iteration go through
-the model in chunks of `chunk_size` sequences, so memory stays bounded whatever M is.
+`maskvit.plan.predictor_fn.predictor_fn` adapts a `Predictor`; the oracle baseline
+(`maskvit.plan.baselines.OraclePolicy`) steps a copy of the simulator instead. All M
+samples of an iteration go through the model in chunks of `chunk_size` sequences, so
+memory stays bounded whatever M is; `COSTS` scores their frames against the goal.
 """
 
 from __future__ import annotations
@@ -23,9 +24,44 @@ import numpy as np
 from maskvit.config import PlanConfig, check_plan
 from maskvit.errors import UserError
 from maskvit.plan.cem import CEMResult, cem_optimize, step_weights
-from maskvit.plan.costs import FrameCost, get_cost
 from maskvit.plan.mppi import mppi_optimize, shift_plan
 
+# ---------------------------------------------------------------- costs
+# A cost takes predicted frames (M, H, h, w, 3) uint8, one goal image (h, w, 3) uint8 and the
+# per-step weights c_i (H,), and returns one number per sequence (M,), lower is better
+# (paper §A.2, the planning objective). Register new costs in `COSTS` so the CLI
+# (`--set plan.cost=...`) can name them.
+
+FrameCost = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def pixel_l2_cost(frames: np.ndarray, goal: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Σ_i c_i ‖frame_i − goal‖²₂ with pixels scaled to [0, 1] (the paper's objective)."""
+    diff = frames.astype(np.float32) / 255.0 - goal.astype(np.float32)[None, None] / 255.0
+    per_step = np.square(diff).sum(axis=(2, 3, 4))  # (M, H)
+    return per_step @ np.asarray(weights, dtype=np.float32)
+
+
+def final_pixel_l2_cost(frames: np.ndarray, goal: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """‖last frame − goal‖²₂ only (the simpler objective of §4.4's main text)."""
+    diff = frames[:, -1].astype(np.float32) / 255.0 - goal.astype(np.float32)[None] / 255.0
+    return np.square(diff).sum(axis=(1, 2, 3))
+
+
+COSTS: dict[str, FrameCost] = {
+    "pixel_l2": pixel_l2_cost,
+    "final_pixel_l2": final_pixel_l2_cost,
+}
+
+
+def get_cost(name: str) -> FrameCost:
+    """Look a cost up by name; a one-line error lists the valid names."""
+    if name not in COSTS:
+        raise UserError(f"unknown planning cost {name!r}; choose one of: {', '.join(COSTS)}")
+    return COSTS[name]
+
+
+# ---------------------------------------------------------------- planners
 
 class PredictFn(Protocol):
     def __call__(

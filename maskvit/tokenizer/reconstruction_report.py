@@ -17,8 +17,7 @@ from maskvit import atomic
 from maskvit.data import EpisodeStore
 from maskvit.errors import UserError
 from maskvit.metrics.objects import ColourObject, object_scores, summarize_object_scores
-from maskvit.metrics.psnr import psnr
-from maskvit.metrics.ssim import ssim
+from maskvit.metrics.pixel import psnr, ssim
 from maskvit.report.staging import staged_report
 from maskvit.tokenizer.vqgan import VQGAN
 
