@@ -75,7 +75,7 @@ def test_goal_frame_sits_unchanged_at_the_last_step(tiny_transformer_config):
     model = MaskViT(tiny_transformer_config)
     context = torch.randint(0, 8, (2, 1, 4, 4))
     goal = torch.randint(0, 8, (2, 4, 4))
-    codes = model.generate(context, num_frames=3, steps=2, goal_codes=goal,
+    codes = model.generate(context, num_frames=3, decoding=DecodingConfig(steps=2), goal_codes=goal,
                            generator=torch.Generator().manual_seed(0))
     assert torch.equal(codes[:, -1], goal) and torch.equal(codes[:, :1], context)
 
@@ -96,7 +96,7 @@ def test_same_seed_gives_same_output(tiny_transformer_config, unmask):
     context = torch.randint(0, 8, (2, 1, 4, 4))
 
     def run(seed):
-        return model.generate(context, 3, steps=4, top_p=0.9, unmask=unmask,
+        return model.generate(context, 3, DecodingConfig(steps=4, top_p=0.9, unmask=unmask),
                               generator=torch.Generator().manual_seed(seed))
 
     assert torch.equal(run(7), run(7))
@@ -121,7 +121,7 @@ def test_bad_inputs_raise_clear_value_errors(tiny_transformer_config):
     with pytest.raises(ValueError, match="not action-conditioned"):
         model(torch.zeros(1, 4, 4, 4, dtype=torch.long), torch.zeros(1, 4, 2))
     with pytest.raises(UserError, match="schedule"):
-        model.generate(torch.zeros(1, 1, 4, 4, dtype=torch.long), 3, schedule="nope")
+        model.generate(torch.zeros(1, 1, 4, 4, dtype=torch.long), 3, DecodingConfig(schedule="nope"))
 
 
 def test_actions_of_the_wrong_width_raise(tiny_transformer_config):

@@ -196,10 +196,11 @@ def test_per_video_generators_make_a_video_independent_of_its_batch_mates(tiny_t
     torch.manual_seed(0)
     model = MaskViT(tiny_transformer_config)
     context = torch.randint(0, 8, (3, 1, 4, 4))
+    decoding = DecodingConfig(steps=4, top_p=0.9)
 
     def run(indices):
         generators = [torch.Generator().manual_seed(100 + i) for i in indices]
-        return model.generate(context[indices], 3, steps=4, top_p=0.9, generator=generators)
+        return model.generate(context[indices], 3, decoding, generator=generators)
 
     alone = run([1])
     together = run([0, 1, 2])
@@ -207,9 +208,9 @@ def test_per_video_generators_make_a_video_independent_of_its_batch_mates(tiny_t
     # Rows may share a generator: they draw from it in row order, exactly as one generator
     # for those rows alone would (what a server batching requests of several videos needs).
     shared = torch.Generator().manual_seed(5)
-    mixed = model.generate(context, 3, steps=4, top_p=0.9,
+    mixed = model.generate(context, 3, decoding,
                            generator=[shared, shared, torch.Generator().manual_seed(102)])
-    pair = model.generate(context[:2], 3, steps=4, top_p=0.9,
+    pair = model.generate(context[:2], 3, decoding,
                           generator=torch.Generator().manual_seed(5))
     assert torch.equal(mixed[:2], pair) and torch.equal(mixed[2], together[2])
     assert torch.equal(run([0, 1, 2]), together)  # seeded: same generators, same output

@@ -7,15 +7,12 @@ tokens (B, T, h, w) in [0, K] (K = [MASK])  ─► embedding + space + time posi
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import nn
 
-from maskvit.config import TransformerConfig
+from maskvit.config import DecodingConfig, TransformerConfig
 from maskvit.errors import UserError
 from maskvit.model.attention import Window, WindowAttention
-from maskvit.model.decoding import DEFAULT_DECODING
 from maskvit.model.decoding import generate as decode_clip
 from maskvit.model.masking import pick
 
@@ -198,19 +195,11 @@ class MaskViT(nn.Module):
         return self.head(self.norm(x))  # (B, T, h, w, K); (B, M, K) or (N, K) when picked
 
     @torch.no_grad()
-    def generate(self, context_codes: torch.Tensor, num_frames: int, decoding=None,
-                 **kwargs) -> torch.Tensor:
-        """Codes (B, Tc + num_frames, h, w): `maskvit.model.decoding.generate(self, ...).codes`.
-
-        The old spelling, for scripts: decoding settings may still come one by one (steps=,
-        temperature=, ...: None for steps, schedule or unmask keeps the default's; None for
-        temperature or top_p means none). New code calls `maskvit.model.decoding.generate`
-        with one `DecodingConfig`; the decoding lives there, not in the network.
-        """
-        names = {f.name for f in dataclasses.fields(DEFAULT_DECODING)}
-        loose = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
-        loose = {k: v for k, v in loose.items() if v or k not in ("steps", "schedule", "unmask")}
-        decoding = dataclasses.replace(decoding or DEFAULT_DECODING, **loose)
+    def generate(self, context_codes: torch.Tensor, num_frames: int,
+                 decoding: DecodingConfig | None = None, **kwargs) -> torch.Tensor:
+        """Codes (B, Tc + num_frames, h, w): `maskvit.model.decoding.generate(self, ...).codes`,
+        with the same `DecodingConfig` and keyword arguments; the decoding lives there, not in
+        the network."""
         return decode_clip(self, context_codes, num_frames, decoding, **kwargs).codes
 
     def num_parameters(self) -> dict[str, int]:
