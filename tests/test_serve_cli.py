@@ -95,3 +95,39 @@ def test_the_server_caps_malloc_arenas_unless_the_environment_says(monkeypatch):
     assert limit_malloc_arenas() is False  # the user's setting wins
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     assert limit_malloc_arenas() is (sys.platform.startswith("linux"))
+
+
+ARENA_COUNT = """
+import ctypes, re, sys, tempfile, threading
+if sys.argv[1] == "cap":
+    from maskvit.serve.runner import limit_malloc_arenas
+    assert limit_malloc_arenas()
+start = threading.Barrier(8)
+def allocate():
+    start.wait()
+    for _ in range(20):
+        blocks = [ctypes.create_string_buffer(200) for _ in range(500)]
+        del blocks
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+with tempfile.NamedTemporaryFile("r") as out:
+    f = libc.fopen(out.name.encode(), b"w"); libc.malloc_info(0, f); libc.fclose(f)
+    print(len(re.findall(r'<heap nr="[0-9]+">', out.read())))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
+def test_capped_threads_share_two_malloc_arenas_where_uncapped_ones_take_one_each():
+    """The behaviour, not the return value: glibc gives each new thread an arena of its own
+    up to its limit (8 per core), so 8 allocating threads make 9 heaps; capped, 2."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    heaps = {mode: int(subprocess.run([sys.executable, "-c", ARENA_COUNT, mode], env=env, check=True,
+                                      capture_output=True, text=True).stdout.split()[-1])
+             for mode in ("cap", "default")}
+    assert heaps["cap"] <= 2 < heaps["default"]
