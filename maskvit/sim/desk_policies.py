@@ -2,12 +2,21 @@
 
 VP2's RoboDesk data comes from noisy scripted policies (a proportional controller per task,
 Gaussian noise of std 0.4 on every action, 30 steps, all tasks mixed). These are our own
-controllers of the same kind: each reads the simulator (end effector and object
-positions) and steers the end effector with a proportional gain; the noise and the random
+controllers of the same kind: each reads the simulator (the fingertips, object positions
+and sizes from the model) and steers with a proportional gain; the noise and the random
 explorer are separate, so the same controller also rolls out benchmark goals without noise.
 
+What the arm does with an action shapes them. RoboDesk moves the end-effector site by
+0.01 × action per IK update, 50 updates a step, and the arm follows about a sixth of each:
+one unit of action is about 8 cm a step, whatever the distance. The IK places the site
+only (its orientation is whatever the arm's six joints drift to), so the hand is usually
+tilted forward and the controllers steer the point between the fingertips, not the site;
+the seventh joint (wrist roll, action 3) turns the fingers so the hand's narrow side is
+below, or the fingers lie along the way something must move.
+
 Every policy is `reset(world, rng)` once per episode, then `action(world)` once per step,
-and returns 5 numbers in [−1, 1] (the caller clips the noisy sum again).
+and returns 5 numbers in [−1, 1] (the caller clips the noisy sum again). Given the world
+and the generator passed to `reset`, a policy is deterministic.
 """
 
 from __future__ import annotations
@@ -17,6 +26,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskvit.sim.desk_world import ACTION_DIM, TASKS, DeskWorld, check_task
+
+# One unit of action moves the hand about 8 cm in a step: a gain of 10 closes ~80 % of a gap.
+GAIN = 10.0
+OPEN, CLOSED = 1.0, -1.0  # gripper actions
+_DESK_TOP = 0.76  # z of the desk's surface
+_DESK_FRONT = 0.575  # y of the desk top's front edge
+_DESK_RIGHT = 0.6  # x of the desk's right edge
+_IK_JOINTS = 6  # RoboDesk's IK moves the arm's first six joints; the seventh is the wrist roll
+_TIP = 0.045  # the fingertips' centre lies this far beyond the end-effector site, along the hand
 
 
 def toward(start: np.ndarray, end: np.ndarray, gain, floor: float = 0.1) -> np.ndarray:
@@ -29,14 +47,99 @@ def toward(start: np.ndarray, end: np.ndarray, gain, floor: float = 0.1) -> np.n
     return step
 
 
+def reach(start: np.ndarray, end: np.ndarray, gain: float = GAIN) -> np.ndarray:
+    """A proportional step from `start` to `end`, scaled down as a whole (its direction
+    kept, so paths stay straight) until no axis exceeds 1."""
+    step = (np.asarray(end, float) - np.asarray(start, float)) * gain
+    largest = float(np.abs(step).max())
+    return step / largest if largest > 1.0 else step
+
+
+def fingertips(world: DeskWorld) -> np.ndarray:
+    """The point between the fingertips: what touches things. The IK steers the
+    end-effector site, 4.5 cm short of it along the hand, and the hand's tilt varies."""
+    data = world.physics.named.data
+    hand = data.xmat["panda0_link7"].reshape(3, 3)[:, 2]
+    return data.site_xpos["end_effector"] + _TIP * hand
+
+
+def turn_fingers(world: DeskWorld, direction, gain: float = 1.2) -> float:
+    """The wrist action that turns the line through both fingers towards `direction` (its
+    part across the hand); either way along it will do. One unit of wrist action turns the
+    hand about 0.65 rad in a step."""
+    data = world.physics.named.data
+    hand = data.xmat["panda0_link7"].reshape(3, 3)[:, 2]
+    fingers = data.xpos["panda0_leftfinger"] - data.xpos["panda0_rightfinger"]
+    direction = np.asarray(direction, float)
+    wanted = direction - np.dot(direction, hand) * hand
+    if np.linalg.norm(wanted) < 0.3 or np.linalg.norm(fingers) < 1e-6:
+        return 0.0  # `direction` is (nearly) along the hand: no roll helps
+    angle = np.arctan2(np.dot(np.cross(wanted, fingers), hand), np.dot(wanted, fingers))
+    angle = (angle + np.pi / 2) % np.pi - np.pi / 2  # the nearer of the two ways
+    return float(np.clip(-gain * angle, -1.0, 1.0))
+
+
+def level_fingers(world: DeskWorld) -> float:
+    """The wrist action that turns the line through the fingers level: the tilted hand's
+    narrow side is then below, so it clears what lies behind its fingertips."""
+    hand = world.physics.named.data.xmat["panda0_link7"].reshape(3, 3)[:, 2]
+    return turn_fingers(world, np.cross(hand, [0.0, 0.0, 1.0]))
+
+
+def steer(world: DeskWorld, point: np.ndarray, target: np.ndarray, gain: float = GAIN,
+          margin: float = 0.05) -> np.ndarray:
+    """`reach` from `point` (on the hand) to `target`, corrected for joints at their limits.
+
+    RoboDesk's IK spreads each update over the arm's six joints as if they had no limits;
+    a joint held at its limit (the elbow, folded, when the hand comes low and close to the
+    base) drops its share and the hand drifts off its line, mostly upwards. This asks for
+    the step whose remainder, without the held joints, is the wanted one.
+    """
+    import mujoco  # present whenever a DeskWorld exists
+
+    model, data = world.physics.model, world.physics.data
+    wanted = np.asarray(target, float) - np.asarray(point, float)
+    jacobian = np.zeros((3, model.nv))
+    mujoco.mj_jacSite(model.ptr, data.ptr, jacobian, None, model.site("end_effector").id)
+    jacobian = jacobian[:, :_IK_JOINTS]
+    inverse = np.linalg.pinv(jacobian)  # the IK's own least-norm split of a small step
+    angles = data.qpos[:_IK_JOINTS]
+    low, high = model.jnt_range[:_IK_JOINTS].T
+    motion = inverse @ wanted
+    held = ((angles < low + margin) & (motion < 0)) | ((angles > high - margin) & (motion > 0))
+    if held.any():
+        remainder = jacobian @ np.diag((~held).astype(float)) @ inverse
+        if abs(np.linalg.det(remainder)) > 1e-9:
+            wanted = np.linalg.solve(remainder, wanted)
+    return reach(np.zeros(3), wanted, gain)
+
+
 def _action(xyz: np.ndarray, wrist: float = 0.0, gripper: float = 0.0) -> np.ndarray:
     out = np.zeros(ACTION_DIM)
     out[:3], out[3], out[4] = xyz, wrist, gripper
     return np.clip(out, -1.0, 1.0)
 
 
+def _clear_desk_edge(tip: np.ndarray, target: np.ndarray, clearance: float = 0.09) -> np.ndarray:
+    """`target`, or, while the fingertips are in front of the desk and below its top and the
+    target lies over the desk, a point above the edge, short of it (so they do not hit it)."""
+    over_desk = target[1] > _DESK_FRONT - 0.02
+    below = tip[2] < _DESK_TOP + clearance - 0.02
+    if over_desk and below and tip[1] < _DESK_FRONT:
+        return np.array([target[0], min(target[1], _DESK_FRONT - 0.03), _DESK_TOP + clearance])
+    return target
+
+
+def _funnel(tip: np.ndarray, target: np.ndarray, height: float = 0.1, slope: float = 1.5,
+            slack: float = 0.0) -> np.ndarray:
+    """`target` raised while the fingertips are still off to its side: they come down onto
+    it from above, not through what stands around it."""
+    lateral = float(np.linalg.norm((target - tip)[:2]))
+    return target + np.array([0.0, 0.0, min(height, slope * max(0.0, lateral - slack))])
+
+
 class ButtonPolicy:
-    """Drive the end effector onto the button: the straight line down presses it."""
+    """Come down onto the button from above with the fingers closed, and press it."""
 
     def __init__(self, colour: str):
         self.colour = colour
@@ -46,76 +149,195 @@ class ButtonPolicy:
 
     def action(self, world: DeskWorld) -> np.ndarray:
         button = world.physics.named.data.xpos[f"{self.colour}_button"]
-        return _action(toward(world.end_effector(), button, 5.0))
+        tip = fingertips(world)
+        # The button's top is 3 cm above its body; aiming 1 cm below the top presses it.
+        target = _funnel(tip, button + np.array([0.0, 0.0, 0.02]), slack=0.02)
+        return _action(reach(tip, _clear_desk_edge(tip, target)), gripper=CLOSED)
 
 
 class SlidePolicy:
-    """Reach a point left of the slide's handle (jittered per episode), then push it right."""
+    """Get the fingertips left of the slide's handle bar (in front of it first, then level
+    with it) and push it right, to the slide's open end. Fingers that slip off the bar line
+    up again.
 
-    def reset(self, world: DeskWorld, rng: np.random.Generator) -> None:
-        self.shift = np.array([rng.uniform(-0.1, 0.1), 0.0, rng.uniform(-0.05, 0.05)])
-        self.reached = False
-
-    def action(self, world: DeskWorld) -> np.ndarray:
-        data = world.physics.named.data
-        target = data.site_xpos["slide_handle"] - np.array([0.15, 0.0, 0.0]) + self.shift
-        effector = world.end_effector()
-        far = np.linalg.norm(target - effector) > 0.1 or abs(target[1] - effector[1]) > 0.05
-        if not self.reached and far:
-            return _action(toward(effector, target, [5.0, 3.75, 5.0]))
-        self.reached = True
-        return _action(np.array([2.0 * (1.0 - data.qpos["slide_joint"][0]), 0.1, 0.0]))
-
-
-class DrawerPolicy:
-    """Come down in front of the drawer's handle, hook it from below and pull towards the robot.
-
-    The drawer opens along −y (towards the arm). Phase 0 moves over a point in front of the
-    handle with the wrist turned flat, phase 1 lowers to the handle's height, phase 2 pulls.
+    The arm pushes the slide (5 N of friction) at only ~3.5 cm a step, against ~8 cm in
+    free air: opening it takes 15–25 steps however the push is made.
     """
 
     def reset(self, world: DeskWorld, rng: np.random.Generator) -> None:
-        self.phase = 0
-        self.offset = np.array([rng.uniform(-0.03, 0.03), -0.06, -0.02])
+        self.height = rng.uniform(-0.03, 0.03)  # where on the handle bar to push
+        self.pushing = False
 
     def action(self, world: DeskWorld) -> np.ndarray:
         data = world.physics.named.data
-        target = data.geom_xpos["drawer_handle"] + self.offset
-        effector = world.end_effector()
-        if self.phase == 0 and np.linalg.norm((target - effector)[:2]) < 0.04:
-            self.phase = 1
-        if self.phase == 1 and abs(target[2] - effector[2]) < 0.03:
-            self.phase = 2
-        if self.phase == 0:
-            above = target + np.array([0.0, 0.0, 0.08])
-            return _action(toward(effector, above, [4.0, 4.0, 2.0]))
-        if self.phase == 1:
-            return _action(toward(effector, target, [3.0, 3.0, 3.0], floor=0.3))
-        return _action(np.array([0.0, -0.6, 0.05]))
+        # Aim 2.5 cm deeper than the bar's axis: the fingers then press on its side
+        # rather than slip off in front of it.
+        handle = data.site_xpos["slide_handle"] + np.array([0.0, 0.025, self.height])
+        tip = fingertips(world)
+        behind = handle - np.array([0.05, 0.0, 0.0])
+        error = behind - tip
+        # Start pushing once in place; keep on while still roughly behind the bar.
+        loose = 1.6 if self.pushing else 1.0
+        self.pushing = (-0.07 * loose < error[0] < 0.03 * loose and abs(error[1]) < 0.03 * loose
+                        and abs(error[2]) < 0.04 * loose)
+        if self.pushing:
+            hold = error * GAIN
+            return _action(np.array([1.0, hold[1], hold[2]]), gripper=CLOSED)
+        # Line up in front of the bar (−y) and left of it first, so the fingers do not hit it.
+        lined_up = -0.07 < error[0] < 0.03 and abs(error[2]) < 0.04
+        target = behind if lined_up else behind - np.array([0.02, 0.08, 0.0])
+        return _action(reach(tip, _clear_desk_edge(tip, target)), gripper=CLOSED)
 
 
 class OffTablePolicy:
-    """Get behind the block (−x of it, at its height) and push it over the desk's +x edge."""
+    """Get the block off the desk: below z = 0.6 counts.
+
+    A block that stands up (narrower than the open gripper, taller than twice its width)
+    topples when pushed, however low, so it is grasped 4.5 cm below its top, carried right
+    and let go past the desk's right edge. A lying block is drawn towards the arm, over
+    the desk's front edge, by fingertips that come down behind it (far enough behind that
+    the tilted hand clears its top) and scrape along the desk: a 6–13 cm trip, where
+    pushing it right would be 15–45 cm and turns it.
+    """
 
     def __init__(self, block: str):
         self.block = block
 
     def reset(self, world: DeskWorld, rng: np.random.Generator) -> None:
-        low = -0.005 if self.block == "flat_block" else -0.05
-        self.offset = np.array([-0.15, rng.uniform(-0.02, 0.02), low])
-        self.reached = False
+        self.lane = rng.uniform(-0.01, 0.01)  # where along the block to take it
+        self.holding = False
+        self.pull_lane: float | None = None  # the x of the fingertips while they draw the block
 
     def action(self, world: DeskWorld) -> np.ndarray:
-        block = world.physics.named.data.xpos[self.block]
-        target = block + self.offset
-        effector = world.end_effector()
-        far = np.linalg.norm(target - effector) > 0.1 or abs(target[2] - effector[2]) > 0.05
-        if not self.reached and far:
-            return _action(toward(effector, target, [5.0, 3.75, 5.0]))
-        self.reached = True
-        if block[2] <= 0.1:  # already on the floor
-            return _action(np.zeros(3))
-        return _action(toward(effector, block - 2.0 * self.offset, 3.0))
+        data, model = world.physics.named.data, world.physics.model
+        geom = model.body_geomadr[model.body(self.block).id]
+        extent = np.abs(data.geom_xmat[geom].reshape(3, 3)) @ model.geom_size[geom]  # world half-sizes
+        block = data.geom_xpos[geom]
+        tip = fingertips(world)
+        standing = extent[2] > 2 * extent[0] and 2 * max(extent[:2]) < 0.06
+        if standing or self.holding:
+            return self._grasp_and_carry(world, block, extent, tip)
+        return self._draw_forward(world, block, extent, tip)
+
+    def _grasp_and_carry(self, world: DeskWorld, block, extent, tip) -> np.ndarray:
+        grip = block + np.array([0.0, 0.0, extent[2] - 0.045])
+        error = grip - tip
+        wrist = level_fingers(world)  # the fingers either side of the block, along x
+        if not self.holding:
+            if np.linalg.norm(error[:2]) < 0.012 and abs(error[2]) < 0.015:
+                self.holding = True
+                return _action(np.zeros(3), wrist, CLOSED)
+            target = _funnel(tip, grip, height=0.08)
+            return _action(reach(tip, _clear_desk_edge(tip, target)), wrist, OPEN)
+        if np.linalg.norm(error) > 0.05:  # it slipped out: start again
+            self.holding = False
+            return _action(np.array([0.0, 0.0, 0.5]), wrist, OPEN)
+        if block[0] - extent[0] > _DESK_RIGHT:  # wholly past the edge: let go
+            return _action(np.zeros(3), wrist, OPEN)
+        carry = np.array([_DESK_RIGHT + extent[0] + 0.05, block[1], _DESK_TOP + 2 * extent[2] + 0.02])
+        return _action(reach(tip, carry + (tip - block)), wrist, CLOSED)
+
+    def _draw_forward(self, world: DeskWorld, block, extent, tip) -> np.ndarray:
+        beyond = np.array([block[0] + self.lane, block[1] + extent[1] + 0.05, _DESK_TOP + 0.012])
+        error = beyond - tip
+        wrist = level_fingers(world)
+        if self.pull_lane is None:
+            if abs(error[0]) < 0.04 and abs(error[2]) < 0.025 and -0.05 < error[1] < 0.04:
+                self.pull_lane = tip[0]
+        elif tip[1] < block[1] or abs(error[2]) > 0.05 or abs(tip[0] - block[0]) > extent[0] + 0.01:
+            self.pull_lane = None  # the block is no longer in front of the fingertips
+        if self.pull_lane is not None:
+            # Straight towards the arm; the hand tilts as it comes, so hold the height firmly.
+            hold_x, hold_z = GAIN * (self.pull_lane - tip[0]), 2 * GAIN * error[2]
+            return _action(np.array([hold_x, -1.0, hold_z]), wrist, CLOSED)
+        return _action(reach(tip, _clear_desk_edge(tip, _funnel(tip, beyond))), wrist, CLOSED)
+
+
+class DrawerPolicy:
+    """Hook the handle's bar and pull, then push the drawer's front wall from inside.
+
+    The drawer opens along −y, towards the arm, but this low the hand gets no closer to the
+    arm's base than y ≈ 0.42–0.47 (RoboDesk's IK folds the elbow to its limit and tilts
+    the hand forward to its wrist's limit), while the bar must reach y ≈ 0.29 for success.
+    So: (1) closed fingers down into the gap between the bar and the front wall, (2) pull
+    as far as the arm goes, (3) lift over the front wall and come down inside the drawer
+    near its side (the arm reaches 2–3 cm closer there), (4) open the gripper, whose front
+    finger then pushes the wall's inner face on, and push on towards the arm. The fingers
+    stay side by side along y, the way the drawer moves. If a pull leaves no room inside,
+    pull again. This succeeds only where the arm's posture lets it reach far enough
+    (about one scene in ten): the wall's inner face must come to y = 0.41.
+    """
+
+    def reset(self, world: DeskWorld, rng: np.random.Generator) -> None:
+        self.stage = "hook"
+        self.lane = rng.uniform(-0.03, 0.03)  # where along the bar to hook it
+        self.side = 1.0 if rng.uniform() < 0.5 else -1.0  # which side of the drawer to push
+        self.last_y: float | None = None
+
+    def action(self, world: DeskWorld) -> np.ndarray:
+        g = _drawer_geometry(world)
+        tip = fingertips(world)
+        wrist = turn_fingers(world, [0.0, 1.0, 0.0])
+        inside = np.array([g["x"] + self.side * (g["half_width"] - 0.035), g["wall_back"] + 0.035,
+                           g["wall_top"] - 0.03])
+        room = inside[1] + 0.035 < _DESK_FRONT
+        if self.stage == "hook" and room:
+            self.stage = "over"
+        if self.stage == "hook":
+            gap = np.array([g["x"] + self.lane, 0.5 * (g["bar_back"] + g["wall_front"]), g["bar_z"] - 0.015])
+            error = gap - tip
+            if abs(error[0]) < 0.03 and abs(error[1]) < 0.015 and abs(error[2]) < 0.015:
+                self.stage, self.last_y = "pull", None
+            else:
+                return _action(reach(tip, _funnel(tip, gap, height=0.08, slope=2.0)), wrist, CLOSED)
+        if self.stage == "pull":
+            stalled = self.last_y is not None and self.last_y - tip[1] < 0.008
+            self.last_y = tip[1]
+            if not stalled:
+                # The bar is round: pulled, it lifts the fingers over itself unless they
+                # are pressed down hard.
+                target = np.array([g["x"] + self.lane, tip[1] - 0.1, g["bar_z"] - 0.015])
+                move = steer(world, tip, target)
+                move[2] = 2 * GAIN * (target[2] - tip[2]) - 0.4
+                return _action(move, wrist, CLOSED)
+            self.stage = "over" if room else "hook"
+            if not room:
+                return _action(np.array([0.0, 0.3, 0.5]), wrist, CLOSED)  # off the bar, to hook again
+        if self.stage == "over":
+            error = inside - tip
+            if abs(error[0]) < 0.03 and abs(error[1]) < 0.015 and abs(error[2]) < 0.015:
+                self.stage = "push"
+            else:
+                # Up over the wall's top first, then along, then down behind it.
+                over = g["wall_top"] + 0.035
+                if error[1] > 0.015 and tip[2] < over - 0.015:
+                    target = np.array([tip[0], tip[1], over])
+                elif error[1] > 0.015 or abs(error[0]) > 0.03:
+                    target = np.array([inside[0], inside[1], over])
+                else:
+                    target = inside
+                return _action(reach(tip, target), wrist, CLOSED)
+        target = np.array([inside[0], tip[1] - 0.1, inside[2]])
+        return _action(steer(world, tip, target), wrist, OPEN)
+
+
+def _drawer_geometry(world: DeskWorld) -> dict[str, float]:
+    """Where the drawer's handle bar and front wall are now (world frame), read from the
+    model: the bar is the drawer's foremost capsule, the front wall its foremost thin box."""
+    model, data = world.physics.model, world.physics.data
+    body = model.body("drawer").id
+    geoms = range(model.body_geomadr[body], model.body_geomadr[body] + model.body_geomnum[body])
+    solid = [g for g in geoms if model.geom_contype[g]]
+    bar = min((g for g in solid if model.geom_type[g] == 3), key=lambda g: model.geom_pos[g][1])
+    wall = min((g for g in solid if model.geom_type[g] == 6 and model.geom_size[g][1] < 0.05),
+               key=lambda g: model.geom_pos[g][1])
+    radius, thickness = model.geom_size[bar][0], model.geom_size[wall][1]
+    return {"x": float(data.geom_xpos[bar][0]), "bar_z": float(data.geom_xpos[bar][2]),
+            "half_width": float(model.geom_size[wall][0] - thickness),
+            "bar_back": float(data.geom_xpos[bar][1] + radius),
+            "wall_front": float(data.geom_xpos[wall][1] - thickness),
+            "wall_back": float(data.geom_xpos[wall][1] + thickness),
+            "wall_top": float(data.geom_xpos[wall][2] + model.geom_size[wall][2])}
 
 
 class RandomPolicy:
@@ -143,7 +365,7 @@ def scripted_policy(task: str):
 
 
 # Bump when a controller changes: a collection resumed with other controllers is refused.
-CONTROLLERS_VERSION = 1
+CONTROLLERS_VERSION = 2
 
 
 @dataclass(frozen=True)

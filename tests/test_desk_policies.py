@@ -1,0 +1,69 @@
+"""The scripted RoboDesk controllers: without noise they solve their task in few steps
+(fixed scenes, simulated without rendering), and they are deterministic."""
+
+import numpy as np
+import pytest
+
+from maskvit.sim.desk_policies import fingertips, scripted_policy, turn_fingers
+from maskvit.sim.desk_world import DeskWorld
+
+
+@pytest.fixture(scope="module")
+def world():
+    world = DeskWorld()
+    yield world
+    world.close()
+
+
+def steps_to_success(world, task: str, seed: int, limit: int) -> int | None:
+    world.reset(seed)
+    policy = scripted_policy(task)
+    policy.reset(world, np.random.default_rng(seed))
+    for step in range(1, limit + 1):
+        action = policy.action(world)
+        assert action.shape == (5,) and np.all(np.abs(action) <= 1.0)
+        world.advance(action)
+        if world.progress(task).solved:
+            return step
+    return None
+
+
+@pytest.mark.parametrize("task, seed, limit", [
+    ("push_red", 1002, 8),  # the red button is the farthest; the old controller never got there
+    ("flat_block_off_table", 1001, 12),  # drawn over the front edge
+    ("upright_block_off_table", 1000, 18),  # grasped, carried over the right edge, let go
+])
+def test_a_controller_solves_its_task_without_noise_in_few_steps(world, task, seed, limit):
+    assert steps_to_success(world, task, seed, limit) is not None
+
+
+def test_a_controller_is_deterministic_given_the_world_and_its_generator(world):
+    runs = []
+    for _ in range(2):
+        world.reset(1003)
+        policy = scripted_policy("open_drawer")
+        policy.reset(world, np.random.default_rng(7))
+        actions = []
+        for _ in range(3):
+            actions.append(policy.action(world))
+            world.advance(actions[-1])
+        runs.append(np.stack(actions))
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_the_wrist_turns_the_fingers_towards_the_wanted_line(world):
+    world.reset(1000)
+    data = world.physics.named.data
+
+    def misalignment() -> float:
+        hand = data.xmat["panda0_link7"].reshape(3, 3)[:, 2]
+        fingers = data.xpos["panda0_leftfinger"] - data.xpos["panda0_rightfinger"]
+        wanted = np.array([0.0, 1.0, 0.0]) - hand[1] * hand
+        cosine = abs(np.dot(fingers, wanted)) / (np.linalg.norm(fingers) * np.linalg.norm(wanted))
+        return float(np.arccos(min(1.0, cosine)))
+
+    before = misalignment()
+    for _ in range(3):
+        world.advance(np.array([0.0, 0.0, 0.0, turn_fingers(world, [0.0, 1.0, 0.0]), 0.0]))
+    assert misalignment() < min(0.15, before)
+    assert np.all(np.isfinite(fingertips(world)))
