@@ -114,7 +114,8 @@ def _work(index: int) -> tuple[int, dict[str, Any]]:
 
 def run_episodes(indices: list[int], workers: int, make_world: Callable[[], Any],
                  episode: Callable[[Any, int], dict[str, Any]],
-                 write: Callable[[int, dict[str, Any]], None], bar: tqdm) -> None:
+                 write: Callable[[int, dict[str, Any]], None], bar: tqdm,
+                 start_method: str = "fork") -> None:
     """`write(i, episode(world, i))` for every index, in `workers` processes (or this one).
 
     `make_world` and `episode` must be picklable (module-level functions, classes or
@@ -122,6 +123,8 @@ def run_episodes(indices: list[int], workers: int, make_world: Callable[[], Any]
     written by this process as they finish. On Ctrl-C / SIGTERM (raised here by the CLI) or
     any error, the pool is terminated before the exception goes on: the workers end
     quietly, the episodes written so far stay, and the next run resumes from them.
+    `start_method="spawn"` for worlds that render through a GL library: children forked
+    from a process that has made a GL context (llvmpipe's threads hold its locks) hang.
     """
     if workers == 1 or len(indices) <= 1:
         world = make_world()
@@ -133,7 +136,7 @@ def run_episodes(indices: list[int], workers: int, make_world: Callable[[], Any]
             world.close()
         return
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    context = multiprocessing.get_context(start_method if start_method in methods else "spawn")
     pool = context.Pool(workers, initializer=_init_worker, initargs=(make_world, episode, os.getpid()))
     try:
         for index, result in pool.imap_unordered(_work, indices, chunksize=1):

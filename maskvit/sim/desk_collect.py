@@ -112,7 +112,9 @@ def collect_desk_dataset(out: str | Path, episodes: int, tasks: tuple[str, ...] 
     bar = tqdm(total=episodes, initial=episodes - len(todo), desc="collect robodesk", unit="ep",
                disable=not progress)
     episode = functools.partial(collect_desk_episode, run_seed=seed, steps=steps, tasks=tasks, mix=mix)
-    run_episodes(todo, workers, DeskWorld, episode, functools.partial(_write, writer), bar)
+    # spawn: this process has rendered (check_rendering), and a forked child of a GL process hangs
+    run_episodes(todo, workers, DeskWorld, episode, functools.partial(_write, writer), bar,
+                 start_method="spawn")
     bar.close()
     return writer.close()
 
