@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from maskvit.cli import main
+from maskvit.data import EpisodeStore
 from maskvit.errors import UserError
 from maskvit.sim.desk_collect import collect_desk_dataset, desk_episode_seed
 from maskvit.sim.desk_instances import instance_seed
@@ -130,6 +131,22 @@ def test_collection_keeps_states_that_replay_each_frame_exactly(store, world):
         np.testing.assert_array_equal(world.get_state(), sim[2])
 
 
+def test_two_worker_processes_write_the_episodes_one_process_writes(store, tmp_path):
+    """Workers render too: started from this process, which has rendered, they must not hang
+    (forked children of a GL process did); run in a child so a hang fails within the bound."""
+    out = tmp_path / "two"
+    done = subprocess.run([sys.executable, "-m", "maskvit.cli", "collect", "--env", "robodesk",
+                           "--tasks", "push_red,open_slide", "--episodes", "2", "--steps", "4",
+                           "--workers", "2", "--out", str(out), "--no-progress"],
+                          capture_output=True, text=True, timeout=600)  # a failure bound only
+    assert done.returncode == 0, done.stderr
+    parallel = EpisodeStore.open(out)
+    assert parallel.episode_ids() == store.episode_ids()
+    for eid in store.episode_ids():
+        np.testing.assert_array_equal(parallel.load(eid)["frames"], store.load(eid)["frames"])
+        np.testing.assert_array_equal(parallel.load_array(eid, "sim_states"), store.load_array(eid, "sim_states"))
+
+
 def test_collection_resumes_and_refuses_other_settings(store, tmp_path):
     again = collect_desk_dataset(store.path, 2, tasks=("push_red", "open_slide"), steps=4, progress=False)
     assert again.episode_ids() == store.episode_ids()
@@ -214,3 +231,25 @@ def test_instance_files_round_trip_and_damage_or_another_version_is_one_line(wor
         desk_instances.INSTANCES_VERSION = original
     with pytest.raises(UserError, match="unknown RoboDesk task"):
         load_instances(path, task="open_door")
+
+
+def test_every_shipped_goal_state_satisfies_its_tasks_success_predicate(world):
+    """The benchmark's instances (maskvit/sim/data): each goal state solves its task, no start
+    state does, and every task that has instances has its tuning and 30 held-out test ones."""
+    from maskvit.sim.desk_instances import SHIPPED, load_instances
+
+    assert SHIPPED.is_file(), f"the shipped instance file {SHIPPED} is missing"
+    instances = load_instances()
+    tasks = {i.task for i in instances}
+    assert {"push_red", "push_green", "push_blue"} <= tasks
+    for task in tasks:
+        assert len([i for i in instances if i.task == task and i.split == "test"]) >= 30, task
+        assert any(i.task == task and i.split == "tuning" for i in instances), task
+    for instance in instances:
+        world.set_state(instance.goal_state)
+        assert world.progress(instance.task).solved, (instance.task, instance.seed)
+        world.set_state(instance.start_state)
+        assert not world.progress(instance.task).solved, (instance.task, instance.seed)
+    seeds = [(i.task, i.seed) for i in instances]
+    assert len(set(seeds)) == len(seeds)
+    assert not {i.seed for i in instances if i.split == "tuning"} & {i.seed for i in instances if i.split == "test"}

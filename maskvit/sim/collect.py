@@ -171,8 +171,7 @@ def collect_push_dataset(
     """
     config = config or PushConfig()
     policy = policy or RandomPushPolicy()
-    if episodes < 1 or steps < 2 or workers < 1:
-        raise UserError(f"need episodes ≥ 1, steps ≥ 2, workers ≥ 1 (got {episodes}, {steps}, {workers})")
+    check_counts(episodes, steps, workers)
     extra = {
         "env": "push",
         "seed": seed,
@@ -205,6 +204,12 @@ def _push_episode(env: PushEnv, index: int, *, run_seed: int, steps: int,
 
 def _write(writer: EpisodeStoreWriter, index: int, episode: dict[str, np.ndarray]) -> None:
     writer.add(episode_id(index), episode["frames"], episode["actions"], states=episode["states"])
+
+
+def check_counts(episodes: int, steps: int, workers: int) -> None:
+    """One line when a collection's episode, step or worker count cannot work."""
+    if episodes < 1 or steps < 2 or workers < 1:
+        raise UserError(f"need episodes ≥ 1, steps ≥ 2, workers ≥ 1 (got {episodes}, {steps}, {workers})")
 
 
 def finished_store(out: Path, ids: list[str]) -> EpisodeStore | None:

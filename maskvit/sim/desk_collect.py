@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from maskvit.data.store import EpisodeStore, EpisodeStoreWriter
 from maskvit.errors import UserError
-from maskvit.sim.collect import check_same_run, finished_store, plain, run_episodes
+from maskvit.sim.collect import check_counts, check_same_run, finished_store, plain, run_episodes
 from maskvit.sim.desk_policies import CONTROLLERS_VERSION, NoisyMix, RandomPolicy, scripted_policy
 from maskvit.sim.desk_world import (
     ACTION_DIM,
@@ -88,8 +88,7 @@ def collect_desk_dataset(out: str | Path, episodes: int, tasks: tuple[str, ...] 
     tasks = tuple(check_task(t) for t in tasks)
     if not tasks or len(set(tasks)) != len(tasks):
         raise UserError("--tasks needs one or more distinct RoboDesk tasks")
-    if episodes < 1 or steps < 2 or workers < 1:
-        raise UserError(f"need episodes ≥ 1, steps ≥ 2, workers ≥ 1 (got {episodes}, {steps}, {workers})")
+    check_counts(episodes, steps, workers)
     extra = {
         "env": "robodesk",
         "seed": seed,
