@@ -177,8 +177,10 @@ def test_shipped_calibration_tables_are_what_the_world_renders():
     for new, shipped in ((fresh["slide"][0], _SLIDE_PROFILES[slide]),
                          (fresh["drawer"][0], _DRAWER_PROFILES[drawer])):
         assert len(new) == len(shipped)
-        assert [a == "." for a in new] == [b == "." for b in shipped]
-        diff = [abs(int(a, 16) - int(b, 16)) for a, b in zip(new, shipped, strict=True) if a != "."]
+        # another CPU's GL (llvmpipe compiles for the CPU it runs on) may shade an edge pixel
+        # differently: at most one entry may change between counted and left out
+        assert sum((a == ".") != (b == ".") for a, b in zip(new, shipped, strict=True)) <= 1
+        diff = [abs(int(a, 16) - int(b, 16)) for a, b in zip(new, shipped, strict=True) if "." not in (a, b)]
         assert max(diff) <= 2 and sum(diff) <= 4  # another GL may shade an edge pixel differently
 
 
