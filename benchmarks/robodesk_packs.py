@@ -43,7 +43,7 @@ def pack(store: Path, packs: Path, per_pack: int) -> None:
     index["writer"] = json.loads((store / "writer.json").read_text())
     have = set(indices)
     for start in range(0, (max(indices) + 1) if indices else 0, per_pack):
-        wanted = [i for i in range(start, start + per_pack)]
+        wanted = list(range(start, start + per_pack))
         name = f"robodesk_{start:06d}-{start + per_pack - 1:06d}.tar.xz"
         if name in index["packs"] or not all(i in have for i in wanted):
             continue  # packed already, or not complete yet: only whole packs are written

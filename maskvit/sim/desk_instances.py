@@ -56,7 +56,7 @@ def roll_to_success(world: DeskWorld, task: str, seed: int) -> tuple[np.ndarray,
     """Roll `task`'s scripted policy from scene `seed` until success: (goal state, steps) or None."""
     for attempt, noise in enumerate(ATTEMPT_NOISE):
         rng = np.random.default_rng([INSTANCE_STREAM, seed, attempt])
-        world.reset(seed)
+        world.place(seed)
         policy = scripted_policy(task)
         policy.reset(world, rng)
         for step in range(1, MAX_STEPS + 1):
@@ -77,7 +77,7 @@ def make_instances(world: DeskWorld, task: str, split: str, count: int,
     while len(found) < count and index < limit:
         seed = instance_seed(task, split, index)
         index += 1
-        world.reset(seed)
+        world.place(seed)
         if world.progress(task).solved:
             continue  # already solved at the start: not a task
         start = world.get_state()

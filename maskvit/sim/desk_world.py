@@ -145,6 +145,11 @@ class DeskWorld:
     # -- episodes
     def reset(self, seed: int) -> np.ndarray:
         """The scene of `seed` (RoboDesk's randomisation, seeded): objects and arm; its frame."""
+        self.place(seed)
+        return self.render()
+
+    def place(self, seed: int) -> None:
+        """`reset` without the frame: for rollouts scored on the simulator state only."""
         rng = np.random.default_rng(int(seed))
         desk, data = self.desk, self.physics.named.data
         self.physics.reset()
@@ -162,7 +167,6 @@ class DeskWorld:
         self.physics.data.qvel[: desk.num_joints] = 0.0
         self.physics.forward()
         self._after_restore()
-        return self.render()
 
     def step(self, action: np.ndarray) -> np.ndarray:
         """Hold `action` (5 numbers, clipped to [−1, 1]) for one action period; the new frame."""
