@@ -67,4 +67,6 @@ def action_bounds(dataset: str, action_dim: int) -> tuple[np.ndarray, np.ndarray
 
         bound = PushConfig().max_step
         return np.full(2, -bound), np.full(2, bound)
+    if dataset == "robodesk" and action_dim == 5:  # RoboDesk's own bounds (maskvit.sim.desk_world)
+        return np.full(5, -1.0), np.full(5, 1.0)
     return np.full(action_dim, -ACTION_LIMIT), np.full(action_dim, ACTION_LIMIT)
