@@ -1,22 +1,46 @@
-"""The episode index both on-disk formats share: ids, splits and lengths from a manifest.
+"""What both on-disk formats share: the episode index, its splits, and clip datasets over it.
 
 An episode store (frames) and a token cache (codes) list their episodes the same way:
 `{"id", "length", "split"}` entries in `manifest.json`. `Episodes` is that list's API and
-its checks, written once; the two formats add how their frames or codes are read.
+its checks, written once; `EpisodeClips` cuts its episodes into fixed-length clips. The two
+formats add how their frames or codes are read.
+
+The split of an episode depends only on its id (a CRC32 hash, `split_for`), never on the
+order in which episodes were written, so a resumed or parallel conversion gives the same split.
+
+A clip is `clip_len` consecutive frames with their aligned actions (`actions[t]` is taken
+after frame t). Protocols: BAIR 1+15 → clip_len 16, RoboNet 2+10 → 12, KITTI 5+25 → 30.
+Every valid start (every `stride` frames) is one item, so a plain `DistributedSampler`
+shards and shuffles clips across processes.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
-from maskvit.data.splits import SPLITS
 from maskvit.errors import UserError
 
+SPLITS = ("train", "val", "test")
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
+
+
+def split_for(episode_id: str, fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)) -> str:
+    """The split of `episode_id` for (train, val, test) fractions summing to 1."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+    u = zlib.crc32(episode_id.encode()) / 2**32  # uniform in [0, 1)
+    if u < fractions[0]:
+        return "train"
+    if u < fractions[0] + fractions[1]:
+        return "val"
+    return "test"
 
 
 def check_episode_id(episode_id: str, where: str = "") -> str:
@@ -94,3 +118,41 @@ class Episodes:
             return self._episodes[episode_id]
         except KeyError:
             raise UserError(f"episode {episode_id!r} is not in {self.kind} {self.path}") from None
+
+
+def clip_index(lengths: list[int], clip_len: int, stride: int = 1) -> np.ndarray:
+    """(N, 2) int64 array of (episode position, start frame) for every clip that fits."""
+    if clip_len < 1 or stride < 1:
+        raise UserError(f"clip length and stride must be positive, got {clip_len} and {stride}")
+    rows = [
+        np.stack([np.full(len(starts), i), starts], axis=1)
+        for i, n in enumerate(lengths)
+        if len(starts := np.arange(0, n - clip_len + 1, stride)) > 0
+    ]
+    return np.concatenate(rows).astype(np.int64) if rows else np.zeros((0, 2), np.int64)
+
+
+class EpisodeClips(Dataset):
+    """Every `clip_len`-frame clip (every `stride` frames) of one split's episodes; a
+    subclass says how one clip is read (`clip`)."""
+
+    def __init__(self, source: Episodes, clip_len: int, split: str = "train", stride: int = 1):
+        self.clip_len = clip_len
+        self.split = split
+        self.episode_ids = source.episode_ids(split)
+        self.index = clip_index([source.length(e) for e in self.episode_ids], clip_len, stride)
+        if len(self.index) == 0:
+            raise UserError(
+                f"{source.path}: no {split} episode has {clip_len} frames "
+                f"({len(self.episode_ids)} {split} episodes); use a shorter clip or another split"
+            )
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        episode, start = self.index[i]
+        return self.clip(self.episode_ids[episode], int(start))
+
+    def clip(self, episode_id: str, start: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError

@@ -31,9 +31,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from maskvit.atomic import atomic_write_json
-from maskvit.data.episodes import Episodes, check_episode_id, check_episode_list, check_finite
+from maskvit.data.episodes import (
+    SPLITS,
+    EpisodeClips,
+    Episodes,
+    check_episode_id,
+    check_episode_list,
+    check_finite,
+    split_for,
+)
 from maskvit.data.files import (
     FILE_MODE,
     check_only_owned,
@@ -43,7 +52,6 @@ from maskvit.data.files import (
     remove_owned,
     write_npy,
 )
-from maskvit.data.splits import SPLITS, split_for
 from maskvit.errors import UserError
 
 STORE_FORMAT = "maskvit-episodes"
@@ -487,3 +495,15 @@ class EpisodeStoreWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
+
+
+class ClipDataset(EpisodeClips):
+    """Clips from an episode store: items `{"frames": uint8 (T,H,W,3), "actions": float32 (T,A)}`."""
+
+    def __init__(self, store: EpisodeStore, clip_len: int, split: str = "train", stride: int = 1):
+        super().__init__(store, clip_len, split, stride)
+        self.store = store
+
+    def clip(self, episode_id: str, start: int) -> dict[str, torch.Tensor]:
+        clip = self.store.load_clip(episode_id, start, self.clip_len)
+        return {"frames": torch.from_numpy(clip["frames"]), "actions": torch.from_numpy(clip["actions"])}

@@ -26,8 +26,13 @@ import numpy as np
 import torch
 
 from maskvit.atomic import atomic_write_json
-from maskvit.data.clips import EpisodeClips
-from maskvit.data.episodes import Episodes, check_episode_id, check_episode_list
+from maskvit.data.episodes import (
+    SPLITS,
+    EpisodeClips,
+    Episodes,
+    check_episode_id,
+    check_episode_list,
+)
 from maskvit.data.files import (
     FILE_MODE,
     check_only_owned,
@@ -36,7 +41,6 @@ from maskvit.data.files import (
     read_manifest,
     remove_owned,
 )
-from maskvit.data.splits import SPLITS
 from maskvit.errors import UserError
 
 CACHE_FORMAT = "maskvit-tokens"

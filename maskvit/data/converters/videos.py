@@ -23,7 +23,7 @@ from maskvit.data.converters.common import (
     resize_frame,
     write_episodes,
 )
-from maskvit.data.splits import split_for
+from maskvit.data.episodes import split_for
 from maskvit.data.store import EpisodeStore, safe_episode_id
 from maskvit.errors import UserError
 
