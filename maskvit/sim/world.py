@@ -1,24 +1,67 @@
 """The PyBullet scene of the push world: a Kuka iiwa arm, a table, coloured boxes, a camera.
 
 Each `PushWorld` owns its own headless PyBullet client, so several worlds can live in one
-process (e.g. a planner's scratch copy). Images come from the CPU TinyRenderer.
+process (e.g. a planner's scratch copy). Images come from the CPU TinyRenderer. PyBullet's
+C code prints banners straight to file descriptors 1 and 2 (`quiet_native_output` silences
+them), where our own one-line errors must stay alone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from maskvit.sim.quiet import quiet_native_output
+from maskvit.sim.config import BOX_COLOURS, PushConfig
+from maskvit.sim.scenes import SceneLayout
+
+
+def _flush_c_stdio() -> None:
+    """Flush C's stdio buffers, so what C code printed leaves while it is redirected."""
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def quiet_native_output() -> Iterator[None]:
+    """Send fds 1 and 2 to /dev/null for the block: C code's banners bypass `sys.stdout`.
+
+    Our own errors must stay one line on stderr; pybullet prints "pybullet build time: ..."
+    when imported and "argv[0]=" when a client connects.
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = [os.dup(1), os.dup(2)]
+    except (OSError, ValueError, AttributeError):  # no real fds (e.g. captured by a harness)
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                _flush_c_stdio()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        for fd in saved:
+            os.close(fd)
+
 
 with quiet_native_output():  # pybullet's C code prints a build banner on import
     import pybullet
     import pybullet_data
     from pybullet_utils import bullet_client
-
-from maskvit.sim.config import BOX_COLOURS, PushConfig
-from maskvit.sim.scenes import SceneLayout
 
 ARM_LINK = 6  # the last link of the iiwa: its flat end is the pusher
 ARM_FLANGE_TO_TIP = 0.048  # metres from that link's frame down to its lowest point
