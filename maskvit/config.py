@@ -11,7 +11,7 @@ section's frame size and action size, the eval frame counts and planning's tempe
 top-p are derived when a `Config` is built, and checked there when given anyway
 (`maskvit.config_derive`). Decoding settings are one `DecodingConfig` per use
 (`eval.decoding`, `plan.decoding`); their old flat spellings (`eval.decoding_steps`, ...)
-are still read (`maskvit.config_legacy`).
+are still read (`maskvit.config_derive.upgrade`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from maskvit.atomic import atomic_write_text
-from maskvit.config_derive import derive, strip_derived
-from maskvit.config_legacy import current_key, upgrade
+from maskvit.config_derive import current_key, derive, strip_derived, upgrade
 from maskvit.errors import UserError
 
 Schedule = Literal["cosine", "square", "cubic", "exponential", "linear", "sqrt"]
@@ -257,8 +256,8 @@ def load_preset(name: str, overrides: list[str] | None = None) -> Config:
 def config_from_dict(raw: dict[str, Any], *, protocol: bool = True) -> Config:
     """Build a validated `Config` from nested plain data (as read from YAML).
 
-    Old key spellings are moved to their place (`maskvit.config_legacy`), derived fields
-    filled in or checked (`maskvit.config_derive`), then every range is checked.
+    Old key spellings are moved to their place, derived fields filled in or checked
+    (both `maskvit.config_derive`), then every range is checked.
     `protocol=False` skips the eval / plan frame-count checks against the transformer:
     a saved run was checked when it was made, and its decoding defaults must never stop
     its weights from loading.

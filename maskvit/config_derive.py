@@ -1,13 +1,20 @@
-"""Facts a config states once; the sections that repeat them derive them.
+"""What raw config data goes through before it is a `Config`: old key spellings moved to
+their place, then the facts a config states once derived where other sections repeat them.
 
-A preset writes the codebook size, the token grid, the frame size, the action size and the
-clip's frame counts once: the tokenizer section owns the codebook size and the frame size
-(hence the token grid), the transformer owns the action size and the frame counts. The
-transformer, data, eval and plan sections take them from there when a `Config` is built,
-as google-research/maskgit derives the [MASK] id from the codebook size instead of
-writing it twice.
+Old spellings: decoding settings used to be flat keys of the `eval` and `plan` sections;
+they are now one `DecodingConfig` nested in each (`eval.decoding`, `plan.decoding`). Run
+directories and bundles written before (the shipped `maskvit/pretrained/push64` among
+them), presets and `--set eval.decoding_steps=4` overrides keep their old spelling:
+`upgrade` moves such keys to their new place before a `Config` is built.
 
-Two kinds of rules:
+Derived facts: a preset writes the codebook size, the token grid, the frame size, the
+action size and the clip's frame counts once: the tokenizer section owns the codebook size
+and the frame size (hence the token grid), the transformer owns the action size and the
+frame counts. The transformer, data, eval and plan sections take them from there when a
+`Config` is built, as google-research/maskgit derives the [MASK] id from the codebook size
+instead of writing it twice.
+
+Two kinds of derivation rules:
 
 - strict (a repeated fact): a value that is given anyway (a run directory or bundle
   written before, which holds every field) must equal the derived one, or a one-line
@@ -18,6 +25,7 @@ Two kinds of rules:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +33,51 @@ from typing import Any
 
 from maskvit.errors import UserError
 
+# ---------------------------------------------------------------- old spellings
+
+RENAMED: dict[str, str] = {
+    "eval.decoding_steps": "eval.decoding.steps",
+    "eval.schedule": "eval.decoding.schedule",
+    "eval.temperature": "eval.decoding.temperature",
+    "eval.top_p": "eval.decoding.top_p",
+    "plan.decoding_steps": "plan.decoding.steps",
+    "plan.schedule": "plan.decoding.schedule",
+}
+
+
+def current_key(dotted: str) -> str:
+    """Today's spelling of a dotted key (the key itself when it was never renamed)."""
+    return RENAMED.get(dotted, dotted)
+
+
+def upgrade(raw: Any) -> Any:
+    """A copy of nested config data with every old key moved to its new place.
+
+    Both spellings of one setting may appear (a hand-edited file) only with one value;
+    otherwise a one-line `UserError` names both.
+    """
+    if not isinstance(raw, dict):
+        return raw
+    out = copy.deepcopy(raw)
+    for old, new in RENAMED.items():
+        section, key = old.split(".")
+        node = out.get(section)
+        if not isinstance(node, dict) or key not in node:
+            continue
+        value = node.pop(key)
+        *parents, leaf = new.split(".")[1:]
+        for name in parents:
+            node = node.setdefault(name, {})
+            if not isinstance(node, dict):
+                raise UserError(f"{new.rsplit('.', 1)[0]} must be a mapping, got {node!r}")
+        if leaf in node and node[leaf] != value:
+            raise UserError(f"{old} = {value!r} (the old spelling of {new}) disagrees with "
+                            f"{new} = {node[leaf]!r}; keep one of them")
+        node[leaf] = value
+    return out
+
+
+# ---------------------------------------------------------------- derived facts
 
 @dataclass(frozen=True)
 class Derived:
