@@ -7,11 +7,11 @@ Modules, one job each: `settings` (limits, token rule, the `maskvit serve` flags
 `refusals` (status codes, one-line details, bearer tokens), `frames` (PNG/.npy codecs),
 `schemas` (the JSON shapes, their ranges generated from the config's), `validate`
 (requests -> jobs checked by `maskvit.inference.requests`), `batcher` (dynamic batching
-of `maskvit.inference.batching` jobs), `planning` (CEM through the batcher), `sessions` and
-`sim_routes` (the playground's simulator), `routes` (model endpoints), `pages` (the
-playground and /docs), `middleware` (body cap, headers), `state` (what a running server
-holds), `app` (assembly), `runner` (uvicorn on a socket, in the foreground or a thread),
-`connections` (head deadline, connection caps, lingering close).
+of `maskvit.inference.batching` jobs), `state` (what a running server holds; CEM through
+the batcher), `sessions` (the playground's simulator), `routes` (the endpoints), `pages`
+(the playground and /docs), `app` (assembly; body cap and security headers), `runner`
+(uvicorn on a socket, in the foreground or a thread), `connections` (head deadline,
+connection caps, lingering close).
 """
 
 from __future__ import annotations

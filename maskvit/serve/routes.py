@@ -1,4 +1,4 @@
-"""The model endpoints: /v1/predict, /v1/plan, /v1/health, /v1/info.
+"""The endpoints: /v1/predict, /v1/plan, /v1/health, /v1/info, and the playground's /v1/sim.
 
 Handlers read the raw body so one endpoint takes JSON (frames as base64 PNG) or a .npy
 body (frames as one uint8 array, other fields in the query string), and answer JSON or
@@ -22,8 +22,7 @@ from fastapi.security import HTTPBearer
 
 from maskvit.inference import requests
 from maskvit.serve.frames import NPY_TYPE, dump_npy, encode_png
-from maskvit.serve.planning import PlanAbandoned, PlanOutcome, run_plan
-from maskvit.serve.refusals import ApiError, check_bearer
+from maskvit.serve.refusals import ApiError, BadInput, check_bearer
 from maskvit.serve.schemas import (
     DecodeSettings,
     ErrorBody,
@@ -32,8 +31,10 @@ from maskvit.serve.schemas import (
     PlanResponse,
     PlanSettings,
     PredictResponse,
+    StartSession,
+    StepSession,
 )
-from maskvit.serve.state import ServerState
+from maskvit.serve.state import PlanAbandoned, PlanOutcome, ServerState, run_plan
 from maskvit.serve.validate import (
     plan_job_from_json,
     plan_job_from_npy,
@@ -269,3 +270,50 @@ def _npy_headers(values: dict) -> dict[str, str]:
     return {"X-Maskvit-" + "-".join(p.capitalize() for p in k.split("_")): json.dumps(v)
             for k, v in values.items()}
 
+
+
+def build_sim_router(state: ServerState) -> APIRouter:
+    """/v1/sim: the playground's simulator sessions (the push world, stepped by a browser).
+
+    Not part of the model API proper: they let the page show the simulator's real frames
+    ("reality") beside the model's predictions ("dream") and execute planned actions.
+    Actions are range-checked like the model's; frames travel as base64 PNG.
+    """
+    router = APIRouter(prefix="/v1/sim", tags=["playground simulator"])
+    sessions = state.sessions
+    authorised = token_dependencies(state.settings.token)
+
+    @router.get("", dependencies=authorised, responses=ERRORS,
+                summary="what the simulator offers (kinds, held-out episodes, action bounds)")
+    async def describe() -> dict:
+        return sessions.describe()
+
+    @router.post("/sessions", dependencies=authorised, responses=ERRORS,
+                 summary="start a session: first two frames, the action between them, goal")
+    async def start(body: StartSession) -> dict:
+        out = await run_in_threadpool(sessions.start, body.kind, body.seed)
+        out["frames"] = [encode_png(f) for f in out["frames"]]
+        out["goal"] = encode_png(out["goal"]) if out.get("goal") is not None else None
+        return out
+
+    @router.post("/sessions/{session_id}/step", dependencies=authorised,
+                 responses=ERRORS, summary="execute one action; the new real frame")
+    async def step(session_id: str, body: StepSession) -> dict:
+        action = np.asarray(body.action, dtype=np.float64)
+        low, high = np.asarray(sessions.action_low), np.asarray(sessions.action_high)
+        if action.shape != low.shape or not np.isfinite(action).all():
+            raise BadInput(f"action: must be {len(low)} finite numbers; got {body.action}")
+        tolerance = requests.ACTION_TOLERANCE
+        if (action < low - tolerance).any() or (action > high + tolerance).any():
+            raise BadInput(f"action {body.action} is outside the bounds [{low.tolist()}, {high.tolist()}]")
+        out = await run_in_threadpool(sessions.step, session_id, np.clip(action, low, high))
+        out["frame"] = encode_png(out["frame"])
+        return out
+
+    @router.delete("/sessions/{session_id}", dependencies=authorised,
+                   responses=ERRORS, summary="close a session")
+    async def close(session_id: str) -> dict:
+        await run_in_threadpool(sessions.close, session_id)
+        return {"closed": session_id}
+
+    return router

@@ -193,3 +193,17 @@ class Info(_Strict):
 
 class ErrorBody(BaseModel):
     detail: str = Field(..., description="one line saying what was wrong")
+
+
+class StartSession(_Strict):
+    """A playground simulator session to start (/v1/sim/sessions)."""
+
+    kind: str = Field("task", description="task: a push task with a goal image rendered by the "
+                                          "simulator; episode: a held-out recorded episode")
+    seed: int = Field(0, ge=0, description="task seed, or the held-out episode's index")
+
+
+class StepSession(_Strict):
+    """One action for a playground simulator session to execute."""
+
+    action: list[float] = Field(..., description="the action to execute, e.g. [dx, dy] in metres")
