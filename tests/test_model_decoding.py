@@ -6,8 +6,7 @@ import torch
 from maskvit.config import DecodingConfig
 from maskvit.errors import UserError
 from maskvit.model import MaskViT
-from maskvit.model.decoding import generate
-from maskvit.model.mask_schedules import SCHEDULES, get_schedule, masked_counts
+from maskvit.model.decoding import SCHEDULES, generate, get_schedule, masked_counts
 from maskvit.model.sampling import sample_categorical
 
 

@@ -14,8 +14,7 @@ import torch
 
 from maskvit.config import DecodingConfig
 from maskvit.errors import UserError
-from maskvit.model.decoding import generate, iterative_decode, model_logits
-from maskvit.model.mask_schedules import masked_counts
+from maskvit.model.decoding import generate, iterative_decode, masked_counts, model_logits
 from maskvit.model.sampling import draw_uniform, sample_categorical
 
 

@@ -1,7 +1,6 @@
 """The MaskViT transformer, masking for training, mask schedules and decoding."""
 
-from maskvit.model.decoding import DecodingResult, generate
-from maskvit.model.mask_schedules import SCHEDULES, get_schedule
+from maskvit.model.decoding import SCHEDULES, DecodingResult, generate, get_schedule
 from maskvit.model.masking import mask_for_training, masked_cross_entropy
 from maskvit.model.transformer import MaskViT
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from maskvit.config import DECODING_RANGES, PLAN_RANGES
 from maskvit.inference.requests import PLAN_DECODING_FIELDS, REQUEST_CAPS
-from maskvit.model.mask_schedules import SCHEDULES
+from maskvit.model.decoding import SCHEDULES
 from maskvit.plan.planner import COSTS
 
 Schedule = Literal[tuple(SCHEDULES)]  # type: ignore[valid-type]
