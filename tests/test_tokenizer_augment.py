@@ -7,9 +7,8 @@ import torch
 
 from maskvit.config import TokenizerConfig, apply_overrides, load_preset
 from maskvit.errors import UserError
-from maskvit.tokenizer.augment import augment_frames
 from maskvit.tokenizer.vqgan import uint8_to_float
-from maskvit.tokenizer.vqgan_task import TokenizerTask
+from maskvit.tokenizer.vqgan_task import TokenizerTask, augment_frames
 from maskvit.train.task_protocol import StepContext
 
 
