@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from maskvit.bench.baseline_blocks import parameter_count
-from maskvit.bench.causal_kv import CausalVideoDecoder, decode_causal_kv
+from maskvit.bench.decode import CausalVideoDecoder, decode_causal_kv, time_plan
 from maskvit.bench.factorised import FactorisedVideoTransformer, decode_factorised
-from maskvit.config import DecodingConfig
+from maskvit.config import DecodingConfig, load_preset
 from maskvit.model import MaskViT
 from maskvit.model.decoding import assemble_clip
 
@@ -91,9 +91,6 @@ def test_bench_decode_rejects_bad_arguments_in_one_line(capsys):
 
 
 def test_a_plan_entry_may_set_maskvits_steps():
-    from maskvit.bench.decode import time_plan
-    from maskvit.config import load_preset
-
     preset_steps = load_preset("push64").eval.decoding.steps
     rows = time_plan([("push64", 1, "fp32"), ("push64", 1, "fp32", 2)], ar_passes=1, rounds=1)
     assert [r.iterative_passes for r in rows] == [preset_steps, 2]

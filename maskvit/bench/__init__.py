@@ -5,8 +5,9 @@ The baselines are not product code: randomly initialised, never trained, only ti
 width, number of layers, MLP and embeddings (so nearly its parameter count; they lack
 only the relative-position bias tables):
 
-- `causal_kv`: a causal (GPT-style) decoder over the raster-ordered clip with a
-  key/value cache: one token per step, each step costs one token's worth of compute;
+- `CausalVideoDecoder` (in `decode.py`): a causal (GPT-style) decoder over the
+  raster-ordered clip with a key/value cache: one token per step, each step costs one
+  token's worth of compute;
 - `factorised`: a spatial/temporal factorised transformer (GENIE-style), causal in time,
   decoding frame by frame with a few MaskGIT steps per frame and a per-frame key/value
   cache of the temporal layers.
