@@ -17,7 +17,7 @@ from maskvit.config import TransformerConfig
 from maskvit.errors import UserError
 from maskvit.model.masked_video_task import MaskedVideoTask
 from maskvit.train import StepContext, Trainer, micro_batch_size
-from maskvit.train.sampler import GlobalBatchSampler
+from maskvit.train.distributed import GlobalBatchSampler
 
 TESTS = Path(__file__).parent
 
@@ -49,6 +49,8 @@ def test_indivisible_batch_is_a_user_error():
     assert micro_batch_size(32, 2, 4) == 4
     with pytest.raises(UserError, match="not divisible by 3 process"):
         micro_batch_size(32, 3, 1)
+    with pytest.raises(UserError, match="not divisible by 3 process"):
+        GlobalBatchSampler(50, 8, world_size=3)
     with pytest.raises(UserError, match="fewer than one global batch"):
         GlobalBatchSampler(5, 8)
 

@@ -29,14 +29,15 @@ from maskvit.devices import choose_precision
 from maskvit.errors import UserError
 from maskvit.train.distributed import (
     DistEnv,
+    GlobalBatchSampler,
     all_gather_objects,
     all_reduce_sum,
+    eval_micro_batches,
     micro_batch_size,
 )
 from maskvit.train.logger import MetricLogger
 from maskvit.train.optim import EMA, build_optimizer, lr_at
 from maskvit.train.rng import capture_rng, restore_rng, resume_seed, seed_everything
-from maskvit.train.sampler import GlobalBatchSampler, eval_micro_batches
 from maskvit.train.task_protocol import OptimizerSpec, StepContext, Task
 
 
