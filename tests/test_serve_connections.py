@@ -14,7 +14,7 @@ import pytest
 from stand_ins import tiny_predictor
 
 from maskvit.serve import ServeSettings, create_app
-from maskvit.serve.runner import ThreadedServer
+from maskvit.serve.runner import ConnectionGuard, ThreadedServer
 
 TOKEN = "test-token-0123456789abcdef"
 HALF_HEAD = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n"  # the blank line that ends it never comes
@@ -168,8 +168,6 @@ class FakeConnection:
 
 
 def test_past_the_server_wide_cap_the_longest_idle_connection_of_anyone_makes_room():
-    from maskvit.serve.connections import ConnectionGuard
-
     guard = ConnectionGuard(max_connections=3, max_client_connections=3)
     old_idle, new_idle = FakeConnection(guard, "10.0.0.1", True), FakeConnection(guard, "10.0.0.1", True)
     busy = FakeConnection(guard, "10.0.0.2", False)

@@ -10,8 +10,8 @@ Modules, one job each: `settings` (limits, token rule, the `maskvit serve` flags
 of `maskvit.inference.batching` jobs), `state` (what a running server holds; CEM through
 the batcher), `sessions` (the playground's simulator), `routes` (the endpoints), `pages`
 (the playground and /docs), `app` (assembly; body cap and security headers), `runner`
-(uvicorn on a socket, in the foreground or a thread), `connections` (head deadline,
-connection caps, lingering close).
+(uvicorn on a socket, in the foreground or a thread; head deadline, connection caps,
+lingering close).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Two ASGI middlewares wrap it: security headers on every answer, and a hard cap o
 bodies (`BodyLimit`). The cap keeps at most `max_bytes` of a request before the app sees
 it, so an oversized upload costs neither memory nor model time; the app then gets the
 buffered body. A body declared or found to be over the cap is answered 413 at once,
-unread; the server's lingering close (`maskvit.serve.connections`) then discards the rest
+unread; the server's lingering close (`maskvit.serve.runner`) then discards the rest
 the client sends, so the client reads the 413 rather than a reset connection. A body that
 pauses longer than `read_timeout_s` gets 408, so a slow sender cannot hold a connection
 forever.
