@@ -1,9 +1,14 @@
-"""What both on-disk formats share: the episode index, its splits, and clip datasets over it.
+"""What both on-disk formats share: their files, the episode index, its splits, and clip
+datasets over it.
 
 An episode store (frames) and a token cache (codes) list their episodes the same way:
 `{"id", "length", "split"}` entries in `manifest.json`. `Episodes` is that list's API and
 its checks, written once; `EpisodeClips` cuts its episodes into fixed-length clips. The two
 formats add how their frames or codes are read.
+
+Stores and caches are meant to be shared (read by other users, served to DataLoader
+workers), so what they create is 0644 / 0755 whatever the umask: `make_dir` and
+`write_npy` set those modes explicitly. Atomic writes go through `maskvit.atomic`.
 
 The split of an episode depends only on its id (a CRC32 hash, `split_for`), never on the
 order in which episodes were written, so a resumed or parallel conversion gives the same split.
@@ -16,8 +21,12 @@ shards and shuffles clips across processes.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +35,84 @@ import torch
 from torch.utils.data import Dataset
 
 from maskvit.errors import UserError
+
+# ---------------------------------------------------------------- files
+
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
+
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Save one array as `.npy` (callers make it visible atomically by renaming its folder)."""
+    with open(path, "wb") as f:
+        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+    os.chmod(path, FILE_MODE)
+
+
+def make_dir(path: str | os.PathLike) -> Path:
+    """`mkdir -p` whose new folders are 0755 (an umask of 077 would hide them from others)."""
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    path.mkdir(parents=True, exist_ok=True)
+    for folder in missing:
+        os.chmod(folder, DIR_MODE)
+    return path
+
+
+def read_json(path: Path, what: str, fix: str) -> Any:
+    """The JSON in `path`, or a one-line `UserError` saying `what` is damaged and how to `fix` it."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path}: corrupt {what} (not valid JSON); {fix}") from None
+
+
+def read_manifest(path: Path, expected_format: str, what: str, fix: str) -> dict[str, Any]:
+    """A manifest's JSON object, checked to be of `expected_format` (one-line errors)."""
+    manifest = read_json(path, f"{what} manifest", fix)
+    if not isinstance(manifest, dict) or manifest.get("format") != expected_format:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise UserError(f"{path.parent}: not {what} (manifest format is {found!r})")
+    return manifest
+
+
+def _owned(name: str, owned: Iterable[str]) -> bool:
+    """Whether `name` is one of `owned` or a temp file `maskvit.atomic` left while writing one."""
+    return any(name == o or (name.startswith(f".{o}.") and name.endswith(".tmp")) for o in owned)
+
+
+def foreign_entries(folder: Path, owned: Iterable[str]) -> list[str]:
+    """The entries of `folder` that a format writing only `owned` did not make, sorted."""
+    owned = tuple(owned)
+    return sorted(p.name for p in folder.iterdir() if not _owned(p.name, owned))
+
+
+def check_only_owned(folder: Path, owned: Iterable[str], what: str) -> None:
+    """Refuse (one line) a `folder` that holds anything a `what` does not write: it is (or
+    holds) something else, which writing or `--overwrite` there would mix or delete."""
+    foreign = foreign_entries(folder, owned)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UserError(f"output {folder} holds {shown}, which {what} does not write; "
+                        "choose another --out (nothing was changed)")
+
+
+def remove_owned(folder: Path, owned: Iterable[str], what: str) -> None:
+    """Delete what a `what` wrote in `folder` (for --overwrite), after `check_only_owned`:
+    never a file it did not write. The folder itself stays."""
+    check_only_owned(folder, owned, what)
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+# ---------------------------------------------------------------- the episode index
 
 SPLITS = ("train", "val", "test")
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
@@ -119,6 +206,8 @@ class Episodes:
         except KeyError:
             raise UserError(f"episode {episode_id!r} is not in {self.kind} {self.path}") from None
 
+
+# ---------------------------------------------------------------- clips
 
 def clip_index(lengths: list[int], clip_len: int, stride: int = 1) -> np.ndarray:
     """(N, 2) int64 array of (episode position, start frame) for every clip that fits."""

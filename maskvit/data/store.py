@@ -35,21 +35,19 @@ import torch
 
 from maskvit.atomic import atomic_write_json
 from maskvit.data.episodes import (
+    FILE_MODE,
     SPLITS,
     EpisodeClips,
     Episodes,
     check_episode_id,
     check_episode_list,
     check_finite,
-    split_for,
-)
-from maskvit.data.files import (
-    FILE_MODE,
     check_only_owned,
     make_dir,
     read_json,
     read_manifest,
     remove_owned,
+    split_for,
     write_npy,
 )
 from maskvit.errors import UserError

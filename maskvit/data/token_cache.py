@@ -27,14 +27,12 @@ import torch
 
 from maskvit.atomic import atomic_write_json
 from maskvit.data.episodes import (
+    FILE_MODE,
     SPLITS,
     EpisodeClips,
     Episodes,
     check_episode_id,
     check_episode_list,
-)
-from maskvit.data.files import (
-    FILE_MODE,
     check_only_owned,
     make_dir,
     read_json,

@@ -15,8 +15,7 @@ import torch
 from tqdm import tqdm
 
 from maskvit.data import EpisodeStore, TokenCache, TokenCacheWriter
-from maskvit.data.episodes import check_finite
-from maskvit.data.files import read_json
+from maskvit.data.episodes import check_finite, read_json
 from maskvit.errors import UserError
 from maskvit.locking import output_lock
 from maskvit.tokenizer.vqgan import VQGAN

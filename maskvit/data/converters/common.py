@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from maskvit.data.files import read_json
+from maskvit.data.episodes import read_json
 from maskvit.data.store import EpisodeStore, EpisodeStoreWriter, safe_episode_id
 from maskvit.errors import UserError
 
