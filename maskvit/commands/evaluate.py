@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 from maskvit.commands import add_model_arguments, predictor_from_args
 from maskvit.metrics.protocol import MAX_TRIALS, check_trials
+from maskvit.sharding import Shard, check_workers, run_local_workers, torchrun_shard
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="score predictions (PSNR, SSIM, LPIPS, FVD) and write an HTML report",
         description="Predict held-out clips N times each and score them with the paper's "
                     "protocol (best-of-N PSNR/SSIM/LPIPS, FVD over all samples), next to the "
-                    "copy-last-frame baseline. Writes metrics.json and index.html to --out.",
+                    "copy-last-frame baseline; on push and RoboDesk stores also the objects' "
+                    "fidelity (push: box IoU and centre error; RoboDesk: button lights, slide "
+                    "and drawer positions, block positions). Writes metrics.json and index.html "
+                    "to --out.",
     )
     add_model_arguments(parser)
     parser.add_argument("--data", required=True, help="episode store (maskvit collect / convert)")
@@ -38,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "goal-conditioned)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes on this machine that share the videos (default 1). Across "
+                             "machines run `torchrun --nnodes M --nproc-per-node N -m maskvit "
+                             "evaluate ...` instead: each rank is one worker. The numbers equal "
+                             "one process's; rank 0 writes the report")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
 
@@ -54,6 +65,7 @@ def check_arguments(args: argparse.Namespace) -> tuple[str, ...]:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.seed < 0:
         raise UserError(f"--seed must be 0 or more, got {args.seed}")
+    check_workers(args.workers)
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     if not metrics:
         raise UserError("--metrics names no metric; give a comma-separated subset of "
@@ -62,17 +74,21 @@ def check_arguments(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Lock --out for the whole job; the report replaces an older one whole at the end."""
+    """Evaluate in this process, in --workers local processes, or as one torchrun rank."""
     from maskvit.locking import output_lock
     from maskvit.report.staging import check_report_dir
 
     metrics = check_arguments(args)
-    with output_lock(args.out, "report directory"):
-        check_report_dir(args.out, "evaluate")  # a wrong --out fails before the work
-        try:
-            return _evaluate(args, metrics)
-        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (the CLI's Terminated)
-            raise type(stop)(NOTHING_KEPT) from None
+    check_report_dir(args.out, "evaluate")  # a wrong --out fails before the work
+    try:
+        if args.workers > 1:
+            with output_lock(args.out, "report directory"):
+                pass  # held by another job: refused now, not by rank 0 after the work began
+            run_local_workers(_evaluate_shard, args.workers, args, metrics)
+            return 0
+        return _evaluate_shard(torchrun_shard() or Shard(), args, metrics)
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (the CLI's Terminated)
+        raise type(stop)(NOTHING_KEPT) from None
 
 
 # What an interrupted evaluation leaves: the report is written whole at the end, so
@@ -81,15 +97,46 @@ NOTHING_KEPT = ("nothing of this evaluation is kept (it does not resume); rerun 
                 "over (an earlier report at --out is unchanged)")
 
 
-def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...]) -> int:
+def _evaluate_shard(shard: Shard, args: argparse.Namespace, metrics: tuple[str, ...]) -> int:
+    """One process's part. Rank 0 holds --out's lock for the whole job and writes the
+    report; the other ranks score their videos and send the scores to it."""
+    from maskvit.locking import output_lock
+    from maskvit.report.staging import check_report_dir
+
+    if shard.distributed:
+        args = argparse.Namespace(**{**vars(args), "device": _rank_device(args.device, shard)})
+        if "LOCAL_RANK" not in os.environ:  # --workers: share this machine's cores
+            import torch
+
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+            torch.set_num_threads(max(1, (cores or 1) // shard.world_size))
+    lock = output_lock(args.out, "report directory") if shard.is_main else contextlib.nullcontext()
+    with lock:
+        if shard.is_main:
+            check_report_dir(args.out, "evaluate")
+        return _evaluate(args, metrics, shard)
+
+
+def _rank_device(name: str, shard: Shard) -> str:
+    """The device of this rank: a plain `cuda` (or `auto` on a GPU machine) is the GPU of
+    its local rank: torchrun's LOCAL_RANK, or the rank among --workers."""
+    from maskvit.devices import process_device
+
+    environ = os.environ if "LOCAL_RANK" in os.environ else {
+        "LOCAL_RANK": str(shard.rank), "LOCAL_WORLD_SIZE": str(shard.world_size)}
+    return str(process_device(name, environ))
+
+
+def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...], shard: Shard) -> int:
     from maskvit.data import EpisodeStore
     from maskvit.errors import UserError
     from maskvit.metrics import MetricNetworks, Protocol
-    from maskvit.prediction_eval import evaluate_predictor, headline_numbers
+    from maskvit.prediction_eval import check_store_fits, evaluate_predictor, headline_numbers
     from maskvit.report import write_report
 
     store = EpisodeStore.open(args.data)
     predictor = predictor_from_args(args)
+    check_store_fits(predictor, store)
     protocol = Protocol.from_config(predictor.config)
     if args.trials is not None or args.num_videos is not None:
         protocol = dataclasses.replace(
@@ -98,7 +145,7 @@ def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...]) -> int:
     if protocol.trials < 1 or protocol.num_videos < 1:
         raise UserError("--trials and --num-videos must be at least 1")
     networks = MetricNetworks.load(metrics, args.weights_dir, device=predictor.device)
-    for reason in networks.skipped.values():
+    for reason in networks.skipped.values() if shard.is_main else ():
         print(f"note: {reason}")
     goal = predictor.config.transformer.goal_conditioned if args.goal is None else args.goal
     if goal and not predictor.config.transformer.goal_conditioned:
@@ -106,8 +153,12 @@ def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...]) -> int:
                         "(transformer.goal_conditioned is false)")
     output = evaluate_predictor(predictor, store, protocol, args.split, networks, metrics,
                                 batch_size=args.batch_size, seed=args.seed,
-                                progress=not args.no_progress, goal=goal)
+                                progress=not args.no_progress and shard.is_main, goal=goal,
+                                shard=shard)
+    if output is None:  # another rank writes the report
+        return 0
     output.result["goal_conditioned_protocol"] = goal
+    output.result["processes"] = shard.world_size
     scored = output.result["num_videos"]
     if scored < protocol.num_videos:
         print(f"note: scored {scored} videos: the {args.split} split of {args.data} has no more "

@@ -3,7 +3,9 @@
 Writes, for the first --episodes episodes of --split, a GIF with input and
 reconstruction side by side, and `reconstructions.png` (input row over reconstruction
 row, first --frames frames of each episode); prints held-out PSNR / SSIM and the share
-of the codebook used.
+of the codebook used, and on push and RoboDesk stores what the reconstructions keep of the
+objects (push: box IoU and centre error; RoboDesk: button lights, lit lights alone, slide and
+drawer positions, block positions), also in metrics.json.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 def _reconstruct(args: argparse.Namespace) -> int:
     from maskvit.commands.tokenize import resolve_device
     from maskvit.data import EpisodeStore
+    from maskvit.metrics.desk_objects import FRAME_SIZE, is_desk_store
     from maskvit.metrics.objects import world_objects
     from maskvit.tokenizer.reconstruction_report import (
         pick_episodes,
@@ -62,8 +65,14 @@ def _reconstruct(args: argparse.Namespace) -> int:
         raise UserError(f"{args.data} holds {store.resolution[0]}×{store.resolution[1]} frames but "
                         f"the tokenizer expects {vqgan.cfg.resolution}×{vqgan.cfg.resolution}")
     ids = pick_episodes(store, args.split, args.episodes)
+    desk = is_desk_store(store)
+    if desk and store.resolution != (FRAME_SIZE, FRAME_SIZE):
+        print(f"note: no desk-object scores: they are read from {FRAME_SIZE}×{FRAME_SIZE} frames "
+              f"(VP2's view) and {args.data} holds {store.resolution[0]}×{store.resolution[1]}")
+        desk = False
     m = reconstruction_metrics(vqgan, store, args.split, max_frames=args.metrics_frames or None,
-                               progress=not args.no_progress, objects=world_objects(store))
+                               progress=not args.no_progress, objects=world_objects(store),
+                               desk=desk)
     written = write_reconstructions(vqgan, store, ids, Path(args.out), frames=args.frames,
                                     metrics={"split": args.split, **m})
     boxes = ""
@@ -73,4 +82,19 @@ def _reconstruct(args: argparse.Namespace) -> int:
     print(f"{args.split}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}{boxes}, codebook usage "
           f"{m['codebook_usage']:.1%} (perplexity {m['perplexity']:.1f}) over {int(m['frames'])} "
           f"frames; wrote {len(written)} files to {args.out}")
+    if "desk_objects" in m:
+        print(desk_summary(m["desk_objects"]))
     return 0
+
+
+def desk_summary(desk: dict) -> str:
+    """One line of what reconstructions keep of RoboDesk's task state (`desk_objects`)."""
+    def mean(key: str, digits: int) -> str:
+        value = desk[key]["mean"]
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    lit = desk["light_agreement_when_on"]
+    return (f"desk objects: light agreement {mean('light_agreement', 3)} (lit lights "
+            f"{mean('light_agreement_when_on', 3)} of {lit['events']}), slide error "
+            f"{mean('slide_error', 4)}, drawer error {mean('drawer_error', 4)}, block error "
+            f"{mean('block_centroid_error_px', 2)} px, blocks lost {mean('block_missing', 3)}")

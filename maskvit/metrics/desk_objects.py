@@ -202,11 +202,11 @@ def read_slide(frames: np.ndarray) -> np.ndarray:
     frames = check_desk_frames(frames)
     profile, weight = _slide_profile(frames)  # (..., W)
     # Weighted squared difference to every table row, sum_w weight * known * (p - t)^2 /
-    # sum_w weight * known, expanded into products with the table: (..., W) @ (W, K).
-    known, table = _SLIDE_WEIGHTS.T, (_SLIDE_WEIGHTS * _SLIDE_FRACTIONS).T
-    squared = ((weight * profile**2) @ known - 2 * (weight * profile) @ table
-               + weight @ (_SLIDE_WEIGHTS * _SLIDE_FRACTIONS**2).T)
-    return _argmin_refined(squared / np.maximum(weight @ known, 1e-9), SLIDE_POSITIONS)
+    # sum_w weight * known, expanded into products with the table: (..., W) x (K, W).
+    known, table = _SLIDE_WEIGHTS, _SLIDE_WEIGHTS * _SLIDE_FRACTIONS
+    squared = (_by_table(weight * profile**2, known) - 2 * _by_table(weight * profile, table)
+               + _by_table(weight, _SLIDE_WEIGHTS * _SLIDE_FRACTIONS**2))
+    return _argmin_refined(squared / np.maximum(_by_table(weight, known), 1e-9), SLIDE_POSITIONS)
 
 
 def read_drawer(frames: np.ndarray) -> np.ndarray:
@@ -216,9 +216,18 @@ def read_drawer(frames: np.ndarray) -> np.ndarray:
     brown = _brown_per_row(frames)  # (..., R)
     width = _DRAWER_COLUMNS.stop - _DRAWER_COLUMNS.start
     # Per table row: brown where it has none (weighted) plus drawer it has that is not brown.
-    cost = (_DRAWER_EXTRA_BROWN_COST * brown @ (1 - _DRAWER_FRACTIONS).T
-            + (width - brown) @ _DRAWER_FRACTIONS.T)  # (..., K)
+    cost = (_DRAWER_EXTRA_BROWN_COST * _by_table(brown, 1 - _DRAWER_FRACTIONS)
+            + _by_table(width - brown, _DRAWER_FRACTIONS))  # (..., K)
     return _argmin_refined(cost, DRAWER_POSITIONS)
+
+
+def _by_table(values: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """(..., L) values dotted with each of the table's K rows (K, L) -> (..., K).
+
+    Not `values @ table.T`: a matrix product's rounding depends on how many frames are read
+    together, einsum's does not, so a frame reads the same alone, in a batch or sharded.
+    """
+    return np.einsum("...l,kl->...k", values, table)
 
 
 def block_masks(frames: np.ndarray) -> np.ndarray:
@@ -285,6 +294,7 @@ def compare_readings(true: DeskReading, pred: DeskReading,
     """Raw scores of readings of true and predicted frames of one shape (V, T).
 
     light_agreement (V, T, 3): 1 where the predicted light is as in the true frame;
+    light_on (V, T, 3): 1 where the true light is lit (a blurring tokenizer erases these);
     slide_error, drawer_error (V, T): absolute joint differences; block_centroid_error_px
     (V, T, 2): pixels between block centres, NaN where the true frame has no block on the
     desk or the prediction lost it; block_missing (V, T, 2): 1 where the prediction lost a
@@ -296,6 +306,7 @@ def compare_readings(true: DeskReading, pred: DeskReading,
     pred_found = np.isfinite(pred.blocks[..., 0])
     scores = {
         "light_agreement": (true.lights == pred.lights).astype(np.float64),
+        "light_on": true.lights.astype(np.float64),
         "slide_error": np.abs(true.slide - pred.slide),
         "drawer_error": np.abs(true.drawer - pred.drawer),
         "block_centroid_error_px": np.linalg.norm(true.blocks - pred.blocks, axis=-1),
@@ -328,8 +339,9 @@ def summarize_desk_scores(scores: dict[str, np.ndarray]) -> dict[str, Any]:
     """Means over videos (each video's mean over its frames) ± standard error and per-frame
     curves of `compare_readings` output; lights and blocks also one by one.
 
-    light_agreement_when_changed pools every (video, frame, light) whose true state differs
-    from the last context frame (None without `light_changed`, or when nothing changed).
+    light_agreement_when_on pools every (video, frame, light) lit in the true frame, and
+    light_agreement_when_changed every one whose true state differs from the last context
+    frame (left out without `light_changed`); each mean is None when no such event exists.
     """
 
     def summary(values: np.ndarray) -> dict[str, Any]:
@@ -354,13 +366,16 @@ def summarize_desk_scores(scores: dict[str, np.ndarray]) -> dict[str, Any]:
         missing = _finite_or_none(np.nanmean(scores["block_missing"]))
     result["block_missing"] = {"mean": missing if missing is not None else 0.0,
                                "blocks": per_item(scores["block_missing"], BLOCKS)}
-    changed = scores.get("light_changed")
-    if changed is not None:
-        events = changed > 0
-        result["light_agreement_when_changed"] = {
-            "mean": float(lights[events].mean()) if events.any() else None,
-            "events": int(events.sum())}
+    for event in ("on", "changed"):
+        if f"light_{event}" in scores:
+            result[f"light_agreement_when_{event}"] = _pooled(lights, scores[f"light_{event}"] > 0)
     return result
+
+
+def _pooled(values: np.ndarray, events: np.ndarray) -> dict[str, Any]:
+    """The mean of `values` over the entries where `events` holds (None when none does)."""
+    return {"mean": float(values[events].mean()) if events.any() else None,
+            "events": int(events.sum())}
 
 
 def desk_object_fidelity(true_frames: np.ndarray, pred_frames: np.ndarray) -> dict[str, Any]:
@@ -413,6 +428,38 @@ class DeskScoreStream:
             return summarize_desk_scores({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
 
         return merged(self.model), merged(self.copy_last)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The raw per-video scores so far (`sided_state`), to merge across processes."""
+        return sided_state(self)
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        load_sided_state(self, state)
+
+
+def sided_state(stream: Any) -> dict[str, np.ndarray]:
+    """A score stream's raw scores so far (its `model` and `copy_last` lists of per-batch
+    score dicts) as one dict "model/NAME", "copy_last/NAME" -> array whose first axis is
+    the video (empty before the first batch): what processes scoring shares of the videos
+    send to the one that merges them (`load_sided_state`)."""
+    state = {}
+    for side in ("model", "copy_last"):
+        parts = getattr(stream, side)
+        for name in parts[0] if parts else ():
+            state[f"{side}/{name}"] = np.concatenate([part[name] for part in parts])
+    return state
+
+
+def load_sided_state(stream: Any, state: dict[str, np.ndarray]) -> None:
+    """Replace a score stream's scores so far by `state`, as `sided_state` gives it."""
+    for side in ("model", "copy_last"):
+        scores = {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith(f"{side}/")}
+        setattr(stream, side, [scores] if scores else [])
+
+
+def is_desk_store(store: Any) -> bool:
+    """Whether an episode store holds RoboDesk episodes (`maskvit collect --env robodesk`)."""
+    return getattr(store, "source", None) == "robodesk"
 
 
 def desk_fidelity_against_copy_last(truth: np.ndarray, samples: np.ndarray,

@@ -250,6 +250,31 @@ class VideoPredictionEvaluator:
             )
         return truth, samples
 
+    def state(self) -> dict[str, np.ndarray]:
+        """What `result()` is computed from, as arrays whose first axis is the video: each
+        frame metric's scores (V, N, Tp) and FVD's features, real (V, D) and generated
+        (V, N, D). Empty before the first batch. Processes that scored shares of the videos
+        send these to one process, which merges them (`load_state`) and summarises."""
+        state = {f"scores/{m}": np.concatenate(b) for m, b in self._scores.items() if b}
+        if self._real_features:
+            state["fvd/real"] = np.concatenate(self._real_features)
+            state["fvd/generated"] = np.concatenate(self._fake_features)
+        return state
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Replace what was accumulated by `state` (as `state()` gives it, e.g. merged
+        from several processes); an empty state leaves nothing scored."""
+        for metric in self._scores:
+            scores = state.get(f"scores/{metric}")
+            self._scores[metric] = [] if scores is None else [scores]
+        real, fake = state.get("fvd/real"), state.get("fvd/generated")
+        self._real_features = [] if real is None or "fvd" not in self.metrics else [real]
+        self._fake_features = [] if fake is None or "fvd" not in self.metrics else [fake]
+        trials = [a.shape[1] for k, a in state.items() if k.startswith("scores/")]
+        if fake is not None:
+            trials.append(fake.shape[1])
+        self._trials = trials[0] if trials else None
+
     def result(self) -> dict[str, Any]:
         """Best-of-N means ± standard errors, per-frame curves, FVD, skipped metrics."""
         metrics: dict[str, Any] = {}

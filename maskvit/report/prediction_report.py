@@ -33,6 +33,28 @@ OBJECT_LABELS = {
     "centroid_error_px": ("box centroid error (px)", "distance between true and predicted "
                           "box centres; lower is better"),
 }
+# RoboDesk's objects (`maskvit.metrics.desk_objects`): task state read from the frames.
+DESK_LABELS = {
+    "light_agreement": ("light agreement", "share of (frame, button light) pairs lit or unlit "
+                        "as in the true frame; higher is better"),
+    "light_agreement_when_changed": ("light agreement where a light changed", "the same, only "
+                                     "where the true light differs from the last context frame "
+                                     "(copy-last gets none right); higher is better"),
+    "light_agreement_when_on": ("light agreement where a light is lit", "the same, only where "
+                                "the true light is lit (a small detail blurring erases); higher "
+                                "is better"),
+    "slide_error": ("slide position error", "|true − predicted| slide joint position read from "
+                    "the frames (0 closed, 0.6 open); lower is better"),
+    "drawer_error": ("drawer position error", "|true − predicted| drawer joint position read "
+                     "from the frames (0 closed, −0.28 where it leaves the view); lower is better"),
+    "block_centroid_error_px": ("block position error (px)", "distance between true and "
+                                "predicted block centres; lower is better"),
+    "block_missing": ("blocks lost", "share of the blocks on the desk in the true frame that "
+                      "the prediction lost; lower is better"),
+}
+
+# Where each kind of object fidelity sits in a result, and how its entries are labelled.
+OBJECT_PARTS = {"objects": OBJECT_LABELS, "desk_objects": DESK_LABELS}
 
 
 def write_metrics_json(
@@ -101,15 +123,18 @@ def _write_files(
         )
         plots.append((name, f"{label} ({note})"))
 
-    objects, base_objects = result.get("objects"), (baseline or {}).get("objects")
-    for key, (label, _) in OBJECT_LABELS.items() if objects else ():
-        curves = [Curve(model_label, objects[key]["per_frame"])]
-        if base_objects:
-            curves.append(Curve("copy last frame", base_objects[key]["per_frame"]))
-        name = f"curve_objects_{key}.png"
-        plot_curves(curves, out / name, f"{label} per predicted frame (mean of samples)", label,
-                    context_frames + 1)
-        plots.append((name, label))
+    for part, labels in OBJECT_PARTS.items():
+        objects, base_objects = result.get(part), (baseline or {}).get(part)
+        for key, (label, _) in labels.items() if objects else ():
+            if "per_frame" not in objects.get(key, {}):
+                continue
+            curves = [Curve(model_label, objects[key]["per_frame"])]
+            if base_objects:
+                curves.append(Curve("copy last frame", base_objects[key]["per_frame"]))
+            name = f"curve_{part}_{key}.png"
+            plot_curves(curves, out / name, f"{label} per predicted frame (mean of samples)",
+                        label, context_frames + 1)
+            plots.append((name, label))
 
     videos = []
     if ground_truth is not None and predictions is not None:
@@ -143,7 +168,8 @@ def _format_object(summary: dict[str, Any] | None) -> str:
     if not summary or summary.get("mean") is None:
         return "–"
     text = f"{summary['mean']:.3f}"
-    return text + (f" ± {summary['se']:.3f}" if summary.get("se") is not None else "")
+    text += f" ± {summary['se']:.3f}" if summary.get("se") is not None else ""
+    return text + (f" ({summary['events']} events)" if "events" in summary else "")
 
 
 def _render_page(
@@ -217,10 +243,11 @@ def _metric_rows(result: dict[str, Any], baseline: dict[str, Any] | None) -> lis
             + "".join(f"<td>{esc(c)}</td>" for c in cells)
             + f"<td class=note>{esc(note)}</td></tr>"
         )
-    for key, (label, note) in OBJECT_LABELS.items() if result.get("objects") else ():
-        cells = [_format_object(result["objects"][key])]
-        if baseline is not None:
-            cells.append(_format_object((baseline.get("objects") or {}).get(key)))
-        rows.append(f"<tr><th>{esc(label)}</th>" + "".join(f"<td>{esc(c)}</td>" for c in cells)
-                    + f"<td class=note>{esc(note)} (mean over samples)</td></tr>")
+    for part, labels in OBJECT_PARTS.items():
+        for key, (label, note) in labels.items() if result.get(part) else ():
+            cells = [_format_object(result[part].get(key))]
+            if baseline is not None:
+                cells.append(_format_object((baseline.get(part) or {}).get(key)))
+            rows.append(f"<tr><th>{esc(label)}</th>" + "".join(f"<td>{esc(c)}</td>" for c in cells)
+                        + f"<td class=note>{esc(note)} (mean over samples)</td></tr>")
     return rows

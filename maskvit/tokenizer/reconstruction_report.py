@@ -16,6 +16,7 @@ from tqdm import tqdm
 from maskvit import atomic
 from maskvit.data import EpisodeStore
 from maskvit.errors import UserError
+from maskvit.metrics.desk_objects import desk_object_scores, summarize_desk_scores
 from maskvit.metrics.objects import ColourObject, object_scores, summarize_object_scores
 from maskvit.metrics.pixel import psnr, ssim
 from maskvit.report.staging import staged_report
@@ -26,13 +27,18 @@ from maskvit.tokenizer.vqgan import VQGAN
 def reconstruction_metrics(vqgan: VQGAN, store: EpisodeStore, split: str = "test",
                            max_frames: int | None = None, batch_size: int = 64,
                            progress: bool = True,
-                           objects: Sequence[ColourObject] | None = None) -> dict[str, Any]:
+                           objects: Sequence[ColourObject] | None = None,
+                           desk: bool = False) -> dict[str, Any]:
     """Mean PSNR (dB, uint8 range) and SSIM of every frame of `split`, and code use.
 
     `codebook_usage` is the fraction of the K codes used at least once over all these
     frames; `perplexity` is exp(entropy) of the code histogram (K if all equally used).
     With `objects` (a world whose objects are known by colour), also their fidelity:
     `objects` holds box IoU and centroid error, mean ± standard error over frames.
+    With `desk` (a RoboDesk store of 64×64 frames), `desk_objects` holds the task state read
+    from the frames (`maskvit.metrics.desk_objects`: lights, slide and drawer positions,
+    blocks), each frame scored as a one-frame video; `light_agreement_when_on` counts only
+    lit lights, the small detail a coarse token grid erases first.
     """
     ids = store.episode_ids(split)
     if not ids:
@@ -40,6 +46,7 @@ def reconstruction_metrics(vqgan: VQGAN, store: EpisodeStore, split: str = "test
     counts = torch.zeros(vqgan.cfg.codebook_size, dtype=torch.float64)
     psnrs, ssims = [], []
     object_parts: list[dict[str, np.ndarray]] = []
+    desk_parts: list[dict[str, np.ndarray]] = []
     seen = 0
     limit = max_frames or sum(store.length(e) for e in ids)
     with tqdm(total=limit, unit="frame", disable=not progress, desc=f"reconstruct {split}") as bar:
@@ -55,6 +62,8 @@ def reconstruction_metrics(vqgan: VQGAN, store: EpisodeStore, split: str = "test
                 if objects:  # each frame a one-frame "video": mean ± s.e. over frames
                     object_parts.append(object_scores(x.numpy()[:, None], recon.numpy()[:, None],
                                                       objects))
+                if desk:
+                    desk_parts.append(desk_object_scores(x.numpy()[:, None], recon.numpy()[:, None]))
                 bar.update(len(x))
             seen += len(frames)
             if seen >= limit:
@@ -70,6 +79,9 @@ def reconstruction_metrics(vqgan: VQGAN, store: EpisodeStore, split: str = "test
     if objects:
         scores = {k: np.concatenate([part[k] for part in object_parts]) for k in object_parts[0]}
         result["objects"] = summarize_object_scores(scores, objects)
+    if desk:
+        result["desk_objects"] = summarize_desk_scores(
+            {k: np.concatenate([part[k] for part in desk_parts]) for k in desk_parts[0]})
     return result
 
 
