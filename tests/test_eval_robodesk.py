@@ -64,7 +64,7 @@ def render_episode(world: DeskWorld, seed: int, lights: dict[str, int], slide: l
 
 @pytest.fixture(scope="module")
 def desk_store(tmp_path_factory) -> EpisodeStore:
-    """Three rendered test episodes and one training episode, with 5-D actions."""
+    """Three rendered test episodes (`EPISODES`) with 5-D actions."""
     path = tmp_path_factory.mktemp("desk") / "data"
     rng = np.random.default_rng(0)
     world = DeskWorld()
@@ -73,8 +73,6 @@ def desk_store(tmp_path_factory) -> EpisodeStore:
             for i, episode in enumerate(EPISODES):
                 writer.add(f"ep{i}", render_episode(world, 3100 + i, **episode),
                            rng.uniform(-1, 1, (FRAMES, 5)).astype(np.float32), split="test")
-            writer.add("train0", render_episode(world, 3200, {}, [0.0] * FRAMES),
-                       rng.uniform(-1, 1, (FRAMES, 5)).astype(np.float32), split="train")
     finally:
         world.close()
     return EpisodeStore.open(path)
