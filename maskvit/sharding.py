@@ -124,18 +124,35 @@ def run_local_workers(fn: Callable[..., Any], workers: int, *args: Any) -> None:
 
     `fn` and `args` must be importable/picklable by `spawn` (a module-level function and
     plain values); rank 0 writes whatever the job writes. A failing worker ends the job with
-    the worker's own error (a UserError stays one line).
+    the worker's own error (a UserError stays one line). Stopped itself (Ctrl-C, or SIGTERM
+    as the CLI's Terminated), it stops the workers before it goes on: they would otherwise
+    finish the job, and write its outputs, after the command said it was stopped.
     """
     import torch.multiprocessing as mp
 
     port = _free_port()
+    context = mp.start_processes(_worker_main, args=(workers, port, fn, args), nprocs=workers,
+                                 join=False, start_method="spawn")
     try:
-        mp.spawn(_worker_main, args=(workers, port, fn, args), nprocs=workers, join=True)
+        while not context.join():
+            pass
     except mp.ProcessRaisedException as err:
         last = str(err).strip().splitlines()[-1] if str(err).strip() else "a worker failed"
         if "UserError" in last:
             raise UserError(last.split("UserError:", 1)[-1].strip()) from None
         raise
+    except BaseException:
+        _stop_workers(context.processes)
+        raise
+
+
+def _stop_workers(processes: Sequence[Any]) -> None:
+    """Terminate the local workers still running and wait until they are gone."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join()
 
 
 # -- numeric arrays (evaluation's per-video scores, features and frames)

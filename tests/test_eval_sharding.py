@@ -65,3 +65,68 @@ def test_merge_puts_rows_back_in_job_order_and_keeps_empty_arrays_shaped():
     merged = merge_arrays_round_robin(parts)
     np.testing.assert_array_equal(merged["x"], jobs)
     assert merged["none"].shape == (0, 4)
+
+
+def _wait_forever(shard: Shard, folder: str) -> None:
+    """A worker that announces itself (its pid in a file, a line in the "started" pipe)
+    and never finishes."""
+    import os
+    import threading
+
+    Path(folder, f"rank{shard.rank}.pid").write_text(str(os.getpid()))
+    with open(Path(folder, "started"), "w") as started:
+        started.write(f"{shard.rank}\n")
+    threading.Event().wait()
+
+
+# SIGTERM to the parent alone (a scheduler stopping the job): the CLI turns it into
+# Terminated; the workers must stop too, not finish the job (and write its report) after
+# the command said nothing was kept.
+STOPPED_PARENT = """
+import os, sys
+from pathlib import Path
+from maskvit.cli import terminate_as_interrupt
+from maskvit.sharding import run_local_workers
+
+if __name__ == "__main__":
+    sys.path.insert(0, sys.argv[1])
+    from test_eval_sharding import _wait_forever
+    try:
+        with terminate_as_interrupt():
+            run_local_workers(_wait_forever, 2, sys.argv[2])
+    except KeyboardInterrupt:
+        alive = []
+        for pid_file in sorted(Path(sys.argv[2]).glob("rank*.pid")):
+            try:
+                os.kill(int(pid_file.read_text()), 0)
+                alive.append(pid_file.stem)
+            except ProcessLookupError:
+                pass
+        print("stopped; workers alive:", alive, flush=True)
+"""
+
+
+def test_a_stopped_parent_stops_its_workers(tmp_path):
+    import os
+    import select
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "parent.py"
+    script.write_text(STOPPED_PARENT)
+    os.mkfifo(tmp_path / "started")
+    started = os.open(tmp_path / "started", os.O_RDWR)  # never at EOF: we hold a writer too
+    parent = subprocess.Popen([sys.executable, str(script), str(Path(__file__).parent),
+                               str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = b""
+        while lines.count(b"\n") < 2:  # wait for both workers to say they run
+            assert select.select([started], [], [], 120)[0], "the workers never started"
+            lines += os.read(started, 64)
+        parent.send_signal(signal.SIGTERM)
+        out, _ = parent.communicate(timeout=120)  # failure bounds: without the fix it hangs
+    finally:
+        parent.kill()
+        os.close(started)
+    assert out.strip() == "stopped; workers alive: []"
