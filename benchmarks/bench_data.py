@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from maskvit.data import ClipDataset, TokenCacheWriter, TokenClipDataset
-from maskvit.sim.collect import collect_push_dataset
+from maskvit.sim.collection import collect_push_dataset
 
 
 def cpu_seconds() -> float:

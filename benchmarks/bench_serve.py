@@ -96,7 +96,7 @@ def png(frame: np.ndarray) -> str:
 def make_inputs(count: int, num_frames: int):
     """Push-world context frames, actions and goal images from held-out episodes / tasks."""
     from maskvit.sim import PushEnv, make_push_task
-    from maskvit.sim.collect import collect_episode
+    from maskvit.sim.collection import collect_episode
 
     env = PushEnv()
     predict, plan = [], []

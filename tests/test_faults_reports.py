@@ -322,7 +322,7 @@ def test_a_second_job_on_the_same_output_is_refused_in_one_line(kind, stores, tm
 # written, then the parent waits on its stdin and the workers sit inside episodes 2 and 3.
 HELD_COLLECT = textwrap.dedent("""
     import signal, sys
-    import maskvit.sim.collect as collect
+    import maskvit.sim.collection as collect
     real_episode, real_write = collect.collect_episode, collect._write
     def held_episode(env, run_seed, index, *args):
         if index >= 2:

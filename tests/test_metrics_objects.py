@@ -97,7 +97,7 @@ def test_mean_and_standard_error_are_over_videos():
 
 
 def test_colour_segmentation_matches_the_renderers_masks_on_push_world_frames():
-    from maskvit.sim.collect import collect_episode
+    from maskvit.sim.collection import collect_episode
     from maskvit.sim.push_env import PushEnv
 
     env = PushEnv()

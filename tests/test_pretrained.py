@@ -6,7 +6,7 @@ from maskvit.inference.predictor import Predictor
 from maskvit.metrics.pixel import psnr
 from maskvit.pretrained import default_model, pretrained_path
 from maskvit.sim import PushEnv
-from maskvit.sim.collect import collect_episode
+from maskvit.sim.collection import collect_episode
 
 
 def test_the_shipped_bundle_is_there_and_under_50_mb():

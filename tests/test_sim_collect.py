@@ -5,7 +5,7 @@ import pytest
 
 from maskvit.cli import main
 from maskvit.data import ClipDataset, EpisodeStore
-from maskvit.sim.collect import collect_push_dataset
+from maskvit.sim.collection import collect_push_dataset
 
 
 @pytest.fixture(scope="module")

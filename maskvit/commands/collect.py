@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def push_config_from_overrides(overrides: list[str]):
     """A `PushConfig` with `key=value` overrides (values parsed as YAML)."""
-    from maskvit.sim.config import PushConfig
+    from maskvit.sim.push_config import PushConfig
 
     fields = {f.name: f for f in dataclasses.fields(PushConfig)}
     changes = {}
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.tasks:
             raise UserError("--tasks is for --env robodesk; the push world has one kind of task")
-        from maskvit.sim.collect import collect_push_dataset
+        from maskvit.sim.collection import collect_push_dataset
 
         config = push_config_from_overrides(args.set)
         with output_lock(args.out, "episode store"):  # a second collect into --out stops at once

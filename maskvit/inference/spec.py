@@ -63,7 +63,7 @@ def action_bounds(dataset: str, action_dim: int) -> tuple[np.ndarray, np.ndarray
     if dataset == "push" and action_dim == 2:
         # Inside: the maskvit.sim package imports gymnasium (~45 ms, `python -X importtime`),
         # which only push models need.
-        from maskvit.sim.config import PushConfig
+        from maskvit.sim.push_config import PushConfig
 
         bound = PushConfig().max_step
         return np.full(2, -bound), np.full(2, bound)

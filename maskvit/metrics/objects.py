@@ -45,7 +45,7 @@ class ColourObject:
 
 def push_box_objects(num_boxes: int = 2) -> tuple[ColourObject, ...]:
     """The push world's boxes, with hues taken from the colours the simulator draws them in."""
-    from maskvit.sim.config import BOX_COLOURS
+    from maskvit.sim.push_config import BOX_COLOURS
 
     names = {0: "red box", 1: "green box", 2: "blue box", 3: "yellow box", 4: "magenta box",
              5: "cyan box"}

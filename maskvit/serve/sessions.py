@@ -75,7 +75,7 @@ class SimSessions:
         """A new session; returns its id, the first two frames, the action between them,
         the goal image (tasks) or the recorded actions and last frame (episodes)."""
         from maskvit.sim import PushEnv, make_push_task
-        from maskvit.sim.collect import collect_episode, episode_seed
+        from maskvit.sim.collection import collect_episode, episode_seed
 
         if kind not in KINDS:
             raise BadInput(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")

@@ -1,6 +1,6 @@
 """The simulated robot-pushing world (PyBullet) and random-action data collection."""
 
-from maskvit.sim.config import PushConfig
+from maskvit.sim.push_config import PushConfig
 from maskvit.sim.push_env import PushEnv
 from maskvit.sim.scenes import PushTask, SceneLayout, make_push_task, sample_layout
 from maskvit.sim.world import PushState, PushWorld

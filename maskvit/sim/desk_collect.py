@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from maskvit.data.store import EpisodeStore, EpisodeStoreWriter
 from maskvit.errors import UserError
-from maskvit.sim.collect import check_counts, check_same_run, finished_store, plain, run_episodes
+from maskvit.sim.collection import check_counts, check_same_run, finished_store, plain, run_episodes
 from maskvit.sim.desk_policies import CONTROLLERS_VERSION, NoisyMix, RandomPolicy, scripted_policy
 from maskvit.sim.desk_world import (
     ACTION_DIM,

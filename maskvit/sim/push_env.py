@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from maskvit.sim.config import PushConfig
+from maskvit.sim.push_config import PushConfig
 from maskvit.sim.scenes import PushTask, SceneLayout, sample_layout
 from maskvit.sim.world import PushState, PushWorld
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskvit.sim.config import PushConfig
+from maskvit.sim.push_config import PushConfig
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskvit.sim.config import BOX_COLOURS, PushConfig
+from maskvit.sim.push_config import BOX_COLOURS, PushConfig
 from maskvit.sim.scenes import SceneLayout
 
 

@@ -1,4 +1,9 @@
-"""Random-action data collection in the push world, in parallel worker processes.
+"""Collection jobs (workers, resume, the run's settings) and the push world's episodes.
+
+The job machinery here (`run_episodes`, `check_counts`, `check_same_run`, `finished_store`)
+runs every simulated world's collection; `desk_collect.py` uses it for RoboDesk.
+
+Push world episodes: random actions, in parallel worker processes.
 
 As in the paper's robot data (§A.2), each action is drawn independently from a diagonal
 Gaussian, N(mean, diag(0.035², 0.035²)) metres. To make the arm meet the boxes often,
@@ -29,7 +34,7 @@ from tqdm import tqdm
 
 from maskvit.data.store import EpisodeStore, EpisodeStoreWriter, read_writer_settings
 from maskvit.errors import UserError
-from maskvit.sim.config import PushConfig
+from maskvit.sim.push_config import PushConfig
 from maskvit.sim.push_env import PushEnv
 
 
