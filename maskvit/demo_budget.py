@@ -2,19 +2,23 @@
 
 Machines of one nominal kind differ: the same demo took 12 min 44 s on one 2-core AMD EPYC
 and 22 min on another (benchmarks/RESULTS.md, "Demo"). Rather than promising a time that
-only the faster machine keeps, the demo times a few training steps of its own two models
-(a probe of ~15 s), estimates every stage from them and, when the full scale would not fit
-the budget, shortens both training stages by the same factor. A probe misjudges a stage by
-up to a quarter on a shared machine, so once the tokenizer has trained, its real time re-fits
-the transformer's steps to what is left. The choices are written to OUT/.stages/sizing.json
-so a rerun resumes the same runs with the same step counts.
+only the faster machine keeps, the demo times a few training steps of the models it trains
+(a probe of ~5-15 s), in the precision their runs will use, estimates every stage from them
+and, when the full scale would not fit the budget, shortens the training stages by one
+factor. Once the stages before the transformer have run, their real times re-fit the
+transformer's steps to what is left: a trained tokenizer's time corrects the probe (which
+misjudges a stage by up to a quarter on a shared machine), and the shipped model's evaluate
+and plan stages time the demo model's own, which do the same work. The choices are written
+to OUT/.stages/sizing.json so a rerun resumes the same runs with the same step counts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,20 +29,34 @@ from maskvit.errors import UserError
 # Real step time / the probe's. A real step adds the optimizer, data loading, validation
 # and checkpoints, yet in three demo runs on a 2-core AMD EPYC (no AMX) the stages took
 # 0.92-1.26x the probe's estimate (RESULTS.md, "Demo"): as often below as above, so no
-# correction here; the re-fit after the tokenizer absorbs the error.
+# correction here; the re-fit before the transformer absorbs the error.
 TRAINING_OVERHEAD = 1.0
-# collect + tokenize + evaluate + plan, in units of the probe's transformer step: they are
-# mostly model forward passes and physics: 115 s where the probe took 1.09 s, 119 s where it
-# took 1.24 s.
-FIXED_STAGES_IN_TRANSFORMER_STEPS = 105.0
-SAFETY = 0.90  # aim below the budget: a 15 s probe on a shared machine is off by up to ~25 %
+# Every stage but the trainings, in units of the probe's transformer step: they are model
+# forward passes and physics. Measured in CPU seconds on one thread of a 2-core AMD EPYC
+# (2026-12-05, the probe's bf16 step 0.955 s): collect 39 s, tokenize 56 s, evaluate (9
+# clips x 4 samples with LPIPS and FVD) 60 s, plan 27.8 s per episode and model. Only the
+# first sizing uses them: before the transformer trains, the re-fit puts in the real times
+# of the stages that ran, and the evaluate and plan stages still to come cost what their
+# shipped-model twins took.
+FIXED_STAGE_STEPS: dict[str, float] = {
+    "collect": 40.0,
+    "evaluate-shipped": 63.0,
+    "plan-shipped": 58.0,
+    "tokenize": 59.0,
+    "evaluate": 63.0,
+    "plan": 60.0,
+}
+# The stage whose real time stands in for another's estimate: it does the same work.
+TWIN_STAGES = {"evaluate": "evaluate-shipped", "plan": "plan-shipped"}
+SAFETY = 0.90  # aim below the budget: a probe on a shared machine is off by up to ~25 %
 SMALLEST_FRACTION = 0.25  # below this the demo's models learn too little to show anything
 SIZING_FILE = "sizing.json"
 
 
 @dataclass(frozen=True)
 class StepCosts:
-    """Seconds per training step of the demo's two models on this machine (loss + backward)."""
+    """Seconds per training step of the demo's models on this machine (loss + backward, in
+    the precision each run trains in); the tokenizer's are 0 when the demo trains none."""
 
     tokenizer_plain: float  # before the discriminator starts
     tokenizer_gan: float  # with the discriminator (generator and discriminator phases)
@@ -50,14 +68,15 @@ class Sizing:
     """The demo's step counts on this machine, and what the estimate behind them was."""
 
     fraction: float  # of the full scale's training steps
-    tokenizer_steps: int
+    tokenizer_steps: int  # 0: the demo uses the shipped tokenizer
     transformer_steps: int
     minutes: dict[str, float]  # estimated minutes per stage
     budget_minutes: float
     costs: StepCosts | None  # None: not measured (a run begun before sizing existed)
     probe_seconds: float = 0.0
-    # Set once the transformer's steps were re-fitted after the tokenizer stage: that
-    # stage's real time over its estimate (the probe alone misjudged it by up to a quarter).
+    # Set once the transformer's steps were re-fitted before it trained: the trained
+    # tokenizer's real time over its estimate (the probe alone misjudged it by up to a
+    # quarter), 1.0 where no tokenizer was trained (the probe's step time stands).
     tokenizer_ratio: float | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -81,53 +100,66 @@ def stage_overrides(argv: list[str]) -> list[str]:
     return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--set"]
 
 
-def measure_step_costs(tokenizer_argv: list[str], transformer_argv: list[str],
+def measure_step_costs(tokenizer_argv: list[str] | None, transformer_argv: list[str],
                        repeats: int = 3) -> StepCosts:
-    """Time the demo's tokenizer and transformer steps, configured by the stages' own
-    `--set` values, on synthetic batches (best of `repeats` after one warm-up)."""
+    """Time the demo's training steps, configured by the stages' own `--set` values, on
+    synthetic batches (best of `repeats` after one warm-up), each in the precision its run
+    will train in (`train.precision: auto` is bf16 where that is faster). `tokenizer_argv`
+    None: the demo trains no tokenizer, so none is timed."""
     import torch
 
     from maskvit.config import load_preset
     from maskvit.model.masked_video_task import MaskedVideoTask
     from maskvit.tokenizer.vqgan_task import TokenizerTask
 
-    tok_config = load_preset("push64", stage_overrides(tokenizer_argv))
     tr_config = load_preset("push64", stage_overrides(transformer_argv))
+    plain = gan = 0.0
     with torch.random.fork_rng():  # the probe must not shift the caller's random stream
         torch.manual_seed(0)
-        tok_task = TokenizerTask(tok_config.tokenizer)
-        side = tok_config.tokenizer.resolution
-        frames = torch.randint(0, 256, (tok_config.tokenizer_train.batch_size, side, side, 3),
-                               dtype=torch.uint8)
-        disc_start = tok_config.tokenizer.disc_start or 0
-        plain = _best_seconds(tok_task, {"frames": frames}, 0, repeats)
-        gan = _best_seconds(tok_task, {"frames": frames}, disc_start, repeats)
+        if tokenizer_argv is not None:
+            tok_config = load_preset("push64", stage_overrides(tokenizer_argv))
+            tok_task = TokenizerTask(tok_config.tokenizer)
+            side = tok_config.tokenizer.resolution
+            frames = torch.randint(0, 256, (tok_config.tokenizer_train.batch_size, side, side, 3),
+                                   dtype=torch.uint8)
+            disc_start = tok_config.tokenizer.disc_start or 0
+            precision = tok_config.tokenizer_train.precision
+            plain = _best_seconds(tok_task, {"frames": frames}, 0, repeats, precision)
+            gan = _best_seconds(tok_task, {"frames": frames}, disc_start, repeats, precision)
         tr = tr_config.transformer
         tr_task = MaskedVideoTask(tr, tr_config.train)
         batch = tr_config.train.batch_size
         tokens = {"tokens": torch.randint(0, tr.codebook_size,
                                           (batch, tr.num_frames, tr.tokens_h, tr.tokens_w)),
                   "actions": torch.randn(batch, tr.num_frames, max(tr.action_dim, 1))}
-        transformer = _best_seconds(tr_task, tokens, 0, repeats)
+        transformer = _best_seconds(tr_task, tokens, 0, repeats, tr_config.train.precision)
     return StepCosts(tokenizer_plain=plain, tokenizer_gan=gan, transformer=transformer)
 
 
-def _best_seconds(task: Any, batch: dict[str, Any], step: int, repeats: int) -> float:
-    """Fastest of `repeats` timed steps (every phase's loss and backward) after a warm-up."""
+def _best_seconds(task: Any, batch: dict[str, Any], step: int, repeats: int,
+                  precision: str) -> float:
+    """Fastest of `repeats` timed steps (every phase's loss and backward) after a warm-up,
+    under the autocast the trainer uses for `precision` on the CPU."""
     import torch
 
+    from maskvit.devices import choose_precision
     from maskvit.train.task_protocol import StepContext
 
+    cpu = torch.device("cpu")
+    bf16 = choose_precision(precision, cpu)[0] == "bf16"
     modules = task.modules()
     best = float("inf")
     for attempt in range(repeats + 1):
         ctx = StepContext(step=step, modules=modules, generator=torch.Generator().manual_seed(0),
-                          device=torch.device("cpu"))
+                          device=cpu)
         start = time.perf_counter()
         for spec in task.optimizers():
             for name in spec.modules:
                 modules[name].zero_grad(set_to_none=True)
-            out = task.loss(spec.name, batch, ctx)
+            autocast = (torch.autocast(device_type="cpu", dtype=torch.bfloat16) if bf16
+                        else contextlib.nullcontext())
+            with autocast:
+                out = task.loss(spec.name, batch, ctx)
             if out is not None:
                 out[0].backward()
         if attempt > 0:
@@ -136,26 +168,27 @@ def _best_seconds(task: Any, batch: dict[str, Any], step: int, repeats: int) -> 
 
 
 def size_demo(costs: StepCosts, tokenizer_steps: int, disc_start: int, transformer_steps: int,
-              budget_minutes: float, probe_seconds: float = 0.0) -> Sizing:
-    """Largest fraction (≤ 1) of the full scale's training steps whose estimate fits the budget."""
+              budget_minutes: float, probe_seconds: float = 0.0,
+              fixed_stages: Iterable[str] = ("collect", "tokenize", "evaluate", "plan")) -> Sizing:
+    """Largest fraction (≤ 1) of the full scale's training steps whose estimate fits the budget.
+
+    `tokenizer_steps` 0: no tokenizer is trained. `fixed_stages`: the other stages the demo
+    runs (names in FIXED_STAGE_STEPS).
+    """
     gan_steps = max(tokenizer_steps - disc_start, 0)
-    tokenizer_s = TRAINING_OVERHEAD * (disc_start * costs.tokenizer_plain
+    plain_steps = min(disc_start, tokenizer_steps)
+    tokenizer_s = TRAINING_OVERHEAD * (plain_steps * costs.tokenizer_plain
                                        + gan_steps * costs.tokenizer_gan)
     transformer_s = TRAINING_OVERHEAD * transformer_steps * costs.transformer
-    fixed_s = FIXED_STAGES_IN_TRANSFORMER_STEPS * costs.transformer
-    room = budget_minutes * 60 * SAFETY - fixed_s - probe_seconds
+    fixed = {name: FIXED_STAGE_STEPS[name] * costs.transformer for name in fixed_stages}
+    room = budget_minutes * 60 * SAFETY - sum(fixed.values()) - probe_seconds
     fraction = min(1.0, max(SMALLEST_FRACTION, room / (tokenizer_s + transformer_s)))
-    tok_steps = scaled_steps(tokenizer_steps, fraction)
+    tok_steps = scaled_steps(tokenizer_steps, fraction) if tokenizer_steps else 0
     tr_steps = scaled_steps(transformer_steps, fraction)
-    # Estimates at the chosen step counts, per stage; the fixed stages split as measured.
-    minutes = {
-        "collect": fixed_s * 0.17 / 60,
-        "train-tokenizer": tokenizer_s * tok_steps / tokenizer_steps / 60,
-        "tokenize": fixed_s * 0.27 / 60,
-        "train": transformer_s * tr_steps / transformer_steps / 60,
-        "evaluate": fixed_s * 0.07 / 60,
-        "plan": fixed_s * 0.49 / 60,
-    }
+    minutes = {name: seconds / 60 for name, seconds in fixed.items()}
+    if tokenizer_steps:
+        minutes["train-tokenizer"] = tokenizer_s * tok_steps / tokenizer_steps / 60
+    minutes["train"] = transformer_s * tr_steps / transformer_steps / 60
     return Sizing(fraction=fraction, tokenizer_steps=tok_steps, transformer_steps=tr_steps,
                   minutes=minutes, budget_minutes=budget_minutes, costs=costs,
                   probe_seconds=probe_seconds)
@@ -163,23 +196,27 @@ def size_demo(costs: StepCosts, tokenizer_steps: int, disc_start: int, transform
 
 def refit_transformer(sizing: Sizing, spent_seconds: dict[str, float],
                       full_transformer_steps: int) -> Sizing:
-    """Re-fit the transformer's steps to what is left of the budget once the tokenizer has
-    trained: its real time corrects the probe's estimate for the stages still to come.
+    """Re-fit the transformer's steps to what is left of the budget, just before it trains.
 
-    `spent_seconds`: the finished stages' real times (collect, train-tokenizer, tokenize).
+    `spent_seconds`: the real times of the stages that ran before it. A trained tokenizer's
+    time over its estimate corrects the probe's step time (one stage's surprise, so held to
+    0.5-2x); the evaluate and plan stages still to come are priced by their shipped-model
+    twins' real times where those ran, else by their estimates times that correction.
     """
     assert sizing.costs is not None
-    ratio = spent_seconds["train-tokenizer"] / max(sizing.minutes["train-tokenizer"] * 60, 1e-9)
-    ratio = min(max(ratio, 0.5), 2.0)  # one stage's surprise, not a new machine
-    still_fixed_s = ratio * 60 * (sizing.minutes["evaluate"] + sizing.minutes["plan"])
+    tokenizer_estimate = sizing.minutes.get("train-tokenizer", 0.0) * 60
+    ratio = 1.0
+    if "train-tokenizer" in spent_seconds and tokenizer_estimate > 0:
+        ratio = min(max(spent_seconds["train-tokenizer"] / tokenizer_estimate, 0.5), 2.0)
+    still_to_run = {name: spent_seconds.get(TWIN_STAGES[name], ratio * 60 * sizing.minutes[name])
+                    for name in ("evaluate", "plan") if name in sizing.minutes}
     room = (sizing.budget_minutes * 60 * SAFETY - sizing.probe_seconds
-            - sum(spent_seconds.values()) - still_fixed_s)
+            - sum(spent_seconds.values()) - sum(still_to_run.values()))
     step_s = ratio * TRAINING_OVERHEAD * sizing.costs.transformer
     fraction = min(1.0, max(SMALLEST_FRACTION, room / (step_s * full_transformer_steps)))
     steps = scaled_steps(full_transformer_steps, fraction)
-    minutes = {**sizing.minutes, "train": step_s * steps / 60,
-               "evaluate": ratio * sizing.minutes["evaluate"],
-               "plan": ratio * sizing.minutes["plan"]}
+    minutes = {**sizing.minutes, "train": step_s * steps / 60}
+    minutes.update({name: seconds / 60 for name, seconds in still_to_run.items()})
     minutes.update({name: seconds / 60 for name, seconds in spent_seconds.items()})
     return dataclasses.replace(sizing, transformer_steps=steps, minutes=minutes,
                                tokenizer_ratio=ratio)
@@ -212,6 +249,14 @@ def describe(sizing: Sizing, full_tokenizer_steps: int, full_transformer_steps: 
     if sizing.costs is None:
         return "training at the full demo scale (these runs were begun before sizing existed)"
     costs = sizing.costs
+    if not sizing.tokenizer_steps:  # the shipped tokenizer: only the transformer trains
+        measured = f"this machine: {costs.transformer:.2f} s per transformer step"
+        if sizing.fraction >= 1.0:
+            return (f"{measured}; the transformer trains its full {sizing.transformer_steps} "
+                    f"steps within {sizing.budget_minutes:g} min (~{total:.0f} min)")
+        return (f"{measured}; the transformer trains {sizing.transformer_steps} steps (of at "
+                f"most {full_transformer_steps}) to fit {sizing.budget_minutes:g} min "
+                f"(~{total:.0f} min; --minutes gives it more time)")
     measured = (f"this machine: {costs.tokenizer_gan:.2f} s per tokenizer step (with the GAN), "
                 f"{costs.transformer:.2f} s per transformer step")
     if sizing.fraction >= 1.0:

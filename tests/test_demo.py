@@ -1,6 +1,8 @@
-"""`maskvit demo --quick` end to end, and the commands that use its trained model."""
+"""`maskvit demo --quick` end to end (on the shipped tokenizer, and --from-scratch), its page,
+and the commands that use its trained model."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -10,11 +12,24 @@ from PIL import Image
 
 from maskvit.cli import main
 from maskvit.data import EpisodeStore, TokenCache
+from maskvit.pretrained import pretrained_path
+
+STAGES = ["collect", "evaluate-shipped", "plan-shipped", "tokenize", "train", "evaluate", "plan"]
+STAGES_FROM_SCRATCH = [*STAGES[:3], "train-tokenizer", *STAGES[3:]]
 
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
+    """The whole chain: the demo trains its own tokenizer too."""
     out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--quick", "--from-scratch", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def shipped_demo_dir(tmp_path_factory):
+    """The default chain: tokens from the shipped tokenizer, the shipped model shown first."""
+    out = tmp_path_factory.mktemp("shipped_demo")
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     return out
 
@@ -45,17 +60,60 @@ def test_every_stage_leaves_valid_outputs(demo_dir):
     plan = json.loads((demo_dir / "plan" / "results.json").read_text())
     assert {"model", "random"} <= set(json.dumps(plan).replace('"', " ").split())
     assert (demo_dir / "plan" / "index.html").is_file()
-    assert len(list((demo_dir / ".stages").iterdir())) == 6
+    markers = sorted(p.name for p in (demo_dir / ".stages").iterdir())
+    assert markers == sorted(["chain", *STAGES_FROM_SCRATCH])
 
 
 def test_second_run_skips_finished_stages(demo_dir, capsys):
-    assert main(["demo", "--quick", "--out", str(demo_dir)]) == 0
+    assert main(["demo", "--quick", "--from-scratch", "--out", str(demo_dir)]) == 0
     out = capsys.readouterr().out
-    assert out.count("done earlier, skipped") == 6
-    # The closing table shows this demo's numbers beside the shipped model's.
-    row = next(line for line in out.splitlines() if line.startswith("model psnr"))
-    assert len(row.split()) == 4  # label (2 words), this demo, shipped model
-    assert "shipped model" in out and "planning: model" in out
+    assert out.count("done earlier, skipped") == len(STAGES_FROM_SCRATCH)
+    # The closing table: this demo's model, copy-last and the shipped model, measured here.
+    header = next(line for line in out.splitlines() if "copy last frame" in line)
+    assert header.split() == "this demo's model copy last frame shipped model".split()
+    for label in ("PSNR", "SSIM", "LPIPS", "box IoU"):
+        row = next(line for line in out.splitlines() if line.startswith(label + " "))
+        assert len(re.findall(r"\d+\.\d+", row)) == 3, row
+    assert any(line.startswith("planning ") for line in out.splitlines())
+
+
+def test_the_default_chain_trains_on_the_shipped_tokenizer(shipped_demo_dir):
+    shipped = pretrained_path()
+    assert not (shipped_demo_dir / "tokenizer").exists()
+    sources = json.loads((shipped_demo_dir / "transformer" / "sources.json").read_text())
+    assert sources["tokenizer"] == str((shipped / "tokenizer").resolve())
+    markers = sorted(p.name for p in (shipped_demo_dir / ".stages").iterdir())
+    assert markers == sorted(["chain", *STAGES])
+    # Both models were scored on the same clips: copy-last's numbers agree exactly.
+    demo, other = (json.loads((shipped_demo_dir / where / "metrics.json").read_text())
+                   for where in ("report", "shipped/report"))
+    assert demo["baseline"]["metrics"]["psnr"] == other["baseline"]["metrics"]["psnr"]
+    assert demo["model"]["metrics"]["psnr"] != other["model"]["metrics"]["psnr"]
+
+
+def test_the_page_opens_with_the_shipped_model(shipped_demo_dir):
+    page = (shipped_demo_dir / "index.html").read_text()
+    shipped_at, demo_at, table_at = (page.index(heading) for heading in (
+        "<h2>The shipped model</h2>", "<h2>What this demo trained</h2>", "<h2>Side by side</h2>"))
+    assert shipped_at < demo_at < table_at
+    shipped_part, demo_part = page[shipped_at:demo_at], page[demo_at:table_at]
+    assert 'src="shipped/report/videos/video_000.gif"' in shipped_part
+    plan = json.loads((shipped_demo_dir / "shipped" / "plan" / "results.json").read_text())
+    episode = plan["policies"]["model"]["per_episode"][0]
+    assert f'src="shipped/plan/{episode["gif"]}"' in shipped_part
+    assert ("solved" if episode["success"] else "not solved") in shipped_part
+    assert 'src="report/videos/video_000.gif"' in demo_part
+    assert "the shipped tokenizer" in demo_part and "10 steps of 4 clips" in demo_part
+    for src in re.findall(r'src="([^"]+)"', page):
+        assert (shipped_demo_dir / src).is_file(), src
+    # The closing table's PSNR row: the demo model, copy-last and the shipped model.
+    metrics = {where: json.loads((shipped_demo_dir / where / "metrics.json").read_text())
+               for where in ("report", "shipped/report")}
+    expected = [metrics["report"]["model"], metrics["report"]["baseline"],
+                metrics["shipped/report"]["model"]]
+    row = re.search(r"<tr><th>PSNR</th>(.*?)</tr>", page[table_at:]).group(1)
+    cells = re.findall(r"<td>([^<]*)</td>", row)
+    assert cells == [f"{side['metrics']['psnr']['mean']:.2f}" for side in expected]
 
 
 def test_predict_writes_a_gif_of_context_and_samples(demo_dir, tmp_path):

@@ -101,12 +101,13 @@ def test_the_demo_reports_a_stopped_stage_as_interrupted(tmp_path, monkeypatch, 
                                                          how):
     out = tmp_path / "demo"
     monkeypatch.setattr(demo_pipeline, "run_demo", functools.partial(
-        demo_pipeline.run_demo, run_command=_stages_stopped_at("train-tokenizer", code)))
+        demo_pipeline.run_demo, run_command=_stages_stopped_at("tokenize", code)))
     assert main(["demo", "--quick", "--out", str(out)]) == code
     err = capsys.readouterr().err.strip()
-    assert err == (f"maskvit demo: {how}; stage train-tokenizer was stopped; rerun "
+    assert err == (f"maskvit demo: {how}; stage tokenize was stopped; rerun "
                    f"`maskvit demo --out {out} --quick` to resume from this stage"), err
-    assert sorted(p.name for p in (out / ".stages").iterdir()) == ["collect"]
+    assert sorted(p.name for p in (out / ".stages").iterdir()) == [
+        "chain", "collect", "evaluate-shipped", "plan-shipped"]
 
 
 def test_a_failed_demo_stage_is_still_a_failure(tmp_path):
