@@ -2,51 +2,103 @@
 
 Parses, validates and calls `maskvit.plan.closed_loop.evaluate_policies`; prints a table.
 
-Run visual model-predictive control (CEM over action sequences scored by the pixel distance
-between predicted frames and a goal image; paper §4.4, Table 5) on push tasks generated from
-seeds, for a trained model and the random and oracle baselines. Writes results.json (success
-rates with 95%% Wilson intervals), one GIF per episode and index.html to --out.
+Run visual model-predictive control (an optimizer over action sequences scored by the pixel
+distance between predicted frames and a goal image; paper §4.4, Table 5) for a trained model
+and the random and simulator-oracle baselines, on the same tasks:
+
+  --env push       push tasks generated from seeds (--first-task, --episodes); CEM by
+                   default (preset push64).
+  --env robodesk   VP2's RoboDesk tasks on the shipped benchmark instances (--task, repeatable;
+                   --split test or tuning; --first-task and --episodes pick instances of each
+                   task); VP2's protocol by default (preset robodesk64: MPPI, 200 samples,
+                   horizon 10, replanning every step of a 15-step episode, one zero action first).
+
+The oracle runs the same optimizer but scores each candidate by simulating it from the
+current state: --oracle-cost state (default) reads the simulator (RoboDesk: the task's own
+progress measure, no rendering), --oracle-cost pixel renders the true frames and applies the
+model's pixel cost (a perfect video model). Rendering RoboDesk costs ~0.2 CPU-s a frame, so
+the pixel oracle at 200 samples x 10 steps is ~400 CPU-s per replan: give it fewer samples,
+e.g. --set plan.samples=16.
+
+Writes results.json (success rates with 95%% Wilson intervals), one GIF per episode and
+index.html to --out (RoboDesk: a folder per task, and an overview over all tasks).
+--workers N plays the episodes in N local processes; under `torchrun --nproc-per-node N -m
+maskvit plan ...` (on one or several machines) each rank plays its share. Rank 0 alone writes
+--out, and the results equal a single process's, episode by episode.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
+import os
 from pathlib import Path
+
+import torch
 
 from maskvit.commands import add_inference_arguments, command_parser
 from maskvit.config import load_preset, preset_names
 from maskvit.errors import UserError
+from maskvit.inference.predictor import load_predictor
+from maskvit.plan.closed_loop import evaluate_policies
+from maskvit.plan.predictor_fn import predictor_fn
+from maskvit.plan.worlds import ACTION_DIMS, WORLDS
+from maskvit.pretrained import pretrained_path
+from maskvit.report.staging import staged_report
+from maskvit.sharding import Shard, broadcast_json, check_workers, run_local_workers, torchrun_shard
 
-SUMMARY = "visual MPC with CEM in the push world: success rates of a model and baselines"
+SUMMARY = "visual MPC in the push world or RoboDesk: success rates of a model and baselines"
+# Each world's preset; with no --model, the shipped model of that name plans (when installed).
+DEFAULT_PRESETS = {"push": "push64", "robodesk": "robodesk64"}
+PUSH_EPISODES = 30
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = command_parser(subparsers, "plan", SUMMARY, __doc__)
     parser.add_argument("--model", metavar="RUN",
-                        help="trained model run directory or bundle (default: the shipped push64 "
-                             "reference model, when this install has one)")
+                        help="trained model run directory or bundle (default: the shipped reference "
+                             "model for --env, when this install has one: push64 for push)")
     parser.add_argument("--tokenizer", metavar="RUN",
                         help="tokenizer run, if the model run does not record it")
-    parser.add_argument("--env", default="push", help="planning world (default push)")
-    parser.add_argument("--episodes", type=int, default=30, help="tasks per policy (default 30)")
+    parser.add_argument("--env", default="push", help="planning world: push (default) or robodesk")
+    parser.add_argument("--task", dest="tasks", action="append", metavar="TASK",
+                        help="RoboDesk task, repeatable (default: every task the instance file has: "
+                             "push_red, push_green, push_blue, open_slide, open_drawer, "
+                             "upright_block_off_table, flat_block_off_table)")
+    parser.add_argument("--split", default=None,
+                        help="RoboDesk instances: test (default; for reporting) or tuning (for "
+                             "choosing settings)")
+    parser.add_argument("--instances", metavar="FILE",
+                        help="RoboDesk instance file (default: the shipped robodesk_instances_v1.npz)")
+    parser.add_argument("--episodes", type=int, default=None,
+                        help=f"push: tasks per policy (default {PUSH_EPISODES}); robodesk: instances "
+                             "per task (default: all of the split from --first-task on)")
     parser.add_argument("--first-task", type=int, default=0,
-                        help="seed of the first task; tasks are seeds first..first+episodes-1 (default 0)")
+                        help="push: seed of the first task (tasks are seeds first..first+episodes-1); "
+                             "robodesk: index of the first instance of each task's split (default 0)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--policy", dest="policies", action="append", choices=["model", "random", "oracle"],
                         help="policy to run, repeatable (default: model, random and oracle with "
-                             "--model, else random and oracle)")
+                             "a model, else random and oracle)")
     parser.add_argument("--oracle-cost", choices=["state", "pixel"], default="state",
-                        help="oracle scores true futures by object distance (state, default) or "
-                             "by the model's pixel cost on true frames (pixel: a perfect model)")
+                        help="oracle scores true futures by the simulator state (state, default: "
+                             "push: object distance; robodesk: the task's progress, no rendering) or "
+                             "by the model's pixel cost on rendered true frames (pixel: a perfect "
+                             "model; on robodesk ~0.2 CPU-s a frame, so pass fewer samples, e.g. "
+                             "--set plan.samples=16)")
     parser.add_argument("--goal-arm", choices=["goal", "current"], default="goal",
-                        help="where the pusher is in the goal image: resting behind the object "
-                             "at its goal (goal, default) or where the episode starts (current)")
-    parser.add_argument("--preset", default="push64",
-                        help=f"config preset when no --model is given (default push64; shipped: "
-                             f"{', '.join(preset_names())})")
+                        help="push: where the pusher is in the goal image: resting behind the "
+                             "object at its goal (goal, default) or where the episode starts (current)")
+    parser.add_argument("--preset", default=None,
+                        help=f"config preset when no --model is given (default: push64 for push, "
+                             f"robodesk64 for robodesk; shipped: {', '.join(preset_names())})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. plan.samples=64")
     add_inference_arguments(parser)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="local processes sharing the episodes (default 1; under torchrun each "
+                             "rank is one)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--no-gifs", action="store_true", help="skip the per-episode GIFs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -54,70 +106,156 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """One-line errors for bad flags, before any model is loaded."""
-    from maskvit.plan.worlds import WORLDS
-
+    """One-line errors for bad flags, before anything is loaded or written; fills in the
+    defaults that depend on --env."""
     if args.env not in WORLDS:
         raise UserError(f"unknown environment {args.env!r}; choose one of: {', '.join(WORLDS)}")
-    if args.env == "robodesk":  # the world and its instances exist; its planner does not yet
-        raise UserError("maskvit plan --env robodesk is not available yet: the RoboDesk world, data "
-                        "and instances are in (maskvit collect --env robodesk), its model and MPPI planner are not")
-    if args.episodes < 1:
+    if args.episodes is not None and args.episodes < 1:
         raise UserError(f"--episodes must be at least 1, got {args.episodes}")
     for flag, value in (("--first-task", args.first_task), ("--seed", args.seed)):
         if value < 0:
             raise UserError(f"{flag} must be 0 or more (seeds are non-negative), got {value}")
+    check_workers(args.workers)
+    if args.env == "push":
+        for flag, value in (("--task", args.tasks), ("--split", args.split), ("--instances", args.instances)):
+            if value is not None:
+                raise UserError(f"{flag} is for --env robodesk; push tasks are seeds: "
+                                "choose them with --first-task and --episodes")
+        if args.episodes is None:
+            args.episodes = PUSH_EPISODES
+    if args.preset is None:
+        args.preset = DEFAULT_PRESETS[args.env]
+
+
+def check_robodesk(args: argparse.Namespace) -> None:
+    """Tasks, split and instance counts against the instance file, and headless GL; fills
+    in --task, --split and --episodes where they were left to their defaults."""
+    # Importing maskvit.sim loads pybullet: only when RoboDesk is asked for.
+    from maskvit.sim.desk_instances import SPLITS, load_instances
+    from maskvit.sim.desk_world import TASKS, check_rendering
+
+    args.split = args.split or "test"
+    if args.split not in SPLITS:
+        raise UserError(f"unknown --split {args.split!r}; choose from: {', '.join(SPLITS)}")
+    for task in args.tasks or []:
+        if task not in TASKS:
+            close = difflib.get_close_matches(task, TASKS, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UserError(f"unknown RoboDesk task {task!r}; {hint}choose from: {', '.join(TASKS)}")
+    instances = load_instances(args.instances, split=args.split)  # a damaged file: one line
+    counts = {task: sum(i.task == task for i in instances) for task in TASKS}
+    if args.tasks is None:
+        args.tasks = [task for task in TASKS if counts[task]]
+    args.tasks = list(dict.fromkeys(args.tasks))  # a task given twice runs once
+    fewest = min(args.tasks, key=lambda task: counts[task])
+    if counts[fewest] == 0:
+        raise UserError(f"the instance file has no {args.split} instances of {fewest}")
+    available = counts[fewest] - args.first_task
+    if args.episodes is None and available >= 1:
+        args.episodes = available
+    if args.episodes is None or args.episodes > available:
+        wanted = args.episodes or 1
+        raise UserError(f"--first-task {args.first_task} --episodes {wanted} asks for {fewest}'s "
+                        f"{args.split} instances {args.first_task}..{args.first_task + wanted - 1}, "
+                        f"but it has {counts[fewest]} (0..{counts[fewest] - 1})")
+    check_rendering()  # no headless GL: one line naming the package, before anything is written
 
 
 def run(args: argparse.Namespace) -> int:
-    """Lock --out for the whole job; the report replaces an older plan report whole."""
-    from maskvit.locking import output_lock
-    from maskvit.report.staging import check_report_dir
-
+    """Check the flags, then plan in this process, in --workers local ones, or as this
+    torchrun rank."""
     check_arguments(args)
-    with output_lock(args.out, "report directory"):
-        check_report_dir(args.out, "plan")  # a wrong --out fails before the work
-        return _plan(args)
+    if args.env == "robodesk":
+        check_robodesk(args)
+    if args.workers > 1:
+        run_local_workers(plan_rank, args.workers, args)
+        return 0
+    shard = torchrun_shard()
+    if shard is None:
+        return plan_rank(Shard(), args)
+    try:
+        return plan_rank(shard, args)
+    finally:
+        torch.distributed.destroy_process_group()
 
 
-def _plan(args: argparse.Namespace) -> int:
-    from maskvit.inference.predictor import load_predictor
-    from maskvit.plan.closed_loop import evaluate_policies
-    from maskvit.plan.predictor_fn import predictor_fn
-    from maskvit.pretrained import pretrained_path
-    from maskvit.report.staging import staged_report
-
-    if args.model is None and (args.policies is None or "model" in args.policies):
-        shipped = pretrained_path()
-        if shipped is not None and args.env == "push":
-            args.model = str(shipped)
-            print(f"maskvit plan: using the shipped reference model {shipped}")
-    policies = args.policies or (["model", "random", "oracle"] if args.model else ["random", "oracle"])
-    if "model" in policies and not args.model:
-        raise UserError("--policy model needs --model RUN (this install ships no reference model)")
-
-    predict_fn, context = None, 2
-    if args.model:
-        predictor = load_predictor(args.model, args.tokenizer, device=args.device,
-                                   precision=args.precision, overrides=args.overrides)
-        config = predictor.config  # the model's own, with --set applied
-        if "model" in policies:
-            predict_fn = predictor_fn(predictor, config.plan.decoding, seed=args.seed)
-            context = config.transformer.context_frames
-    else:
-        config = load_preset(args.preset, args.overrides)
-
-    seeds = list(range(args.first_task, args.first_task + args.episodes))
-    with staged_report(args.out, "plan") as stage:  # swapped in whole once complete
+def plan_rank(shard: Shard, args: argparse.Namespace) -> int:
+    """One process's part: load the model, play its share of the episodes; rank 0 alone
+    locks --out, stages the report and writes it."""
+    if args.workers > 1:  # local workers share this machine's cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.workers))
+    policies, config, predict_fn, context = _policies_and_model(args, shard)
+    with contextlib.ExitStack() as stack:
+        stage = _open_report(args.out, shard, stack)
         results = evaluate_policies(
-            args.env, policies, seeds, config.plan, stage, predict_fn=predict_fn,
-            context=context, oracle_cost=args.oracle_cost, seed=args.seed,
-            goal_arm=args.goal_arm, gifs=not args.no_gifs, progress=not args.no_progress,
+            args.env, policies, list(range(args.first_task, args.first_task + args.episodes)),
+            config.plan, stage if stage is not None else Path(args.out), predict_fn=predict_fn,
+            context=context, oracle_cost=args.oracle_cost, seed=args.seed, goal_arm=args.goal_arm,
+            gifs=not args.no_gifs, progress=not args.no_progress, tasks=args.tasks,
+            split=args.split or "test", instances_path=args.instances, shard=shard,
         )
-    print(f"{'policy':8s} {'solved':>8s} {'rate':>7s}  95% CI (Wilson)   s/episode")
-    for name, data in results["policies"].items():
-        lo, hi = data["ci95"]
-        print(f"{name:8s} {data['successes']:>4d}/{data['episodes']:<3d} {data['success_rate']:>7.1%}  "
-              f"[{lo:.1%}, {hi:.1%}]   {data['seconds_per_episode']:.1f}")
-    print(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'index.html'}")
+    if shard.is_main:
+        _print_results(results, args.out)
     return 0
+
+
+def _open_report(out: str, shard: Shard, stack) -> Path | None:
+    """Rank 0 locks --out and stages the report (held open on `stack`); every rank learns
+    whether that worked and stops with rank 0's one-line error if not."""
+    stage, error = None, None
+    if shard.is_main:
+        try:
+            stage = stack.enter_context(staged_report(out, "plan"))  # a wrong --out fails here
+        except UserError as err:
+            error = str(err)
+    error = broadcast_json(error, shard)
+    if error is not None:
+        raise UserError(error)
+    return stage
+
+
+def _policies_and_model(args: argparse.Namespace, shard: Shard):
+    """(policies, config, predict_fn, context frames): the model loaded and checked against
+    the world's actions when a policy needs it."""
+    if args.model is None and (args.policies is None or "model" in args.policies):
+        shipped = pretrained_path(DEFAULT_PRESETS[args.env])
+        if shipped is not None:
+            args.model = str(shipped)
+            if shard.is_main:
+                print(f"maskvit plan: using the shipped reference model {shipped}")
+    policies = args.policies or (["model", "random", "oracle"] if args.model else ["random", "oracle"])
+    policies = list(dict.fromkeys(policies))
+    if "model" in policies and not args.model:
+        raise UserError(f"--policy model needs --model RUN (this install ships no {args.env} model; "
+                        f"train one with --preset {DEFAULT_PRESETS[args.env]})")
+    if not args.model:
+        return policies, load_preset(args.preset, args.overrides), None, 2
+    predictor = load_predictor(args.model, args.tokenizer, device=args.device,
+                               precision=args.precision, overrides=args.overrides)
+    config = predictor.config  # the model's own, with --set applied
+    have, need = config.transformer.action_dim, ACTION_DIMS[args.env]
+    if have != need:
+        world = "RoboDesk" if args.env == "robodesk" else "the push world"
+        raise UserError(f"{config.name} has {have}-D actions; {world} needs {need}-D: train one "
+                        f"with --preset {DEFAULT_PRESETS[args.env]}")
+    if "model" not in policies:
+        return policies, config, None, 2
+    return (policies, config, predictor_fn(predictor, config.plan.decoding, seed=args.seed),
+            config.transformer.context_frames)
+
+
+def _print_results(results: dict, out: str) -> None:
+    header = f"{'policy':8s} {'solved':>8s} {'rate':>7s}  95% CI (Wilson)   s/episode  CPU-s/episode"
+    sections = [(None, results["policies"])]  # push: one table; RoboDesk: one per task, then all
+    if "per_task" in results:
+        sections = [*results["per_task"].items(), ("all tasks", results["policies"])]
+    for title, policies in sections:
+        if title:
+            print(title)
+        print(header)
+        for name, data in policies.items():
+            lo, hi = data["ci95"]
+            print(f"{name:8s} {data['successes']:>4d}/{data['episodes']:<3d} {data['success_rate']:>7.1%}  "
+                  f"[{lo:.1%}, {hi:.1%}]   {data.get('seconds_per_episode', float('nan')):9.1f}  "
+                  f"{data.get('cpu_seconds_per_episode', float('nan')):13.1f}")
+    print(f"wrote {Path(out) / 'results.json'} and {Path(out) / 'index.html'}")

@@ -1,13 +1,15 @@
-"""Visual model-predictive control with CEM (paper §4.4, Appendix A.2, Table 5).
+"""Visual model-predictive control with CEM (paper §4.4, Appendix A.2, Table 5) or VP2's MPPI.
 
 - `cem`: pure sampling (time-correlated noise), elite selection and refit, `cem_optimize`.
 - `planner`: frame costs against a goal image (default: weighted ℓ2 pixel distance), and
   `ModelPlanner` = CEM or MPPI whose samples are scored through any `PredictFn`.
-- `mpc`: `run_episode`, the closed loop (plan, execute 3 actions, replan; 15 steps).
-- `baselines`: `RandomPolicy` and `OraclePolicy` (CEM on a simulator copy).
-- `worlds`: `make_world("push")`, the push world behind the loop's `World` interface.
+- `mppi`: VP2's MPPI update and warm start.
+- `mpc`: `run_episode`, the closed loop (plan, execute `replan_every` actions, replan).
+- `baselines`: `RandomPolicy` and `OraclePolicy` (the same optimizer on a simulator copy).
+- `worlds`: `make_world("push" | "robodesk")` behind the loop's `World` interface.
 - `predictor_fn`: a `Predictor` (`maskvit.inference`) as a `PredictFn`.
-- `closed_loop` / `plan_report`: several policies on the same tasks; results.json, GIFs, HTML.
+- `closed_loop` / `plan_report`: several policies on the same tasks, sharded over processes;
+  results.json, GIFs, HTML.
 """
 
 from maskvit.plan.baselines import OraclePolicy, RandomPolicy

@@ -2,12 +2,18 @@
 
 - `RandomPolicy`: the paper's random Gaussian policy, N(init_mean, init_std) per step,
   clipped to the action bounds. It says how often a task is solved by chance.
-- `OraclePolicy`: the same CEM, but every sampled sequence is simulated in a scratch copy
-  of the world restored to the current state. With `cost="pixel"` it scores the true
-  future frames with the model's pixel cost: what a perfect video model would achieve.
-  With `cost="state"` (default) it scores object-to-goal distances read from the
-  simulator, plus a pull of the pusher towards the spot behind the object: this shows
-  the tasks are solvable within the episode and that success is measured right.
+- `OraclePolicy`: the same optimizer as the model's (CEM or MPPI, `plan.optimizer`), but
+  every sampled sequence is simulated in the world's scratch copy (`world.scratch()`)
+  restored to the current state: a perfect video model. With `cost="pixel"` it renders
+  the true future frames and scores them with the model's pixel cost; with `cost="state"`
+  (default) it reads the simulator instead of rendering (`scratch.state_cost()`): in the
+  push world the object's distance to its goal plus a pull of the pusher towards the spot
+  behind the object, in RoboDesk the task's own progress measure plus a pull of the
+  fingertips towards what the task moves (`maskvit.plan.worlds.DeskScratch`), summed over
+  the horizon with the plan's step weights and expressed in the pixel cost's units (so
+  MPPI's γ means the same). This shows the tasks are solvable within the episode and that
+  success is measured right; on RoboDesk it is also the affordable oracle, as rendering
+  costs ~0.26 CPU-s a frame and stepping ~0.08 (measured, process time).
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ class RandomPolicy:
 
 def simulate_frames(scratch, state, actions: np.ndarray) -> np.ndarray:
     """(B, H, h, w, 3) uint8: what each action sequence (B, H, A) really shows, run from
-    `state` in `scratch` (a `maskvit.sim.PushWorld`): the pixel oracle's true futures."""
+    `state` in `scratch` (anything with `set_state`, `move` and `render`: a world's
+    `scratch()`, or a `maskvit.sim.PushWorld`): the pixel oracle's true futures."""
     sequences = []
     for sequence in actions:
         scratch.set_state(state)
@@ -55,62 +62,65 @@ def simulate_frames(scratch, state, actions: np.ndarray) -> np.ndarray:
     return np.stack(sequences)
 
 
+def simulate_state_costs(scratch, state, actions: np.ndarray) -> np.ndarray:
+    """(B, H): `scratch.state_cost()` after each step of each sequence (B, H, A), run from
+    `state` without rendering."""
+    costs = np.zeros(actions.shape[:2])
+    for b, sequence in enumerate(actions):
+        scratch.set_state(state)
+        for i, action in enumerate(sequence):
+            scratch.move(action)
+            costs[b, i] = scratch.state_cost()
+    return costs
+
+
 class OraclePolicy:
-    """CEM whose samples are simulated exactly in a scratch copy of the push world."""
+    """The configured optimizer whose samples are simulated exactly in a scratch copy of
+    the world (push or RoboDesk: anything whose `scratch()` keeps the contract above)."""
 
     context = 1
 
-    def __init__(
-        self,
-        world,
-        config: PlanConfig,
-        cost: str = "state",
-        approach_weight: float = 0.5,
-        frame_cost: FrameCost | None = None,
-    ):
-        from maskvit.sim import PushWorld
-
+    def __init__(self, world, config: PlanConfig, cost: str = "state",
+                 frame_cost: FrameCost | None = None):
         if cost not in ORACLE_COSTS:
             raise UserError(f"unknown oracle cost {cost!r}; choose one of: {', '.join(ORACLE_COSTS)}")
-        self.world = world  # the PushPlanningWorld the loop steps
+        self.world = world  # the planning world the loop steps
         self.optimizer = make_optimizer(config, world.action_low, world.action_high)
         self.cost = cost
-        self.approach_weight = approach_weight
         self.frame_cost = frame_cost or get_cost(config.cost)
-        self.scratch = PushWorld(world.config)
+        self.scratch = world.scratch()
 
     def reset(self) -> None:
         self.optimizer.reset()
 
     def plan(self, context_frames, context_actions, goal, rng: np.random.Generator) -> Plan:
         state = self.world.get_state()
-        task = self.world.task
-        goal_xy = np.asarray(task.goal_xy)
-        reach = self.world.config.pusher_contact  # where the pusher touches the object's back
+        weights = self.optimizer.weights
+        unit = self._pixel_units(context_frames[-1], goal, state) if self.cost == "state" else 1.0
 
         def score(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
             if self.cost == "pixel":
                 frames = simulate_frames(self.scratch, state, actions)
-                return self.frame_cost(frames, goal, self.optimizer.weights), frames
-            batch, horizon = actions.shape[:2]
-            step_costs = np.zeros((batch, horizon))
-            for b in range(batch):
-                self.scratch.set_state(state)
-                for i in range(horizon):
-                    self.scratch.move(actions[b, i])
-                    box = self.scratch.box_positions()[task.object_index]
-                    away = box - goal_xy
-                    behind = box + reach * away / max(np.linalg.norm(away), 1e-6)
-                    pusher = self.scratch.pusher_position()[:2]
-                    step_costs[b, i] = np.linalg.norm(away) + self.approach_weight * (
-                        np.linalg.norm(pusher - behind)
-                    )
-            return step_costs @ self.optimizer.weights, None
+                return self.frame_cost(frames, goal, weights), frames
+            return unit * (simulate_state_costs(self.scratch, state, actions) @ weights), None
 
         plan = self.optimizer.optimise(score, rng)
         if plan.predicted is None:  # show what the chosen sequence really leads to
             plan.predicted = simulate_frames(self.scratch, state, plan.actions[None])[0]
         return plan
+
+    def _pixel_units(self, frame: np.ndarray, goal: np.ndarray, state) -> float:
+        """The pixel cost of standing still here over the state cost of standing still here.
+
+        MPPI's γ is set for the pixel cost (`plan.mppi_gamma`); state costs in these units
+        are weighed by it as a model's pixel costs are. CEM ranks samples, so for CEM the
+        scale changes nothing.
+        """
+        weights = self.optimizer.weights
+        self.scratch.set_state(state)
+        still = self.scratch.state_cost() * float(weights.sum())
+        pixels = float(self.frame_cost(np.broadcast_to(frame, (1, len(weights), *frame.shape)), goal, weights)[0])
+        return pixels / still if still > 0 and pixels > 0 else 1.0
 
     def close(self) -> None:
         self.scratch.close()

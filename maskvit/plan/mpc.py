@@ -3,7 +3,8 @@
 Schedule (paper §A.2): one initial action gives the second context frame, then every
 `replan_every` steps a policy plans `horizon` actions from the last `context` frames and
 the last `context - 1` actions, until `episode_steps` actions (the initial one included)
-have run. Success is read from the simulator at the end, never from images.
+have run. Success is read from the simulator (the world decides when: the push world at the
+end, RoboDesk after any step, as VP2 scores), never from images.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from maskvit.plan.planner import Plan, check_goal
 
 
 class World(Protocol):
-    """What the loop needs of an environment (see `maskvit.plan.worlds` for the push world)."""
+    """What the loop needs of an environment (`maskvit.plan.worlds`: push and RoboDesk)."""
 
     action_low: np.ndarray
     action_high: np.ndarray
@@ -32,7 +33,7 @@ class World(Protocol):
 
     def success(self) -> bool: ...
 
-    def goal_distance(self) -> float: ...  # metres between the object and its goal
+    def goal_distance(self) -> float: ...  # how far from the goal (push: metres; RoboDesk: the task's units)
 
 
 class Policy(Protocol):

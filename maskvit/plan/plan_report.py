@@ -4,6 +4,10 @@ Success rates come with 95 % Wilson score intervals (sound for small N and for r
 0 or 1, unlike the normal approximation). Every file is written to a temporary name in
 the same folder and renamed, so a reader never sees half a file; `maskvit plan` writes the
 whole folder beside --out and swaps it in at the end (`maskvit.report.staging`).
+
+Layout: the push world writes results.json, index.html and gifs/ into --out. RoboDesk
+writes one such folder per task (TASK/results.json, TASK/index.html, TASK/gifs/) and, in
+--out itself, results.json and index.html over all tasks (per task and pooled).
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ from PIL import Image
 from maskvit.atomic import atomic_write_bytes
 from maskvit.plan.mpc import EpisodeResult
 
+# What each world's `goal_distance` measures, for captions and table headings.
+DISTANCE_UNITS = {"push": "m", "robodesk": "task units"}
+# Row fields that time an episode: they differ between runs, everything else must not.
+TIMING_FIELDS = ("seconds", "cpu_seconds")
+
 
 def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
     """95 % (by default) Wilson score interval for a binomial success rate."""
@@ -35,16 +44,27 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[f
 
 def summarise(episodes: list[EpisodeResult]) -> dict[str, Any]:
     """Success rate, its interval and distances for one policy's episodes."""
-    wins = sum(e.success for e in episodes)
-    low, high = wilson_interval(wins, len(episodes))
-    return {
-        "episodes": len(episodes),
+    return summarise_rows([{"success": e.success, "start_distance": e.start_distance,
+                            "final_distance": e.final_distance} for e in episodes])
+
+
+def summarise_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """`summarise` from results.json rows (success, start and final distance, and the
+    episode's timings where the rows have them)."""
+    wins = sum(bool(r["success"]) for r in rows)
+    low, high = wilson_interval(wins, len(rows))
+    summary = {
+        "episodes": len(rows),
         "successes": wins,
-        "success_rate": wins / len(episodes) if episodes else 0.0,
+        "success_rate": wins / len(rows) if rows else 0.0,
         "ci95": [low, high],
-        "mean_start_distance": float(np.mean([e.start_distance for e in episodes])) if episodes else None,
-        "mean_final_distance": float(np.mean([e.final_distance for e in episodes])) if episodes else None,
+        "mean_start_distance": float(np.mean([r["start_distance"] for r in rows])) if rows else None,
+        "mean_final_distance": float(np.mean([r["final_distance"] for r in rows])) if rows else None,
     }
+    if rows and all("seconds" in r for r in rows):
+        summary["seconds_per_episode"] = float(np.mean([r["seconds"] for r in rows]))
+        summary["cpu_seconds_per_episode"] = float(np.mean([r["cpu_seconds"] for r in rows]))
+    return summary
 
 
 def episode_frames(episode: EpisodeResult, scale: int = 2) -> list[np.ndarray]:
@@ -84,9 +104,14 @@ def gif_bytes(frames: list[np.ndarray], frame_ms: int = 250) -> bytes:
     return buffer.getvalue()
 
 
+def episode_gif_name(policy: str, task_seed: int) -> str:
+    """Where an episode's GIF goes, relative to its report folder."""
+    return f"gifs/{policy}_task{task_seed}.gif"
+
+
 def write_episode_gif(out: Path, policy: str, episode: EpisodeResult) -> str:
     """Save one episode's GIF; returns its path relative to `out`."""
-    name = f"gifs/{policy}_task{episode.task_seed}.gif"
+    name = episode_gif_name(policy, episode.task_seed)
     atomic_write_bytes(out / name, gif_bytes(episode_frames(episode)))
     return name
 
@@ -95,33 +120,66 @@ def write_results(out: Path, results: dict[str, Any]) -> None:
     atomic_write_bytes(out / "results.json", json.dumps(results, indent=1))
 
 
+_STYLE = """<style>body{font-family:sans-serif;margin:2em} table{border-collapse:collapse}
+td,th{border:1px solid #999;padding:4px 10px} .grid{display:flex;flex-wrap:wrap;gap:8px}
+figure{margin:0} img{image-rendering:pixelated}</style>"""
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"{_STYLE}</head><body>\n{body}</body></html>")
+
+
+def _summary_cells(data: dict[str, Any]) -> str:
+    lo, hi = data["ci95"]
+    return (f"<td>{data['successes']}/{data['episodes']}</td><td>{data['success_rate']:.1%}</td>"
+            f"<td>[{lo:.1%}, {hi:.1%}]</td>")
+
+
 def write_html(out: Path, results: dict[str, Any]) -> None:
-    """A one-page summary: a table of success rates, then every episode's GIF."""
+    """One folder's page: a table of success rates, then every episode's GIF."""
+    units = DISTANCE_UNITS.get(results["env"], "")
+    world = results["env"] + (f", task {results['task']}" if "task" in results else "")
     rows, sections = [], []
     for name, data in results["policies"].items():
-        lo, hi = data["ci95"]
         rows.append(
-            f"<tr><td>{html.escape(name)}</td><td>{data['successes']}/{data['episodes']}</td>"
-            f"<td>{data['success_rate']:.1%}</td><td>[{lo:.1%}, {hi:.1%}]</td>"
+            f"<tr><td>{html.escape(name)}</td>{_summary_cells(data)}"
             f"<td>{data['mean_start_distance']:.3f} → {data['mean_final_distance']:.3f}</td></tr>"
         )
         cells = "".join(
             f"<figure>{_img(e['gif'])}<figcaption>task {e['task_seed']}: "
-            f"{'success' if e['success'] else 'fail'}, {e['final_distance']:.3f} m</figcaption></figure>"
+            f"{'success' if e['success'] else 'fail'}, {e['final_distance']:.3f} {units}</figcaption></figure>"
             for e in data["per_episode"]
         )
         sections.append(f"<h2>{html.escape(name)}</h2><div class='grid'>{cells}</div>")
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>maskvit plan</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #999;padding:4px 10px}} .grid{{display:flex;flex-wrap:wrap;gap:8px}}
-figure{{margin:0}} img{{image-rendering:pixelated}}</style></head><body>
-<h1>Visual MPC in the {html.escape(results['env'])} world</h1>
+    success = ("the task's success predicate held after some step (VP2's protocol)"
+               if results["env"] == "robodesk" else "object centre within the task threshold of its goal")
+    body = f"""<h1>Visual MPC in the {html.escape(world)} world</h1>
 <p>Each GIF: observation | goal | the current plan's predicted frame.
-Success: object centre within the task threshold of its goal after {results['config']['episode_steps']} steps.</p>
+Success: {success}, within {results['config']['episode_steps']} steps.</p>
 <table><tr><th>policy</th><th>solved</th><th>rate</th><th>95% CI (Wilson)</th>
-<th>mean distance to goal (m), start → end</th></tr>{''.join(rows)}</table>
-{''.join(sections)}</body></html>"""
-    atomic_write_bytes(out / "index.html", page)
+<th>mean distance to goal ({units}), start → end</th></tr>{''.join(rows)}</table>
+{''.join(sections)}"""
+    atomic_write_bytes(out / "index.html", _page("maskvit plan", body))
+
+
+def write_overview_html(out: Path, results: dict[str, Any]) -> None:
+    """The RoboDesk overview: success per task and policy (each task linking to its page),
+    then every policy pooled over the tasks."""
+    rows = []
+    for task, policies in results["per_task"].items():
+        for name, data in policies.items():
+            link = f"<a href='{html.escape(task)}/index.html'>{html.escape(task)}</a>"
+            rows.append(f"<tr><td>{link}</td><td>{html.escape(name)}</td>{_summary_cells(data)}</tr>")
+    for name, data in results["policies"].items():
+        rows.append(f"<tr><th>all tasks</th><td>{html.escape(name)}</td>{_summary_cells(data)}</tr>")
+    body = f"""<h1>Visual MPC in RoboDesk ({html.escape(results['split'])} instances)</h1>
+<p>Success: the task's success predicate held after some step of a
+{results['config']['episode_steps']}-step episode (VP2's protocol). Each task's page shows
+every episode.</p>
+<table><tr><th>task</th><th>policy</th><th>solved</th><th>rate</th><th>95% CI (Wilson)</th></tr>
+{''.join(rows)}</table>"""
+    atomic_write_bytes(out / "index.html", _page("maskvit plan: RoboDesk", body))
 
 
 def _img(path: str | None) -> str:

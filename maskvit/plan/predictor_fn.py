@@ -4,17 +4,21 @@ The predictor takes one action per clip frame, `actions[t]` being the action tak
 frame t (the episode store's convention), so for Tc context frames and H predicted frames
 it wants Tc + H actions: the Tc - 1 context actions, the H planned actions, and one for
 the last predicted frame, which influences nothing that is predicted (zeros).
+
+Decoding seeds: call k decodes with seed `base + k`, where `base` is the `seed` given, or
+the episode's own seed once `start_episode` names it. `maskvit plan` names it before every
+episode (from the run's seed and the episode's task and instance), so what an episode
+predicts does not depend on which episodes ran before it in the same process: a sharded
+run plans every episode as a single process does.
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
 
 from maskvit.config import DecodingConfig
-from maskvit.plan.planner import PredictFn
 
 
 def clip_actions(context_actions: np.ndarray, future_actions: np.ndarray) -> np.ndarray:
@@ -23,22 +27,35 @@ def clip_actions(context_actions: np.ndarray, future_actions: np.ndarray) -> np.
     return np.concatenate([context_actions, future_actions, pad], axis=1).astype(np.float32)
 
 
-def predictor_fn(predictor: Any, decoding: DecodingConfig, seed: int = 0) -> PredictFn:
-    """A `PredictFn` calling `predictor.predict` with `decoding` (the config's
-    `plan.decoding`); each call gets the next seed."""
-    calls = itertools.count()
+class SeededPredictFn:
+    """A `PredictFn` calling `predictor.predict` with `decoding`; call k since the last
+    `start_episode(base)` (or since construction, with `seed`) decodes with seed base + k."""
 
-    def predict(context_frames, context_actions, future_actions) -> np.ndarray:
-        frames = predictor.predict(
+    def __init__(self, predictor: Any, decoding: DecodingConfig, seed: int = 0):
+        self.predictor = predictor
+        self.decoding = decoding
+        self.start_episode(seed)
+
+    def start_episode(self, seed: int) -> None:
+        """Count calls afresh from `seed` (an episode's own seed)."""
+        self._base, self._calls = int(seed), 0
+
+    def __call__(self, context_frames, context_actions, future_actions) -> np.ndarray:
+        seed = self._base + self._calls
+        self._calls += 1
+        frames = self.predictor.predict(
             np.ascontiguousarray(context_frames),
             clip_actions(context_actions, future_actions),
             num_frames=future_actions.shape[1],
-            decoding=decoding,
-            seed=seed + next(calls),
+            decoding=self.decoding,
+            seed=seed,
         )
         if hasattr(frames, "cpu"):  # a torch tensor
             frames = frames.cpu().numpy()
         return np.asarray(frames, dtype=np.uint8)
 
-    return predict
 
+def predictor_fn(predictor: Any, decoding: DecodingConfig, seed: int = 0) -> SeededPredictFn:
+    """A `PredictFn` calling `predictor.predict` with `decoding` (the config's
+    `plan.decoding`); each call gets the next seed, from `seed` until an episode names its own."""
+    return SeededPredictFn(predictor, decoding, seed)
