@@ -14,13 +14,14 @@ and the random and simulator-oracle baselines, on the same tasks:
                    horizon 10, replanning every step of a 15-step episode, one zero action first).
 
 The oracle runs the same optimizer but scores each candidate by simulating it from the
-current state: --oracle-cost state (default) reads the simulator (RoboDesk: the task's own
-progress measure, no rendering), --oracle-cost pixel renders the true frames and applies the
-model's pixel cost (a perfect video model). Rendering RoboDesk costs ~0.2 CPU-s a frame, so
-the pixel oracle at 200 samples x 10 steps is ~400 CPU-s per replan: give it fewer samples,
-e.g. --set plan.samples=16.
+current state: --oracle-cost state (default) reads the simulator without rendering (push:
+object distance; RoboDesk: the task's progress plus the fingertips' distance to what the task
+moves), --oracle-cost pixel renders the true frames and applies the model's pixel cost (a
+perfect video model). On RoboDesk a simulated step costs ~0.08 CPU-s and a rendered frame
+~0.26 (measured), so VP2's 200 samples x 10 steps cost ~160 CPU-s per replan for the state
+oracle and ~680 for the pixel one: pass fewer, e.g. --set plan.samples=16 --set plan.horizon=5.
 
-Writes results.json (success rates with 95%% Wilson intervals), one GIF per episode and
+Writes results.json (success rates with 95 % Wilson intervals), one GIF per episode and
 index.html to --out (RoboDesk: a folder per task, and an overview over all tasks).
 --workers N plays the episodes in N local processes; under `torchrun --nproc-per-node N -m
 maskvit plan ...` (on one or several machines) each rank plays its share. Rank 0 alone writes
@@ -83,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "a model, else random and oracle)")
     parser.add_argument("--oracle-cost", choices=["state", "pixel"], default="state",
                         help="oracle scores true futures by the simulator state (state, default: "
-                             "push: object distance; robodesk: the task's progress, no rendering) or "
+                             "push: object distance; robodesk: task progress and reach, no rendering) or "
                              "by the model's pixel cost on rendered true frames (pixel: a perfect "
                              "model; on robodesk ~0.2 CPU-s a frame, so pass fewer samples, e.g. "
                              "--set plan.samples=16)")
