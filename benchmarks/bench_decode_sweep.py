@@ -35,9 +35,10 @@ import numpy as np
 from maskvit.atomic import atomic_write_json, atomic_write_text
 from maskvit.config import DecodingConfig, apply_overrides
 from maskvit.data import EpisodeStore
+from maskvit.inference.predictor import load_predictor
 from maskvit.metrics import MetricNetworks, Protocol
 from maskvit.plan.closed_loop import evaluate_policies
-from maskvit.plan.predictor_fn import load_predictor, predictor_fn
+from maskvit.plan.predictor_fn import predictor_fn
 from maskvit.prediction_eval import evaluate_predictor, test_clips
 from maskvit.pretrained import pretrained_path
 from maskvit.report.plots import Curve, plot_curves

@@ -223,7 +223,7 @@ class DeskScratch:
 def desk_task_target(world, task: str) -> np.ndarray:
     """(3,) where the fingertips act for `task`: the button's top, the slide's handle, the
     drawer's handle bar, the block."""
-    from maskvit.sim.desk_policies import _drawer_geometry
+    from maskvit.sim.desk_policies import drawer_geometry
 
     data = world.physics.named.data
     if task.startswith("push_"):
@@ -231,7 +231,7 @@ def desk_task_target(world, task: str) -> np.ndarray:
     if task == "open_slide":
         return data.site_xpos["slide_handle"].copy()
     if task == "open_drawer":  # the scripted controller's reading of the bar (sim/desk_policies)
-        bar = _drawer_geometry(world)
+        bar = drawer_geometry(world)
         return np.array([bar["x"], bar["bar_back"], bar["bar_z"]])
     return data.xpos[task.removesuffix("_off_table")].copy()
 

@@ -11,7 +11,7 @@ does not call the model itself: it queues each chunk of sampled action sequences
 batcher, like any /v1/predict request, and waits. So concurrent plans and predictions share
 batches, and a plan equals `ModelPlanner` with `maskvit.plan.predictor_fn.predictor_fn` on
 the same inputs and seed (the CEM rng is seeded with the seed; call i of the predictor uses
-seed + i, as `maskvit plan` does). A timed-out or abandoned plan stops at its next chunk,
+seed + i, as each episode of `maskvit plan` does from its own seed). A timed-out or abandoned plan stops at its next chunk,
 and a chunk it is running stops at its next decoding step (`PredictJob.abandoned`).
 """
 

@@ -275,7 +275,7 @@ class DrawerPolicy:
         self.last_y: float | None = None
 
     def action(self, world: DeskWorld) -> np.ndarray:
-        g = _drawer_geometry(world)
+        g = drawer_geometry(world)
         tip = fingertips(world)
         wrist = turn_fingers(world, [0.0, 1.0, 0.0])
         inside = np.array([g["x"] + self.side * (g["half_width"] - 0.035), g["wall_back"] + 0.035,
@@ -321,7 +321,7 @@ class DrawerPolicy:
         return _action(steer(world, tip, target), wrist, OPEN)
 
 
-def _drawer_geometry(world: DeskWorld) -> dict[str, float]:
+def drawer_geometry(world: DeskWorld) -> dict[str, float]:
     """Where the drawer's handle bar and front wall are now (world frame), read from the
     model: the bar is the drawer's foremost capsule, the front wall its foremost thin box."""
     model, data = world.physics.model, world.physics.data
