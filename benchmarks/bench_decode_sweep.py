@@ -37,7 +37,7 @@ from maskvit.config import DecodingConfig, apply_overrides
 from maskvit.data import EpisodeStore
 from maskvit.inference.predictor import load_predictor
 from maskvit.metrics import MetricNetworks, Protocol
-from maskvit.plan.closed_loop import evaluate_policies
+from maskvit.plan.closed_loop import play_policies
 from maskvit.plan.predictor_fn import predictor_fn
 from maskvit.prediction_eval import evaluate_predictor, test_clips
 from maskvit.pretrained import pretrained_path
@@ -81,7 +81,7 @@ def planning(predictor, decoding, tasks: int, overrides: list[str]) -> dict:
     config = apply_overrides(predictor.config, overrides)
     plan_config = dataclasses.replace(config.plan, decoding=decoding)
     with tempfile.TemporaryDirectory() as folder:
-        results = evaluate_policies("push", ["model"], list(range(tasks)), plan_config,
+        results = play_policies("push", ["model"], list(range(tasks)), plan_config,
                                     Path(folder), predict_fn=predictor_fn(predictor, decoding),
                                     context=config.transformer.context_frames, gifs=False,
                                     progress=False)

@@ -81,11 +81,11 @@ def throughput(args) -> dict:
 
 
 def success(args) -> dict:
-    from maskvit.plan.closed_loop import evaluate_policies
+    from maskvit.plan.closed_loop import play_policies
 
     config = load_preset("push64", args.overrides)
     seeds = list(range(args.first_task, args.first_task + args.episodes))
-    results = evaluate_policies("push", args.policies, seeds, config.plan, Path(args.out),
+    results = play_policies("push", args.policies, seeds, config.plan, Path(args.out),
                                 oracle_cost=args.oracle_cost, goal_arm=args.goal_arm, gifs=True)
     for name, data in results["policies"].items():
         lo, hi = data["ci95"]

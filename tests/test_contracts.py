@@ -91,7 +91,7 @@ def test_every_task_keeps_the_engine_contract(name, tmp_path):
         ran += 1
     assert ran == len(specs)  # at step 5 every phase (the discriminator too) is on
     with torch.no_grad():
-        logs = task.evaluate(batch, StepContext(step=5, modules=modules, training=False,
+        logs = task.validation_step(batch, StepContext(step=5, modules=modules, training=False,
                                                 generator=torch.Generator().manual_seed(0),
                                                 device=torch.device("cpu")))
     assert logs and all(math.isfinite(float(v)) for v in logs.values())

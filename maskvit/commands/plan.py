@@ -1,6 +1,6 @@
 """`maskvit plan`: closed-loop visual MPC in a simulated world, for a model and baselines.
 
-Parses, validates and calls `maskvit.plan.closed_loop.evaluate_policies`; prints a table.
+Parses, validates and calls `maskvit.plan.closed_loop.play_policies`; prints a table.
 
 Run visual model-predictive control (an optimizer over action sequences scored by the pixel
 distance between predicted frames and a goal image; paper §4.4, Table 5) for a trained model
@@ -42,7 +42,7 @@ from maskvit.commands import add_inference_arguments, command_parser
 from maskvit.config import load_preset, preset_names
 from maskvit.errors import UserError
 from maskvit.inference.predictor import load_predictor
-from maskvit.plan.closed_loop import evaluate_policies
+from maskvit.plan.closed_loop import play_policies
 from maskvit.plan.predictor_fn import predictor_fn
 from maskvit.plan.worlds import ACTION_DIMS, WORLDS
 from maskvit.pretrained import pretrained_path
@@ -188,7 +188,7 @@ def plan_rank(shard: Shard, args: argparse.Namespace) -> int:
     policies, config, predict_fn, context = _policies_and_model(args, shard)
     with contextlib.ExitStack() as stack:
         stage = _open_report(args.out, shard, stack)
-        results = evaluate_policies(
+        results = play_policies(
             args.env, policies, list(range(args.first_task, args.first_task + args.episodes)),
             config.plan, stage if stage is not None else Path(args.out), predict_fn=predict_fn,
             context=context, oracle_cost=args.oracle_cost, seed=args.seed, goal_arm=args.goal_arm,

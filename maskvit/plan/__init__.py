@@ -14,7 +14,7 @@
 
 from maskvit.plan.baselines import OraclePolicy, RandomPolicy
 from maskvit.plan.cem import CEMResult, cem_optimize, correlated_noise, lag1_correlation
-from maskvit.plan.closed_loop import evaluate_policies
+from maskvit.plan.closed_loop import play_policies
 from maskvit.plan.mpc import EpisodeResult, run_episode
 from maskvit.plan.planner import COSTS, CEMPlanner, ModelPlanner, Plan, PredictFn, pixel_l2_cost
 from maskvit.plan.predictor_fn import predictor_fn
@@ -22,7 +22,7 @@ from maskvit.plan.worlds import make_world
 
 __all__ = [
     "COSTS", "CEMPlanner", "CEMResult", "EpisodeResult", "ModelPlanner", "OraclePolicy", "Plan",
-    "PredictFn", "RandomPolicy", "cem_optimize", "correlated_noise", "evaluate_policies",
+    "PredictFn", "RandomPolicy", "cem_optimize", "correlated_noise", "play_policies",
     "lag1_correlation", "make_world", "pixel_l2_cost",
     "predictor_fn", "run_episode",
 ]

@@ -1,6 +1,6 @@
 """Closed-loop evaluation of several policies on the same tasks, with everything written out.
 
-`evaluate_policies` is what `maskvit plan` calls. The work is a list of episodes
+`play_policies` is what `maskvit plan` calls. The work is a list of episodes
 (`EpisodeJob`: task, policy, task seed), ordered task by task; each process of a sharded
 run (`maskvit.sharding`: `--workers`, torchrun) plays its round-robin share of them through
 `mpc.run_episode`, and after each round every process sends its episode (a results.json
@@ -184,7 +184,7 @@ class EpisodePlayer:
         self._world, self._world_task = None, None
 
 
-def evaluate_policies(
+def play_policies(
     env: str,
     policies: list[str],
     task_seeds: list[int],

@@ -355,7 +355,7 @@ class TokenizerTask(Task):
         ctx.scratch["real"], ctx.scratch["fake"] = x, x_hat.detach()
         return loss, logs
 
-    def evaluate(self, batch: dict[str, Any], ctx: StepContext) -> Logs:
+    def validation_step(self, batch: dict[str, Any], ctx: StepContext) -> Logs:
         """Held-out reconstruction quality with the quantizer in eval mode (no restarts)."""
         x = uint8_to_float(batch["frames"])
         x_hat, q = ctx.modules["vqgan"](x)

@@ -27,7 +27,7 @@ only the model-specific parts (`maskvit.tokenizer.vqgan_task.TokenizerTask` and
    the phases of one step: the generator phase can leave ``scratch["fake"] =
    recon.detach()`` for the discriminator phase. Give a DDP-wrapped module one forward
    call per phase (concatenate real and fake before a discriminator).
-5. Optional: `evaluate(batch, ctx)` (validation metrics; default: the first phase's
+5. Optional: `validation_step(batch, ctx)` (validation metrics; default: the first phase's
    logs), `count_tokens(batch)` (for tokens/s; default: batch size),
    `ema_modules()` (default: the first optimizer's modules) and
    `state_dict()/load_state_dict()` for task state that must survive a resume.
@@ -85,7 +85,7 @@ class Task:
     def loss(self, phase: str, batch: Any, ctx: StepContext) -> tuple[torch.Tensor, Logs] | None:
         raise NotImplementedError
 
-    def evaluate(self, batch: Any, ctx: StepContext) -> Logs:
+    def validation_step(self, batch: Any, ctx: StepContext) -> Logs:
         out = self.loss(self.optimizers()[0].name, batch, ctx)
         if out is None:
             return {}

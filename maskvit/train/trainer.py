@@ -358,7 +358,7 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Average `task.evaluate` over the fixed validation batches (all ranks)."""
+        """Average `task.validation_step` over the fixed validation batches (all ranks)."""
         assert self.val_data is not None
         batches = eval_micro_batches(len(self.val_data), self.micro, rank=self.env.rank,
                                      world_size=self.env.world_size,
@@ -374,7 +374,7 @@ class Trainer:
                               device=self.device, training=False, rank=self.env.rank,
                               world_size=self.env.world_size)
             with self._autocast():
-                metrics = self.task.evaluate(batch, ctx)
+                metrics = self.task.validation_step(batch, ctx)
             _add_logs(totals, "", metrics, 1.0, self.device)
         for module in self.modules.values():
             module.train()
