@@ -85,10 +85,10 @@ FULL = DemoScale(
     # where this scale would not fit its budget (maskvit/demo_budget.py).
     # The transformer: as many steps as the budget gives, up to 2000, with a short-run recipe
     # chosen by measurement at the ~800 steps an AMD EPYC's budget gives (batch 16, 5 %
-    # warm-up, cosine to the last step; the 9 test clips below, 2026-12-05): lr 2e-3 and 3e-3
-    # gave PSNR 21.45 and 21.75, LPIPS 0.114 and 0.113, FVD 738 and 606, box IoU 0.574 and
-    # 0.588, where copying the last frame scores 21.95, 0.122, 616 and 0.726
-    # (benchmarks/RESULTS.md, "Demo").
+    # warm-up, cosine to the last step; the 9 test clips below, 2026-12-05): lr 1e-3 (the
+    # preset's), 2e-3 and 3e-3 gave PSNR 21.02 / 21.45 / 21.75, LPIPS 0.128 / 0.114 / 0.113,
+    # FVD 949 / 738 / 606, box IoU 0.496 / 0.574 / 0.588, where copying the last frame scores
+    # 21.95, 0.122, 616 and 0.726 (benchmarks/RESULTS.md, "Demo").
     # Evaluation: all 9 test episodes of the 300 (the split is a hash of the episode id),
     # 4 samples each. Planning: tasks 4 and 5, which the shipped model solved with these CEM
     # settings (bf16, 2026-12-05; tasks 0-5: 0, 2, 4, 5 solved), so the page can open with a
