@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from maskvit.atomic import atomic_write_json
-from maskvit.prediction_eval import headline_numbers
+from maskvit.metrics.protocol import headline_numbers
 from maskvit.pretrained import HEADLINE
 
 

@@ -25,7 +25,7 @@ from maskvit.atomic import atomic_write_json
 from maskvit.cli import main as maskvit
 from maskvit.errors import UserError
 from maskvit.locking import output_lock
-from maskvit.prediction_eval import headline_numbers
+from maskvit.metrics.protocol import headline_numbers
 from maskvit.report.plots import Curve, plot_curves
 from maskvit.run_dir import checkpoint_dirs, checkpoint_step
 from maskvit.train import read_metrics

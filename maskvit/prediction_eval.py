@@ -52,31 +52,6 @@ class EvaluationOutput:
     predictions: np.ndarray  # (V_shown, N_shown, Tp, H, W, 3)
 
 
-# RoboDesk's headline numbers: name in the headline -> the `desk_objects` summary it reads.
-DESK_HEADLINE = {
-    "light_agreement": "light_agreement",
-    "light_agreement_when_changed": "light_agreement_when_changed",
-    "slide_position_error": "slide_error",
-    "drawer_position_error": "drawer_error",
-    "block_position_error_px": "block_centroid_error_px",
-}
-
-
-def headline_numbers(result: dict[str, Any]) -> dict[str, float]:
-    """One side ("model" or "baseline") of an evaluation result (metrics.json) in headline
-    form: each metric's mean (FVD: its value), and the objects' fidelity when scored (push:
-    box IoU / centroid error; RoboDesk: `DESK_HEADLINE`)."""
-    numbers = {m: v.get("mean", v.get("value")) for m, v in result.get("metrics", {}).items()}
-    objects = result.get("objects")
-    if objects:
-        numbers["box_iou"] = objects["iou"]["mean"]
-        numbers["box_centroid_error_px"] = objects["centroid_error_px"]["mean"]
-    desk = result.get("desk_objects")
-    if desk:
-        numbers.update({name: desk[key]["mean"] for name, key in DESK_HEADLINE.items() if key in desk})
-    return numbers
-
-
 def test_clips(store: EpisodeStore, protocol: Protocol, split: str,
                num_videos: int, goal: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The first clip of each of the first `num_videos` episodes of `split` (one frame

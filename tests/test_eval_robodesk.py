@@ -28,8 +28,9 @@ from maskvit.metrics.desk_objects import (
     desk_object_scores,
     summarize_desk_scores,
 )
+from maskvit.metrics.protocol import headline_numbers
 from maskvit.model import MaskViT
-from maskvit.prediction_eval import evaluate_predictor, headline_numbers
+from maskvit.prediction_eval import evaluate_predictor
 from maskvit.run_dir import CONFIG_FILE, save_checkpoint
 from maskvit.sim.desk_world import DeskWorld
 from maskvit.tokenizer.vqgan import MODULE, VQGAN

@@ -173,7 +173,7 @@ def test_presets_carry_the_paper_protocols(preset, context, predicted, trials, a
 
 def test_headline_numbers_take_means_fvd_value_and_boxes_when_scored():
     """The one reading of metrics.json that `evaluate`, the demo and the benchmarks share."""
-    from maskvit.prediction_eval import headline_numbers
+    from maskvit.metrics.protocol import headline_numbers
 
     side = {"metrics": {"psnr": {"mean": 25.0, "stderr": 0.3}, "fvd": {"value": 231.0}},
             "objects": {"iou": {"mean": 0.77, "se": 0.02}, "centroid_error_px": {"mean": 1.9}}}

@@ -131,7 +131,8 @@ def _evaluate(args: argparse.Namespace, metrics: tuple[str, ...], shard: Shard) 
     from maskvit.data import EpisodeStore
     from maskvit.errors import UserError
     from maskvit.metrics import MetricNetworks, Protocol
-    from maskvit.prediction_eval import check_store_fits, evaluate_predictor, headline_numbers
+    from maskvit.metrics.protocol import headline_numbers
+    from maskvit.prediction_eval import check_store_fits, evaluate_predictor
     from maskvit.report import write_report
 
     store = EpisodeStore.open(args.data)

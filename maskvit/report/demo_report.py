@@ -90,7 +90,7 @@ def closing_numbers(folders: DemoFolders) -> dict[str, Any]:
     """The closing table's numbers, from the stages that have run: `{column}_{metric}` for
     the demo model ("model"), copy-last ("baseline") and the shipped model ("shipped"), and
     `plan_{model,random,shipped}_success` ("solved/tasks")."""
-    from maskvit.prediction_eval import headline_numbers
+    from maskvit.metrics.protocol import headline_numbers
 
     numbers: dict[str, Any] = {}
     # Copy-last is scored by both evaluations, on the same clips: the demo model's, else
