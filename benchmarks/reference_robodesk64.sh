@@ -7,7 +7,7 @@
 #   bash benchmarks/reference_robodesk64.sh [OUT]       (default OUT=runs/reference_robodesk64)
 #
 # Stages (2 idle AMD EPYC cores, benchmarks/RESULTS.md "RoboDesk"):
-#  1. collect the first TOKENIZER_EPISODES episodes (~30 min at 2 workers): the tokenizer's data;
+#  1. collect the first TOKENIZER_EPISODES episodes (~15 min at 2 workers): the tokenizer's data;
 #  2. the tokenizer grid, chosen by measurement: 8×8 and 16×16 tokenizers trained to step
 #     GRID_STEPS of the same schedule, their reconstructions scored by the RoboDesk object
 #     metric (`maskvit reconstruct`); the 8×8 run then continues to TOKENIZER_STEPS;
@@ -17,7 +17,7 @@
 set -euo pipefail
 OUT=${1:-runs/reference_robodesk64}
 DATA=$OUT/data
-TOKENIZER_EPISODES=${TOKENIZER_EPISODES:-300}
+TOKENIZER_EPISODES=${TOKENIZER_EPISODES:-150}
 EPISODES=${EPISODES:-1000}
 WORKERS=${WORKERS:-2}
 GRID_STEPS=${GRID_STEPS:-1000}
