@@ -26,7 +26,9 @@ def test_every_preset_maps_frames_to_its_token_grid_and_back(preset):
         z = encoder(x)
         assert z.shape == (2, cfg.code_dim, cfg.token_grid, cfg.token_grid)
         assert decoder(z).shape == x.shape
-    expected = {"push64": 8}.get(preset, 16)  # paper: 16×16 tokens at every resolution
+    # The paper: 16×16 tokens at every resolution; the CPU-sized presets of our simulated
+    # worlds: 8×8 (push64: RESULTS.md "Object fidelity"; robodesk64: until its grid comparison decides).
+    expected = {"push64": 8, "robodesk64": 8}.get(preset, 16)
     assert cfg.token_grid == expected
 
 
