@@ -66,7 +66,11 @@ def tiny_predictor(seed: int = 0, goal: bool = False):
 
 def save_tiny_bundle(out: str | Path, seed: int = 0, goal: bool = False) -> Path:
     """The tiny model as a bundle directory `maskvit serve --model` can load."""
-    predictor = tiny_predictor(seed, goal)
+    return save_bundle(tiny_predictor(seed, goal), out)
+
+
+def save_bundle(predictor: Predictor, out: str | Path) -> Path:
+    """`predictor` as a bundle directory (tokenizer/ and transformer/ runs)."""
     out = Path(out)
     for part, module, net in (("tokenizer", MODULE, predictor.tokenizer),
                               ("transformer", "model", predictor.transformer)):

@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 import torch
 from fault_pipeline import files, one_line_error
-from stand_ins import save_tiny_bundle, tiny_config
+from stand_ins import save_bundle, save_tiny_bundle, tiny_config
 
 from maskvit.cli import main
-from maskvit.config import save_config
 from maskvit.data import EpisodeStore, EpisodeStoreWriter
 from maskvit.inference.predictor import Predictor
 from maskvit.metrics import MetricNetworks, Protocol
@@ -31,9 +30,8 @@ from maskvit.metrics.desk_objects import (
 from maskvit.metrics.protocol import headline_numbers
 from maskvit.model import MaskViT
 from maskvit.prediction_eval import evaluate_predictor
-from maskvit.run_dir import CONFIG_FILE, save_checkpoint
 from maskvit.sim.desk_world import DeskWorld
-from maskvit.tokenizer.vqgan import MODULE, VQGAN
+from maskvit.tokenizer.vqgan import VQGAN
 
 FRAMES = 6  # the tiny model's clip: 2 context + 4 predicted frames
 PRESSED = -0.005  # a light joint this low is lit (maskvit.sim.desk_world.BUTTON_PRESSED)
@@ -93,13 +91,7 @@ def desk_predictor(seed: int = 0) -> Predictor:
 
 def save_desk_bundle(out: Path) -> Path:
     """`desk_predictor()` as a bundle directory (transformer/ and tokenizer/ runs)."""
-    predictor = desk_predictor()
-    for part, module, net in (("tokenizer", MODULE, predictor.tokenizer),
-                              ("transformer", "model", predictor.transformer)):
-        (out / part).mkdir(parents=True, exist_ok=True)
-        save_config(predictor.config, out / part / CONFIG_FILE)
-        save_checkpoint(out / part, 1, {module: net.state_dict()}, {}, {}, keep=1)
-    return out
+    return save_bundle(desk_predictor(), out)
 
 
 def evaluate(store: EpisodeStore, batch_size: int = 16, trials: int = 2):
