@@ -12,6 +12,7 @@ Where things are (each layer imports only the ones below it):
     prediction_eval.py   `maskvit evaluate`: a Predictor scored on held-out clips
     inference/           the Predictor and load_predictor, the model's spec, and
                          requests.py: the rules of a valid request, written once
+                         (server requests and CLI --set flags alike)
     model/, tokenizer/   the MaskViT transformer and decoding; the VQ-GAN
     train/               one training engine for both stages
     metrics/, report/    PSNR, SSIM, LPIPS, FVD, object fidelity; HTML reports

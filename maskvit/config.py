@@ -421,11 +421,17 @@ def check_protocol(config: Config, sections: set[str] | None = None) -> None:
                 f"{', one of them the goal' if t.goal_conditioned else ''}); set "
                 f"eval.predicted_frames to at most {max(room - ev.context_frames, 0)}")
     if every or "plan" in sections:
-        room = t.num_frames - t.context_frames
-        if config.plan.horizon > room:
-            raise UserError(
-                f"plan.horizon must be at most transformer.num_frames - "
-                f"transformer.context_frames = {room}; got {config.plan.horizon}")
+        check_plan_horizon(config.plan.horizon, t.num_frames, t.context_frames)
+
+
+def check_plan_horizon(horizon: int, clip_frames: int, context_frames: int) -> None:
+    """A plan's context and horizon fit the model's clip (the one statement of that rule:
+    configs, `--set` flags and server requests)."""
+    room = clip_frames - context_frames
+    if horizon > room:
+        raise UserError(f"plan.horizon {horizon} too long: {context_frames} context + {horizon} "
+                        f"frames exceed the model's {clip_frames}-frame clips (set plan.horizon "
+                        f"to at most {room})")
 
 
 def _check_data(d: DataConfig) -> None:

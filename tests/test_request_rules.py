@@ -122,3 +122,29 @@ def test_a_plan_config_built_from_a_request_keeps_the_models_defaults(predictor)
     assert config.decoding.steps == 3 and config.decoding.temperature is None
     assert config.samples == predictor.config.plan.samples
     assert config.chunk_size == min(config.samples, 4)
+
+
+# Each case: a command's --set flag, the same setting in a server request, the reason both give.
+FLAG_CASES = {
+    "horizon past the clip": ("plan.horizon=5", {"horizon": 5}, "horizon 5 too long"),
+    "one sample": ("plan.samples=1", {"samples": 1}, "samples must be an integer >= 2"),
+    "mean outside the bounds": ("plan.init_mean=[0.5, 0.0]", {"init_mean": [0.5, 0.0]},
+                                "outside the action bounds"),
+    "no decoding steps": ("plan.decoding.steps=0", {"decoding_steps": 0}, "steps must be"),
+}
+
+
+@pytest.mark.parametrize("case", list(FLAG_CASES))
+def test_the_cli_flags_and_the_server_refuse_the_same_plan_settings(predictor, case):
+    flag, asked, message = FLAG_CASES[case]
+    with pytest.raises(UserError, match=message):
+        requests.config_with_flags(predictor.config, [flag])
+    with pytest.raises(UserError, match=message):
+        requests.plan_with(predictor.spec, asked)
+
+
+def test_cli_flags_reach_the_plan_and_the_decoding_through_the_request_rules(predictor):
+    config = requests.config_with_flags(predictor.config, ["plan.samples=8", "eval.decoding.steps=3"])
+    assert config.plan.samples == 8 and config.eval.decoding.steps == 3
+    with pytest.raises(UserError, match="eval.decoding.steps must be"):
+        requests.config_with_flags(predictor.config, ["eval.decoding.steps=0"])

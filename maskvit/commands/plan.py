@@ -41,6 +41,7 @@ import torch
 from maskvit.commands import add_inference_arguments, command_parser
 from maskvit.config import load_preset, preset_names
 from maskvit.errors import UserError
+from maskvit.inference import requests
 from maskvit.inference.predictor import load_predictor
 from maskvit.plan.closed_loop import play_policies
 from maskvit.plan.predictor_fn import predictor_fn
@@ -230,7 +231,7 @@ def _policies_and_model(args: argparse.Namespace, shard: Shard):
         raise UserError(f"--policy model needs --model RUN (this install ships no {args.env} model; "
                         f"train one with --preset {DEFAULT_PRESETS[args.env]})")
     if not args.model:
-        return policies, load_preset(args.preset, args.overrides), None, 2
+        return policies, requests.config_with_flags(load_preset(args.preset), args.overrides), None, 2
     predictor = load_predictor(args.model, args.tokenizer, device=args.device,
                                precision=args.precision, overrides=args.overrides)
     config = predictor.config  # the model's own, with --set applied

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from maskvit.config import Config, DecodingConfig, apply_overrides
+from maskvit.config import Config, DecodingConfig
 from maskvit.devices import enable_tf32, resolve_device, resolve_precision
 from maskvit.errors import UserError
 from maskvit.inference import requests
@@ -202,6 +202,5 @@ def load_predictor(model: str | Path | None = None, tokenizer: str | Path | None
     trained on), with `section.key=value` overrides applied to its config."""
     predictor = Predictor.from_run(model or default_model(), tokenizer, device=device,
                                    precision=precision)
-    if overrides:
-        predictor.config = apply_overrides(predictor.config, list(overrides))
+    predictor.config = requests.config_with_flags(predictor.config, overrides)
     return predictor

@@ -9,7 +9,9 @@ its request here and nowhere else:
   the predicted frames are exactly the room left;
 - actions: shape (B, Tc + N, A), finite, inside the model's action bounds;
 - decoding overrides (`decoding_with`) and planner overrides (`plan_with`), whose ranges are
-  `maskvit.config`'s `DECODING_RANGES` / `PLAN_RANGES`, plus a server's caps (`Limits`).
+  `maskvit.config`'s `DECODING_RANGES` / `PLAN_RANGES`, plus a server's caps (`Limits`);
+- a command's `--set` flags (`config_with_flags`): the same decoding and plan rules, so the
+  CLI and the server reach the decoder and the planner through this one module.
 
 Every failure is one `UserError` line. `Names` says how the caller spells the fields
 (the server's JSON `num_frames`, the CLI's `--frames`), so the message names what the user
@@ -19,12 +21,21 @@ typed.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from maskvit.config import DecodingConfig, PlanConfig, check_decoding, check_plan
+from maskvit.config import (
+    Config,
+    DecodingConfig,
+    PlanConfig,
+    apply_overrides,
+    check_decoding,
+    check_plan,
+    check_plan_horizon,
+)
 from maskvit.errors import UserError
 from maskvit.inference.spec import ModelSpec
 
@@ -181,10 +192,7 @@ def plan_with(spec: ModelSpec, asked: dict[str, Any], limits: Limits = Limits())
     changes["decoding"] = batchable(decoding_with(base.decoding, {
         PLAN_DECODING_FIELDS[name]: v for name, v in asked.items() if name in PLAN_DECODING_FIELDS}))
     room = spec.clip_frames - spec.context_frames
-    horizon = changes.setdefault("horizon", min(base.horizon, room))
-    if horizon > room:
-        raise UserError(f"horizon {horizon} too long: {spec.context_frames} context + {horizon} "
-                        f"frames exceed the model's {spec.clip_frames}-frame clips (at most {room})")
+    horizon = changes.setdefault("horizon", min(base.horizon, room))  # longer: check_plan_fits
     samples = changes.get("samples", base.samples)
     for name, value, cap in (("samples", samples, limits.max_plan_samples),
                              ("iterations", changes.get("iterations", base.iterations),
@@ -195,9 +203,30 @@ def plan_with(spec: ModelSpec, asked: dict[str, Any], limits: Limits = Limits())
                    chunk_size=min(samples, limits.max_batch or base.chunk_size))
     config = dataclasses.replace(base, **changes)
     try:
-        check_plan(config, *spec.bounds)
+        check_plan_fits(spec, config)
     except UserError as err:  # a request names its fields without the config's section
         raise UserError(str(err).replace("plan.", "")) from None
+    return config
+
+
+def check_plan_fits(spec: ModelSpec, plan: PlanConfig) -> None:
+    """A plan's settings against the plan's rules, the model's clip and its action bounds:
+    what a server's plan request and a command's `--set plan.*` flags must both pass."""
+    check_plan_horizon(plan.horizon, spec.clip_frames, spec.context_frames)
+    check_plan(plan, *spec.bounds)
+
+
+def config_with_flags(config: Config, flags: Sequence[str]) -> Config:
+    """A model's config with a command's `--set section.key=value` flags (parsed as every
+    config override is); its decoding and plan then checked as a request's are. The CLI's
+    door to the same rules the server's requests pass (`decoding_with`, `plan_with`)."""
+    if not flags:
+        return config
+    config = apply_overrides(config, list(flags))
+    spec = ModelSpec.from_config(config)
+    check_decoding(spec.eval.decoding, "eval.decoding")
+    if spec.action_dim:
+        check_plan_fits(spec, config.plan)
     return config
 
 
