@@ -239,16 +239,39 @@ def evaluate_predictor(
     truth = truth[:, :protocol.total_frames]
     networks = networks if networks is not None else MetricNetworks.load(metrics)
     scores = _EvaluationScores(protocol, metrics, networks, store)
-    use_actions = predictor.spec.action_dim > 0
+    if predictor.spec.action_dim == 0:
+        actions = None
+    state = _predict_and_score(predictor, scores, (truth, actions, goals), shard.take(range(len(truth))),
+                               protocol, decoding, seed, batch_size, (show_videos, show_samples),
+                               progress)
+    parts = gather_arrays(state, shard)
+    if parts is None:  # not rank 0: rank 0 has our scores
+        return None
+    merged = merge_arrays_round_robin(parts)
+    scores.load_state(merged)
+    result, baseline = scores.results()
+    result["videos_requested"] = requested  # more than num_videos: the split had no more
+    return EvaluationOutput(result, baseline, merged["shown/truth"], merged["shown/predictions"])
+
+
+def _predict_and_score(predictor: Predictor, scores: _EvaluationScores,
+                       clips: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
+                       videos: list[int], protocol: Protocol, decoding: DecodingConfig | None,
+                       seed: int, batch_size: int, show: tuple[int, int],
+                       progress: bool) -> dict[str, np.ndarray]:
+    """Predict `protocol.trials` futures of each of `videos` (indices into `clips`: the true
+    frames, actions or None, goal frames or None) and score them; the scores' state, with
+    the report's first videos and samples ("shown/...")."""
+    truth, actions, goals = clips
+    show_videos, show_samples = show
     tc, tp = protocol.context_frames, protocol.predicted_frames
-    videos = shard.take(range(len(truth)))
     shown_truth, shown_pred = [], []
     bar = tqdm(total=len(videos) * protocol.trials, desc="predicting", unit="sample",
                disable=not progress)
     for start in range(0, len(videos), batch_size):
         batch = videos[start:start + batch_size]
         gt = truth[batch]
-        act = actions[batch, : tc + tp] if use_actions else None
+        act = None if actions is None else actions[batch, : tc + tp]
         goal_frames = None if goals is None else goals[batch]
         pred = _sample_trials(predictor, gt[:, :tc], act, goal_frames, protocol, decoding,
                               seed, batch, bar)  # (B, N, Tp, H, W, 3)
@@ -265,11 +288,4 @@ def evaluate_predictor(
     if shown_truth:
         state["shown/truth"], state["shown/predictions"] = (np.concatenate(shown_truth),
                                                             np.concatenate(shown_pred))
-    parts = gather_arrays(state, shard)
-    if parts is None:  # not rank 0: rank 0 has our scores
-        return None
-    merged = merge_arrays_round_robin(parts)
-    scores.load_state(merged)
-    result, baseline = scores.results()
-    result["videos_requested"] = requested  # more than num_videos: the split had no more
-    return EvaluationOutput(result, baseline, merged["shown/truth"], merged["shown/predictions"])
+    return state
