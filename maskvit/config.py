@@ -189,10 +189,11 @@ class PlanConfig:
     round_gripper: bool = True
     # The cost's name in maskvit.plan.planner.COSTS; the action executed
     # before planning starts so two context frames exist (paper: [0, 0, -0.08, 0.1, 0];
-    # empty = zeros of the environment's action size); sequences per predictor call.
+    # empty = zeros of the environment's action size); sequences per predictor call (0: all
+    # of them, the predictor splitting them as its device wants, maskvit.devices.inference_batch).
     cost: str = "pixel_l2"
     initial_action: tuple[float, ...] = ()
-    chunk_size: int = 64
+    chunk_size: int = 0
     # Start each replan from the previous plan's refit mean, shifted by the executed steps
     # (common MPC practice, not in the paper, whose Table 5 mean is used every time).
     warm_start: bool = False
@@ -575,7 +576,7 @@ PLAN_RANGES = {
     "horizon": Range(1, integer=True),
     "samples": Range(2, integer=True),  # M: elites need at least two
     "iterations": Range(1, integer=True),
-    "chunk_size": Range(1, integer=True),
+    "chunk_size": Range(0, integer=True),
     "episode_steps": Range(2, integer=True),
     "elite_fraction": Range(0.0, 1.0, low_open=True),
     "noise_correlation": Range(0.0, 1.0, high_open=True),

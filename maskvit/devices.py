@@ -69,6 +69,18 @@ def enable_tf32(device: torch.device) -> None:
         torch.set_float32_matmul_precision("high")
 
 
+# Videos per decoding forward on a CPU: the planner's chunk that push64's planning was timed
+# with (benchmarks/RESULTS.md "Planning"); a GPU takes every video at once.
+CPU_INFERENCE_BATCH = 64
+
+
+def inference_batch(device: torch.device, videos: int) -> int:
+    """How many of `videos` one decoding forward takes on `device`: all of them on a GPU
+    (its memory is the limit, and each forward is a launch-bound sync), at most
+    CPU_INFERENCE_BATCH on a CPU (activations that fit its caches)."""
+    return videos if device.type == "cuda" else min(videos, CPU_INFERENCE_BATCH)
+
+
 def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     """`tensor` on `device`. A CPU tensor bound for a GPU is copied from pinned memory,
     so the copy is queued behind the GPU's work instead of waiting for it (a copy from

@@ -156,3 +156,11 @@ def test_init_distributed_reads_torchruns_variables(two_gpus, monkeypatch):
     assert init_distributed("cuda").device == torch.device("cuda", 1)
     with pytest.raises(UserError, match="all 2 processes of this node on one GPU"):
         init_distributed("cuda:0")
+
+
+def test_a_decoding_batch_follows_the_device():
+    """A GPU takes every video in one forward; a CPU at most CPU_INFERENCE_BATCH."""
+    many = devices.CPU_INFERENCE_BATCH * 4
+    assert devices.inference_batch(torch.device("cuda", 0), many) == many
+    assert devices.inference_batch(torch.device("cpu"), many) == devices.CPU_INFERENCE_BATCH
+    assert devices.inference_batch(torch.device("cpu"), 3) == 3

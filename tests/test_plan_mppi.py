@@ -82,3 +82,21 @@ def test_an_unknown_optimizer_or_a_bad_gamma_is_one_line():
         load_preset("push64", ["plan.optimizer=adam"])
     with pytest.raises(UserError, match="plan.mppi_gamma"):
         load_preset("push64", ["plan.mppi_gamma=0"])
+
+
+def test_chunk_size_zero_scores_every_sample_in_one_call_and_plans_the_same():
+    """plan.chunk_size 0 (the default) hands the predictor all M samples at once; the plan
+    equals the chunked one's, since each sequence's cost does not depend on its chunk."""
+    from maskvit.plan.planner import _chunked
+
+    calls = []
+
+    def score(actions):
+        calls.append(len(actions))
+        return (actions ** 2).sum(axis=(1, 2)), None
+
+    actions = np.random.default_rng(0).normal(size=(10, 3, 2))
+    whole = _chunked(score, 0, {})(actions)
+    assert calls == [10]
+    chunked = _chunked(score, 4, {})(actions)
+    assert calls[1:] == [4, 4, 2] and np.array_equal(whole, chunked)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from maskvit.config import Config, DecodingConfig
-from maskvit.devices import enable_tf32, resolve_device, resolve_precision
+from maskvit.devices import enable_tf32, inference_batch, resolve_device, resolve_precision
 from maskvit.errors import UserError
 from maskvit.inference import requests
 from maskvit.inference.spec import ModelSpec
@@ -145,8 +145,8 @@ class Predictor:
         an action-conditioned model (actions[t] leads from frame t to t + 1). goal_frame:
         uint8 (B, H, W, 3), placed in the clip's last slot. `decoding` defaults to the
         config's `eval.decoding`. `seed` gives video i its own generator seeded from
-        (seed, i) (`video_generators`), so its frames do not depend on `batch_size` nor on
-        the device; `generator` (one for the batch, or one per video) replaces those, and
+        (seed, i) (`video_generators`), so its frames do not depend on `batch_size` (default:
+        the device's, `inference_batch`) nor on the device; `generator` (one for the batch, or one per video) replaces those, and
         `seed=None` without one draws from torch's global generator.
         Returns uint8 (B, num_frames, H, W, 3).
         """
@@ -165,9 +165,11 @@ class Predictor:
         goal_codes = self.encode(_as_tensor(goal_frame)) if goal else None
         if goal_codes is not None:
             requests.check_goal_count(goal_codes.shape[0], b)
+        chunk = batch_size or inference_batch(self.device, b)
         codes = self._decode_in_chunks(context_codes, num_frames + goal, decoding or self.config.eval.decoding,
-                                       action_tensor, goal_codes, batch_size or b, seed, generator)
-        return self.decode(codes[:, n_context:n_context + num_frames])
+                                       action_tensor, goal_codes, chunk, seed, generator)
+        codes = codes[:, n_context:n_context + num_frames]
+        return np.concatenate([self.decode(codes[i:i + chunk]) for i in range(0, b, chunk)])
 
     def _decode_in_chunks(self, context_codes: torch.Tensor, num_frames: int, decoding: DecodingConfig,
                           actions: torch.Tensor | None, goal_codes: torch.Tensor | None, chunk: int,

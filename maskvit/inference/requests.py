@@ -199,8 +199,9 @@ def plan_with(spec: ModelSpec, asked: dict[str, Any], limits: Limits = Limits())
                               limits.max_plan_iterations)):
         if cap is not None and value > cap:
             raise UserError(f"{name} {value}: this server takes at most {cap}")
+    cap = limits.max_batch or base.chunk_size  # 0: the predictor's device decides
     changes.update(replan_every=min(base.replan_every, horizon),
-                   chunk_size=min(samples, limits.max_batch or base.chunk_size))
+                   chunk_size=min(samples, cap) if cap else 0)
     config = dataclasses.replace(base, **changes)
     try:
         check_plan_fits(spec, config)

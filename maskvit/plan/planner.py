@@ -9,7 +9,8 @@ Any video model plugs in through `PredictFn`:
 
 `maskvit.plan.predictor_fn.predictor_fn` adapts a `Predictor`; the oracle baseline
 (`maskvit.plan.baselines.OraclePolicy`) steps a copy of the simulator instead. All M
-samples of an iteration go through the model in chunks of `chunk_size` sequences, so
+samples of an iteration go through the model in chunks of `chunk_size` sequences (0, the
+default: in one call, which the `Predictor` splits into batches its device suits), so
 memory stays bounded whatever M is; `COSTS` scores their frames against the goal.
 """
 
@@ -122,7 +123,7 @@ class CEMPlanner(_SequenceOptimizer):
 
     `score(actions (B, H, A)) -> (costs (B,), frames (B, H, h, w, 3) uint8 or None)` is
     built per call from the current context (model) or simulator state (oracle); it is
-    called on chunks of at most `config.chunk_size` sequences.
+    called on chunks of at most `config.chunk_size` sequences (0: on all of them).
     """
 
     def initial_mean(self) -> np.ndarray:
@@ -167,8 +168,9 @@ def _chunked(score: ScoreFn, chunk_size: int, last: dict[str, np.ndarray | None]
 
     def cost_fn(actions: np.ndarray) -> np.ndarray:
         costs, frames = [], []
-        for i in range(0, len(actions), chunk_size):
-            chunk_costs, chunk_frames = score(actions[i : i + chunk_size])
+        size = chunk_size or len(actions)  # 0: one call; the predictor splits by its device
+        for i in range(0, len(actions), size):
+            chunk_costs, chunk_frames = score(actions[i : i + size])
             costs.append(np.asarray(chunk_costs, dtype=float))
             frames.append(chunk_frames)
         last["frames"] = None if frames[0] is None else np.concatenate(frames)
