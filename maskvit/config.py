@@ -80,6 +80,10 @@ class TokenizerConfig:
     augment: bool = False
     augment_crop: tuple[float, float] = (0.8, 1.0)
     augment_jitter: float = 0.2
+    # Training frames that show a rare task event appear this many times per epoch (1: as
+    # often as the data has them). Events: RoboDesk's lit button lights (a 36-pixel light on
+    # ~7 % of frames, which an 8×8 tokenizer erased while it learned the rest; RESULTS.md).
+    event_frame_repeat: int = 1
 
     @property
     def token_grid(self) -> int:
@@ -444,6 +448,7 @@ def _check_tokenizer(c: TokenizerConfig) -> None:
     for name in ("resolution", "downsample", "channels", "num_res_blocks", "code_dim",
                  "disc_channels", "disc_layers"):
         _at_least(f"tokenizer.{name}", getattr(c, name), 1)
+    _at_least("tokenizer.event_frame_repeat", c.event_frame_repeat, 1, "1 shows every frame once")
     if c.downsample & (c.downsample - 1):
         _fail("tokenizer.downsample", "a power of two", c.downsample)
     if c.resolution % c.downsample:

@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         kind = RunKind(MODULE, "tokenizer", "train-tokenizer")
         config = resolve_config(out, args.preset, args.set, args.resume, kind)
-        train_data, val_data = open_frames(args.data, config.tokenizer.resolution)
+        train_data, val_data = open_frames(args.data, config.tokenizer.resolution,
+                                           config.tokenizer.event_frame_repeat)
         with run_lock(out, env, args.resume, kind):  # also checks that --out is writable
             return _train(args, config, env, train_data, val_data)
     finally:
@@ -65,6 +66,10 @@ def _train(args: argparse.Namespace, config: Config, env: DistEnv, train_data: D
     trainer = Trainer(task, config.tokenizer_train, train_data, config=config, out=out,
                       val_data=val_data, env=env, resume=args.resume,
                       max_steps=args.max_steps, progress=not args.no_progress)
+    repeat = config.tokenizer.event_frame_repeat
+    if repeat > 1:
+        trainer.notes.append(f"{train_data.events} training frames show an event (a lit light); "
+                             f"each appears {repeat} times per epoch")
     result = trainer.fit()
     if env.is_main:
         # With a discriminator the engine prefixes each phase's logs ("vqgan_psnr").

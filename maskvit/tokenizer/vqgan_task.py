@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,6 +33,7 @@ from torch.utils.data import Dataset
 from maskvit.config import TokenizerConfig
 from maskvit.data import ClipDataset, EpisodeStore
 from maskvit.errors import UserError
+from maskvit.metrics.desk_objects import read_lights
 from maskvit.tokenizer.vqgan import VQGAN, float_to_uint8, group_norm, uint8_to_float
 from maskvit.train.task_protocol import Logs, OptimizerSpec, StepContext, Task
 
@@ -40,27 +42,48 @@ from maskvit.train.task_protocol import Logs, OptimizerSpec, StepContext, Task
 
 
 class FrameDataset(Dataset):
-    """Items `{"frames": uint8 (H, W, 3)}`: the tokenizer sees frames independently (§3.1)."""
+    """Items `{"frames": uint8 (H, W, 3)}`: the tokenizer sees frames independently (§3.1).
 
-    def __init__(self, store: EpisodeStore, split: str = "train") -> None:
+    With `event_repeat` k > 1, each frame that shows a rare task event (`event_frames`)
+    is listed k times, so an epoch holds it k times as often as the data does.
+    """
+
+    def __init__(self, store: EpisodeStore, split: str = "train", event_repeat: int = 1) -> None:
         self.clips = ClipDataset(store, clip_len=1, split=split)
+        self.order = np.arange(len(self.clips))
+        self.events = 0
+        if event_repeat > 1:
+            events = np.concatenate([event_frames(store, e) for e in self.clips.episode_ids])
+            self.events = int(events.sum())  # clip_len 1: clip i is frame i of the split
+            self.order = np.concatenate([self.order, np.repeat(np.nonzero(events)[0], event_repeat - 1)])
 
     def __len__(self) -> int:
-        return len(self.clips)
+        return len(self.order)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"frames": self.clips[i]["frames"][0]}
+        return {"frames": self.clips[int(self.order[i])]["frames"][0]}
 
 
-def open_frames(path: str | Path, resolution: int) -> tuple[FrameDataset, FrameDataset | None]:
-    """Train and validation frame datasets of an episode store, checked against the config."""
+def event_frames(store: EpisodeStore, episode_id: str) -> np.ndarray:
+    """bool (T,): which frames of an episode show a rare task event. RoboDesk: a lit button
+    light (`maskvit.metrics.desk_objects.read_lights`); other sources know none."""
+    if store.source != "robodesk":
+        raise UserError(f"tokenizer.event_frame_repeat is for RoboDesk stores (lit button lights); "
+                        f"{store.path} holds {store.source} episodes: leave it at 1")
+    return read_lights(store.load(episode_id)["frames"]).any(-1)
+
+
+def open_frames(path: str | Path, resolution: int,
+                event_repeat: int = 1) -> tuple[FrameDataset, FrameDataset | None]:
+    """Train and validation frame datasets of an episode store, checked against the config;
+    the training frames that show events `event_repeat` times (validation: each once)."""
     store = EpisodeStore.open(path)
     if tuple(store.resolution) != (resolution, resolution):
         raise UserError(
             f"{path} holds {store.resolution[0]}×{store.resolution[1]} frames but the "
             f"tokenizer expects {resolution}×{resolution}; set tokenizer.resolution or convert the data"
         )
-    train = FrameDataset(store, "train")
+    train = FrameDataset(store, "train", event_repeat)
     try:
         val = FrameDataset(store, "val")
     except UserError:
