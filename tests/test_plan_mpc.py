@@ -142,3 +142,33 @@ def test_warm_start_begins_the_next_plan_from_the_shifted_refit_mean():
         np.testing.assert_array_equal(planner.optimizer.initial_mean(), expected)
         planner.reset()
         assert np.array_equal(planner.optimizer.initial_mean(), np.zeros((10, 2)))
+
+
+class _SolvedAfter(PointWorld):
+    """The point world whose success latches after `solved_at` steps."""
+
+    def __init__(self, solved_at: int, kept: bool):
+        super().__init__()
+        self.solved_at, self.steps = solved_at, 0
+        if kept:
+            self.success_is_kept = True
+
+    def reset(self, task_seed):
+        self.steps = 0
+        return super().reset(task_seed)
+
+    def step(self, action):
+        self.steps += 1
+        return super().step(action)
+
+    def success(self):
+        return self.steps >= self.solved_at
+
+
+def test_a_world_whose_success_is_kept_ends_the_episode_at_the_first_solved_step():
+    cfg = _config(samples=8, iterations=1, episode_steps=9, replan_every=3)
+    policy = RandomPolicy(cfg, np.array([-0.05, -0.05]), np.array([0.05, 0.05]))
+    kept = run_episode(_SolvedAfter(5, kept=True), policy, 0, cfg, np.random.default_rng(0))
+    assert kept.success and kept.actions.shape == (5, 2) and len(kept.frames) == 6
+    judged_at_the_end = run_episode(_SolvedAfter(5, kept=False), policy, 0, cfg, np.random.default_rng(0))
+    assert judged_at_the_end.success and judged_at_the_end.actions.shape == (9, 2)

@@ -35,6 +35,10 @@ class World(Protocol):
 
     def goal_distance(self) -> float: ...  # how far from the goal (push: metres; RoboDesk: the task's units)
 
+    # Optional: `success_is_kept = True` says a solved episode stays solved whatever follows
+    # (RoboDesk, VP2's protocol), so the loop stops at the first solved step; without it
+    # (the push world judges the final state) every episode runs all its steps.
+
 
 class Policy(Protocol):
     """A planner the loop can call: the model planner, the oracle, the random policy."""
@@ -108,7 +112,8 @@ def run_episode(
     frames.append(world.step(first))
     actions = [first]
     plans: list[PlanRecord] = []
-    while len(actions) < config.episode_steps:
+    stop_when_solved = getattr(world, "success_is_kept", False)
+    while len(actions) < config.episode_steps and not (stop_when_solved and world.success()):
         context, past = _context(frames, actions, policy.context, len(low))
         plan = policy.plan(context, past, goal, rng)
         plans.append(PlanRecord(len(actions), plan.actions, plan.predicted, plan.cost))
@@ -117,6 +122,8 @@ def run_episode(
             check_action(action, low, high)
             frames.append(world.step(action))
             actions.append(action)
+            if stop_when_solved and world.success():
+                break
     return EpisodeResult(
         task_seed=task_seed,
         success=bool(world.success()),

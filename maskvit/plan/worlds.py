@@ -126,8 +126,11 @@ class DeskPlanningWorld:
     the instance's. Success follows VP2's protocol: an episode is solved if the task's
     success predicate held after any step of it (VP2 scores the best state of the
     trajectory), and `goal_distance` is the task's own progress measure (see
-    `DeskWorld.progress`), 0 once solved.
+    `DeskWorld.progress`), 0 once solved. Since success then stays, the loop ends an
+    episode at its first solved step (`success_is_kept`): the same verdict, fewer replans.
     """
+
+    success_is_kept = True  # once solved, solved for the rest of the episode
 
     def __init__(self, task: str = "push_red", split: str = "test", instances=None,
                  instances_path=None):
