@@ -273,7 +273,8 @@ def _npy_headers(values: dict) -> dict[str, str]:
 
 
 def build_sim_router(state: ServerState) -> APIRouter:
-    """/v1/sim: the playground's simulator sessions (the push world, stepped by a browser).
+    """/v1/sim: the playground's simulator sessions (the push world or RoboDesk, as the
+    served model's world; stepped by a browser).
 
     Not part of the model API proper: they let the page show the simulator's real frames
     ("reality") beside the model's predictions ("dream") and execute planned actions.
@@ -284,14 +285,15 @@ def build_sim_router(state: ServerState) -> APIRouter:
     authorised = token_dependencies(state.settings.token)
 
     @router.get("", dependencies=authorised, responses=ERRORS,
-                summary="what the simulator offers (kinds, held-out episodes, action bounds)")
+                summary="what the simulator offers (world, kinds, tasks or held-out episodes, "
+                        "action bounds, keys)")
     async def describe() -> dict:
-        return sessions.describe()
+        return await run_in_threadpool(sessions.describe)  # RoboDesk reads its instance file once
 
     @router.post("/sessions", dependencies=authorised, responses=ERRORS,
                  summary="start a session: first two frames, the action between them, goal")
     async def start(body: StartSession) -> dict:
-        out = await run_in_threadpool(sessions.start, body.kind, body.seed)
+        out = await run_in_threadpool(sessions.start, body.kind, body.seed, body.task)
         out["frames"] = [encode_png(f) for f in out["frames"]]
         out["goal"] = encode_png(out["goal"]) if out.get("goal") is not None else None
         return out

@@ -199,8 +199,12 @@ class StartSession(_Strict):
     """A playground simulator session to start (/v1/sim/sessions)."""
 
     kind: str = Field("task", description="task: a push task with a goal image rendered by the "
-                                          "simulator; episode: a held-out recorded episode")
-    seed: int = Field(0, ge=0, description="task seed, or the held-out episode's index")
+                                          "simulator, or a held-out RoboDesk benchmark instance; "
+                                          "episode: a held-out recorded push episode")
+    seed: int = Field(0, ge=0, description="push task seed, held-out episode index, or RoboDesk "
+                                           "instance index")
+    task: str | None = Field(None, description="RoboDesk only: the task, e.g. push_red (GET /v1/sim "
+                                               "lists them)")
 
 
 class StepSession(_Strict):

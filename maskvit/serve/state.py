@@ -51,7 +51,8 @@ class ServerState:
         self.batcher = DynamicBatcher(self.engine.run_batch, settings.max_batch,
                                       settings.max_wait_ms / 1000.0)
         self.plan_pool = ThreadPoolExecutor(settings.plan_workers, thread_name_prefix="maskvit-plan")
-        self.sessions = SimSessions(settings.max_sim_sessions) if settings.playground else None
+        self.sessions = (SimSessions.for_model(predictor.config, settings.max_sim_sessions)
+                         if settings.playground else None)
         self.in_flight = 0
         self.started = time.monotonic()
         self.stopping = False

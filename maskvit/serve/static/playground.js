@@ -1,4 +1,5 @@
-// MaskViT playground: drive the push simulator, watch the model dream along, plan to a goal.
+// MaskViT playground: drive the simulator (the push world or RoboDesk, as the served model's),
+// watch the model dream along, plan to a goal.
 // Plain JS against the server's own API (/v1/...): nothing is fetched from anywhere else.
 "use strict";
 
@@ -12,6 +13,7 @@ const state = {
   sim: null,         // GET /v1/sim
   session: null,     // simulator session id
   kind: "task",
+  task: null,        // RoboDesk: the session's task
   frames: [],        // reality: base64 PNGs, one per step
   actions: [],       // actions[t] led from frames[t] to frames[t + 1]
   recorded: null,    // held-out episode's recorded actions
@@ -96,8 +98,15 @@ function render() {
   $("replay").disabled = !replayable || state.planning;
 }
 
+function desk() { return state.sim && state.sim.world === "robodesk"; }
+
 function taskStatus(out) {
   if (out.goal_distance === undefined) { $("task-status").textContent = ""; return; }
+  if (desk()) {  // RoboDesk's progress measure is in each task's own units: show the verdict
+    const task = (state.task || "task").replaceAll("_", " ");
+    $("task-status").innerHTML = out.success ? `<span class="ok">solved</span> (${task})` : `${task}: not solved yet`;
+    return;
+  }
   const cm = (100 * out.goal_distance).toFixed(1);
   $("task-status").innerHTML = out.success ? `<span class="ok">solved</span> (${cm} cm from goal)` : `box ${cm} cm from its goal`;
 }
@@ -142,16 +151,23 @@ function paint(event) {
 
 // ------------------------------------------------------------------ simulator + dream
 
+function goalName(kind) {
+  if (desk()) return "instance goal";
+  return kind === "task" ? "task goal" : "episode's last frame";
+}
+
 async function start() {
   const kind = document.querySelector("input[name=kind]:checked").value;
   const seed = Number($("seed").value) || 0;
+  const body = { kind, seed };
+  if (desk()) body.task = $("desk-task").value;
   if (state.session) api("DELETE", `/v1/sim/sessions/${state.session}`).catch(() => {});
-  const out = await api("POST", "/v1/sim/sessions", { kind, seed }, `start ${kind} ${seed}`);
-  Object.assign(state, { session: out.session, kind, frames: out.frames, actions: out.actions,
+  const out = await api("POST", "/v1/sim/sessions", body, `start ${body.task || kind} ${seed}`);
+  Object.assign(state, { session: out.session, kind, task: out.task, frames: out.frames, actions: out.actions,
     recorded: out.recorded_actions, sceneGoal: out.goal, dream: [], anchor: out.frames.length - 1 });
   const context = state.info.context_frames;
   state.anchor = Math.max(context - 1, out.frames.length - 1);
-  setGoalFromPng(out.goal, kind === "task" ? "task goal" : "episode's last frame");
+  setGoalFromPng(out.goal, goalName(kind));
   $("plan-strip").replaceChildren();
   $("plan-status").textContent = "no plan yet";
   taskStatus(out);
@@ -223,7 +239,7 @@ async function planLoop() {
   $("stop").disabled = false;
   try {
     for (let r = 0; r < replans && !state.stopRequested; r++) {
-      $("plan-status").textContent = `planning ${r + 1}/${replans}: CEM with M=${settings.samples}, K=${settings.iterations}…`;
+      $("plan-status").textContent = `planning ${r + 1}/${replans}: M=${settings.samples} samples, K=${settings.iterations} iterations…`;
       const n = state.frames.length;
       const context = state.frames.slice(Math.max(0, n - tc));
       const pastActions = state.actions.slice(n - context.length, n - 1);
@@ -255,12 +271,44 @@ async function loadInfo() {
   state.info = await api("GET", "/v1/info");
   state.sim = await api("GET", "/v1/sim");
   if (state.info.action_dim !== state.sim.action_low.length || state.info.resolution !== state.sim.resolution) {
-    throw new Error(`the playground drives the push world (${state.sim.resolution}px, 2-D actions); ` +
-      `this model takes ${state.info.resolution}px frames and ${state.info.action_dim}-D actions`);
+    throw new Error(`the playground drives the ${state.sim.world} world (${state.sim.resolution}px, ` +
+      `${state.sim.action_low.length}-D actions); this model takes ${state.info.resolution}px frames ` +
+      `and ${state.info.action_dim}-D actions`);
   }
   $("model-info").textContent = `${state.info.preset} · ${state.info.resolution}px · ` +
     `${state.info.context_frames} context → up to ${maxDream()} predicted frames · ${state.info.device} ${state.info.precision}`;
-  $("seed").max = String(Math.max(state.sim.held_out_episodes - 1, 0));
+  showWorld();
+}
+
+// The scene controls of the served world: RoboDesk has a task picker and no held-out
+// episodes, and two more keys (up and down); push has episodes.
+function showWorld() {
+  const sim = state.sim;
+  $("key-hint").textContent = sim.key_hint;
+  for (const radio of document.querySelectorAll("input[name=kind]")) {
+    radio.closest("label").classList.toggle("hidden", !sim.kinds.includes(radio.value));
+  }
+  for (const button of document.querySelectorAll("#pad button")) {
+    const key = button.dataset.key;
+    button.classList.toggle("hidden", key !== "stay" && !sim.keys[key]);
+  }
+  $("task-box").classList.toggle("hidden", !desk());
+  if (desk()) {
+    $("task-kind").textContent = "held-out RoboDesk instance";
+    const picker = $("desk-task");
+    const chosen = picker.value;
+    picker.replaceChildren(...Object.keys(sim.tasks).map((task) => new Option(task.replaceAll("_", " "), task)));
+    if (chosen in sim.tasks) picker.value = chosen;
+    seedRange();
+  } else {
+    $("seed").max = String(Math.max(sim.held_out_episodes - 1, 0));
+  }
+}
+
+function seedRange() {  // RoboDesk: the chosen task's instances
+  const count = state.sim.tasks[$("desk-task").value] || 1;
+  $("seed").max = String(count - 1);
+  if (Number($("seed").value) > count - 1) $("seed").value = String(count - 1);
 }
 
 function keyAction(key) {
@@ -273,8 +321,9 @@ function wire() {
   for (const button of document.querySelectorAll("#pad button")) {
     button.addEventListener("click", () => { const a = keyAction(button.dataset.key); if (a) drive(a); });
   }
+  $("desk-task").addEventListener("change", seedRange);
   document.addEventListener("keydown", (event) => {
-    if (event.target.tagName === "INPUT") return;
+    if (["INPUT", "SELECT"].includes(event.target.tagName)) return;
     const action = keyAction(event.key);
     if (action && event.key !== "stay") { event.preventDefault(); drive(action); }
   });
@@ -283,7 +332,7 @@ function wire() {
     if (state.recorded && t < state.recorded.length) drive(state.recorded[t]);
   });
   $("wake").addEventListener("click", () => { wake(); render(); });
-  $("goal-task").addEventListener("click", () => { if (state.sceneGoal) setGoalFromPng(state.sceneGoal, state.kind === "task" ? "task goal" : "episode's last frame"); });
+  $("goal-task").addEventListener("click", () => { if (state.sceneGoal) setGoalFromPng(state.sceneGoal, goalName(state.kind)); });
   $("goal-current").addEventListener("click", () => { const n = state.frames.length; if (n) setGoalFromPng(state.frames[n - 1], "current frame"); });
   for (const swatch of document.querySelectorAll(".swatch")) {
     swatch.addEventListener("click", () => {
