@@ -84,6 +84,10 @@ class TokenizerConfig:
     # often as the data has them). Events: RoboDesk's lit button lights (a 36-pixel light on
     # ~7 % of frames, which an 8×8 tokenizer erased while it learned the rest; RESULTS.md).
     event_frame_repeat: int = 1
+    # Pixel losses weighted per pixel by 1 + salience_weight × |frame − the training data's
+    # median frame| (each frame's weights scaled to mean 1): what moves or lights up (the
+    # arm, objects, a lit light) counts more than the static scene. 0: plain losses.
+    salience_weight: float = 0.0
 
     @property
     def token_grid(self) -> int:
@@ -456,7 +460,7 @@ def _check_tokenizer(c: TokenizerConfig) -> None:
                         f"tokenizer.downsample {c.downsample}")
     _codebook("tokenizer.codebook_size", c.codebook_size)
     for name in ("commitment_weight", "dead_code_threshold", "l1_weight", "l2_weight",
-                 "perceptual_weight", "disc_weight"):
+                 "perceptual_weight", "disc_weight", "salience_weight"):
         _in_range(f"tokenizer.{name}", getattr(c, name), 0.0)
     _in_range("tokenizer.usage_decay", c.usage_decay, 0.0, 1.0, high_open=True)
     if c.disc_start is not None:
@@ -465,6 +469,9 @@ def _check_tokenizer(c: TokenizerConfig) -> None:
     if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo <= hi <= 1.0):
         _fail("tokenizer.augment_crop", "[low, high] with 0 < low <= high <= 1", c.augment_crop)
     _in_range("tokenizer.augment_jitter", c.augment_jitter, 0.0, 1.0)
+    if c.salience_weight and c.augment:
+        raise UserError("tokenizer.salience_weight needs tokenizer.augment false: its reference "
+                        "(the median frame) is of unaugmented frames")
 
 
 def _codebook(key: str, size: int) -> None:

@@ -4,6 +4,7 @@ refuse the setting in one line."""
 
 import numpy as np
 import pytest
+import torch
 
 from maskvit.data.store import EpisodeStore, EpisodeStoreWriter
 from maskvit.errors import UserError
@@ -38,3 +39,13 @@ def test_a_store_without_events_refuses_the_setting_in_one_line(tmp_path):
     store = _store(tmp_path, "push", {})
     with pytest.raises(UserError, match="event_frame_repeat is for RoboDesk"):
         FrameDataset(store, "train", event_repeat=2)
+
+
+def test_the_median_frame_is_the_typical_frame_not_the_rare_event(tmp_path):
+    from maskvit.tokenizer.vqgan import uint8_to_float
+    from maskvit.tokenizer.vqgan_task import median_frame
+
+    store = _store(tmp_path, "robodesk", {0: [1], 2: [0, 4]})
+    median = median_frame(FrameDataset(store, "train", event_repeat=3))
+    grey = uint8_to_float(torch.full((64, 64, 3), 90, dtype=torch.uint8))
+    torch.testing.assert_close(median, grey)

@@ -137,3 +137,44 @@ def test_perceptual_network_adds_its_loss_and_stays_frozen():
     assert all(p.grad is None for p in perceptual.parameters())
     assert task.vqgan.decoder.conv_out.weight.grad is not None
     assert "perceptual" not in task.modules()  # not trained, not checkpointed
+
+
+def test_salience_weights_favour_pixels_unlike_the_reference_and_keep_each_frames_total():
+    from maskvit.tokenizer.vqgan_task import salience_weights
+
+    reference = torch.zeros(3, 8, 8)
+    x = torch.zeros(2, 3, 8, 8)
+    x[0, :, 2, 3] = 1.0  # frame 0: one pixel lit up; frame 1: the reference itself
+    w = salience_weights(x, reference, strength=10.0)
+    assert w.shape == (2, 1, 8, 8)
+    torch.testing.assert_close(w.mean((1, 2, 3)), torch.ones(2))
+    assert w[0, 0, 2, 3] > 5 * w[0, 0, 0, 0]
+    torch.testing.assert_close(w[1], torch.ones(1, 8, 8))
+
+
+def test_a_salient_pixels_error_costs_more_than_the_same_error_in_the_background():
+    from maskvit.tokenizer.vqgan_task import reconstruction_loss, salience_weights
+
+    x = torch.zeros(1, 3, 8, 8)
+    x[0, :, 2, 3] = 1.0  # a light the reference frame does not have
+    w = salience_weights(x, torch.zeros(3, 8, 8), strength=10.0)
+    wrong_light, wrong_background = x.clone(), x.clone()
+    wrong_light[0, :, 2, 3] = 0.0
+    wrong_background[0, :, 5, 5] = 1.0
+    plain = [reconstruction_loss(x, bad, 1.0, 1.0) for bad in (wrong_light, wrong_background)]
+    assert plain[0] == pytest.approx(float(plain[1]))  # unweighted: the same one-pixel error
+    weighted = [reconstruction_loss(x, bad, 1.0, 1.0, w) for bad in (wrong_light, wrong_background)]
+    assert weighted[0] > 3 * weighted[1]
+    torch.testing.assert_close(reconstruction_loss(x, wrong_light, 1.0, 1.0, torch.ones(1, 1, 8, 8)), plain[0])
+
+
+def test_salience_needs_unaugmented_frames_and_a_reference():
+    from maskvit.config import apply_overrides, load_preset
+    from maskvit.tokenizer.vqgan_task import TokenizerTask
+
+    with pytest.raises(UserError, match="salience_weight needs tokenizer.augment false"):
+        apply_overrides(load_preset("robodesk64"), ["tokenizer.augment=true"])
+    cfg = TokenizerConfig(resolution=16, downsample=4, channels=8, num_res_blocks=1, codebook_size=16,
+                          code_dim=8, perceptual_weight=0.0, salience_weight=2.0)
+    with pytest.raises(ValueError, match="reference_frame"):
+        TokenizerTask(cfg)

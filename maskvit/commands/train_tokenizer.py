@@ -56,13 +56,14 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, config: Config, env: DistEnv, train_data: Dataset,
            val_data: Dataset | None) -> int:
     """Build the VQ-GAN task and trainer, fit and report (under the run's lock)."""
-    from maskvit.tokenizer.vqgan_task import TokenizerTask
+    from maskvit.tokenizer.vqgan_task import TokenizerTask, median_frame
     from maskvit.train import Trainer
 
     out = Path(args.out)
     torch.manual_seed(config.tokenizer_train.seed)  # same initial weights on every rank
     # Refuses a perceptual loss without its weights (never drops the loss silently).
-    task = TokenizerTask(config.tokenizer, weights_dir=args.weights_dir)
+    reference = median_frame(train_data) if config.tokenizer.salience_weight else None
+    task = TokenizerTask(config.tokenizer, weights_dir=args.weights_dir, reference_frame=reference)
     trainer = Trainer(task, config.tokenizer_train, train_data, config=config, out=out,
                       val_data=val_data, env=env, resume=args.resume,
                       max_steps=args.max_steps, progress=not args.no_progress)
@@ -70,6 +71,9 @@ def _train(args: argparse.Namespace, config: Config, env: DistEnv, train_data: D
     if repeat > 1:
         trainer.notes.append(f"{train_data.events} training frames show an event (a lit light); "
                              f"each appears {repeat} times per epoch")
+    if reference is not None:
+        trainer.notes.append(f"pixel losses weighted by salience {config.tokenizer.salience_weight:g} "
+                             "against the median training frame")
     result = trainer.fit()
     if env.is_main:
         # With a discriminator the engine prefixes each phase's logs ("vqgan_psnr").

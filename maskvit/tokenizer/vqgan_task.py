@@ -193,15 +193,37 @@ def color_jitter(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tens
 # them and the tests check each on its own.
 
 def reconstruction_loss(
-    x: torch.Tensor, x_hat: torch.Tensor, l1_weight: float, l2_weight: float
+    x: torch.Tensor, x_hat: torch.Tensor, l1_weight: float, l2_weight: float,
+    pixel_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Weighted L1 + L2 pixel loss between frames in [-1, 1] (B, 3, H, W)."""
+    """Weighted L1 + L2 pixel loss between frames in [-1, 1] (B, 3, H, W); `pixel_weights`
+    (B, 1, H, W), mean 1 per frame (`salience_weights`), weigh each pixel's error."""
+    diff = x_hat - x
+    if pixel_weights is None:
+        pixel_weights = diff.new_ones(())
     loss = x.new_zeros(())
     if l1_weight:
-        loss = loss + l1_weight * F.l1_loss(x_hat, x)
+        loss = loss + l1_weight * (pixel_weights * diff.abs()).mean()
     if l2_weight:
-        loss = loss + l2_weight * F.mse_loss(x_hat, x)
+        loss = loss + l2_weight * (pixel_weights * diff.square()).mean()
     return loss
+
+
+def salience_weights(x: torch.Tensor, reference: torch.Tensor, strength: float) -> torch.Tensor:
+    """(B, 1, H, W) pixel weights 1 + strength × |x − reference| (channel mean), scaled to
+    mean 1 per frame: pixels unlike the data's typical frame (the arm, a moved object, a lit
+    light) count more, and each frame's total weight stays what it was. Without it an 8×8
+    RoboDesk tokenizer drew every lit button light dark (RESULTS.md, "RoboDesk tokenizer")."""
+    w = 1.0 + strength * (x - reference.to(x.device)).abs().mean(1, keepdim=True)
+    return w / w.mean((1, 2, 3), keepdim=True)
+
+
+def median_frame(data: FrameDataset, max_frames: int = 2048) -> torch.Tensor:
+    """The per-pixel median of up to `max_frames` evenly spaced training frames, as float
+    (3, H, W) in [-1, 1]: the "typical frame" salience is measured against."""
+    picks = np.linspace(0, len(data.clips) - 1, min(max_frames, len(data.clips))).round().astype(int)
+    frames = torch.stack([data.clips[int(i)]["frames"][0] for i in np.unique(picks)])
+    return uint8_to_float(frames.median(dim=0).values)
 
 
 def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
@@ -306,9 +328,15 @@ def psnr_from_float(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
 class TokenizerTask(Task):
     def __init__(self, cfg: TokenizerConfig, perceptual: nn.Module | None = None,
                  vqgan: VQGAN | None = None,
-                 weights_dir: str | os.PathLike | None = None) -> None:
-        """`perceptual` None: the LPIPS network the config asks for (UserError if missing)."""
+                 weights_dir: str | os.PathLike | None = None,
+                 reference_frame: torch.Tensor | None = None) -> None:
+        """`perceptual` None: the LPIPS network the config asks for (UserError if missing).
+        `reference_frame` (3, H, W) in [-1, 1]: the typical frame `cfg.salience_weight`
+        weighs pixels against (`median_frame` of the training data)."""
+        if cfg.salience_weight and reference_frame is None:
+            raise ValueError("tokenizer.salience_weight > 0 needs the training data's reference_frame")
         self.cfg = cfg
+        self.reference_frame = reference_frame
         if perceptual is None:
             perceptual = perceptual_network(cfg, weights_dir)
         self.vqgan = vqgan if vqgan is not None else VQGAN(cfg)
@@ -360,7 +388,9 @@ class TokenizerTask(Task):
                                brightness=j, contrast=j, saturation=j)
         x_hat, q = ctx.modules["vqgan"](x)
         x_hat = x_hat.float()
-        rec = reconstruction_loss(x, x_hat, cfg.l1_weight, cfg.l2_weight)
+        weights = (salience_weights(x, self.reference_frame, cfg.salience_weight)
+                   if cfg.salience_weight else None)
+        rec = reconstruction_loss(x, x_hat, cfg.l1_weight, cfg.l2_weight, weights)
         nll = rec
         logs: Logs = {"rec_loss": rec.detach(), "quant_loss": q.loss.detach(),
                       "psnr": psnr_from_float(x, x_hat), **q.stats}
