@@ -212,8 +212,8 @@ def reconstruction_loss(
 def salience_weights(x: torch.Tensor, reference: torch.Tensor, strength: float) -> torch.Tensor:
     """(B, 1, H, W) pixel weights 1 + strength × |x − reference| (channel mean), scaled to
     mean 1 per frame: pixels unlike the data's typical frame (the arm, a moved object, a lit
-    light) count more, and each frame's total weight stays what it was. Without it an 8×8
-    RoboDesk tokenizer drew every lit button light dark (RESULTS.md, "RoboDesk tokenizer")."""
+    light) count more, and each frame's total weight stays what it was. With plain losses an
+    8×8 RoboDesk tokenizer drew every lit button light dark (RESULTS.md, "RoboDesk tokenizer")."""
     w = 1.0 + strength * (x - reference.to(x.device)).abs().mean(1, keepdim=True)
     return w / w.mean((1, 2, 3), keepdim=True)
 
