@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fault_pipeline import files, make_pipeline, one_line_error, tokenize, train, write_store
+from fault_pipeline import (
+    TOKENIZER,
+    files,
+    make_pipeline,
+    one_line_error,
+    tokenize,
+    train,
+    write_store,
+)
 from PIL import Image
 from test_train_support import ToyDataset, ToyTask, toy_config
 
@@ -33,6 +41,32 @@ def pipeline(tmp_path_factory) -> dict[str, Path]:
 
 
 # ------------------------------------------------------------- 3. tokenize's source store
+
+
+TINY_TOKENIZER_RUN = ["tokenizer.perceptual_weight=0", "tokenizer.disc_start=null",
+                      "tokenizer_train.batch_size=4", "tokenizer_train.steps=3",
+                      "tokenizer_train.warmup_steps=1", "tokenizer_train.checkpoint_every=1",
+                      "tokenizer_train.val_every=0", "tokenizer_train.log_every=1",
+                      "tokenizer_train.precision=fp32"]
+
+
+def _train_tokenizer(data: Path, out: Path, *extra: str) -> int:
+    return main(["train-tokenizer", "--preset", "push64", "--data", str(data), "--out", str(out),
+                 "--device", "cpu", "--no-progress",
+                 *[a for o in (*TOKENIZER, *TINY_TOKENIZER_RUN) for a in ("--set", o)], *extra])
+
+
+def test_train_tokenizer_resumed_with_another_store_is_refused(pipeline, tmp_path, capsys):
+    """The run records its store (path and manifest sha256): its frames, event frames and
+    salience reference come from it, so a resume on another store would mix two."""
+    run, other = tmp_path / "tokenizer", write_store(tmp_path / "other", seed=5)
+    assert _train_tokenizer(pipeline["data"], run, "--max-steps", "1") == 0
+    capsys.readouterr()
+    before = files(run)
+    assert _train_tokenizer(other, run, "--resume", "--max-steps", "2") == 2
+    one_line_error(capsys, "train-tokenizer", str(pipeline["data"].resolve()), "another store")
+    assert files(run) == before
+    assert _train_tokenizer(pipeline["data"], run, "--resume", "--max-steps", "2") == 0  # its own store
 
 
 def test_tokenize_rerun_with_another_store_is_refused_naming_both(pipeline, tmp_path, capsys):

@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from maskvit.commands.train import RunKind, resolve_config, run_lock
+    from maskvit.run_dir import record_sources
     from maskvit.tokenizer.vqgan import MODULE
     from maskvit.tokenizer.vqgan_task import open_frames
     from maskvit.train import init_distributed
@@ -45,12 +46,30 @@ def run(args: argparse.Namespace) -> int:
     try:
         kind = RunKind(MODULE, "tokenizer", "train-tokenizer")
         config = resolve_config(out, args.preset, args.set, args.resume, kind)
+        store = store_source(out, Path(args.data))  # every rank: before anything is written
         train_data, val_data = open_frames(args.data, config.tokenizer.resolution,
                                            config.tokenizer.event_frame_repeat)
         with run_lock(out, env, args.resume, kind):  # also checks that --out is writable
+            if env.is_main:
+                record_sources(out, store)
             return _train(args, config, env, train_data, val_data)
     finally:
         shutdown_distributed()
+
+
+def store_source(out: Path, data: Path) -> dict[str, str]:
+    """What RUN/sources.json records of a tokenizer run's episode store. A resumed run must
+    train on the same store, unchanged (its frames, event frames and salience reference all
+    come from it): another store, or this one grown since, is refused in one line."""
+    from maskvit.data import EpisodeStore
+    from maskvit.run_dir import read_sources
+
+    source = {"store": str(data.resolve()), "store_fingerprint": EpisodeStore.open(data).fingerprint()}
+    before = read_sources(out)
+    if before.get("store_fingerprint") not in (None, source["store_fingerprint"]):
+        raise UserError(f"{out} was trained on the episode store {before.get('store')}; --data {data} "
+                        "is another store (or that one changed since): resume with the run's own store")
+    return source
 
 
 def _train(args: argparse.Namespace, config: Config, env: DistEnv, train_data: Dataset,

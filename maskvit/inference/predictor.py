@@ -146,7 +146,8 @@ class Predictor:
         uint8 (B, H, W, 3), placed in the clip's last slot. `decoding` defaults to the
         config's `eval.decoding`. `seed` gives video i its own generator seeded from
         (seed, i) (`video_generators`), so its frames do not depend on `batch_size` (default:
-        the device's, `inference_batch`) nor on the device; `generator` (one for the batch, or one per video) replaces those, and
+        the device's, `inference_batch`) nor on the device; `generator` (one for the batch,
+        or one per video) replaces those, and
         `seed=None` without one draws from torch's global generator.
         Returns uint8 (B, num_frames, H, W, 3).
         """

@@ -218,14 +218,14 @@ def check_plan_fits(spec: ModelSpec, plan: PlanConfig) -> None:
 
 
 def config_with_flags(config: Config, flags: Sequence[str]) -> Config:
-    """A model's config with a command's `--set section.key=value` flags (parsed as every
-    config override is); its decoding and plan then checked as a request's are. The CLI's
-    door to the same rules the server's requests pass (`decoding_with`, `plan_with`)."""
+    """A model's config with a command's `--set section.key=value` flags, parsed and
+    range-checked as every config override is (`apply_overrides`: decoding and plan ranges
+    included); its plan then checked against the clip and the action bounds as a server's
+    plan request is (`check_plan_fits`). The CLI's door to the server's rules."""
     if not flags:
         return config
     config = apply_overrides(config, list(flags))
     spec = ModelSpec.from_config(config)
-    check_decoding(spec.eval.decoding, "eval.decoding")
     if spec.action_dim:
         check_plan_fits(spec, config.plan)
     return config
