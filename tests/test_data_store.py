@@ -46,6 +46,22 @@ def test_store_round_trips_episodes_and_manifest(tmp_path):
     assert sorted(sum((store.episode_ids(s) for s in ("train", "val", "test")), [])) == sorted(episodes)
 
 
+def test_stores_of_one_layout_finished_in_one_second_have_different_fingerprints(tmp_path, monkeypatch):
+    """Same ids, lengths and splits, finished at the same second (the clock is pinned), other
+    frames: the fingerprint that guards token caches and resumed runs must still differ. CI
+    once wrote two such stores within one second and a resume mixed them."""
+    import maskvit.data.store as store_module
+
+    monkeypatch.setattr(store_module.time, "strftime", lambda *args: "2026-01-01T00:00:00Z")
+    stores = [_write_store(tmp_path / f"s{seed}", {f"ep{i}": _episode(np.random.default_rng(seed + 10 * i))
+                                                   for i in range(3)}) for seed in (0, 1)]
+    layouts = [[{k: e[k] for k in ("id", "length", "split")} for e in s.manifest["episodes"]] for s in stores]
+    assert layouts[0] == layouts[1]
+    assert stores[0].fingerprint() != stores[1].fingerprint()
+    again = _write_store(tmp_path / "again", {f"ep{i}": _episode(np.random.default_rng(10 * i)) for i in range(3)})
+    assert again.fingerprint() == stores[0].fingerprint()  # same content, same fingerprint
+
+
 def test_split_depends_only_on_episode_id():
     ids = [f"traj{i}" for i in range(2000)]
     splits = [split_for(e) for e in ids]

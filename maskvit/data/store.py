@@ -155,7 +155,9 @@ class EpisodeStore(Episodes):
 
     def fingerprint(self) -> str:
         """sha256 of manifest.json: tells this store's content from another's (or from its
-        own after episodes were added), so a token cache never mixes codes of two."""
+        own after episodes were added), so a token cache never mixes codes of two. The
+        manifest lists each episode's content digest (stores written before it was added
+        are told apart by ids, lengths, splits and the time they were finished)."""
         return hashlib.sha256((self.path / "manifest.json").read_bytes()).hexdigest()
 
     # -- data
@@ -276,6 +278,19 @@ def _extra_arrays(episode_id: str, arrays: dict[str, np.ndarray] | None, length:
     return checked
 
 
+def content_digest(arrays: dict[str, np.ndarray | None]) -> str:
+    """sha256 over an episode's arrays (name, dtype, shape and bytes, in name order)."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = arrays[name]
+        if array is None:
+            continue
+        array = np.ascontiguousarray(array)
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
+
+
 class EpisodeStoreWriter:
     """Writes episodes one at a time; `close()` writes the manifest that marks completion.
 
@@ -377,7 +392,8 @@ class EpisodeStoreWriter:
             meta = read_json(meta_file, "episode metadata", fix)
             if not isinstance(meta, dict) or not {"length", "split"} <= meta.keys():
                 raise UserError(f"{meta_file}: damaged episode metadata (no length or split); {fix}")
-            episodes[entry.name] = {"id": entry.name, "length": meta["length"], "split": meta["split"]}
+            episodes[entry.name] = {"id": entry.name, "length": meta["length"], "split": meta["split"],
+                                    **({"sha256": meta["sha256"]} if "sha256" in meta else {})}
         return episodes
 
     # -- writing
@@ -437,9 +453,11 @@ class EpisodeStoreWriter:
         write_npy(partial / "actions.npy", actions)
         if states is not None:
             write_npy(partial / "states.npy", states)
-        for name, array in _extra_arrays(episode_id, arrays, len(frames)).items():
+        extra_arrays = _extra_arrays(episode_id, arrays, len(frames))
+        for name, array in extra_arrays.items():
             write_npy(partial / f"{name}.npy", array)
-        meta = {"length": len(frames), "split": split, **({"info": info} if info else {})}
+        digest = content_digest({"frames": frames, "actions": actions, "states": states, **extra_arrays})
+        meta = {"length": len(frames), "split": split, "sha256": digest, **({"info": info} if info else {})}
         (partial / "meta.json").write_text(json.dumps(meta))
         os.chmod(partial / "meta.json", FILE_MODE)
         if final.exists():
@@ -482,7 +500,10 @@ class EpisodeStoreWriter:
             "split_fractions": self.settings["split_fractions"],
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "extra": self.extra,
-            "episodes": [{"id": e["id"], "length": e["length"], "split": e["split"]} for e in episodes],
+            # Each episode's content digest makes the manifest (and so `fingerprint()`) tell
+            # two stores apart even when their ids, lengths and splits agree.
+            "episodes": [{key: e[key] for key in ("id", "length", "split", "sha256") if key in e}
+                         for e in episodes],
         }
         atomic_write_json(self.path / "manifest.json", manifest)
         return EpisodeStore(self.path, manifest)
