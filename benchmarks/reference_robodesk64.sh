@@ -15,6 +15,14 @@
 #     2 cores; the 8×8 reconstructions are scored by the RoboDesk object metric instead;
 #  3. tokenize, train the transformer (TRANSFORMER_STEPS, precision auto), export;
 #  4. evaluate against copy-last (PSNR, SSIM, LPIPS, FVD, the object metric) and plan.
+#
+# Across sittings (a sitting's machine keeps only what is committed): between stages,
+#   python benchmarks/reference_snapshot.py save --store $OUT/data --tokenizer $OUT/tokenizer \
+#     --tokens $OUT/tokens --transformer $OUT/transformer --out reference/robodesk64
+# commits what resuming needs (the finished tokenizer's weights, the token cache, the
+# transformer's latest checkpoint with its optimizer state, the val/test episodes); the next
+# sitting runs `python benchmarks/reference_snapshot.py restore reference/robodesk64` and
+# goes on with `train --resume` (evaluate then reads reference/robodesk64/eval_store).
 set -euo pipefail
 OUT=${1:-runs/reference_robodesk64}
 DATA=$OUT/data
