@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -709,6 +710,7 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
         if not isinstance(value, bool):
             raise UserError(f"{name} must be true or false, got {value!r}")
         return value
+    value = number_from_text(value) if tp in (int, float) else value
     if tp is int:
         if (isinstance(value, bool) or not isinstance(value, int | float)
                 or not math.isfinite(value) or value != int(value)):
@@ -723,6 +725,17 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
             raise UserError(f"{name} must be a string, got {value!r}")
         return value
     raise TypeError(f"unsupported config type {tp!r} for {name}")  # our own bug
+
+
+# What a user writes as a number but YAML 1.1 reads as a string: `3e-3` (no dot), `1e4`.
+_NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def number_from_text(value: Any) -> Any:
+    """`value` as a float when it is a string spelling a finite number, else unchanged."""
+    if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):
+        return float(value)
+    return value
 
 
 def _describe(tp: Any) -> str:

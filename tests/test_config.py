@@ -60,6 +60,20 @@ def test_dotted_override_changes_one_field():
         "eval.decoding.temperature", "plan.decoding.temperature", "transformer.depth"]
 
 
+def test_numbers_in_exponent_form_are_numbers(tmp_path):
+    """YAML 1.1 reads `3e-3` (no dot) as a string; a user means 0.003, on the CLI and in a file."""
+    c = load_preset("push64", ["train.lr=3e-3", "train.steps=1e3", "train.warmup_steps=4E1"])
+    assert (c.train.lr, c.train.steps, c.train.warmup_steps) == (0.003, 1000, 40)
+    path = tmp_path / "config.yaml"
+    save_config(c, path)
+    path.write_text(path.read_text().replace("lr: 0.003", "lr: 3e-3"))
+    assert "lr: 3e-3" in path.read_text() and load_config(path).train.lr == 0.003
+    with pytest.raises(UserError, match="train.steps must be an integer"):
+        load_preset("push64", ["train.steps=1.5e0"])
+    with pytest.raises(UserError, match="train.lr must be a number"):
+        load_preset("push64", ["train.lr=nan"])
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
