@@ -17,7 +17,8 @@ little that resuming needs into a folder of the repository:
       --transformer R --out reference/robodesk64
   python benchmarks/reference_snapshot.py restore reference/robodesk64
 
-`restore` refuses to write over anything that exists.
+Both build each part beside its place and rename it in (a crash leaves `NAME.partial`,
+which the next run refuses rather than deletes); `restore` refuses to write over anything.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from maskvit.data import EpisodeStore, EpisodeStoreWriter
 from maskvit.errors import UserError
+from maskvit.locking import output_lock
 
 PARTS = ("tokenizer", "tokens", "transformer")
 
@@ -75,35 +77,58 @@ def _eval_store(store: Path, dest: Path) -> int:
     return len(kept)
 
 
+def _staging(target: Path) -> Path:
+    """Where a part is built before it is renamed into place; a left-over one is refused
+    (never deleted: this job cannot tell it made it)."""
+    staging = target.with_name(target.name + ".partial")
+    if staging.exists():
+        raise UserError(f"{staging} exists (a save or restore that did not finish?): remove it and run again")
+    return staging
+
+
 def save(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists():
         raise UserError(f"{out} exists; choose another --out or remove it first")
     paths = {"tokenizer": args.tokenizer, "tokens": args.tokens, "transformer": args.transformer}
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    _copy_run(Path(args.tokenizer), staging / "tokenizer", keep_files=("vqgan.safetensors",))
-    shutil.copytree(args.tokens, staging / "tokens")
-    _copy_run(Path(args.transformer), staging / "transformer", keep_files=None)
-    episodes = _eval_store(Path(args.store), staging / "eval_store")
-    (staging / "paths.json").write_text(json.dumps(
-        {name: str(Path(p).resolve()) for name, p in paths.items()}
-        | {"store": str(Path(args.store).resolve())}, indent=2) + "\n")
-    staging.rename(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out, "snapshot"):
+        staging = _staging(out)
+        staging.mkdir()
+        _copy_run(Path(args.tokenizer), staging / "tokenizer", keep_files=("vqgan.safetensors",))
+        shutil.copytree(args.tokens, staging / "tokens")
+        _copy_run(Path(args.transformer), staging / "transformer", keep_files=None)
+        episodes = _eval_store(Path(args.store), staging / "eval_store")
+        (staging / "paths.json").write_text(json.dumps(
+            {name: str(Path(p).resolve()) for name, p in paths.items()}
+            | {"store": str(Path(args.store).resolve())}, indent=2) + "\n")
+        staging.rename(out)
     print(f"saved to {out}: tokenizer step {_latest(out / 'tokenizer')}, transformer step "
           f"{_latest(out / 'transformer')}, {episodes} val/test episodes")
 
 
+def _recorded_paths(snapshot: Path) -> dict[str, Path]:
+    """Where each part lived, from SNAPSHOT/paths.json, or a one-line error."""
+    try:
+        paths = json.loads((snapshot / "paths.json").read_text())
+        return {name: Path(paths[name]) for name in PARTS}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{snapshot} is not a snapshot (no readable paths.json naming "
+                        f"{', '.join(PARTS)}); write one with `save`") from None
+
+
 def restore(args: argparse.Namespace) -> None:
     snapshot = Path(args.snapshot)
-    paths = json.loads((snapshot / "paths.json").read_text())
-    targets = {name: Path(paths[name]) for name in PARTS}
+    targets = _recorded_paths(snapshot)
     for name, target in targets.items():
         if target.exists():
             raise UserError(f"{target} exists; restore refuses to write over it ({name})")
     for name, target in targets.items():
-        shutil.copytree(snapshot / name, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with output_lock(target, name):
+            staging = _staging(target)
+            shutil.copytree(snapshot / name, staging)
+            staging.rename(target)
         print(f"{name}: {target}")
     print(f"evaluate on the val/test store in place: {snapshot / 'eval_store'}")
 
@@ -121,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         (save if args.command == "save" else restore)(args)
     except UserError as error:
         print(f"reference_snapshot: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk, a folder we may not write
+        print(f"reference_snapshot: {error.strerror or error} ({error.filename}); "
+              "free space or fix the path and run again", file=sys.stderr)
         return 2
     return 0
 

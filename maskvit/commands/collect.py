@@ -55,8 +55,8 @@ def push_config_from_overrides(overrides: list[str]):
             if not isinstance(value, list) or len(value) != len(default):
                 raise UserError(f"--set {key} needs a list of {len(default)} numbers, like [{', '.join(map(str, default))}]")
             value = tuple(float(v) for v in value)
-        elif isinstance(default, float) and isinstance(number_from_text(value), int | float):
-            value = float(number_from_text(value))
+        elif isinstance(default, float) and isinstance(number := number_from_text(value), int | float):
+            value = float(number)
         elif type(value) is not type(default):
             raise UserError(f"--set {key} needs a {type(default).__name__}, got {text!r}")
         changes[key] = value
