@@ -17,10 +17,11 @@ process's, job by job, as long as every job seeds its own randomness from its ow
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -92,6 +93,22 @@ def torchrun_shard() -> Shard | None:
     if not dist.is_initialized():
         dist.init_process_group("gloo")  # results are small; the CPU backend works everywhere
     return Shard(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+@contextlib.contextmanager
+def torchrun_session() -> Iterator[Shard | None]:
+    """`torchrun_shard()` for the length of a job, the process group destroyed when it ends.
+
+    A rank that exits with its gloo group alive can die of SIGABRT at interpreter shutdown
+    (gloo's threads still hold tensors whose release needs the GIL): seen as a rank ending
+    with exit code -6 after its work was done. Destroying the group first avoids that.
+    """
+    shard = torchrun_shard()
+    try:
+        yield shard
+    finally:
+        if shard is not None and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def check_workers(workers: int) -> int:

@@ -55,3 +55,33 @@ def test_workers_must_be_positive_and_not_mixed_with_torchrun(monkeypatch):
     with pytest.raises(UserError, match="do not mix"):
         check_workers(2)
     assert check_workers(1) == 1
+
+
+_RANK_SCRIPT = """
+import torch.distributed as dist
+from maskvit.sharding import gather_json, torchrun_session
+with torchrun_session() as shard:
+    parts = gather_json(shard.rank, shard)
+print(shard.rank, shard.world_size, parts, dist.is_initialized(), flush=True)
+"""
+
+
+def test_a_torchrun_session_destroys_its_process_group_before_the_rank_exits():
+    """Two ranks given torchrun's environment by hand: each joins, gathers, and leaves with
+    its group destroyed (a gloo group alive at exit can abort the rank with SIGABRT)."""
+    import os
+    import subprocess
+    import sys
+
+    from maskvit.sharding import _free_port
+
+    port = str(_free_port())
+    ranks = [subprocess.Popen(
+        [sys.executable, "-c", _RANK_SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port})
+        for rank in range(2)]
+    outputs = [rank.communicate(timeout=300) for rank in ranks]
+    assert [rank.returncode for rank in ranks] == [0, 0], [err[-1000:] for _, err in outputs]
+    assert [out.split() for out, _ in outputs] == [
+        ["0", "2", "[0,", "1]", "False"], ["1", "2", "None", "False"]]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from maskvit.commands import add_model_arguments, predictor_from_args
 from maskvit.metrics.protocol import MAX_TRIALS, check_trials
-from maskvit.sharding import Shard, check_workers, run_local_workers, torchrun_shard
+from maskvit.sharding import Shard, check_workers, run_local_workers, torchrun_session
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
                 pass  # held by another job: refused now, not by rank 0 after the work began
             run_local_workers(_evaluate_shard, args.workers, args, metrics)
             return 0
-        return _evaluate_shard(torchrun_shard() or Shard(), args, metrics)
+        with torchrun_session() as shard:
+            return _evaluate_shard(shard or Shard(), args, metrics)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (the CLI's Terminated)
         raise type(stop)(NOTHING_KEPT) from None
 

@@ -48,7 +48,13 @@ from maskvit.plan.predictor_fn import predictor_fn
 from maskvit.plan.worlds import ACTION_DIMS, WORLDS
 from maskvit.pretrained import pretrained_path
 from maskvit.report.staging import staged_report
-from maskvit.sharding import Shard, broadcast_json, check_workers, run_local_workers, torchrun_shard
+from maskvit.sharding import (
+    Shard,
+    broadcast_json,
+    check_workers,
+    run_local_workers,
+    torchrun_session,
+)
 
 SUMMARY = "visual MPC in the push world or RoboDesk: success rates of a model and baselines"
 # Each world's preset; with no --model, the shipped model of that name plans (when installed).
@@ -172,13 +178,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         run_local_workers(plan_rank, args.workers, args)
         return 0
-    shard = torchrun_shard()
-    if shard is None:
-        return plan_rank(Shard(), args)
-    try:
-        return plan_rank(shard, args)
-    finally:
-        torch.distributed.destroy_process_group()
+    with torchrun_session() as shard:
+        return plan_rank(shard or Shard(), args)
 
 
 def plan_rank(shard: Shard, args: argparse.Namespace) -> int:
