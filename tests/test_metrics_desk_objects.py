@@ -10,6 +10,7 @@ from maskvit.metrics.desk_objects import (
     _SLIDE_PROFILES,
     DRAWER_POSITIONS,
     DRAWER_VISIBLE_LIMIT,
+    SLIDE_MOVED,
     SLIDE_POSITIONS,
     DeskScoreStream,
     desk_fidelity_against_copy_last,
@@ -203,3 +204,21 @@ def test_bad_input_is_one_line(button_press_clip, make, match):
     with pytest.raises(UserError, match=match) as err:
         make(frames)
     assert "\n" not in str(err.value)
+
+
+def test_errors_where_an_object_moved_are_the_ones_copy_last_cannot_get_right(world):
+    """The slide opens after the context: copy-last's slide error where it moved is the whole
+    opening, the true frames' is the reader's own; nothing else moved (no events, no mean)."""
+    world.reset(2201)
+    closed = world.render()
+    world.physics.named.data.qpos["slide_joint"] = world.physics.named.data.qpos["slide_joint"] + 0.3
+    world.physics.forward()
+    opened = world.render()
+    truth = np.stack([closed, closed, closed, opened, opened])[None]
+    scores = desk_fidelity_against_copy_last(truth, truth[:, None, 2:], context_frames=2)
+    model, copy_last = scores["model"], scores["copy_last"]
+    assert model["slide_error_when_moved"]["events"] == copy_last["slide_error_when_moved"]["events"] == 2
+    assert model["slide_error_when_moved"]["mean"] < SLIDE_MOVED
+    assert copy_last["slide_error_when_moved"]["mean"] > 0.25
+    for quiet in ("drawer_error_when_moved", "block_centroid_error_px_when_moved"):
+        assert copy_last[quiet] == {"mean": None, "events": 0}

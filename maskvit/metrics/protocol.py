@@ -396,6 +396,9 @@ DESK_HEADLINE = {
     "slide_position_error": "slide_error",
     "drawer_position_error": "drawer_error",
     "block_position_error_px": "block_centroid_error_px",
+    "slide_error_when_moved": "slide_error_when_moved",
+    "drawer_error_when_moved": "drawer_error_when_moved",
+    "block_error_px_when_moved": "block_centroid_error_px_when_moved",
 }
 
 

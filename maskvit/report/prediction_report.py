@@ -49,6 +49,15 @@ DESK_LABELS = {
                      "from the frames (0 closed, −0.28 where it leaves the view); lower is better"),
     "block_centroid_error_px": ("block position error (px)", "distance between true and "
                                 "predicted block centres; lower is better"),
+    "slide_error_when_moved": ("slide error where it moved", "slide position error, only "
+                               "where the true slide moved since the last context frame "
+                               "(copy-last is wrong on each); lower is better"),
+    "drawer_error_when_moved": ("drawer error where it moved", "drawer position error, only "
+                                "where the true drawer moved since the last context frame; "
+                                "lower is better"),
+    "block_centroid_error_px_when_moved": ("block error where it moved (px)", "block position "
+                                           "error, only where the true block moved more than "
+                                           "2 px since the last context frame; lower is better"),
     "block_missing": ("blocks lost", "share of the blocks on the desk in the true frame that "
                       "the prediction lost; lower is better"),
 }

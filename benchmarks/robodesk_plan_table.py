@@ -1,0 +1,98 @@
+"""The RoboDesk planning table from the chunked runs of `benchmarks/robodesk_plan_table.sh`.
+
+    python benchmarks/robodesk_plan_table.py OUT [--json FILE]
+
+Sums every OUT/POLICY/TASK_FIRST/results.json into successes per task and policy, with 95 %
+Wilson intervals and seconds per episode, and prints a Markdown table. Chunks of one policy
+must share their settings (config, model, seed): a chunk played with other settings is an
+error, not a row mixed into the others. Instances counted twice (overlapping chunks) too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from maskvit.plan.plan_report import wilson_interval
+
+
+def _chunks(out: Path) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for path in sorted(out.glob("*/*/results.json")):
+        found.setdefault(path.parent.parent.name, []).append(
+            {"path": path, "data": json.loads(path.read_text())})
+    return found
+
+
+def _settings(data: dict) -> str:
+    return json.dumps({key: data.get(key) for key in ("config", "oracle_cost", "seed", "split", "model")},
+                      sort_keys=True)
+
+
+def merge(out: Path) -> dict[str, dict[str, dict]]:
+    """{policy: {task: {episodes, successes, ci95, seconds_per_episode, cpu_seconds_per_episode}}}."""
+    table: dict[str, dict[str, dict]] = {}
+    for policy, chunks in _chunks(out).items():
+        settings = {_settings(chunk["data"]) for chunk in chunks}
+        if len(settings) > 1:
+            raise SystemExit(f"error: the {policy} chunks in {out} were played with different settings; "
+                             "move the odd ones out before merging")
+        seen: set[tuple[str, int]] = set()
+        rows: dict[str, dict] = {}
+        for chunk in chunks:
+            data = chunk["data"]
+            for task, by_policy in data["per_task"].items():
+                for seed in data["task_seeds"]:
+                    if (task, seed) in seen:
+                        raise SystemExit(f"error: {task} instance {seed} is in two chunks ({chunk['path']})")
+                    seen.add((task, seed))
+                summary = by_policy[policy]
+                row = rows.setdefault(task, {"episodes": 0, "successes": 0, "seconds": 0.0, "cpu_seconds": 0.0})
+                row["episodes"] += summary["episodes"]
+                row["successes"] += summary["successes"]
+                row["seconds"] += summary.get("seconds_per_episode", float("nan")) * summary["episodes"]
+                row["cpu_seconds"] += summary.get("cpu_seconds_per_episode", float("nan")) * summary["episodes"]
+        for row in rows.values():
+            row["ci95"] = list(wilson_interval(row["successes"], row["episodes"]))
+            row["seconds_per_episode"] = row.pop("seconds") / row["episodes"]
+            row["cpu_seconds_per_episode"] = row.pop("cpu_seconds") / row["episodes"]
+        table[policy] = rows
+    return table
+
+
+def markdown(table: dict[str, dict[str, dict]]) -> str:
+    lines = ["| policy | task | solved | 95 % CI (Wilson) | s / episode | CPU-s / episode |",
+             "|---|---|---|---|---|---|"]
+    for policy, rows in table.items():
+        total = [0, 0]
+        for task, row in rows.items():
+            low, high = row["ci95"]
+            lines.append(f"| {policy} | {task} | {row['successes']}/{row['episodes']} | "
+                         f"[{100 * low:.1f} %, {100 * high:.1f} %] | {row['seconds_per_episode']:.0f} | "
+                         f"{row['cpu_seconds_per_episode']:.0f} |")
+            total[0] += row["successes"]
+            total[1] += row["episodes"]
+        low, high = wilson_interval(*total)
+        lines.append(f"| {policy} | all | {total[0]}/{total[1]} | [{100 * low:.1f} %, {100 * high:.1f} %] | | |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--json", type=Path, help="also write the merged table here")
+    args = parser.parse_args(argv)
+    if not args.out.is_dir():
+        print(f"error: {args.out} is not a folder of planning runs", file=sys.stderr)
+        return 2
+    table = merge(args.out)
+    print(markdown(table))
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
