@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from maskvit.plan.plan_report import wilson_interval
+from maskvit.sim.desk_world import TASKS
 
 
 def _chunks(out: Path) -> dict[str, list[dict]]:
@@ -58,7 +59,7 @@ def merge(out: Path) -> dict[str, dict[str, dict]]:
             row["ci95"] = list(wilson_interval(row["successes"], row["episodes"]))
             row["seconds_per_episode"] = row.pop("seconds") / row["episodes"]
             row["cpu_seconds_per_episode"] = row.pop("cpu_seconds") / row["episodes"]
-        table[policy] = rows
+        table[policy] = dict(sorted(rows.items(), key=lambda item: TASKS.index(item[0])))  # VP2's order
     return table
 
 
