@@ -4,7 +4,8 @@
 
 Sums every OUT/POLICY/TASK_FIRST/results.json into successes per task and policy, with 95 %
 Wilson intervals and seconds per episode, and prints a Markdown table. Chunks of one policy
-must share their settings (config, model, seed): a chunk played with other settings is an
+must share their settings (plan config, oracle cost, seed, split; the model is held to one per
+OUT/POLICY by the shell script's settings.txt): a chunk played with other settings is an
 error, not a row mixed into the others. Instances counted twice (overlapping chunks) too.
 """
 
@@ -15,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from maskvit.atomic import atomic_write_json
 from maskvit.plan.plan_report import wilson_interval
 from maskvit.sim.desk_world import TASKS
 
@@ -23,13 +25,19 @@ def _chunks(out: Path) -> dict[str, list[dict]]:
     found: dict[str, list[dict]] = {}
     for path in sorted(out.glob("*/*/results.json")):
         found.setdefault(path.parent.parent.name, []).append(
-            {"path": path, "data": json.loads(path.read_text())})
+            {"path": path, "data": _read(path)})
     return found
 
 
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: cannot read {path} ({err}); rerun that chunk") from None
+
+
 def _settings(data: dict) -> str:
-    return json.dumps({key: data.get(key) for key in ("config", "oracle_cost", "seed", "split", "model")},
-                      sort_keys=True)
+    return json.dumps({key: data.get(key) for key in ("config", "oracle_cost", "seed", "split")}, sort_keys=True)
 
 
 def merge(out: Path) -> dict[str, dict[str, dict]]:
@@ -91,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     table = merge(args.out)
     print(markdown(table))
     if args.json:
-        args.json.write_text(json.dumps(table, indent=1) + "\n")
+        atomic_write_json(args.json, table)
     return 0
 
 
