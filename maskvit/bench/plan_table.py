@@ -1,0 +1,154 @@
+"""The RoboDesk planning table from the chunked runs of `benchmarks/robodesk_plan_table.sh`.
+
+    python -m maskvit.bench.plan_table OUT [--json FILE]
+
+Sums every OUT/POLICY/TASK_FIRST/results.json into successes per task and policy, with 95 %
+Wilson intervals and seconds per episode, and prints a Markdown table. Chunks of one policy
+must share their settings (plan config, oracle cost, seed, split; the model is held to one per
+OUT/POLICY by the shell script's settings.txt): a chunk played with other settings is an
+error, not a row mixed into the others. Instances counted twice (overlapping chunks) too.
+Where an `oracle` policy is there, a second table gives each policy's success rate as a
+multiple of the oracle's on the same instances (issue 29's targets are stated that way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from maskvit.atomic import atomic_write_json
+from maskvit.plan.plan_report import wilson_interval
+from maskvit.sim.desk_world import TASKS
+
+
+def _chunks(out: Path) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for path in sorted(out.glob("*/*/results.json")):
+        found.setdefault(path.parent.parent.name, []).append(
+            {"path": path, "data": _read(path)})
+    return found
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: cannot read {path} ({err}); rerun that chunk") from None
+
+
+def _settings(data: dict) -> str:
+    return json.dumps({key: data.get(key) for key in ("config", "oracle_cost", "seed", "split")}, sort_keys=True)
+
+
+def merge(out: Path) -> dict[str, dict[str, dict]]:
+    """{policy: {task: {episodes, successes, ci95, seconds_per_episode, cpu_seconds_per_episode}}}."""
+    table: dict[str, dict[str, dict]] = {}
+    for policy, chunks in _chunks(out).items():
+        settings = {_settings(chunk["data"]) for chunk in chunks}
+        if len(settings) > 1:
+            raise SystemExit(f"error: the {policy} chunks in {out} were played with different settings; "
+                             "move the odd ones out before merging")
+        seen: set[tuple[str, int]] = set()
+        rows: dict[str, dict] = {}
+        for chunk in chunks:
+            data = chunk["data"]
+            for task, by_policy in data["per_task"].items():
+                for seed in data["task_seeds"]:
+                    if (task, seed) in seen:
+                        raise SystemExit(f"error: {task} instance {seed} is in two chunks ({chunk['path']})")
+                    seen.add((task, seed))
+                summary = by_policy[policy]
+                row = rows.setdefault(task, {"episodes": 0, "successes": 0, "seconds": 0.0, "cpu_seconds": 0.0})
+                row["episodes"] += summary["episodes"]
+                row["successes"] += summary["successes"]
+                row["seconds"] += summary.get("seconds_per_episode", float("nan")) * summary["episodes"]
+                row["cpu_seconds"] += summary.get("cpu_seconds_per_episode", float("nan")) * summary["episodes"]
+        for row in rows.values():
+            row["ci95"] = list(wilson_interval(row["successes"], row["episodes"]))
+            row["seconds_per_episode"] = row.pop("seconds") / row["episodes"]
+            row["cpu_seconds_per_episode"] = row.pop("cpu_seconds") / row["episodes"]
+        table[policy] = dict(sorted(rows.items(), key=lambda item: TASKS.index(item[0])))  # VP2's order
+    return table
+
+
+def markdown(table: dict[str, dict[str, dict]]) -> str:
+    lines = ["| policy | task | solved | 95 % CI (Wilson) | s / episode | CPU-s / episode |",
+             "|---|---|---|---|---|---|"]
+    for policy, rows in table.items():
+        total = [0, 0]
+        for task, row in rows.items():
+            low, high = row["ci95"]
+            lines.append(f"| {policy} | {task} | {row['successes']}/{row['episodes']} | "
+                         f"[{100 * low:.1f} %, {100 * high:.1f} %] | {row['seconds_per_episode']:.0f} | "
+                         f"{row['cpu_seconds_per_episode']:.0f} |")
+            total[0] += row["successes"]
+            total[1] += row["episodes"]
+        low, high = wilson_interval(*total)
+        lines.append(f"| {policy} | all | {total[0]}/{total[1]} | [{100 * low:.1f} %, {100 * high:.1f} %] | | |")
+    return "\n".join(lines)
+
+
+BUTTON_TASKS = ("push_red", "push_green", "push_blue")
+
+
+def oracle_ratios(table: dict[str, dict[str, dict]]) -> dict[str, dict[str, float]]:
+    """{policy: {task | "buttons" | "average": rate ÷ the oracle's rate}} over the tasks both
+    played on the same number of instances. "buttons" pools the three button tasks' episodes;
+    "average" is the mean of the per-task ratios. A task the oracle never solved has no ratio
+    (NaN), as has a policy compared with itself."""
+    oracle = table.get("oracle")
+    if not oracle:
+        return {}
+    ratios: dict[str, dict[str, float]] = {}
+    for policy, rows in table.items():
+        if policy == "oracle":
+            continue
+        shared = [task for task in rows if task in oracle and rows[task]["episodes"] == oracle[task]["episodes"]]
+        per_task = {task: _ratio(rows[task]["successes"], oracle[task]["successes"]) for task in shared}
+        buttons = [task for task in shared if task in BUTTON_TASKS]
+        if buttons:
+            per_task["buttons"] = _ratio(sum(rows[t]["successes"] for t in buttons),
+                                         sum(oracle[t]["successes"] for t in buttons))
+        finite = [per_task[task] for task in shared if per_task[task] == per_task[task]]
+        if shared:
+            per_task["average"] = sum(finite) / len(finite) if finite else float("nan")
+        ratios[policy] = per_task
+    return ratios
+
+
+def _ratio(successes: int, oracle_successes: int) -> float:
+    return successes / oracle_successes if oracle_successes else float("nan")
+
+
+def ratio_markdown(ratios: dict[str, dict[str, float]]) -> str:
+    columns = list(dict.fromkeys(column for row in ratios.values() for column in row))
+    lines = ["| policy | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for policy, row in ratios.items():
+        cells = (f"{row[column]:.2f}×" if column in row else "—" for column in columns)
+        lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--json", type=Path, help="also write the merged table here")
+    args = parser.parse_args(argv)
+    if not args.out.is_dir():
+        print(f"error: {args.out} is not a folder of planning runs", file=sys.stderr)
+        return 2
+    table = merge(args.out)
+    print(markdown(table))
+    ratios = oracle_ratios(table)
+    if ratios:
+        print("\nSuccess rate as a multiple of the oracle's (same instances):\n")
+        print(ratio_markdown(ratios))
+    if args.json:
+        atomic_write_json(args.json, {"policies": table, "oracle_ratios": ratios})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

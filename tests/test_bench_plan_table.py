@@ -1,0 +1,68 @@
+"""The RoboDesk planning table sums chunks honestly and states the model against the oracle."""
+
+import json
+import math
+
+import pytest
+
+from maskvit.bench.plan_table import merge, oracle_ratios
+
+
+def write_chunk(out, policy, task, seeds, solved, config=None, seconds=10.0):
+    folder = out / policy / f"{task}_{seeds[0]:03d}"
+    folder.mkdir(parents=True)
+    summary = {"episodes": len(seeds), "successes": solved, "seconds_per_episode": seconds,
+               "cpu_seconds_per_episode": seconds}
+    data = {"config": config or {"samples": 64}, "oracle_cost": None, "seed": 0, "split": "test",
+            "task_seeds": list(seeds), "per_task": {task: {policy: summary}}}
+    (folder / "results.json").write_text(json.dumps(data))
+
+
+def test_chunks_add_up_per_task_and_policy(tmp_path):
+    write_chunk(tmp_path, "model", "push_red", [0, 1, 2], 1, seconds=30.0)
+    write_chunk(tmp_path, "model", "push_red", [3, 4, 5], 2, seconds=60.0)
+    write_chunk(tmp_path, "model", "push_blue", [0, 1, 2], 3)
+    table = merge(tmp_path)
+    assert table["model"]["push_red"]["successes"] == 3
+    assert table["model"]["push_red"]["episodes"] == 6
+    assert table["model"]["push_red"]["seconds_per_episode"] == pytest.approx(45.0)
+    assert list(table["model"]) == ["push_red", "push_blue"]  # VP2's task order, not the folders'
+
+
+def test_an_instance_in_two_chunks_is_refused(tmp_path):
+    write_chunk(tmp_path, "model", "push_red", [0, 1, 2], 1)
+    write_chunk(tmp_path, "model", "push_red", [2, 3], 1)
+    with pytest.raises(SystemExit, match="in two chunks"):
+        merge(tmp_path)
+
+
+def test_chunks_of_one_policy_with_other_settings_are_refused(tmp_path):
+    write_chunk(tmp_path, "model", "push_red", [0, 1], 1)
+    write_chunk(tmp_path, "model", "push_red", [2, 3], 1, config={"samples": 32})
+    with pytest.raises(SystemExit, match="different settings"):
+        merge(tmp_path)
+
+
+def test_ratios_pool_the_buttons_and_average_the_tasks(tmp_path):
+    for task, model, oracle in [("push_red", 2, 4), ("push_green", 4, 4), ("open_slide", 1, 2)]:
+        write_chunk(tmp_path, "model", task, [0, 1, 2, 3], model)
+        write_chunk(tmp_path, "oracle", task, [0, 1, 2, 3], oracle)
+    ratios = oracle_ratios(merge(tmp_path))["model"]
+    assert ratios["push_red"] == pytest.approx(0.5)
+    assert ratios["buttons"] == pytest.approx(6 / 8)  # pooled episodes, not the mean of 0.5 and 1
+    assert ratios["average"] == pytest.approx((0.5 + 1.0 + 0.5) / 3)
+
+
+def test_a_task_played_on_other_instances_or_never_solved_by_the_oracle_has_no_ratio(tmp_path):
+    write_chunk(tmp_path, "model", "push_red", [0, 1, 2, 3], 2)
+    write_chunk(tmp_path, "oracle", "push_red", [0, 1], 2)  # fewer instances: not compared
+    write_chunk(tmp_path, "model", "open_drawer", [0, 1], 0)
+    write_chunk(tmp_path, "oracle", "open_drawer", [0, 1], 0)
+    ratios = oracle_ratios(merge(tmp_path))["model"]
+    assert "push_red" not in ratios and "buttons" not in ratios
+    assert math.isnan(ratios["open_drawer"]) and math.isnan(ratios["average"])
+
+
+def test_without_an_oracle_there_are_no_ratios(tmp_path):
+    write_chunk(tmp_path, "model", "push_red", [0, 1], 1)
+    assert oracle_ratios(merge(tmp_path)) == {}
