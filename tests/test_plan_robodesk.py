@@ -3,6 +3,7 @@ over all tasks, and one-line errors (nothing written) for bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,7 +14,9 @@ import pytest
 from stand_ins import save_tiny_bundle
 
 from maskvit.cli import main
-from maskvit.plan.baselines import simulate_state_costs
+from maskvit.config import load_preset
+from maskvit.plan.baselines import OraclePolicy, simulate_state_costs
+from maskvit.plan.mpc import run_episode
 from maskvit.plan.worlds import ACTION_DIMS, make_world
 from maskvit.pretrained import pretrained_path
 from maskvit.sim.desk_instances import SHIPPED
@@ -62,6 +65,21 @@ def test_the_state_oracle_scores_what_the_world_then_does(desk):
     finally:
         scratch.close()
         reader.close()
+
+
+def test_the_state_oracle_shows_the_true_frames_of_the_steps_it_runs(desk):
+    """The state oracle renders only its chosen plan's executed steps (all a GIF shows), and
+    they are exactly the frames the world then shows (RoboDesk's state restores bit for bit)."""
+    config = dataclasses.replace(load_preset("robodesk64").plan, samples=2, horizon=3, episode_steps=3)
+    oracle = OraclePolicy(desk, config)
+    try:
+        result = run_episode(desk, oracle, 0, config, np.random.default_rng(0))
+    finally:
+        oracle.close()
+    assert [record.step for record in result.plans] == [1, 2]
+    for record in result.plans:
+        assert record.predicted.shape == (1, 64, 64, 3)
+        np.testing.assert_array_equal(record.predicted[0], result.frames[record.step + 1])
 
 
 def test_the_desk_state_cost_falls_as_the_scripted_controller_presses_the_button(desk):
