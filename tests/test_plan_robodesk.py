@@ -121,6 +121,8 @@ def test_plan_robodesk_writes_a_report_per_task_and_over_all_tasks(tmp_path, cap
             rows = summary["per_episode"]
             assert [r["task_seed"] for r in rows] == [3]
             assert all((out / task / r["gif"]).stat().st_size > 0 for r in rows)
+            # steps played: the whole episode (3), or fewer where a solve ended it
+            assert all(r["steps"] == 3 or (r["success"] and 1 <= r["steps"] < 3) for r in rows)
             assert overall["per_task"][task][name]["successes"] == summary["successes"]
             lo, hi = summary["ci95"]
             assert 0 <= lo <= summary["success_rate"] <= hi <= 1

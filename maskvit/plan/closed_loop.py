@@ -139,7 +139,9 @@ class EpisodePlayer:
         if s.env != PUSH_TASK:
             row["instance_seed"] = world.instance.seed
         row.update(success=episode.success, start_distance=episode.start_distance,
-                   final_distance=episode.final_distance, gif=None,
+                   final_distance=episode.final_distance,
+                   steps=len(episode.actions),  # fewer than the episode's where a solve ends it
+                   gif=None,
                    seconds=time.perf_counter() - wall, cpu_seconds=time.process_time() - cpu)
         gif = None
         if s.gifs:
