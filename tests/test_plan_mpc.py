@@ -103,6 +103,42 @@ def test_an_action_outside_the_bounds_stops_the_loop_with_a_one_line_error():
         RandomPolicy(_config(initial_action=(0.0,)), world.action_low, world.action_high)
 
 
+class LastFrameDecoder:
+    """The stand-in model, able to turn only some predicted frames into pixels (as
+    `SeededPredictFn` does), recording what each call asked for."""
+
+    decodes_subsets = True
+
+    def __init__(self):
+        self.asked = []
+
+    def __call__(self, frames, past, future, decode_frames=None):
+        self.asked.append((len(future), decode_frames))
+        predicted = point_predictor(frames, past, future)
+        return predicted if decode_frames is None else predicted[:, decode_frames]
+
+
+@pytest.mark.parametrize("optimizer", ["cem", "mppi"])
+def test_a_cost_that_reads_the_last_frame_has_only_that_frame_decoded(optimizer):
+    world = PointWorld()
+    first = world.reset(3)
+    context, goal = np.stack([first, first]), world.goal_image()
+    cfg = _config(cost="final_pixel_l2", optimizer=optimizer, samples=32, iterations=2)
+    decoder = LastFrameDecoder()
+    plan = ModelPlanner(decoder, cfg, world.action_low, world.action_high).plan(
+        context, np.zeros((1, 2)), goal, np.random.default_rng(0))
+    whole = ModelPlanner(point_predictor, cfg, world.action_low, world.action_high).plan(
+        context, np.zeros((1, 2)), goal, np.random.default_rng(0))
+    scored = [asked for asked in decoder.asked if asked[0] == 32]
+    assert scored and all(frames == [-1] for _, frames in scored)
+    # the same plan as scoring all decoded frames (the cost reads the last one only) ...
+    np.testing.assert_array_equal(plan.actions, whole.actions)
+    assert plan.cost == pytest.approx(whole.cost)
+    # ... and the plan's frames, for the GIFs, are all of what its actions lead to
+    assert decoder.asked[-1] == (1, None)
+    np.testing.assert_array_equal(plan.predicted, point_predictor(context[None], np.zeros((1, 1, 2)), plan.actions[None])[0])
+
+
 def test_render_and_locate_round_trip():
     xy = np.array([[0.25, 0.6], [0.7, 0.3]])
     np.testing.assert_allclose(locate_point(render_point(xy)), xy, atol=0.01)
@@ -115,7 +151,7 @@ def test_predictor_adapter_passes_clip_actions_and_fresh_seeds():
     seen = []
 
     class FakePredictor:
-        def predict(self, context_frames, actions, num_frames, decoding, seed):
+        def predict(self, context_frames, actions, num_frames, decoding, seed, decode_frames=None):
             seen.append((context_frames.shape, actions.shape, num_frames, decoding.steps,
                          decoding.schedule, seed))
             return np.zeros((len(context_frames), num_frames, 16, 16, 3), np.uint8)

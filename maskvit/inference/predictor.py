@@ -11,6 +11,7 @@ checked by `maskvit.inference.requests`, the rules every caller shares.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,7 @@ class Predictor:
         seed: int | None = 0,
         batch_size: int | None = None,
         generator: Generators = None,
+        decode_frames: Sequence[int] | None = None,
     ) -> np.ndarray:
         """Predict `num_frames` frames after the context (default: the preset's, fewer when
         the clip is shorter; with a goal, the room left before it).
@@ -149,7 +151,10 @@ class Predictor:
         the device's, `inference_batch`) nor on the device; `generator` (one for the batch,
         or one per video) replaces those, and
         `seed=None` without one draws from torch's global generator.
-        Returns uint8 (B, num_frames, H, W, 3).
+        `decode_frames` (indices into the predicted frames, e.g. `[-1]`) turns only those into
+        pixels: all frames are still predicted as tokens, but the tokenizer's decoder, most of
+        a planning call's time on a CPU, runs on those alone (same pixels as decoding all).
+        Returns uint8 (B, num_frames, H, W, 3), or (B, len(decode_frames), H, W, 3).
         """
         context = _as_tensor(context_frames)
         if context.dim() != 5:
@@ -170,6 +175,8 @@ class Predictor:
         codes = self._decode_in_chunks(context_codes, num_frames + goal, decoding or self.config.eval.decoding,
                                        action_tensor, goal_codes, chunk, seed, generator)
         codes = codes[:, n_context:n_context + num_frames]
+        if decode_frames is not None:
+            codes = codes[:, requests.frame_indices(decode_frames, num_frames)]
         return np.concatenate([self.decode(codes[i:i + chunk]) for i in range(0, b, chunk)])
 
     def _decode_in_chunks(self, context_codes: torch.Tensor, num_frames: int, decoding: DecodingConfig,

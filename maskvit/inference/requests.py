@@ -115,6 +115,16 @@ def frames_to_predict(spec: ModelSpec, n_context: int, num_frames: int | None, g
     return num_frames
 
 
+def frame_indices(frames: Sequence[int], num_frames: int) -> list[int]:
+    """Indices into `num_frames` predicted frames (negative ones count from the end),
+    checked: a one-line error for an empty list or one out of range."""
+    picked = [int(i) for i in frames]
+    if not picked or any(not -num_frames <= i < num_frames for i in picked):
+        raise UserError(f"frames to decode must be 1 or more indices into the {num_frames} "
+                        f"predicted frames (−{num_frames} … {num_frames - 1}); got {list(frames)}")
+    return [i % num_frames for i in picked]
+
+
 def check_videos(count: int, limits: Limits) -> None:
     if limits.max_videos is not None and count > limits.max_videos:
         raise UserError(f"{count} videos in one request; this server takes at most "

@@ -53,6 +53,9 @@ COSTS: dict[str, FrameCost] = {
     "pixel_l2": pixel_l2_cost,
     "final_pixel_l2": final_pixel_l2_cost,
 }
+# The predicted frames a cost reads, where it reads fewer than all: a `PredictFn` that can
+# (`decodes_subsets`) turns only those into pixels, which on a CPU is most of a model call.
+COST_READS: dict[str, tuple[int, ...]] = {"final_pixel_l2": (-1,)}
 
 
 def get_cost(name: str) -> FrameCost:
@@ -65,6 +68,9 @@ def get_cost(name: str) -> FrameCost:
 # ---------------------------------------------------------------- planners
 
 class PredictFn(Protocol):
+    """Also optional: `decodes_subsets = True` and a `decode_frames=` keyword (indices into
+    the H predicted frames) returning only those, (B, len(decode_frames), h, w, 3)."""
+
     def __call__(
         self, context_frames: np.ndarray, context_actions: np.ndarray, future_actions: np.ndarray
     ) -> np.ndarray: ...
@@ -226,6 +232,10 @@ class ModelPlanner:
         self.optimizer = make_optimizer(config, low, high)
         self.cost = cost or get_cost(config.cost)
         self.context = context  # frames of context (paper: 2, with 1 context action)
+        # The frames to decode for scoring, where the named cost reads a few and the model
+        # can decode those alone (None: all of them).
+        reads = None if cost is not None else COST_READS.get(config.cost)
+        self.decode_frames = list(reads) if reads and getattr(predict_fn, "decodes_subsets", False) else None
 
     def reset(self) -> None:
         self.optimizer.reset()
@@ -240,16 +250,27 @@ class ModelPlanner:
         """context_frames (Tc, h, w, 3) uint8, context_actions (Tc-1, A), goal (h, w, 3)."""
         check_goal(goal, context_frames.shape[1:])
 
-        def score(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            batch = len(actions)
-            frames = np.broadcast_to(context_frames[None], (batch, *context_frames.shape))
-            past = np.broadcast_to(context_actions[None], (batch, *context_actions.shape))
-            predicted = np.asarray(self.predict_fn(frames, past, actions))
-            if predicted.shape[:2] != actions.shape[:2] or predicted.shape[2:] != goal.shape:
-                raise ValueError(
-                    f"predict_fn returned {predicted.shape} for actions {actions.shape}; "
-                    f"expected {(*actions.shape[:2], *goal.shape)}"
-                )
-            return self.cost(predicted, goal, self.optimizer.weights), predicted
+        def score(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+            predicted = self._predict(context_frames, context_actions, actions, goal.shape, self.decode_frames)
+            costs = self.cost(predicted, goal, self.optimizer.weights)
+            return costs, None if self.decode_frames else predicted
 
-        return self.optimizer.optimise(score, rng)
+        plan = self.optimizer.optimise(score, rng)
+        if plan.predicted is None:  # scored on a few frames: show what the plan leads to, all of it
+            plan.predicted = self._predict(context_frames, context_actions, plan.actions[None], goal.shape, None)[0]
+        return plan
+
+    def _predict(self, context_frames: np.ndarray, context_actions: np.ndarray, actions: np.ndarray,
+                 frame_shape: tuple[int, ...], decode_frames: list[int] | None) -> np.ndarray:
+        """(B, H or len(decode_frames), h, w, 3) uint8 for the action sequences (B, H, A)."""
+        batch = len(actions)
+        frames = np.broadcast_to(context_frames[None], (batch, *context_frames.shape))
+        past = np.broadcast_to(context_actions[None], (batch, *context_actions.shape))
+        if decode_frames is None:
+            predicted = np.asarray(self.predict_fn(frames, past, actions))
+        else:
+            predicted = np.asarray(self.predict_fn(frames, past, actions, decode_frames=decode_frames))
+        expected = (batch, actions.shape[1] if decode_frames is None else len(decode_frames), *frame_shape)
+        if predicted.shape != expected:
+            raise ValueError(f"predict_fn returned {predicted.shape} for actions {actions.shape}; expected {expected}")
+        return predicted

@@ -40,7 +40,9 @@ class SeededPredictFn:
         """Count calls afresh from `seed` (an episode's own seed)."""
         self._base, self._calls = int(seed), 0
 
-    def __call__(self, context_frames, context_actions, future_actions) -> np.ndarray:
+    decodes_subsets = True  # takes `decode_frames=`: the planner's costs that read a few frames ask for those
+
+    def __call__(self, context_frames, context_actions, future_actions, decode_frames=None) -> np.ndarray:
         seed = self._base + self._calls
         self._calls += 1
         frames = self.predictor.predict(
@@ -49,6 +51,7 @@ class SeededPredictFn:
             num_frames=future_actions.shape[1],
             decoding=self.decoding,
             seed=seed,
+            decode_frames=decode_frames,
         )
         if hasattr(frames, "cpu"):  # a torch tensor
             frames = frames.cpu().numpy()

@@ -1,0 +1,38 @@
+"""`Predictor.predict(decode_frames=...)`: the same pixels as decoding everything, fewer frames."""
+
+import numpy as np
+import pytest
+from stand_ins import tiny_predictor
+
+from maskvit.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return tiny_predictor(0)  # 6-frame clips, 2 context frames, 2-D actions
+
+
+def _request(predictor):
+    rng = np.random.default_rng(0)
+    size = predictor.config.tokenizer.resolution
+    context = rng.integers(0, 256, (3, 2, size, size, 3), dtype=np.uint8)
+    actions = rng.uniform(-0.05, 0.05, (3, 6, 2)).astype(np.float32)
+    return context, actions
+
+
+def test_decoding_some_frames_gives_those_frames_of_the_whole_prediction(predictor):
+    context, actions = _request(predictor)
+    whole = predictor.predict(context, actions, num_frames=4, seed=5)
+    last = predictor.predict(context, actions, num_frames=4, seed=5, decode_frames=[-1])
+    picked = predictor.predict(context, actions, num_frames=4, seed=5, decode_frames=[0, 2])
+    assert last.shape == (3, 1, *whole.shape[2:])
+    gap = np.abs(last[:, 0].astype(int) - whole[:, -1].astype(int))
+    assert gap.max() <= 1  # the decoder's batch differs; its rounding may, by one level
+    assert np.abs(picked.astype(int) - whole[:, [0, 2]].astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("frames", [[], [4], [-5]])
+def test_frames_outside_the_prediction_are_a_one_line_error(predictor, frames):
+    context, actions = _request(predictor)
+    with pytest.raises(UserError, match="indices into the 4 predicted frames"):
+        predictor.predict(context, actions, num_frames=4, seed=5, decode_frames=frames)
