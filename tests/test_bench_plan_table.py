@@ -66,3 +66,20 @@ def test_a_task_played_on_other_instances_or_never_solved_by_the_oracle_has_no_r
 def test_without_an_oracle_there_are_no_ratios(tmp_path):
     write_chunk(tmp_path, "model", "push_red", [0, 1], 1)
     assert oracle_ratios(merge(tmp_path)) == {}
+
+
+def test_success_by_goal_distance_buckets_each_episode_by_its_instances_goal_step(tmp_path):
+    from maskvit.bench.plan_table import by_goal_steps
+    from maskvit.sim.desk_instances import load_instances
+
+    steps = [instance.goal_step for instance in load_instances(task="push_red", split="test")]
+    folder = tmp_path / "model" / "push_red_000" / "push_red"
+    folder.mkdir(parents=True)
+    rows = [{"task_seed": seed, "success": seed % 2 == 0} for seed in range(6)]
+    (folder / "results.json").write_text(json.dumps(
+        {"task": "push_red", "split": "test", "policies": {"model": {"per_episode": rows}}}))
+    cells = by_goal_steps(tmp_path)["model"]["push_red"]
+    for bucket, (low, high) in zip(cells, [(1, 7), (8, 14), (15, 30)], strict=True):
+        inside = [seed for seed in range(6) if low <= steps[seed] <= high]
+        assert cells[bucket] == [sum(seed % 2 == 0 for seed in inside), len(inside)]
+    assert sum(total for _, total in cells.values()) == 6

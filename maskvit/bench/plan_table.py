@@ -91,6 +91,42 @@ def markdown(table: dict[str, dict[str, dict]]) -> str:
 
 
 BUTTON_TASKS = ("push_red", "push_green", "push_blue")
+# Buckets of an instance's distance: the steps its scripted controller took to reach the goal.
+GOAL_STEP_BUCKETS = ((1, 7), (8, 14), (15, 30))
+
+
+def by_goal_steps(out: Path) -> dict[str, dict[str, dict[str, list[int]]]]:
+    """{policy: {task: {"1-7": [solved, episodes], ...}}}: success by how far the goal is,
+    read from the chunks' per-task reports (OUT/POLICY/CHUNK/TASK/results.json) and the
+    instances' `goal_step` (the scripted controller's steps to the goal; a 15-step episode
+    plans 14)."""
+    from maskvit.sim.desk_instances import load_instances
+
+    table: dict[str, dict[str, dict[str, list[int]]]] = {}
+    for path in sorted(out.glob("*/*/*/results.json")):
+        data = _read(path)
+        task, split = data.get("task"), data.get("split")
+        if task is None:
+            continue
+        steps = [instance.goal_step for instance in load_instances(task=task, split=split)]
+        for policy, summary in data["policies"].items():
+            cells = table.setdefault(policy, {}).setdefault(task, {f"{lo}-{hi}": [0, 0] for lo, hi in GOAL_STEP_BUCKETS})
+            for row in summary["per_episode"]:
+                goal_step = steps[row["task_seed"]]
+                bucket = next(f"{lo}-{hi}" for lo, hi in GOAL_STEP_BUCKETS if goal_step <= hi)
+                cells[bucket][0] += int(row["success"])
+                cells[bucket][1] += 1
+    return table
+
+
+def goal_steps_markdown(table: dict[str, dict[str, dict[str, list[int]]]]) -> str:
+    buckets = [f"{lo}-{hi}" for lo, hi in GOAL_STEP_BUCKETS]
+    lines = ["| policy | task | " + " | ".join(f"goal {b} steps away" for b in buckets) + " |",
+             "|---|---" + "|---" * len(buckets) + "|"]
+    for policy, tasks in table.items():
+        for task, cells in tasks.items():
+            lines.append(f"| {policy} | {task} | " + " | ".join(f"{cells[b][0]}/{cells[b][1]}" for b in buckets) + " |")
+    return "\n".join(lines)
 
 
 def oracle_ratios(table: dict[str, dict[str, dict]]) -> dict[str, dict[str, float]]:
@@ -135,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--json", type=Path, help="also write the merged table here")
+    parser.add_argument("--by-goal-steps", action="store_true",
+                        help="also success by how many scripted steps away each instance's goal is")
     args = parser.parse_args(argv)
     if not args.out.is_dir():
         print(f"error: {args.out} is not a folder of planning runs", file=sys.stderr)
@@ -145,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     if ratios:
         print("\nSuccess rate as a multiple of the oracle's (same instances):\n")
         print(ratio_markdown(ratios))
+    if args.by_goal_steps:
+        print("\nSolved by how far the goal is (its scripted controller's steps):\n")
+        print(goal_steps_markdown(by_goal_steps(args.out)))
     if args.json:
         atomic_write_json(args.json, {"policies": table, "oracle_ratios": ratios})
     return 0
