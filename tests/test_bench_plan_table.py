@@ -63,8 +63,10 @@ def test_a_task_played_on_other_instances_or_never_solved_by_the_oracle_has_no_r
     assert math.isnan(ratios["open_drawer"]) and math.isnan(ratios["average"])
 
 
-def test_without_an_oracle_there_are_no_ratios(tmp_path):
+def test_without_an_oracle_or_shared_instances_there_are_no_ratios(tmp_path):
     write_chunk(tmp_path, "model", "push_red", [0, 1], 1)
+    assert oracle_ratios(merge(tmp_path)) == {}
+    write_chunk(tmp_path, "oracle", "push_red", [0], 1)  # the oracle's row is not finished
     assert oracle_ratios(merge(tmp_path)) == {}
 
 

@@ -131,7 +131,7 @@ def goal_steps_markdown(table: dict[str, dict[str, dict[str, list[int]]]]) -> st
 
 def oracle_ratios(table: dict[str, dict[str, dict]]) -> dict[str, dict[str, float]]:
     """{policy: {task | "buttons" | "average": rate ÷ the oracle's rate}} over the tasks both
-    played on the same number of instances. "buttons" pools the three button tasks' episodes;
+    played on the same number of instances (a policy sharing none has no entry). "buttons" pools the three button tasks' episodes;
     "average" is the mean of the per-task ratios. A task the oracle never solved has no ratio
     (NaN), as has a policy compared with itself."""
     oracle = table.get("oracle")
@@ -142,14 +142,15 @@ def oracle_ratios(table: dict[str, dict[str, dict]]) -> dict[str, dict[str, floa
         if policy == "oracle":
             continue
         shared = [task for task in rows if task in oracle and rows[task]["episodes"] == oracle[task]["episodes"]]
+        if not shared:
+            continue
         per_task = {task: _ratio(rows[task]["successes"], oracle[task]["successes"]) for task in shared}
         buttons = [task for task in shared if task in BUTTON_TASKS]
         if buttons:
             per_task["buttons"] = _ratio(sum(rows[t]["successes"] for t in buttons),
                                          sum(oracle[t]["successes"] for t in buttons))
         finite = [per_task[task] for task in shared if per_task[task] == per_task[task]]
-        if shared:
-            per_task["average"] = sum(finite) / len(finite) if finite else float("nan")
+        per_task["average"] = sum(finite) / len(finite) if finite else float("nan")
         ratios[policy] = per_task
     return ratios
 
