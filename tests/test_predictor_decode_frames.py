@@ -36,3 +36,13 @@ def test_frames_outside_the_prediction_are_a_one_line_error(predictor, frames):
     context, actions = _request(predictor)
     with pytest.raises(UserError, match="indices into the 4 predicted frames"):
         predictor.predict(context, actions, num_frames=4, seed=5, decode_frames=frames)
+
+
+def test_a_read_only_context_is_taken_without_a_warning(predictor):
+    import warnings
+
+    context, actions = _request(predictor)
+    one = np.broadcast_to(context[:1], context[:1].shape)  # read-only, C-contiguous: as the planner sends
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predictor.predict(one, actions[:1], num_frames=4, seed=5)

@@ -39,7 +39,13 @@ from maskvit.tokenizer.vqgan import load_vqgan
 
 
 def _as_tensor(x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
-    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+    """A tensor sharing `x`'s memory where it can; a read-only array (a broadcast view, say)
+    is copied, as torch warns on tensors over memory it may not write."""
+    if isinstance(x, torch.Tensor):
+        t = x
+    else:
+        array = np.asarray(x)
+        t = torch.from_numpy(array if array.flags.writeable else array.copy())
     return t if dtype is None else t.to(dtype)
 
 
