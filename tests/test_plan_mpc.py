@@ -151,7 +151,7 @@ def test_predictor_adapter_passes_clip_actions_and_fresh_seeds():
     seen = []
 
     class FakePredictor:
-        def predict(self, context_frames, actions, num_frames, decoding, seed, decode_frames=None):
+        def predict(self, context_frames, actions, num_frames, decoding, seed):
             seen.append((context_frames.shape, actions.shape, num_frames, decoding.steps,
                          decoding.schedule, seed))
             return np.zeros((len(context_frames), num_frames, 16, 16, 3), np.uint8)

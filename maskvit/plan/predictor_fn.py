@@ -45,13 +45,14 @@ class SeededPredictFn:
     def __call__(self, context_frames, context_actions, future_actions, decode_frames=None) -> np.ndarray:
         seed = self._base + self._calls
         self._calls += 1
+        subset = {} if decode_frames is None else {"decode_frames": decode_frames}
         frames = self.predictor.predict(
             np.ascontiguousarray(context_frames),
             clip_actions(context_actions, future_actions),
             num_frames=future_actions.shape[1],
             decoding=self.decoding,
             seed=seed,
-            decode_frames=decode_frames,
+            **subset,  # only when asked: any object with `predict` serves the other costs
         )
         if hasattr(frames, "cpu"):  # a torch tensor
             frames = frames.cpu().numpy()
