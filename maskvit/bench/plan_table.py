@@ -103,12 +103,15 @@ def by_goal_steps(out: Path) -> dict[str, dict[str, dict[str, list[int]]]]:
     from maskvit.sim.desk_instances import load_instances
 
     table: dict[str, dict[str, dict[str, list[int]]]] = {}
+    goal_steps: dict[tuple[str, str], list[int]] = {}  # one read of the instance file per task
     for path in sorted(out.glob("*/*/*/results.json")):
         data = _read(path)
         task, split = data.get("task"), data.get("split")
         if task is None:
             continue
-        steps = [instance.goal_step for instance in load_instances(task=task, split=split)]
+        if (task, split) not in goal_steps:
+            goal_steps[task, split] = [i.goal_step for i in load_instances(task=task, split=split)]
+        steps = goal_steps[task, split]
         for policy, summary in data["policies"].items():
             cells = table.setdefault(policy, {}).setdefault(task, {f"{lo}-{hi}": [0, 0] for lo, hi in GOAL_STEP_BUCKETS})
             for row in summary["per_episode"]:
