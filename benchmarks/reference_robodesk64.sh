@@ -27,18 +27,23 @@ set -euo pipefail
 OUT=${1:-runs/reference_robodesk64}
 DATA=$OUT/data
 EPISODES=${EPISODES:-436}
+NOISE=${NOISE:-0.4}  # the scripted policies' noise std, or levels drawn per episode (0.1,0.2,0.4)
 WORKERS=${WORKERS:-2}
 TOKENIZER_STEPS=${TOKENIZER_STEPS:-2500}
 TRANSFORMER_STEPS=${TRANSFORMER_STEPS:-7000}
 BUNDLE=${BUNDLE:-maskvit/pretrained/robodesk64}
 resume() { [ -f "$1/config.yaml" ] && echo --resume || true; }
 
-maskvit collect --env robodesk --episodes "$EPISODES" --workers "$WORKERS" --seed 0 --out "$DATA"
+maskvit collect --env robodesk --episodes "$EPISODES" --workers "$WORKERS" --seed 0 --noise "$NOISE" --out "$DATA"
 
-TOK=$OUT/tokenizer
-maskvit train-tokenizer --preset robodesk64 --data "$DATA" --out "$TOK" --device cpu $(resume "$TOK") \
-  --set tokenizer_train.steps="$TOKENIZER_STEPS"
-maskvit reconstruct --tokenizer "$TOK" --data "$DATA" --split val --out "$OUT/reconstructions_val" --device cpu
+# TOKENIZER=RUN reuses a finished tokenizer (e.g. the restored reference one) instead of training one.
+TOK=${TOKENIZER:-$OUT/tokenizer}
+if [ -z "${TOKENIZER:-}" ]; then
+  maskvit train-tokenizer --preset robodesk64 --data "$DATA" --out "$TOK" --device cpu $(resume "$TOK") \
+    --set tokenizer_train.steps="$TOKENIZER_STEPS"
+fi
+[ -d "$OUT/reconstructions_val" ] || \
+  maskvit reconstruct --tokenizer "$TOK" --data "$DATA" --split val --out "$OUT/reconstructions_val" --device cpu
 
 maskvit tokenize --tokenizer "$TOK" --data "$DATA" --out "$OUT/tokens" --device cpu
 maskvit train --preset robodesk64 --data "$OUT/tokens" --out "$OUT/transformer" --device cpu \

@@ -1,6 +1,7 @@
 """The RoboDesk world: seeded scenes, exact state restore, VP2's render and success
 predicates, collection into an episode store, and one-line errors for bad input."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -9,10 +10,12 @@ import pytest
 
 from maskvit.cli import main
 from maskvit.data import EpisodeStore
+from maskvit.data.store import read_writer_settings
 from maskvit.errors import UserError
+from maskvit.sim.collection import plain
 from maskvit.sim.desk_collect import collect_desk_dataset, desk_episode_seed
 from maskvit.sim.desk_instances import instance_seed
-from maskvit.sim.desk_policies import RandomPolicy, scripted_policy
+from maskvit.sim.desk_policies import NoisyMix, RandomPolicy, scripted_policy
 from maskvit.sim.desk_world import SHADOW_SIZE, STATE_COLUMNS, TASKS, DeskWorld
 
 
@@ -174,6 +177,40 @@ def test_collect_robodesk_rejects_bad_input_in_one_line(tmp_path, capsys):
                  "--out", str(out)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_noise_levels_are_drawn_per_episode_and_recorded(tmp_path):
+    """Several noise levels: each scripted episode draws one and records it; the store keeps the
+    levels, and resuming with another mix is refused rather than mixed in."""
+    out = tmp_path / "levels"
+    mix = NoisyMix(noise_std=(0.0, 0.3), random_fraction=0.0)
+    store = collect_desk_dataset(out, 4, tasks=("push_red",), steps=2, mix=mix, progress=False)
+    drawn = [store.info(i)["noise_std"] for i in store.episode_ids()]
+    assert set(drawn) <= {0.0, 0.3} and len(drawn) == 4
+    assert read_writer_settings(out)["extra"]["policy"]["noise_std"] == [0.0, 0.3]
+    with pytest.raises(UserError, match="different policy"):
+        collect_desk_dataset(out, 4, tasks=("push_red",), steps=2, progress=False)
+
+
+def test_one_noise_level_keeps_the_stores_collected_before_levels_existed():
+    """The default mix records what older stores recorded and draws nothing extra from the
+    episode's generator, so such a store resumes and extends with the same episodes."""
+    assert plain(dataclasses.asdict(NoisyMix())) == {"noise_std": 0.4, "random_fraction": 0.15}
+    rng = np.random.default_rng(5)
+    assert NoisyMix().episode_noise(rng) == 0.4
+    assert rng.uniform() == np.random.default_rng(5).uniform()
+    for bad in ((), (0.1, -0.2), (float("nan"),)):
+        with pytest.raises(UserError, match="noise"):
+            NoisyMix(noise_std=bad)
+
+
+def test_collect_noise_flag_rejects_bad_values_in_one_line(tmp_path, capsys):
+    out = tmp_path / "bad"
+    for flags in (["--env", "robodesk", "--noise", "0.1,lots"], ["--env", "robodesk", "--noise", "-1"],
+                  ["--env", "push", "--noise", "0.2"]):
+        assert main(["collect", *flags, "--episodes", "1", "--out", str(out)]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+        assert not out.exists()
 
 
 def test_a_machine_without_its_gl_library_gets_one_line_and_no_files(tmp_path):

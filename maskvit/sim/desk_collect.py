@@ -1,11 +1,12 @@
 """RoboDesk data collection: noisy scripted policies for every task, and random exploration.
 
 As VP2's RoboDesk data: 30-step episodes, action repeat 50, each episode one task's
-scripted controller with Gaussian noise (std 0.4) on every action, tasks mixed; a fraction
-of the episodes explore at random instead (`NoisyMix`). Beside each frame the store keeps
+scripted controller with Gaussian noise (std 0.4, or a std drawn per episode from several
+levels: `maskvit collect --noise 0.1,0.2,0.4`) on every action, tasks mixed; a fraction of the
+episodes explore at random instead (`NoisyMix`). Beside each frame the store keeps
 the task-relevant state (`states`, float32: see `desk_world.STATE_COLUMNS`) and the whole
 simulator state (`sim_states`, float64), from which `DeskWorld.set_state` restores that
-frame exactly. Episode i of a run with seed s is a pure function of (s, i, the task list),
+frame exactly. Episode i of a run with seed s is a pure function of (s, i, the task list, the mix),
 so a resumed or parallel run writes the same data.
 """
 
@@ -58,6 +59,10 @@ def collect_desk_episode(world: DeskWorld, index: int, *, run_seed: int, steps: 
     task, kind = mix.choose(tasks, rng)
     frame = world.reset(desk_episode_seed(run_seed, index))
     policy = RandomPolicy() if kind == "random" else scripted_policy(task)
+    info: dict[str, Any] = {"task": task, "policy": kind}
+    noise = mix.episode_noise(rng) if kind == "scripted" else 0.0
+    if kind == "scripted" and isinstance(mix.noise_std, tuple):
+        info["noise_std"] = noise
     policy.reset(world, rng)
     frames, actions, states, sim_states = [], [], [], []
     for t in range(steps):
@@ -66,14 +71,14 @@ def collect_desk_episode(world: DeskWorld, index: int, *, run_seed: int, steps: 
         sim_states.append(world.get_state())
         action = policy.action(world)
         if kind == "scripted":
-            action = action + rng.normal(0.0, mix.noise_std, ACTION_DIM)
+            action = action + rng.normal(0.0, noise, ACTION_DIM)
         # Stored as float32 and stepped as stored: replaying the file repeats the episode exactly.
         actions.append(np.clip(action, -1.0, 1.0).astype(np.float32))
         if t + 1 < steps:
             frame = world.step(actions[-1])
     return {"frames": np.stack(frames), "actions": np.stack(actions),
             "states": np.stack(states), "sim_states": np.stack(sim_states),
-            "info": {"task": task, "policy": kind}}
+            "info": info}
 
 
 def collect_desk_dataset(out: str | Path, episodes: int, tasks: tuple[str, ...] = TASKS,

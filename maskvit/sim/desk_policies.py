@@ -21,10 +21,12 @@ and the generator passed to `reset`, a policy is deterministic.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from maskvit.errors import UserError
 from maskvit.sim.desk_world import ACTION_DIM, TASKS, DeskWorld, check_task
 
 # One unit of action moves the hand about 8 cm in a step: a gain of 10 closes ~80 % of a gap.
@@ -372,17 +374,34 @@ CONTROLLERS_VERSION = 2
 class NoisyMix:
     """How collected episodes are made: a task's scripted policy plus Gaussian noise, or random.
 
-    `noise_std` is VP2's (0.4 on every action dimension); `random_fraction` of the episodes
-    explore at random instead, so the data also shows motions no script makes.
+    `noise_std` is VP2's by default (0.4 on every action dimension). It may also be several
+    levels, one drawn per scripted episode: at 0.4 the controllers rarely finish the fine
+    tasks (open_slide 0/12 scenes against 10/12 at 0.2, `benchmarks/RESULTS.md`), so data made
+    at 0.4 alone shows almost no opened slide or drawer for a model to learn. `random_fraction`
+    of the episodes explore at random instead, so the data also shows motions no script makes.
     """
 
-    noise_std: float = 0.4
+    noise_std: float | tuple[float, ...] = 0.4
     random_fraction: float = 0.15
+
+    def __post_init__(self) -> None:
+        levels = self.noise_std if isinstance(self.noise_std, tuple) else (self.noise_std,)
+        if not levels or not all(isinstance(v, int | float) and math.isfinite(v) and v >= 0 for v in levels):
+            raise UserError(f"the scripted policies' noise is one or more numbers >= 0, got {self.noise_std!r}")
+        if not 0.0 <= self.random_fraction <= 1.0:
+            raise UserError(f"random_fraction is a share in [0, 1], got {self.random_fraction!r}")
 
     def choose(self, tasks: tuple[str, ...], rng: np.random.Generator) -> tuple[str, str]:
         """(task, kind) of one episode; kind is "scripted" or "random"."""
         task = tasks[int(rng.integers(len(tasks)))]
         return task, "random" if rng.uniform() < self.random_fraction else "scripted"
+
+    def episode_noise(self, rng: np.random.Generator) -> float:
+        """The noise std of one scripted episode. A single level draws nothing from `rng`, so
+        stores collected before levels existed resume with the same episodes."""
+        if not isinstance(self.noise_std, tuple):
+            return float(self.noise_std)
+        return float(self.noise_std[int(rng.integers(len(self.noise_std)))])
 
 
 __all__ = ["CONTROLLERS_VERSION", "TASKS", "NoisyMix", "RandomPolicy", "scripted_policy", "toward"]
