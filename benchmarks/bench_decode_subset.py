@@ -1,4 +1,4 @@
-"""One planning call's time when the cost reads every predicted frame or only the last.
+"""One planning call's time when the cost reads every predicted frame, only the last, or latents.
 
     python benchmarks/bench_decode_subset.py --model BUNDLE [--samples 64] [--threads 1] [--repeats 3]
 
@@ -7,7 +7,8 @@ every frame) the tokenizer's decoder turns all M × 10 predicted frames into pix
 `final_pixel_l2` only the last frame of each is decoded (`Predictor.predict(decode_frames=
 [-1])`). This times the same call both ways, alternating (A, B, A, B, ...) after a warm-up
 of each, with the threads one `maskvit plan --workers 2` worker gets on a 2-core machine,
-and prints the median seconds per call and their ratio.
+and prints the median seconds per call and their ratio. `latent_l2` decodes nothing: the
+predicted tokens' code vectors are compared with the goal's (`output="latents"`).
 """
 
 from __future__ import annotations
@@ -41,20 +42,22 @@ def main() -> None:
     past = np.zeros((args.samples, 1, 5))
     rng = np.random.default_rng(0)
     future = np.clip(rng.normal(0, [0.5, 0.5, 0.5, 0.1, 0.1], (args.samples, horizon, 5)), -1, 1)
-    ways = {"every frame": None, "last frame": [-1]}
+    ways = {"every frame decoded": {}, "last frame decoded": {"decode_frames": [-1]},
+            "latents, no decoder": {"latents": True}}
     times: dict[str, list[float]] = {name: [] for name in ways}
     for repeat in range(args.repeats + 1):  # the first round warms up
-        for name, decode in ways.items():
+        for name, extra in ways.items():
             start = time.perf_counter()
-            out = predict(frames, past, future, decode_frames=decode)
+            out = predict(frames, past, future, **extra)
             if repeat:
                 times[name].append(time.perf_counter() - start)
-            assert out.shape[1] == (horizon if decode is None else 1)
-    every, last = (statistics.median(times[name]) for name in ways)
+            assert out.shape[1] == (1 if "decode_frames" in extra else horizon)
+    medians = {name: statistics.median(times[name]) for name in ways}
+    every = medians["every frame decoded"]
     print(f"{args.samples} samples × {horizon} frames, {args.threads} thread(s), {predictor.precision}:")
-    print(f"  every frame decoded: {every:.2f} s per call (runs {', '.join(f'{t:.2f}' for t in times['every frame'])})")
-    print(f"  last frame decoded:  {last:.2f} s per call (runs {', '.join(f'{t:.2f}' for t in times['last frame'])})")
-    print(f"  ratio: {every / last:.2f}x")
+    for name, median in medians.items():
+        runs = ", ".join(f"{t:.2f}" for t in times[name])
+        print(f"  {name + ':':21s} {median:.2f} s per call, {every / median:.2f}x faster than every frame (runs {runs})")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from maskvit.config import PlanConfig
 from maskvit.errors import UserError
 from maskvit.plan.baselines import RandomPolicy
 from maskvit.plan.mpc import run_episode
-from maskvit.plan.planner import ModelPlanner
+from maskvit.plan.planner import ModelPlanner, latent_l2_cost, pixel_l2_cost
 
 
 def _config(**changes) -> PlanConfig:
@@ -137,6 +137,64 @@ def test_a_cost_that_reads_the_last_frame_has_only_that_frame_decoded(optimizer)
     # ... and the plan's frames, for the GIFs, are all of what its actions lead to
     assert decoder.asked[-1] == (1, None)
     np.testing.assert_array_equal(plan.predicted, point_predictor(context[None], np.zeros((1, 1, 2)), plan.actions[None])[0])
+
+
+class PooledLatents:
+    """The stand-in model with a latent space: 2×2 mean-pooled frames (8×8×3 code vectors),
+    as `SeededPredictFn` gives a Predictor's; it records what each call asked for."""
+
+    predicts_latents = True
+
+    def __init__(self):
+        self.asked = []
+
+    @staticmethod
+    def pool(frames: np.ndarray) -> np.ndarray:
+        f = frames.astype(np.float32) / 255.0
+        return f.reshape(*f.shape[:-3], 8, 2, 8, 2, 3).mean(axis=(-4, -2))
+
+    def __call__(self, frames, past, future, latents=False):
+        self.asked.append((len(future), latents))
+        predicted = point_predictor(frames, past, future)
+        return self.pool(predicted) if latents else predicted
+
+    def latents_of(self, frames):
+        return self.pool(frames)
+
+
+@pytest.mark.parametrize("optimizer", ["cem", "mppi"])
+def test_a_latent_cost_plans_on_code_vectors_and_shows_the_plans_frames(optimizer):
+    world = PointWorld()
+    first = world.reset(3)
+    context, goal = np.stack([first, first]), world.goal_image()
+    model = PooledLatents()
+    planner = ModelPlanner(model, _config(cost="latent_l2", optimizer=optimizer, samples=64, iterations=3),
+                           world.action_low, world.action_high)
+    plan = planner.plan(context, np.zeros((1, 2)), goal, np.random.default_rng(0))
+    assert np.linalg.norm(locate_point(plan.predicted[-1]) - world.goal) < 0.08  # from 0.3 away
+    assert all(latents for n, latents in model.asked if n == 64)  # scored without pixels
+    assert model.asked[-1] == (1, False)  # the chosen plan's frames, for the GIFs
+    np.testing.assert_array_equal(plan.predicted, point_predictor(context[None], np.zeros((1, 1, 2)), plan.actions[None])[0])
+    # latent costs come in pixel units (MPPI's γ is set for pixels): standing still costs the same
+    unit, goal_latents = planner._latent_units(first, goal)
+    weights = planner.optimizer.weights
+    still_pixels = pixel_l2_cost(np.broadcast_to(first, (1, 10, *first.shape)), goal, weights)[0]
+    still_latents = latent_l2_cost(np.broadcast_to(model.pool(first), (1, 10, 8, 8, 3)), goal_latents, weights)[0]
+    assert unit * still_latents == pytest.approx(still_pixels, rel=1e-5)
+
+
+def test_a_latent_cost_needs_a_model_with_latents_and_the_oracle_scores_pixels_instead():
+    from maskvit.plan.baselines import OraclePolicy
+
+    world = PointWorld()
+    with pytest.raises(UserError, match="latent_l2 compares the model's code vectors"):
+        ModelPlanner(point_predictor, _config(cost="latent_l2"), world.action_low, world.action_high)
+    class Simulable(PointWorld):
+        def scratch(self):  # the oracle's copy; only built here, never stepped
+            return self
+
+    oracle = OraclePolicy(Simulable(), _config(cost="latent_l2"), cost="pixel")
+    assert oracle.frame_cost is pixel_l2_cost
 
 
 def test_render_and_locate_round_trip():

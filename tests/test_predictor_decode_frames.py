@@ -46,3 +46,24 @@ def test_a_read_only_context_is_taken_without_a_warning(predictor):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         predictor.predict(one, actions[:1], num_frames=4, seed=5)
+
+
+def test_latents_are_the_code_vectors_the_frames_were_decoded_from(predictor):
+    """`output="latents"` skips the decoder: its vectors are codebook rows, and decoding
+    those codes gives the pixels `predict` returns for the same seed."""
+    import torch
+
+    context, actions = _request(predictor)
+    whole = predictor.predict(context, actions, num_frames=4, seed=5)
+    latents = predictor.predict(context, actions, num_frames=4, seed=5, output="latents")
+    grid = predictor.tokenizer.cfg.token_grid
+    book = predictor.tokenizer.quantizer.embeddings().detach().numpy()
+    assert latents.shape == (3, 4, grid, grid, book.shape[1]) and latents.dtype == np.float32
+    gaps = ((latents[..., None, :] - book) ** 2).sum(-1)  # (3, 4, g, g, K)
+    codes = gaps.argmin(-1)
+    assert np.allclose(gaps.min(-1), 0.0, atol=1e-6)  # every vector is a code's own
+    again = predictor.tokenizer.decode(torch.from_numpy(codes)).numpy()
+    assert np.abs(again.astype(int) - whole.astype(int)).max() <= 1
+    assert np.allclose(predictor.latents(context[:, -1]), book[predictor.encode(context[:, -1]).numpy()])
+    with pytest.raises(UserError, match="pixels' or 'latents"):
+        predictor.predict(context, actions, num_frames=4, seed=5, output="tokens")

@@ -134,6 +134,11 @@ class Predictor:
             return self.tokenizer.decode(codes.to(self.device)).cpu().numpy()
 
     @torch.no_grad()
+    def latents(self, frames: Any) -> np.ndarray:
+        """uint8 frames (..., H, W, 3) -> their code vectors, float32 (..., h, w, n_z)."""
+        return self.tokenizer.embed(self.encode(frames)).cpu().numpy()
+
+    @torch.no_grad()
     def predict(
         self,
         context_frames: Any,
@@ -145,6 +150,7 @@ class Predictor:
         batch_size: int | None = None,
         generator: Generators = None,
         decode_frames: Sequence[int] | None = None,
+        output: str = "pixels",
     ) -> np.ndarray:
         """Predict `num_frames` frames after the context (default: the preset's, fewer when
         the clip is shorter; with a goal, the room left before it).
@@ -160,8 +166,13 @@ class Predictor:
         `decode_frames` (indices into the predicted frames, e.g. `[-1]`) turns only those into
         pixels: all frames are still predicted as tokens, but the tokenizer's decoder, most of
         a planning call's time on a CPU, runs on those alone (same pixels as decoding all).
-        Returns uint8 (B, num_frames, H, W, 3), or (B, len(decode_frames), H, W, 3).
+        `output="latents"` runs no decoder at all and returns the predicted frames' code
+        vectors (the decoder's input), for costs that compare frames in latent space.
+        Returns uint8 (B, num_frames, H, W, 3), or (B, len(decode_frames), H, W, 3); latents:
+        float32 (B, frames, h, w, n_z).
         """
+        if output not in ("pixels", "latents"):
+            raise UserError(f"output must be 'pixels' or 'latents', got {output!r}")
         context = _as_tensor(context_frames)
         if context.dim() != 5:
             raise UserError(f"context frames must have shape (B, Tc, H, W, 3); got {tuple(context.shape)}")
@@ -183,6 +194,8 @@ class Predictor:
         codes = codes[:, n_context:n_context + num_frames]
         if decode_frames is not None:
             codes = codes[:, requests.frame_indices(decode_frames, num_frames)]
+        if output == "latents":
+            return self.tokenizer.embed(codes).cpu().numpy()
         return np.concatenate([self.decode(codes[i:i + chunk]) for i in range(0, b, chunk)])
 
     def _decode_in_chunks(self, context_codes: torch.Tensor, num_frames: int, decoding: DecodingConfig,

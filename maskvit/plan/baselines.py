@@ -22,7 +22,14 @@ import numpy as np
 
 from maskvit.config import PlanConfig
 from maskvit.errors import UserError
-from maskvit.plan.planner import FrameCost, Plan, check_plan_config, get_cost, make_optimizer
+from maskvit.plan.planner import (
+    FrameCost,
+    Plan,
+    check_plan_config,
+    get_cost,
+    make_optimizer,
+    pixel_cost_name,
+)
 
 ORACLE_COSTS = ("state", "pixel")
 
@@ -87,7 +94,8 @@ class OraclePolicy:
         self.world = world  # the planning world the loop steps
         self.optimizer = make_optimizer(config, world.action_low, world.action_high)
         self.cost = cost
-        self.frame_cost = frame_cost or get_cost(config.cost)
+        # A latent cost names a model's code space, which a simulator has not: pixel_l2 instead.
+        self.frame_cost = frame_cost or get_cost(pixel_cost_name(config.cost))
         self.scratch = world.scratch()
         # The state cost renders nothing to score; the chosen plan's frames are rendered for
         # the GIFs only, and a GIF shows the steps that run before the next replan: rendering

@@ -49,13 +49,33 @@ def final_pixel_l2_cost(frames: np.ndarray, goal: np.ndarray, weights: np.ndarra
     return np.square(diff).sum(axis=(1, 2, 3))
 
 
+def latent_l2_cost(latents: np.ndarray, goal: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Σ_i c_i ‖z_i − z_goal‖²₂ over code vectors: predicted (M, H, h, w, D), goal (h, w, D).
+
+    pixel_l2's objective in the tokenizer's code space: the model's predicted tokens are
+    compared without running the tokenizer's decoder, most of a planning call's time on a CPU.
+    """
+    diff = np.asarray(latents, np.float32) - np.asarray(goal, np.float32)[None, None]
+    per_step = np.square(diff).sum(axis=(2, 3, 4))  # (M, H)
+    return per_step @ np.asarray(weights, dtype=np.float32)
+
+
 COSTS: dict[str, FrameCost] = {
     "pixel_l2": pixel_l2_cost,
     "final_pixel_l2": final_pixel_l2_cost,
+    "latent_l2": latent_l2_cost,
 }
+# Costs that read the model's code vectors instead of frames (a `PredictFn` with
+# `predicts_latents`); a simulator has none, so the oracle scores pixel_l2 in their place.
+LATENT_COSTS = ("latent_l2",)
 # The predicted frames a cost reads, where it reads fewer than all: a `PredictFn` that can
 # (`decodes_subsets`) turns only those into pixels, which on a CPU is most of a model call.
 COST_READS: dict[str, tuple[int, ...]] = {"final_pixel_l2": (-1,)}
+
+
+def pixel_cost_name(name: str) -> str:
+    """`name`, or pixel_l2 where `name` compares latents (what frames alone can be scored by)."""
+    return "pixel_l2" if name in LATENT_COSTS else name
 
 
 def get_cost(name: str) -> FrameCost:
@@ -236,6 +256,10 @@ class ModelPlanner:
         # can decode those alone (None: all of them).
         reads = None if cost is not None else COST_READS.get(config.cost)
         self.decode_frames = list(reads) if reads and getattr(predict_fn, "decodes_subsets", False) else None
+        self.latent = cost is None and config.cost in LATENT_COSTS
+        if self.latent and not getattr(predict_fn, "predicts_latents", False):
+            raise UserError(f"plan.cost={config.cost} compares the model's code vectors, and this model "
+                            "gives frames only: use plan.cost=pixel_l2")
 
     def reset(self) -> None:
         self.optimizer.reset()
@@ -249,23 +273,50 @@ class ModelPlanner:
     ) -> Plan:
         """context_frames (Tc, h, w, 3) uint8, context_actions (Tc-1, A), goal (h, w, 3)."""
         check_goal(goal, context_frames.shape[1:])
+        if self.latent:
+            unit, goal_latents = self._latent_units(context_frames[-1], goal)
 
         def score(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+            if self.latent:
+                latents = self._predict(context_frames, context_actions, actions, goal.shape, None, latents=True)
+                return unit * self.cost(latents, goal_latents, self.optimizer.weights), None
             predicted = self._predict(context_frames, context_actions, actions, goal.shape, self.decode_frames)
             costs = self.cost(predicted, goal, self.optimizer.weights)
             return costs, None if self.decode_frames else predicted
 
         plan = self.optimizer.optimise(score, rng)
-        if plan.predicted is None:  # scored on a few frames: show what the plan leads to, all of it
+        if plan.predicted is None:  # scored on latents or a few frames: show the plan's frames, all of them
             plan.predicted = self._predict(context_frames, context_actions, plan.actions[None], goal.shape, None)[0]
         return plan
 
+    def _latent_units(self, frame: np.ndarray, goal: np.ndarray) -> tuple[float, np.ndarray]:
+        """(pixel cost of standing still here / latent cost of the same, the goal's latents).
+
+        MPPI's γ is set for the pixel cost (`plan.mppi_gamma`); latent costs in these units
+        are weighed by it as pixel costs are (the oracle scales its state costs the same
+        way). CEM ranks samples, so for CEM the scale changes nothing.
+        """
+        weights = self.optimizer.weights
+        here, goal_latents = self.predict_fn.latents_of(np.stack([frame, goal]))
+        still = (len(weights), *frame.shape)
+        pixels = float(pixel_l2_cost(np.broadcast_to(frame, (1, *still)), goal, weights)[0])
+        latent = float(latent_l2_cost(np.broadcast_to(here, (1, len(weights), *here.shape)), goal_latents,
+                                      weights)[0])
+        return (pixels / latent if pixels > 0 and latent > 0 else 1.0), goal_latents
+
     def _predict(self, context_frames: np.ndarray, context_actions: np.ndarray, actions: np.ndarray,
-                 frame_shape: tuple[int, ...], decode_frames: list[int] | None) -> np.ndarray:
-        """(B, H or len(decode_frames), h, w, 3) uint8 for the action sequences (B, H, A)."""
+                 frame_shape: tuple[int, ...], decode_frames: list[int] | None,
+                 latents: bool = False) -> np.ndarray:
+        """(B, H or len(decode_frames), h, w, 3) uint8 for the action sequences (B, H, A);
+        with `latents`, their code vectors (B, H, h', w', D) float32."""
         batch = len(actions)
         frames = np.broadcast_to(context_frames[None], (batch, *context_frames.shape))
         past = np.broadcast_to(context_actions[None], (batch, *context_actions.shape))
+        if latents:
+            predicted = np.asarray(self.predict_fn(frames, past, actions, latents=True))
+            if predicted.ndim != 5 or predicted.shape[:2] != actions.shape[:2]:
+                raise ValueError(f"predict_fn returned latents {predicted.shape} for actions {actions.shape}")
+            return predicted
         if decode_frames is None:
             predicted = np.asarray(self.predict_fn(frames, past, actions))
         else:

@@ -41,22 +41,32 @@ class SeededPredictFn:
         self._base, self._calls = int(seed), 0
 
     decodes_subsets = True  # takes `decode_frames=`: the planner's costs that read a few frames ask for those
+    predicts_latents = True  # takes `latents=True` and has `latents_of`: for the latent-space costs
 
-    def __call__(self, context_frames, context_actions, future_actions, decode_frames=None) -> np.ndarray:
+    def __call__(self, context_frames, context_actions, future_actions, decode_frames=None,
+                 latents: bool = False) -> np.ndarray:
         seed = self._base + self._calls
         self._calls += 1
-        subset = {} if decode_frames is None else {"decode_frames": decode_frames}
+        # Only what is asked for: any object with `predict` serves the pixel costs of all frames.
+        extra: dict[str, Any] = {} if decode_frames is None else {"decode_frames": decode_frames}
+        if latents:
+            extra["output"] = "latents"
         frames = self.predictor.predict(
             np.ascontiguousarray(context_frames),
             clip_actions(context_actions, future_actions),
             num_frames=future_actions.shape[1],
             decoding=self.decoding,
             seed=seed,
-            **subset,  # only when asked: any object with `predict` serves the other costs
+            **extra,
         )
         if hasattr(frames, "cpu"):  # a torch tensor
             frames = frames.cpu().numpy()
-        return np.asarray(frames, dtype=np.uint8)
+        # latents: float code vectors (B, H, h, w, n_z), no decoder run
+        return np.asarray(frames, dtype=np.float32 if latents else np.uint8)
+
+    def latents_of(self, frames: np.ndarray) -> np.ndarray:
+        """The code vectors of real frames (..., h, w, 3) uint8, e.g. the goal's."""
+        return np.asarray(self.predictor.latents(np.ascontiguousarray(frames)))
 
 
 def predictor_fn(predictor: Any, decoding: DecodingConfig, seed: int = 0) -> SeededPredictFn:

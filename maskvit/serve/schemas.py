@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from maskvit.config import DECODING_RANGES, PLAN_RANGES
 from maskvit.inference.requests import PLAN_DECODING_FIELDS, REQUEST_CAPS
 from maskvit.model.decoding import SCHEDULES
-from maskvit.plan.planner import COSTS
+from maskvit.plan.planner import COSTS, LATENT_COSTS
 
 Schedule = Literal[tuple(SCHEDULES)]  # type: ignore[valid-type]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -122,7 +122,8 @@ class PlanSettings(_Strict):
     schedule: Schedule | None = Field(None, description="mask schedule of the predictions")
     temperature: float | None = ranged("temperature", (
         "Gumbel temperature of the predictions; omit for the preset's eval value, null for none"))
-    cost: Literal[tuple(COSTS)] | None = Field(None, description=(  # type: ignore[valid-type]
+    # The server's batcher returns frames, so the latent costs are not offered here.
+    cost: Literal[tuple(c for c in COSTS if c not in LATENT_COSTS)] | None = Field(None, description=(  # type: ignore[valid-type]
         "pixel_l2: Σ_i c_i‖frame_i − goal‖² (paper); final_pixel_l2: last frame only"))
     init_mean: list[Finite] | None = Field(None, description="initial sampling mean per action "
                                                             "dimension (A numbers)")

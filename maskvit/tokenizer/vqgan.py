@@ -284,12 +284,7 @@ class VQGAN(nn.Module):
     @torch.no_grad()
     def decode(self, codes: torch.Tensor | np.ndarray, dtype: torch.dtype = torch.uint8) -> torch.Tensor:
         """Codes (..., h, w) -> uint8 frames (..., H, W, 3), or float (..., 3, H, W) in [-1, 1]."""
-        codes = as_tensor(codes).to(self.device, torch.int64)
-        if codes.dim() < 2 or tuple(codes.shape[-2:]) != self.token_grid:
-            raise UserError(f"codes must have shape (..., {self.cfg.token_grid}, {self.cfg.token_grid}), got {tuple(codes.shape)}")
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.cfg.codebook_size):
-            raise UserError(f"codes must lie in [0, {self.cfg.codebook_size}); got "
-                            f"{int(codes.min())}..{int(codes.max())}")
+        codes = self._checked_codes(codes)
         lead = codes.shape[:-2]
         x = self._in_chunks(lambda chunk: self.decoder(self.quantizer.lookup(chunk)),
                             codes.reshape(-1, *codes.shape[-2:]))
@@ -299,10 +294,29 @@ class VQGAN(nn.Module):
         return x.to(dtype)
 
     @torch.no_grad()
+    def embed(self, codes: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Codes (..., h, w) -> the code vectors the decoder reads, float32 (..., h, w, n_z).
+
+        A distance between frames with no decoder run: what a planning cost in latent
+        space compares (`maskvit.plan.planner.latent_l2_cost`)."""
+        codes = self._checked_codes(codes)
+        return self.quantizer.embeddings()[codes]
+
+    @torch.no_grad()
     def reconstruct(self, frames: Frames) -> torch.Tensor:
         """Encode then decode; uint8 in -> uint8 out, float in -> float out."""
         dtype = torch.uint8 if as_tensor(frames).dtype == torch.uint8 else torch.float32
         return self.decode(self.encode(frames), dtype=dtype)
+
+    def _checked_codes(self, codes: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """int64 codes on this device; one line if their grid or range is not this tokenizer's."""
+        codes = as_tensor(codes).to(self.device, torch.int64)
+        if codes.dim() < 2 or tuple(codes.shape[-2:]) != self.token_grid:
+            raise UserError(f"codes must have shape (..., {self.cfg.token_grid}, {self.cfg.token_grid}), got {tuple(codes.shape)}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.cfg.codebook_size):
+            raise UserError(f"codes must lie in [0, {self.cfg.codebook_size}); got "
+                            f"{int(codes.min())}..{int(codes.max())}")
+        return codes
 
     def _in_chunks(self, fn, batch: torch.Tensor) -> torch.Tensor:
         """fn over the batch's first axis, INFERENCE_CHUNK_PIXELS at a time on the CPU."""
