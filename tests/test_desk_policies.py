@@ -15,9 +15,9 @@ def world():
     world.close()
 
 
-def steps_to_success(world, task: str, seed: int, limit: int) -> int | None:
+def steps_to_success(world, task: str, seed: int, limit: int, controllers: int | None = None) -> int | None:
     world.reset(seed)
-    policy = scripted_policy(task)
+    policy = scripted_policy(task, controllers=controllers)
     policy.reset(world, np.random.default_rng(seed))
     for step in range(1, limit + 1):
         action = policy.action(world)
@@ -35,6 +35,14 @@ def steps_to_success(world, task: str, seed: int, limit: int) -> int | None:
 ])
 def test_a_controller_solves_its_task_without_noise_in_few_steps(world, task, seed, limit):
     assert steps_to_success(world, task, seed, limit) is not None
+
+
+def test_the_v3_drawer_controller_goes_in_at_the_edge_and_opens_what_v2_could_not(world):
+    """v2 kept its fingers 3.5 cm short of the desk's edge and stalled pulling; v3 goes in."""
+    assert steps_to_success(world, "open_drawer", 1006, 30, controllers=2) is None
+    assert steps_to_success(world, "open_drawer", 1006, 30) is not None
+    with pytest.raises(ValueError, match="not kept"):
+        scripted_policy("open_drawer", controllers=1)
 
 
 def test_a_controller_is_deterministic_given_the_world_and_its_generator(world):

@@ -290,3 +290,14 @@ def test_every_shipped_goal_state_satisfies_its_tasks_success_predicate(world):
     seeds = [(i.task, i.seed) for i in instances]
     assert len(set(seeds)) == len(seeds)
     assert not {i.seed for i in instances if i.split == "tuning"} & {i.seed for i in instances if i.split == "test"}
+
+
+def test_the_shipped_drawer_instances_are_rolled_again_bit_for_bit(world):
+    """The instance file was rolled with controllers v2; the maker keeps using them, so a newer
+    drawer controller does not quietly make `make_robodesk_instances.py` write another file."""
+    from maskvit.sim.desk_instances import load_instances, make_instances
+
+    shipped = load_instances(task="open_drawer", split="test")[0]
+    again = make_instances(world, "open_drawer", "test", 1)[0]
+    assert again.seed == shipped.seed and again.goal_step == shipped.goal_step
+    np.testing.assert_array_equal(again.goal_state, shipped.goal_state)

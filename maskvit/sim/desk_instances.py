@@ -47,6 +47,11 @@ class Instance:
     goal_step: int  # steps the scripted policy took to reach the goal
 
 
+# The scripted controllers the shipped instance file (v1) was rolled with: kept, so that
+# `benchmarks/make_robodesk_instances.py` still writes that file and not another.
+INSTANCE_CONTROLLERS = 2
+
+
 def instance_seed(task: str, split: str, index: int) -> int:
     return int(np.random.SeedSequence([INSTANCE_STREAM, TASKS.index(task), SPLITS.index(split), index])
                .generate_state(1)[0])
@@ -57,7 +62,7 @@ def roll_to_success(world: DeskWorld, task: str, seed: int) -> tuple[np.ndarray,
     for attempt, noise in enumerate(ATTEMPT_NOISE):
         rng = np.random.default_rng([INSTANCE_STREAM, seed, attempt])
         world.place(seed)
-        policy = scripted_policy(task)
+        policy = scripted_policy(task, controllers=INSTANCE_CONTROLLERS)
         policy.reset(world, rng)
         for step in range(1, MAX_STEPS + 1):
             action = policy.action(world) + rng.normal(0.0, noise, ACTION_DIM)
