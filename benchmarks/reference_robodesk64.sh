@@ -6,11 +6,11 @@
 #
 #   bash benchmarks/reference_robodesk64.sh [OUT]       (default OUT=runs/reference_robodesk64)
 #
-# The next reference (2026-12-05, late: more data, two thirds of it at lower noise, so that the
-# slide and drawer are seen opened; RESULTS.md "What the data shows"), reusing the reference
-# tokenizer restored from reference/robodesk64:
-#   EPISODES=1200 NOISE=0.1,0.2,0.4 TOKENIZER=RESTORED_TOKENIZER BUNDLE=OUT/bundle \
-#     bash benchmarks/reference_robodesk64.sh OUT
+# The next reference (2026-12-05, late: more data, two thirds of it at lower noise and the v3
+# drawer controller, so that the slide and drawer are seen opened; RESULTS.md "What the data
+# shows"). It trains its own tokenizer: the reference one draws an opened drawer shut.
+#   EPISODES=1200 NOISE=0.1,0.2,0.4 BUNDLE=OUT/bundle bash benchmarks/reference_robodesk64.sh OUT
+# (TOKENIZER=RUN reuses a finished tokenizer instead, where its data showed what the new does.)
 #
 # Stages (2-core AMD EPYC, benchmarks/RESULTS.md "RoboDesk"):
 #  1. collect EPISODES episodes (the reference: 436, what 2 cores collected before the
