@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from maskvit.bench.plan_table import merge, oracle_ratios
+from maskvit.bench.plan_table import merge, oracle_ratios, partial_comparisons
 
 
 def write_chunk(out, policy, task, seeds, solved, config=None, seconds=10.0):
@@ -85,3 +85,13 @@ def test_success_by_goal_distance_buckets_each_episode_by_its_instances_goal_ste
         inside = [seed for seed in range(6) if low <= steps[seed] <= high]
         assert cells[bucket] == [sum(seed % 2 == 0 for seed in inside), len(inside)]
     assert sum(total for _, total in cells.values()) == 6
+
+
+def test_a_row_still_being_played_is_compared_on_the_chunks_both_played(tmp_path):
+    write_chunk(tmp_path, "model", "open_slide", [0, 1, 2], 0)
+    write_chunk(tmp_path, "model", "open_slide", [3, 4, 5], 1)
+    for first, solved in ((0, 2), (3, 2), (6, 3)):
+        write_chunk(tmp_path, "oracle", "open_slide", [first, first + 1, first + 2], solved)
+    table = merge(tmp_path)
+    assert oracle_ratios(table)["model"]["open_slide"] == pytest.approx(1 / 4)  # not 1 / 7
+    assert partial_comparisons(table) == ["model open_slide: on the 6 instances both played (of 9)"]

@@ -8,7 +8,8 @@ must share their settings (plan config, oracle cost, seed, split; the model is h
 OUT/POLICY by the shell script's settings.txt): a chunk played with other settings is an
 error, not a row mixed into the others. Instances counted twice (overlapping chunks) too.
 Where an `oracle` policy is there, a second table gives each policy's success rate as a
-multiple of the oracle's on the same instances (issue 29's targets are stated that way).
+multiple of the oracle's on the same instances, the chunks both played (issue 29's targets are
+stated that way); a row still being played is compared on its finished chunks, and says so.
 """
 
 from __future__ import annotations
@@ -60,9 +61,12 @@ def merge(out: Path) -> dict[str, dict[str, dict]]:
                         raise SystemExit(f"error: {task} instance {seed} is in two chunks ({chunk['path']})")
                     seen.add((task, seed))
                 summary = by_policy[policy]
-                row = rows.setdefault(task, {"episodes": 0, "successes": 0, "seconds": 0.0, "cpu_seconds": 0.0})
+                row = rows.setdefault(task, {"episodes": 0, "successes": 0, "seconds": 0.0, "cpu_seconds": 0.0,
+                                             "chunks": {}})
                 row["episodes"] += summary["episodes"]
                 row["successes"] += summary["successes"]
+                # Which instances gave which count: ratios compare policies on the chunks both played.
+                row["chunks"][",".join(map(str, data["task_seeds"]))] = [summary["successes"], summary["episodes"]]
                 row["seconds"] += summary.get("seconds_per_episode", float("nan")) * summary["episodes"]
                 row["cpu_seconds"] += summary.get("cpu_seconds_per_episode", float("nan")) * summary["episodes"]
         for row in rows.values():
@@ -132,11 +136,25 @@ def goal_steps_markdown(table: dict[str, dict[str, dict[str, list[int]]]]) -> st
     return "\n".join(lines)
 
 
+def shared_counts(rows: dict[str, dict], oracle: dict[str, dict]) -> dict[str, tuple[int, int, int]]:
+    """{task: (policy's successes, oracle's successes, instances)} over the chunks (sets of
+    instances) that both played; tasks sharing none are left out."""
+    shared: dict[str, tuple[int, int, int]] = {}
+    for task, row in rows.items():
+        if task not in oracle:
+            continue
+        keys = row.get("chunks", {}).keys() & oracle[task].get("chunks", {}).keys()
+        if keys:
+            shared[task] = (sum(row["chunks"][k][0] for k in keys), sum(oracle[task]["chunks"][k][0] for k in keys),
+                            sum(row["chunks"][k][1] for k in keys))
+    return shared
+
+
 def oracle_ratios(table: dict[str, dict[str, dict]]) -> dict[str, dict[str, float]]:
-    """{policy: {task | "buttons" | "average": rate ÷ the oracle's rate}} over the tasks both
-    played on the same number of instances (a policy sharing none has no entry). "buttons" pools the three button tasks' episodes;
-    "average" is the mean of the per-task ratios. A task the oracle never solved has no ratio
-    (NaN), as has a policy compared with itself."""
+    """{policy: {task | "buttons" | "average": rate ÷ the oracle's rate}} on the instances both
+    played (the chunks of the same instances; a policy sharing none has no entry). "buttons"
+    pools the three button tasks' episodes; "average" is the mean of the per-task ratios. A
+    task the oracle never solved there has no ratio (NaN), as has a policy compared with itself."""
     oracle = table.get("oracle")
     if not oracle:
         return {}
@@ -144,18 +162,31 @@ def oracle_ratios(table: dict[str, dict[str, dict]]) -> dict[str, dict[str, floa
     for policy, rows in table.items():
         if policy == "oracle":
             continue
-        shared = [task for task in rows if task in oracle and rows[task]["episodes"] == oracle[task]["episodes"]]
+        shared = shared_counts(rows, oracle)
         if not shared:
             continue
-        per_task = {task: _ratio(rows[task]["successes"], oracle[task]["successes"]) for task in shared}
+        per_task = {task: _ratio(mine, theirs) for task, (mine, theirs, _) in shared.items()}
         buttons = [task for task in shared if task in BUTTON_TASKS]
         if buttons:
-            per_task["buttons"] = _ratio(sum(rows[t]["successes"] for t in buttons),
-                                         sum(oracle[t]["successes"] for t in buttons))
+            per_task["buttons"] = _ratio(sum(shared[t][0] for t in buttons), sum(shared[t][1] for t in buttons))
         finite = [per_task[task] for task in shared if per_task[task] == per_task[task]]
         per_task["average"] = sum(finite) / len(finite) if finite else float("nan")
         ratios[policy] = per_task
     return ratios
+
+
+def partial_comparisons(table: dict[str, dict[str, dict]]) -> list[str]:
+    """"policy task: N of M instances" where a ratio rests on fewer instances than either row has."""
+    oracle = table.get("oracle") or {}
+    notes = []
+    for policy, rows in table.items():
+        if policy == "oracle":
+            continue
+        for task, (_, _, instances) in shared_counts(rows, oracle).items():
+            most = max(rows[task]["episodes"], oracle[task]["episodes"])
+            if instances < most:
+                notes.append(f"{policy} {task}: on the {instances} instances both played (of {most})")
+    return notes
 
 
 def _ratio(successes: int, oracle_successes: int) -> float:
@@ -187,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     if ratios:
         print("\nSuccess rate as a multiple of the oracle's (same instances):\n")
         print(ratio_markdown(ratios))
+        for note in partial_comparisons(table):
+            print(f"- {note}")
     if args.by_goal_steps:
         print("\nSolved by how far the goal is (its scripted controller's steps):\n")
         print(goal_steps_markdown(by_goal_steps(args.out)))
