@@ -292,12 +292,14 @@ def test_every_shipped_goal_state_satisfies_its_tasks_success_predicate(world):
     assert not {i.seed for i in instances if i.split == "tuning"} & {i.seed for i in instances if i.split == "test"}
 
 
-def test_the_shipped_drawer_instances_are_rolled_again_bit_for_bit(world):
+def test_the_shipped_drawer_instances_are_rolled_again(world):
     """The instance file was rolled with controllers v2; the maker keeps using them, so a newer
     drawer controller does not quietly make `make_robodesk_instances.py` write another file."""
     from maskvit.sim.desk_instances import load_instances, make_instances
 
-    shipped = load_instances(task="open_drawer", split="test")[0]
-    again = make_instances(world, "open_drawer", "test", 1)[0]
-    assert again.seed == shipped.seed and again.goal_step == shipped.goal_step
-    np.testing.assert_array_equal(again.goal_state, shipped.goal_state)
+    shipped = load_instances(task="open_drawer", split="test")[:2]
+    again = make_instances(world, "open_drawer", "test", 2)
+    # Which scenes made it and in how many steps (v3 makes other ones, sooner): discrete outcomes,
+    # not the last bits of a state that another CPU's BLAS might round otherwise.
+    assert [(i.seed, i.goal_step) for i in again] == [(i.seed, i.goal_step) for i in shipped]
+    np.testing.assert_allclose(again[0].goal_state, shipped[0].goal_state, atol=1e-3)

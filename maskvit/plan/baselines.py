@@ -29,6 +29,7 @@ from maskvit.plan.planner import (
     get_cost,
     make_optimizer,
     pixel_cost_name,
+    standing_still_cost,
 )
 
 ORACLE_COSTS = ("state", "pixel")
@@ -131,7 +132,7 @@ class OraclePolicy:
         weights = self.optimizer.weights
         self.scratch.set_state(state)
         still = self.scratch.state_cost() * float(weights.sum())
-        pixels = float(self.frame_cost(np.broadcast_to(frame, (1, len(weights), *frame.shape)), goal, weights)[0])
+        pixels = standing_still_cost(self.frame_cost, frame, goal, weights)
         return pixels / still if still > 0 and pixels > 0 else 1.0
 
     def close(self) -> None:

@@ -73,6 +73,13 @@ LATENT_COSTS = ("latent_l2",)
 COST_READS: dict[str, tuple[int, ...]] = {"final_pixel_l2": (-1,)}
 
 
+def standing_still_cost(cost: FrameCost, here: np.ndarray, goal: np.ndarray, weights: np.ndarray) -> float:
+    """`cost` of a sequence that stays at `here` (a frame, or its latents) for every step:
+    the common unit in which the oracle's state cost and the latent cost are put into
+    pixel-cost terms, so that MPPI's γ (set for pixel_l2) weighs them alike."""
+    return float(cost(np.broadcast_to(here, (1, len(weights), *here.shape)), goal, weights)[0])
+
+
 def pixel_cost_name(name: str) -> str:
     """`name`, or pixel_l2 where `name` compares latents (what frames alone can be scored by)."""
     return "pixel_l2" if name in LATENT_COSTS else name
@@ -298,10 +305,8 @@ class ModelPlanner:
         """
         weights = self.optimizer.weights
         here, goal_latents = self.predict_fn.latents_of(np.stack([frame, goal]))
-        still = (len(weights), *frame.shape)
-        pixels = float(pixel_l2_cost(np.broadcast_to(frame, (1, *still)), goal, weights)[0])
-        latent = float(latent_l2_cost(np.broadcast_to(here, (1, len(weights), *here.shape)), goal_latents,
-                                      weights)[0])
+        pixels = standing_still_cost(pixel_l2_cost, frame, goal, weights)
+        latent = standing_still_cost(latent_l2_cost, here, goal_latents, weights)
         return (pixels / latent if pixels > 0 and latent > 0 else 1.0), goal_latents
 
     def _predict(self, context_frames: np.ndarray, context_actions: np.ndarray, actions: np.ndarray,

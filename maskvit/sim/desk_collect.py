@@ -61,7 +61,7 @@ def collect_desk_episode(world: DeskWorld, index: int, *, run_seed: int, steps: 
     policy = RandomPolicy() if kind == "random" else scripted_policy(task)
     info: dict[str, Any] = {"task": task, "policy": kind}
     noise = mix.episode_noise(rng) if kind == "scripted" else 0.0
-    if kind == "scripted" and isinstance(mix.noise_std, tuple):
+    if kind == "scripted" and isinstance(mix.noise_std, tuple):  # which level this one drew
         info["noise_std"] = noise
     policy.reset(world, rng)
     frames, actions, states, sim_states = [], [], [], []

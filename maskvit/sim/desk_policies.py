@@ -269,9 +269,9 @@ class DrawerPolicy:
     pull again. The wall's inner face must come to y = 0.41.
 
     How far inside counts as room decides most of it. Controllers v2 went in only where the
-    fingers stayed 3.5 cm short of the desk's front edge, which a pull rarely allows: 3 of 16
+    fingers stayed 3.5 cm short of the desk's front edge, which a pull rarely allows: 11 of 40
     fresh scenes solved without noise. The simulator oracle goes in right at the edge, and so
-    does v3 (`room_margin` 0): 11 of 16 (`benchmarks/RESULTS.md`, "What the data shows").
+    does v3 (`room_margin` 0): 20 of 40 (`benchmarks/RESULTS.md`, "What the data shows").
     """
 
     def __init__(self, room_margin: float = 0.0):
@@ -408,8 +408,8 @@ class NoisyMix:
         return task, "random" if rng.uniform() < self.random_fraction else "scripted"
 
     def episode_noise(self, rng: np.random.Generator) -> float:
-        """The noise std of one scripted episode. A single level draws nothing from `rng`, so
-        stores collected before levels existed resume with the same episodes."""
+        """The noise std of one scripted episode. A single level draws nothing from `rng`: its
+        episodes are the ones a single std made before levels existed."""
         if not isinstance(self.noise_std, tuple):
             return float(self.noise_std)
         return float(self.noise_std[int(rng.integers(len(self.noise_std)))])
