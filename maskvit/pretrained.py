@@ -5,7 +5,8 @@ inference needs: each run's config.yaml and one checkpoint with its weights (the
 weights when the run kept them), no optimizer state, and a `bundle.json` marker that
 lets a later export replace it (and nothing else). `Predictor.from_run` reads bundles.
 `maskvit predict`, `evaluate` and `plan` use the shipped push64 bundle when no --model
-is given; `benchmarks/reference_push64.sh` regenerates it from scratch.
+is given (`plan --env robodesk`: the robodesk64 bundle); `benchmarks/reference_push64.sh` and
+`benchmarks/reference_robodesk64.sh` regenerate them.
 """
 
 from __future__ import annotations

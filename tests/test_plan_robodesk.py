@@ -107,13 +107,13 @@ def _run(tmp_path: Path, *argv: str) -> int:
 
 def test_plan_robodesk_writes_a_report_per_task_and_over_all_tasks(tmp_path, capsys):
     code = _run(tmp_path, "--task", "push_red", "--task", "open_slide", "--split", "tuning",
-                "--episodes", "1", "--first-task", "3", *TINY)
+                "--episodes", "1", "--first-task", "3", "--policy", "random", "--policy", "oracle", *TINY)
     assert code == 0, capsys.readouterr().err
     out = tmp_path / "out"
     overall = json.loads((out / "results.json").read_text())
     assert overall["tasks"] == ["push_red", "open_slide"] and overall["split"] == "tuning"
     assert overall["config"]["optimizer"] == "mppi"  # robodesk64's plan section by default
-    assert set(overall["policies"]) == {"random", "oracle"}  # no RoboDesk model ships yet
+    assert set(overall["policies"]) == {"random", "oracle"}  # the model's own test is below
     for task in ("push_red", "open_slide"):
         results = json.loads((out / task / "results.json").read_text())
         assert results["task"] == task
@@ -164,7 +164,9 @@ def _other_version(tmp_path: Path) -> Path:
     ("damaged", "damaged RoboDesk instance file"),
     ("other version", "RoboDesk instances of version 99, this maskvit reads version 1"),
 ])
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, argv, message):
+    if argv == ["--policy", "model"]:  # an install without the shipped robodesk64 bundle
+        monkeypatch.setattr("maskvit.commands.plan.pretrained_path", lambda name: None)
     if argv == "damaged":
         argv = ["--instances", str(_damaged(tmp_path))]
     elif argv == "other version":
@@ -173,6 +175,18 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, messag
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_model_policy_uses_the_shipped_robodesk_model_by_default(tmp_path, capsys):
+    """robodesk64 ships (it beat copy-last; benchmarks/RESULTS.md): `plan --env robodesk`
+    plays it without --model, on 5-D actions, and says which model it used."""
+    shipped = pretrained_path("robodesk64")
+    assert shipped is not None, "the shipped robodesk64 bundle is part of the repository"
+    code = _run(tmp_path, "--policy", "model", "--task", "push_red", "--episodes", "1", *TINY)
+    assert code == 0, capsys.readouterr().err
+    assert f"using the shipped reference model {shipped}" in capsys.readouterr().out
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["per_task"]["push_red"]["model"]["episodes"] == 1
 
 
 @pytest.mark.parametrize("model", ["shipped push64", "tiny push model"])
