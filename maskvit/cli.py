@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "maskvit.commands.tokenize",
     "maskvit.commands.reconstruct",
     "maskvit.commands.train",
+    "maskvit.commands.train_classifier",
     "maskvit.commands.predict",
     "maskvit.commands.evaluate",
     "maskvit.commands.plan",

@@ -290,7 +290,7 @@ def _load_state(folder: Path) -> dict[str, Any]:
             f"({LEGACY_STATE}), which is never loaded (it could run code); start a new run "
             f"with another --out (the weights of this run still load: maskvit predict / "
             f"evaluate / export --model {folder.parent.parent})")
-    tensors = _read_tensors(tensor_file)
+    tensors = read_tensors(tensor_file)
     try:
         doc = json.loads(doc_file.read_text())
         if doc.get("format") != STATE_FORMAT or doc.get("version") != STATE_VERSION:
@@ -305,7 +305,7 @@ def _load_state(folder: Path) -> dict[str, Any]:
     return state
 
 
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     """A safetensors file, or `CheckpointError` naming it when it is missing or damaged."""
     if not path.is_file():
         raise CheckpointError(f"{path} is missing")
@@ -344,9 +344,9 @@ def load_checkpoint(path: Path, *, with_state: bool = True) -> Checkpoint:
         if f.name == STATE_TENSORS:
             continue
         if f.name.endswith(".ema.safetensors"):
-            ema[f.name[: -len(".ema.safetensors")]] = _read_tensors(f)
+            ema[f.name[: -len(".ema.safetensors")]] = read_tensors(f)
         else:
-            weights[f.name[: -len(".safetensors")]] = _read_tensors(f)
+            weights[f.name[: -len(".safetensors")]] = read_tensors(f)
     state: dict[str, Any] = _load_state(path) if with_state else {}
     m = _STEP_DIR.match(path.name)
     step = int(m.group(1)) if m else int(state.get("step", -1))

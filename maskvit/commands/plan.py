@@ -98,6 +98,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--goal-arm", choices=["goal", "current"], default="goal",
                         help="push: where the pusher is in the goal image: resting behind the "
                              "object at its goal (goal, default) or where the episode starts (current)")
+    parser.add_argument("--classifier", metavar="DIR", default=None,
+                        help="task-success classifier (maskvit train-classifier) for "
+                             "plan.cost=pixel_l2_classifier, VP2's RoboDesk cost (default: the model "
+                             "bundle's classifier/ folder, where it has one)")
     parser.add_argument("--preset", default=None,
                         help=f"config preset when no --model is given (default: push64 for push, "
                              f"robodesk64 for robodesk; shipped: {', '.join(preset_names())})")
@@ -188,6 +192,7 @@ def plan_rank(shard: Shard, args: argparse.Namespace) -> int:
     if args.workers > 1:  # local workers share this machine's cores
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.workers))
     policies, config, predict_fn, context = _policies_and_model(args, shard)
+    classifier, classifier_source = _classifier(args, config.plan.cost, "model" in policies)
     with contextlib.ExitStack() as stack:
         stage = _open_report(args.out, shard, stack)
         results = play_policies(
@@ -196,6 +201,7 @@ def plan_rank(shard: Shard, args: argparse.Namespace) -> int:
             context=context, oracle_cost=args.oracle_cost, seed=args.seed, goal_arm=args.goal_arm,
             gifs=not args.no_gifs, progress=not args.no_progress, tasks=args.tasks,
             split=args.split or "test", instances_path=args.instances, shard=shard,
+            classifier=classifier, classifier_source=classifier_source,
         )
     if shard.is_main:
         _print_results(results, args.out)
@@ -245,6 +251,29 @@ def _policies_and_model(args: argparse.Namespace, shard: Shard):
         return policies, config, None, 2
     return (policies, config, predictor_fn(predictor, config.plan.decoding, seed=args.seed),
             config.transformer.context_frames)
+
+
+def _classifier(args: argparse.Namespace, cost: str, plays_model: bool):
+    """(the success classifier a classifier cost reads, where it came from), or (None, None)
+    where the cost reads none; --classifier, else the model bundle's classifier/ folder."""
+    from maskvit.plan.planner import CLASSIFIER_COSTS
+    from maskvit.plan.success_classifier import is_classifier_dir, load_classifier
+
+    if args.classifier is not None and cost not in CLASSIFIER_COSTS:
+        raise UserError(f"--classifier is read by plan.cost={CLASSIFIER_COSTS[0]} only (this run's cost "
+                        f"is {cost}); add --set plan.cost={CLASSIFIER_COSTS[0]}")
+    if cost not in CLASSIFIER_COSTS or not plays_model:
+        return None, None
+    folder = args.classifier
+    if folder is None and args.model and is_classifier_dir(Path(args.model) / "classifier"):
+        folder = str(Path(args.model) / "classifier")
+    if folder is None:
+        raise UserError(f"plan.cost={cost} needs a task-success classifier: pass --classifier DIR "
+                        "(train one with maskvit train-classifier)")
+    net = load_classifier(folder)
+    for task in args.tasks or []:
+        net.task_index(task)  # a task the classifier does not know: one line, before any episode
+    return net, str(Path(folder).resolve())
 
 
 def _print_results(results: dict, out: str) -> None:

@@ -41,7 +41,8 @@ from maskvit.plan.plan_report import (
     write_overview_html,
     write_results,
 )
-from maskvit.plan.planner import ModelPlanner, PredictFn
+from maskvit.plan.planner import CLASSIFIER_COSTS, ModelPlanner, PredictFn
+from maskvit.plan.success_classifier import ClassifierCost
 from maskvit.plan.worlds import make_world
 from maskvit.sharding import Shard, gather_json
 
@@ -88,12 +89,19 @@ def build_policy(
     predict_fn: PredictFn | None = None,
     context: int = 2,
     oracle_cost: str = "state",
+    classifier=None,
+    task: str | None = None,
 ):
-    """The policy called `name` for `world`; the model needs `predict_fn`."""
+    """The policy called `name` for `world`; the model needs `predict_fn`, and a classifier
+    cost (`plan.cost=pixel_l2_classifier`) the `classifier` and the episode's `task`."""
     if name == "model":
         if predict_fn is None:
             raise UserError("the model policy needs --model RUN")
-        return ModelPlanner(predict_fn, config, world.action_low, world.action_high, context=context)
+        cost = None
+        if config.cost in CLASSIFIER_COSTS and classifier is not None:
+            cost = ClassifierCost(classifier, task or "")
+        return ModelPlanner(predict_fn, config, world.action_low, world.action_high, cost=cost,
+                            context=context)
     if name == "random":
         return RandomPolicy(config, world.action_low, world.action_high)
     if name == "oracle":
@@ -115,6 +123,7 @@ class PlanSetup:
     split: str = "test"  # RoboDesk only
     instances_path: str | None = None  # RoboDesk only; None: the shipped file
     gifs: bool = True
+    classifier: Any = None  # a SuccessNet, for plan.cost=pixel_l2_classifier
 
 
 class EpisodePlayer:
@@ -170,7 +179,7 @@ class EpisodePlayer:
             self._close_policy()
             s = self.setup
             self._policy = build_policy(job.policy, self._world, s.config, s.predict_fn, s.context,
-                                        s.oracle_cost)
+                                        s.oracle_cost, s.classifier, job.task)
             self._policy_key = (job.task, job.policy)
         return self._policy
 
@@ -203,9 +212,13 @@ def play_policies(
     split: str = "test",
     instances_path: str | None = None,
     shard: Shard | None = None,
+    classifier: Any = None,
+    classifier_source: str | None = None,
 ) -> dict[str, Any] | None:
     """Run every policy on every task seed (of every RoboDesk task in `tasks`); rank 0
-    writes the report into `out` and returns the results dictionary, other ranks None."""
+    writes the report into `out` and returns the results dictionary, other ranks None.
+    `classifier` (a SuccessNet, recorded in the report as `classifier_source`) scores the
+    model's frames where `config.cost` is a classifier cost."""
     shard = shard or Shard()  # one process unless a sharded run says otherwise
     if not task_seeds:
         raise UserError("no tasks to run; give --episodes 1 or more")
@@ -216,12 +229,14 @@ def play_policies(
     if not tasks:
         raise UserError("no RoboDesk tasks to run; give --task TASK")
     setup = PlanSetup(env, config, predict_fn, context, oracle_cost, seed, goal_arm, split,
-                      instances_path, gifs)
+                      instances_path, gifs, classifier)
     jobs = make_jobs(tasks, list(policies), list(task_seeds))
     played = _play_sharded(jobs, setup, Path(out), shard, progress)
     if not shard.is_main:
         return None
     header = {"env": env, "config": dataclasses.asdict(config), "oracle_cost": oracle_cost, "seed": seed}
+    if classifier_source is not None:
+        header["classifier"] = classifier_source
     if env == PUSH_TASK:
         header["goal_arm"] = goal_arm
         return _write_folder(Path(out), {**header, "task_seeds": list(task_seeds)}, policies, played[PUSH_TASK])

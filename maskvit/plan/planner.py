@@ -71,6 +71,9 @@ LATENT_COSTS = ("latent_l2",)
 # The predicted frames a cost reads, where it reads fewer than all: a `PredictFn` that can
 # (`decodes_subsets`) turns only those into pixels, which on a CPU is most of a model call.
 COST_READS: dict[str, tuple[int, ...]] = {"final_pixel_l2": (-1,)}
+# Costs that also need a task-success classifier (`maskvit.plan.success_classifier`), built
+# per task by the caller and handed to `ModelPlanner(cost=...)`: VP2's RoboDesk cost.
+CLASSIFIER_COSTS = ("pixel_l2_classifier",)
 
 
 def standing_still_cost(cost: FrameCost, here: np.ndarray, goal: np.ndarray, weights: np.ndarray) -> float:
@@ -81,14 +84,24 @@ def standing_still_cost(cost: FrameCost, here: np.ndarray, goal: np.ndarray, wei
 
 
 def pixel_cost_name(name: str) -> str:
-    """`name`, or pixel_l2 where `name` compares latents (what frames alone can be scored by)."""
-    return "pixel_l2" if name in LATENT_COSTS else name
+    """`name`, or pixel_l2 where `name` compares latents or needs a classifier (what frames
+    alone can be scored by)."""
+    return "pixel_l2" if name in LATENT_COSTS or name in CLASSIFIER_COSTS else name
+
+
+def check_cost_name(name: str) -> None:
+    """A one-line error listing the valid names, for a cost that does not exist."""
+    if name not in COSTS and name not in CLASSIFIER_COSTS:
+        raise UserError(f"unknown planning cost {name!r}; choose one of: "
+                        f"{', '.join([*COSTS, *CLASSIFIER_COSTS])}")
 
 
 def get_cost(name: str) -> FrameCost:
     """Look a cost up by name; a one-line error lists the valid names."""
-    if name not in COSTS:
-        raise UserError(f"unknown planning cost {name!r}; choose one of: {', '.join(COSTS)}")
+    check_cost_name(name)
+    if name in CLASSIFIER_COSTS:
+        raise UserError(f"plan.cost={name} needs a task-success classifier: pass --classifier DIR "
+                        "(maskvit train-classifier)")
     return COSTS[name]
 
 
@@ -117,7 +130,7 @@ def check_plan_config(config: PlanConfig, low: np.ndarray, high: np.ndarray) -> 
     """One-line errors for a plan config that is invalid or does not fit the action space
     [low, high] (`maskvit.config.check_plan`), or names an unknown cost."""
     check_plan(config, low, high)
-    get_cost(config.cost)
+    check_cost_name(config.cost)
 
 
 def check_goal(goal: np.ndarray, frame_shape: tuple[int, ...]) -> None:

@@ -52,6 +52,9 @@ STATE_COLUMNS = ("ee_x", "ee_y", "ee_z", "wrist", "gripper", "slide", "drawer",
                  "red_light", "green_light", "blue_light",
                  *(f"{name}_{axis}" for name in _OBJECTS for axis in "xyz"))
 BUTTON_PRESSED = -0.00453  # a button's light joint below this: pressed (RoboDesk's threshold)
+SLIDE_OPEN = 0.55  # the slide's joint above this: open (RoboDesk's threshold)
+DRAWER_OPEN = -0.2  # the drawer's joint below this: open
+OFF_TABLE_Z = 0.6  # a block's height below this: off the table
 
 
 def _import_mujoco():
@@ -256,18 +259,18 @@ def _button(colour: str) -> Callable:
 
 def _slide(data) -> TaskProgress:
     slide = float(data.qpos["slide_joint"][0])
-    return TaskProgress(max(0.0, 0.55 - slide), slide > 0.55)
+    return TaskProgress(max(0.0, SLIDE_OPEN - slide), slide > SLIDE_OPEN)
 
 
 def _drawer(data) -> TaskProgress:
     drawer = float(data.qpos["drawer_joint"][0])
-    return TaskProgress(max(0.0, drawer + 0.2), drawer < -0.2)
+    return TaskProgress(max(0.0, drawer - DRAWER_OPEN), drawer < DRAWER_OPEN)
 
 
 def _off_table(name: str) -> Callable:
     def progress(data) -> TaskProgress:
         z = float(data.qpos[name][2])
-        return TaskProgress(max(0.0, z - 0.6), z < 0.6)
+        return TaskProgress(max(0.0, z - OFF_TABLE_Z), z < OFF_TABLE_Z)
     return progress
 
 
@@ -277,3 +280,22 @@ _PROGRESS: dict[str, Callable] = {
     "upright_block_off_table": _off_table("upright_block"),
     "flat_block_off_table": _off_table("flat_block"),
 }
+
+
+def solved_in_states(states: np.ndarray, task: str) -> np.ndarray:
+    """(N,) bool: whether `task`'s success predicate holds in each `state_vector` row (N, 19),
+    the states a collected episode stores beside its frames (labels for success classifiers).
+    The off-table tasks read the block's body height, which is its free joint's here."""
+    states = np.asarray(states)
+    column = {"push_red": "red_light", "push_green": "green_light", "push_blue": "blue_light",
+              "open_slide": "slide", "open_drawer": "drawer",
+              "upright_block_off_table": "upright_block_z",
+              "flat_block_off_table": "flat_block_z"}[check_task(task)]
+    value = states[:, STATE_COLUMNS.index(column)]
+    if task.startswith("push_"):
+        return value < BUTTON_PRESSED
+    if task == "open_slide":
+        return value > SLIDE_OPEN
+    if task == "open_drawer":
+        return value < DRAWER_OPEN
+    return value < OFF_TABLE_Z

@@ -1,0 +1,70 @@
+"""`maskvit train-classifier`: per-task success classifiers for RoboDesk planning.
+
+    maskvit train-classifier --data STORE --out DIR
+
+Trains one small conv net with a success logit per RoboDesk task on the store's training
+frames, labelled by the task predicates read from the states saved beside them, and scores
+it on the val split (recall, precision, balanced accuracy per task: DIR/classifier.json).
+Plan with it: `maskvit plan --env robodesk --set plan.cost=pixel_l2_classifier
+--classifier DIR` (VP2's RoboDesk cost: the squared pixel error minus 20 × the summed logit,
+in our units). A few minutes on a CPU; DIR must be new or empty (nothing is overwritten).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from maskvit.commands import command_parser
+from maskvit.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = command_parser(subparsers, "train-classifier", "train RoboDesk task-success classifiers (a planning cost)",
+                       __doc__)
+    p.add_argument("--data", required=True, help="RoboDesk episode store (maskvit collect --env robodesk)")
+    p.add_argument("--out", required=True, help="new or empty folder for the classifier")
+    p.add_argument("--tasks", nargs="+", default=None, help="tasks (default: all seven RoboDesk tasks)")
+    p.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
+    p.add_argument("--batch", type=int, default=128, help="frames per step (default 128)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and batches (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from maskvit.data import EpisodeStore
+    from maskvit.locking import output_lock
+    from maskvit.plan.classifier_training import (
+        classifier_scores,
+        format_score,
+        labelled_frames,
+        train_classifier,
+    )
+    from maskvit.plan.success_classifier import save_classifier
+    from maskvit.sim.desk_world import TASKS, check_task
+
+    tasks = tuple(check_task(t) for t in (args.tasks or TASKS))
+    if args.steps < 1 or args.batch < 1 or not args.lr > 0:
+        raise UserError("--steps, --batch and --lr must be positive")
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(p.name != ".lock" for p in out.iterdir())):
+        raise UserError(f"{out} is not a new or empty folder; choose another --out")
+    store = EpisodeStore.open(args.data)
+    train_frames, train_labels = labelled_frames(store, "train", tasks)
+    val_frames, val_labels = labelled_frames(store, "val", tasks)
+    with output_lock(out, "classifier folder"):
+        net = train_classifier(train_frames, train_labels, tasks, steps=args.steps, batch=args.batch,
+                               lr=args.lr, seed=args.seed, progress=not args.no_progress)
+        scores = classifier_scores(net, val_frames, val_labels)
+        save_classifier(net, out, {
+            "store": str(Path(args.data).resolve()), "store_fingerprint": store.fingerprint(),
+            "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+            "train_frames": len(train_frames), "val_scores": scores})
+    print(f"wrote {out}; val split ({len(val_frames)} frames):")
+    for task, s in scores.items():
+        print(f"  {task:24s} positives {s['positives']:5d}  recall {format_score(s['recall'])}  "
+              f"precision {format_score(s['precision'])}  "
+              f"balanced accuracy {format_score(s['balanced_accuracy'])}")
+    return 0
