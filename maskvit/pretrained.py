@@ -47,6 +47,17 @@ def default_model() -> Path:
     return path
 
 
+CLASSIFIERS_ROOT = PRETRAINED_ROOT / "classifiers"
+
+
+def shipped_classifier(name: str) -> Path | None:
+    """The task-success classifier shipped for the bundle `name` (trained on that model's
+    store, for `plan.cost=pixel_l2_classifier`), or None. Kept beside the bundles, not in
+    them: `maskvit export` replaces a bundle folder whole."""
+    path = CLASSIFIERS_ROOT / name
+    return path if (path / "classifier.json").is_file() else None
+
+
 HEADLINE = "headline.json"  # a bundle's measured numbers (benchmarks/headline.py writes it)
 
 

@@ -208,3 +208,23 @@ def test_bad_classifier_flags_are_one_line_and_write_nothing(tmp_path, capsys, t
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_shipped_model_plans_with_its_shipped_classifier_by_default(tmp_path, capsys):
+    from maskvit.pretrained import shipped_classifier
+
+    folder = shipped_classifier("robodesk64")
+    assert folder is not None, "the robodesk64 classifier ships beside the robodesk64 bundle"
+    assert load_classifier(folder).tasks == TASKS
+    code = _plan(tmp_path, "--task", "push_blue", "--set", "plan.cost=pixel_l2_classifier")
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["classifier"] == str(folder.resolve())
+
+
+def test_a_classifier_cost_without_a_classifier_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("maskvit.pretrained.shipped_classifier", lambda name: None)
+    code = _plan(tmp_path, "--task", "push_red", "--set", "plan.cost=pixel_l2_classifier")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "needs a task-success classifier: pass --classifier DIR" in err, err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()

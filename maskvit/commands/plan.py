@@ -100,8 +100,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "object at its goal (goal, default) or where the episode starts (current)")
     parser.add_argument("--classifier", metavar="DIR", default=None,
                         help="task-success classifier (maskvit train-classifier) for "
-                             "plan.cost=pixel_l2_classifier, VP2's RoboDesk cost (default: the model "
-                             "bundle's classifier/ folder, where it has one)")
+                             "plan.cost=pixel_l2_classifier, VP2's RoboDesk cost (default with the "
+                             "shipped robodesk64 model: the classifier shipped with it)")
     parser.add_argument("--preset", default=None,
                         help=f"config preset when no --model is given (default: push64 for push, "
                              f"robodesk64 for robodesk; shipped: {', '.join(preset_names())})")
@@ -255,9 +255,10 @@ def _policies_and_model(args: argparse.Namespace, shard: Shard):
 
 def _classifier(args: argparse.Namespace, cost: str, plays_model: bool):
     """(the success classifier a classifier cost reads, where it came from), or (None, None)
-    where the cost reads none; --classifier, else the model bundle's classifier/ folder."""
+    where the cost reads none; --classifier, else the one shipped with the shipped model."""
     from maskvit.plan.planner import CLASSIFIER_COSTS
-    from maskvit.plan.success_classifier import is_classifier_dir, load_classifier
+    from maskvit.plan.success_classifier import load_classifier
+    from maskvit.pretrained import shipped_classifier
 
     if args.classifier is not None and cost not in CLASSIFIER_COSTS:
         raise UserError(f"--classifier is read by plan.cost={CLASSIFIER_COSTS[0]} only (this run's cost "
@@ -265,11 +266,12 @@ def _classifier(args: argparse.Namespace, cost: str, plays_model: bool):
     if cost not in CLASSIFIER_COSTS or not plays_model:
         return None, None
     folder = args.classifier
-    if folder is None and args.model and is_classifier_dir(Path(args.model) / "classifier"):
-        folder = str(Path(args.model) / "classifier")
+    shipped = pretrained_path(DEFAULT_PRESETS[args.env])
+    if folder is None and shipped is not None and args.model and Path(args.model).resolve() == shipped.resolve():
+        folder = shipped_classifier(DEFAULT_PRESETS[args.env])  # trained on the shipped model's store
     if folder is None:
         raise UserError(f"plan.cost={cost} needs a task-success classifier: pass --classifier DIR "
-                        "(train one with maskvit train-classifier)")
+                        "(train one on the model's store with maskvit train-classifier)")
     net = load_classifier(folder)
     for task in args.tasks or []:
         net.task_index(task)  # a task the classifier does not know: one line, before any episode

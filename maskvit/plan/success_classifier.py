@@ -109,10 +109,6 @@ def save_classifier(net: SuccessNet, folder: str | Path, info: dict[str, Any]) -
                                            "image_size": net.image_size, "width": net.width, **info})
 
 
-def is_classifier_dir(path: str | Path) -> bool:
-    return (Path(path) / META_FILE).is_file()
-
-
 def load_classifier(folder: str | Path) -> SuccessNet:
     """The classifier `maskvit train-classifier` wrote to `folder`; one-line errors for a missing,
     damaged or foreign folder."""
