@@ -3,8 +3,8 @@
     python benchmarks/classifier_on_predictions.py --model BUNDLE --classifier DIR --data STORE [--split val]
 
 The classifier cost (`plan.cost=pixel_l2_classifier`) scores *predicted* frames, while the
-classifier was trained on true ones. For every clip of the split (2 context frames + 10
-future ones, starts 0, 10 and 18 of each 30-frame episode) this predicts the future from the
+classifier was trained on true ones. For every clip of the split (the model's context frames + its planning
+horizon, e.g. 2 + 10, starts 0, 10 and 18 of each 30-frame episode) this predicts the future from the
 true actions and scores the classifier, per task, on the true future frames, on the
 tokenizer's reconstructions of them (what the best model could draw) and on the model's
 predictions, each against the labels read from the true states. Prints recall / precision.
@@ -13,11 +13,11 @@ predictions, each against the labels read from the true states. Prints recall / 
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import torch
 
+from maskvit.atomic import atomic_write_json
 from maskvit.data import EpisodeStore
 from maskvit.inference.predictor import load_predictor
 from maskvit.plan.classifier_training import classifier_scores, format_score
@@ -42,7 +42,7 @@ def main() -> None:
     predict = predictor_fn(predictor, predictor.config.plan.decoding, seed=0)
     net = load_classifier(args.classifier)
     store = EpisodeStore.open(args.data)
-    context, horizon = 2, 10
+    context, horizon = predictor.config.transformer.context_frames, predictor.config.plan.horizon
     true, labels, contexts, past, future = [], [], [], [], []
     for episode_id in store.episode_ids(args.split):
         episode = store.load(episode_id)
@@ -75,8 +75,7 @@ def main() -> None:
             cells.append(f"{format_score(s['recall'])} / {format_score(s['precision'])}".rjust(19))
         print(f"{task:24s} {report['true'][task]['positives']:9d}  " + "  ".join(cells))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"clips": len(contexts), "split": args.split, "scores": report}, f, indent=1)
+        atomic_write_json(args.json, {"clips": len(contexts), "split": args.split, "scores": report})
 
 
 if __name__ == "__main__":

@@ -228,3 +228,25 @@ def test_a_classifier_cost_without_a_classifier_is_one_line(tmp_path, capsys, mo
     err = capsys.readouterr().err.strip()
     assert code == 2 and "needs a task-success classifier: pass --classifier DIR" in err, err
     assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_save_leaves_no_half_classifier(tmp_path, capsys, monkeypatch):
+    """The weights are written, then the save fails: --out stays absent, no staging folder stays,
+    and the same --out then trains as new."""
+    store = _desk_store(tmp_path / "store")
+    out = tmp_path / "classifier"
+    real_save = save_classifier
+
+    def failing(net, folder, info):
+        real_save(net, folder, info)
+        raise OSError(28, "No space left on device", str(folder))
+
+    monkeypatch.setattr("maskvit.plan.success_classifier.save_classifier", failing)
+    argv = ["train-classifier", "--data", str(store), "--out", str(out), "--tasks", *TWO_TASKS,
+            "--steps", "2", "--batch", "8", "--no-progress"]
+    assert main(argv) != 0
+    assert "No space left on device" in capsys.readouterr().err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if "maskvit-lock" not in p.name) == ["store"]
+    monkeypatch.setattr("maskvit.plan.success_classifier.save_classifier", real_save)
+    assert main(argv) == 0 and load_classifier(out).tasks == TWO_TASKS

@@ -42,23 +42,22 @@ def run(args: argparse.Namespace) -> int:
         labelled_frames,
         train_classifier,
     )
-    from maskvit.plan.success_classifier import save_classifier
     from maskvit.sim.desk_world import TASKS, check_task
 
     tasks = tuple(check_task(t) for t in (args.tasks or TASKS))
     if args.steps < 1 or args.batch < 1 or not args.lr > 0:
         raise UserError("--steps, --batch and --lr must be positive")
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(p.name != ".lock" for p in out.iterdir())):
-        raise UserError(f"{out} is not a new or empty folder; choose another --out")
+    _check_new_folder(out)  # before the data is read: a wrong --out fails at once
     store = EpisodeStore.open(args.data)
     train_frames, train_labels = labelled_frames(store, "train", tasks)
     val_frames, val_labels = labelled_frames(store, "val", tasks)
     with output_lock(out, "classifier folder"):
+        _check_new_folder(out)  # again, now that no other job can be writing it
         net = train_classifier(train_frames, train_labels, tasks, steps=args.steps, batch=args.batch,
                                lr=args.lr, seed=args.seed, progress=not args.no_progress)
         scores = classifier_scores(net, val_frames, val_labels)
-        save_classifier(net, out, {
+        _save_whole(net, out, {
             "store": str(Path(args.data).resolve()), "store_fingerprint": store.fingerprint(),
             "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
             "train_frames": len(train_frames), "val_scores": scores})
@@ -68,3 +67,29 @@ def run(args: argparse.Namespace) -> int:
               f"precision {format_score(s['precision'])}  "
               f"balanced accuracy {format_score(s['balanced_accuracy'])}")
     return 0
+
+
+def _check_new_folder(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} is not a new or empty folder; choose another --out")
+
+
+def _save_whole(net, out: Path, info: dict) -> None:
+    """Write the classifier into a hidden sibling folder, then rename it to `out`: an
+    interrupted save leaves no half classifier at `out`, only the sibling this job made
+    (removed on the way out)."""
+    import shutil
+    import tempfile
+
+    from maskvit.plan.success_classifier import save_classifier
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        save_classifier(net, staging, info)
+        if out.exists():
+            out.rmdir()  # empty (checked under the lock)
+        staging.rename(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)

@@ -100,8 +100,8 @@ def get_cost(name: str) -> FrameCost:
     """Look a cost up by name; a one-line error lists the valid names."""
     check_cost_name(name)
     if name in CLASSIFIER_COSTS:
-        raise UserError(f"plan.cost={name} needs a task-success classifier: pass --classifier DIR "
-                        "(maskvit train-classifier)")
+        raise UserError(f"plan.cost={name} needs a task-success classifier, which `maskvit plan --env "
+                        "robodesk` supplies (--classifier DIR); here use another plan.cost")
     return COSTS[name]
 
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from maskvit.atomic import atomic_write, atomic_write_json
 from maskvit.errors import UserError
+from maskvit.plan.planner import pixel_l2_cost
 
 CLASSIFIER_FORMAT = "maskvit-success-classifier-v1"
 WEIGHTS_FILE = "classifier.safetensors"
@@ -88,8 +89,6 @@ class ClassifierCost:
         self.net.task_index(self.task)
 
     def __call__(self, frames: np.ndarray, goal: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        from maskvit.plan.planner import pixel_l2_cost
-
         logits = self.net.logits(frames, self.task)  # (M, H)
         return pixel_l2_cost(frames, goal, weights) - self.logit_weight * (logits @ np.asarray(weights, np.float32))
 

@@ -29,7 +29,6 @@ import contextlib
 import io
 import os
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -232,7 +231,7 @@ class DeskWorld:
         that the other objects stay put, but VP2 scores by restoring the final state first,
         which makes that part always true, and we follow VP2's scoring.
         """
-        return _PROGRESS[check_task(task)](self.physics.named.data)
+        return _PREDICATES[check_task(task)].progress(self.physics.named.data)
 
     def close(self) -> None:
         if self._camera is not None:
@@ -250,52 +249,39 @@ def _desk_class(robodesk):
     return _SilentDesk
 
 
-def _button(colour: str) -> Callable:
-    def progress(data) -> TaskProgress:
-        light = float(data.qpos[f"{colour}_light"][0])
-        return TaskProgress(max(0.0, light - BUTTON_PRESSED), light < BUTTON_PRESSED)
-    return progress
+@dataclass(frozen=True)
+class _Predicate:
+    """One task's success predicate: a simulator value against RoboDesk's threshold, read
+    live from the joint `qpos[joint][index]` or from a saved `state_vector` row's `column`."""
+
+    joint: str
+    index: int
+    column: str
+    threshold: float
+    below: bool  # solved below the threshold (else above it)
+
+    def solved(self, value):
+        return value < self.threshold if self.below else value > self.threshold
+
+    def progress(self, data) -> TaskProgress:
+        value = float(data.qpos[self.joint][self.index])
+        remaining = value - self.threshold if self.below else self.threshold - value
+        return TaskProgress(max(0.0, remaining), bool(self.solved(value)))
 
 
-def _slide(data) -> TaskProgress:
-    slide = float(data.qpos["slide_joint"][0])
-    return TaskProgress(max(0.0, SLIDE_OPEN - slide), slide > SLIDE_OPEN)
-
-
-def _drawer(data) -> TaskProgress:
-    drawer = float(data.qpos["drawer_joint"][0])
-    return TaskProgress(max(0.0, drawer - DRAWER_OPEN), drawer < DRAWER_OPEN)
-
-
-def _off_table(name: str) -> Callable:
-    def progress(data) -> TaskProgress:
-        z = float(data.qpos[name][2])
-        return TaskProgress(max(0.0, z - OFF_TABLE_Z), z < OFF_TABLE_Z)
-    return progress
-
-
-_PROGRESS: dict[str, Callable] = {
-    "push_red": _button("red"), "push_green": _button("green"), "push_blue": _button("blue"),
-    "open_slide": _slide, "open_drawer": _drawer,
-    "upright_block_off_table": _off_table("upright_block"),
-    "flat_block_off_table": _off_table("flat_block"),
+_PREDICATES: dict[str, _Predicate] = {
+    **{f"push_{colour}": _Predicate(f"{colour}_light", 0, f"{colour}_light", BUTTON_PRESSED, True)
+       for colour in ("red", "green", "blue")},
+    "open_slide": _Predicate("slide_joint", 0, "slide", SLIDE_OPEN, False),
+    "open_drawer": _Predicate("drawer_joint", 0, "drawer", DRAWER_OPEN, True),
+    # A block's free joint holds its body position, the state vector's block columns.
+    **{f"{block}_off_table": _Predicate(block, 2, f"{block}_z", OFF_TABLE_Z, True)
+       for block in ("upright_block", "flat_block")},
 }
 
 
 def solved_in_states(states: np.ndarray, task: str) -> np.ndarray:
     """(N,) bool: whether `task`'s success predicate holds in each `state_vector` row (N, 19),
-    the states a collected episode stores beside its frames (labels for success classifiers).
-    The off-table tasks read the block's body height, which is its free joint's here."""
-    states = np.asarray(states)
-    column = {"push_red": "red_light", "push_green": "green_light", "push_blue": "blue_light",
-              "open_slide": "slide", "open_drawer": "drawer",
-              "upright_block_off_table": "upright_block_z",
-              "flat_block_off_table": "flat_block_z"}[check_task(task)]
-    value = states[:, STATE_COLUMNS.index(column)]
-    if task.startswith("push_"):
-        return value < BUTTON_PRESSED
-    if task == "open_slide":
-        return value > SLIDE_OPEN
-    if task == "open_drawer":
-        return value < DRAWER_OPEN
-    return value < OFF_TABLE_Z
+    the states a collected episode stores beside its frames (labels for success classifiers)."""
+    predicate = _PREDICATES[check_task(task)]
+    return np.asarray(predicate.solved(np.asarray(states)[:, STATE_COLUMNS.index(predicate.column)]))
