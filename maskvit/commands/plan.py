@@ -193,6 +193,7 @@ def plan_rank(shard: Shard, args: argparse.Namespace) -> int:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.workers))
     policies, config, predict_fn, context = _policies_and_model(args, shard)
     classifier, classifier_source = _classifier(args, config.plan.cost, "model" in policies)
+    _check_progress_cost(args, config.plan.cost)
     with contextlib.ExitStack() as stack:
         stage = _open_report(args.out, shard, stack)
         results = play_policies(
@@ -276,6 +277,20 @@ def _classifier(args: argparse.Namespace, cost: str, plays_model: bool):
     for task in args.tasks or []:
         net.task_index(task)  # a task the classifier does not know: one line, before any episode
     return net, str(Path(folder).resolve())
+
+
+def _check_progress_cost(args: argparse.Namespace, cost: str) -> None:
+    """A progress cost reads RoboDesk frames, and has readings for some tasks only: one line
+    before any episode where the world or a task has none."""
+    from maskvit.plan.desk_progress_cost import ProgressCost
+    from maskvit.plan.planner import PROGRESS_COSTS
+
+    if cost not in PROGRESS_COSTS:
+        return
+    if args.env != "robodesk":
+        raise UserError(f"plan.cost={cost} reads RoboDesk frames; with --env {args.env} use plan.cost=pixel_l2")
+    for task in args.tasks or []:
+        ProgressCost(task)
 
 
 def _print_results(results: dict, out: str) -> None:

@@ -31,6 +31,7 @@ from maskvit.atomic import atomic_write_bytes
 from maskvit.config import PlanConfig
 from maskvit.errors import UserError
 from maskvit.plan.baselines import OraclePolicy, RandomPolicy
+from maskvit.plan.desk_progress_cost import ProgressCost
 from maskvit.plan.mpc import run_episode
 from maskvit.plan.plan_report import (
     episode_frames,
@@ -41,7 +42,7 @@ from maskvit.plan.plan_report import (
     write_overview_html,
     write_results,
 )
-from maskvit.plan.planner import CLASSIFIER_COSTS, ModelPlanner, PredictFn
+from maskvit.plan.planner import CLASSIFIER_COSTS, PROGRESS_COSTS, ModelPlanner, PredictFn
 from maskvit.plan.success_classifier import ClassifierCost
 from maskvit.plan.worlds import make_world
 from maskvit.sharding import Shard, gather_json
@@ -92,14 +93,17 @@ def build_policy(
     classifier=None,
     task: str | None = None,
 ):
-    """The policy called `name` for `world`; the model needs `predict_fn`, and a classifier
-    cost (`plan.cost=pixel_l2_classifier`) the `classifier` and the episode's `task`."""
+    """The policy called `name` for `world`; the model needs `predict_fn`, a classifier cost
+    (`plan.cost=pixel_l2_classifier`) the `classifier`, and costs built per task the episode's
+    `task`."""
     if name == "model":
         if predict_fn is None:
             raise UserError("the model policy needs --model RUN")
         cost = None
         if config.cost in CLASSIFIER_COSTS and classifier is not None:
             cost = ClassifierCost(classifier, task or "")
+        elif config.cost in PROGRESS_COSTS:
+            cost = ProgressCost(task or "")
         return ModelPlanner(predict_fn, config, world.action_low, world.action_high, cost=cost,
                             context=context)
     if name == "random":

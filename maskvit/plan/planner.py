@@ -74,6 +74,10 @@ COST_READS: dict[str, tuple[int, ...]] = {"final_pixel_l2": (-1,)}
 # Costs that also need a task-success classifier (`maskvit.plan.success_classifier`), built
 # per task by the caller and handed to `ModelPlanner(cost=...)`: VP2's RoboDesk cost.
 CLASSIFIER_COSTS = ("pixel_l2_classifier",)
+# Costs that read the task's progress from RoboDesk frames (`maskvit.plan.desk_progress_cost`),
+# built per task by the caller like the classifier costs.
+PROGRESS_COSTS = ("pixel_l2_progress",)
+TASK_COSTS = (*CLASSIFIER_COSTS, *PROGRESS_COSTS)  # built per task, never looked up in COSTS
 
 
 def standing_still_cost(cost: FrameCost, here: np.ndarray, goal: np.ndarray, weights: np.ndarray) -> float:
@@ -84,16 +88,16 @@ def standing_still_cost(cost: FrameCost, here: np.ndarray, goal: np.ndarray, wei
 
 
 def pixel_cost_name(name: str) -> str:
-    """`name`, or pixel_l2 where `name` compares latents or needs a classifier (what frames
+    """`name`, or pixel_l2 where `name` compares latents or is built per task (what frames
     alone can be scored by)."""
-    return "pixel_l2" if name in LATENT_COSTS or name in CLASSIFIER_COSTS else name
+    return "pixel_l2" if name in LATENT_COSTS or name in TASK_COSTS else name
 
 
 def check_cost_name(name: str) -> None:
     """A one-line error listing the valid names, for a cost that does not exist."""
-    if name not in COSTS and name not in CLASSIFIER_COSTS:
+    if name not in COSTS and name not in TASK_COSTS:
         raise UserError(f"unknown planning cost {name!r}; choose one of: "
-                        f"{', '.join([*COSTS, *CLASSIFIER_COSTS])}")
+                        f"{', '.join([*COSTS, *TASK_COSTS])}")
 
 
 def get_cost(name: str) -> FrameCost:
@@ -102,6 +106,9 @@ def get_cost(name: str) -> FrameCost:
     if name in CLASSIFIER_COSTS:
         raise UserError(f"plan.cost={name} needs a task-success classifier, which `maskvit plan --env "
                         "robodesk` supplies (--classifier DIR); here use another plan.cost")
+    if name in PROGRESS_COSTS:
+        raise UserError(f"plan.cost={name} reads a RoboDesk task's progress from frames: only "
+                        "`maskvit plan --env robodesk` can use it; here use another plan.cost")
     return COSTS[name]
 
 
