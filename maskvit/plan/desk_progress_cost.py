@@ -33,19 +33,18 @@ from maskvit.plan.planner import pixel_l2_cost
 # 250 the task's joint weighs about as much as everything else the goal image shows.
 PROGRESS_WEIGHT = 250.0
 
-# Joint readings at which the slide and the drawer count as closed and as open (the success
-# thresholds of `maskvit.sim.desk_world`: SLIDE_OPEN 0.55, DRAWER_OPEN −0.2).
-_SLIDE_SPAN = (0.0, 0.55)
-_DRAWER_SPAN = (0.0, -0.2)
-
 
 def remaining_progress(frames: np.ndarray, task: str) -> np.ndarray:
     """float32 (...): the fraction of the way to `task`'s success still to go in each uint8
-    frame (..., 64, 64, 3), read from pixels alone; 0 where the frame shows it solved."""
+    frame (..., 64, 64, 3), read from pixels alone; 0 where the frame shows it solved.
+    The slide and the drawer count from closed (joint 0) to the world's success thresholds."""
+    # Here, not at the top: importing maskvit.sim loads pybullet, which only RoboDesk runs need.
+    from maskvit.sim.desk_world import DRAWER_OPEN, SLIDE_OPEN
+
     if task == "open_slide":
-        return _fraction_left(read_slide(frames), *_SLIDE_SPAN)
+        return _fraction_left(read_slide(frames), 0.0, SLIDE_OPEN)
     if task == "open_drawer":
-        return _fraction_left(read_drawer(frames), *_DRAWER_SPAN)
+        return _fraction_left(read_drawer(frames), 0.0, DRAWER_OPEN)
     colour = task.removeprefix("push_")
     if task.startswith("push_") and colour in LIGHTS:
         strength = light_strength(frames)[..., LIGHTS.index(colour)]
