@@ -1,10 +1,11 @@
 """Planning benchmarks: model throughput for one CEM batch, and baseline success rates.
 
     python benchmarks/bench_plan.py throughput [--samples 256] [--chunk 64] [--steps 5] [--bf16]
+        [--preset push64|robodesk64] [--device cuda] [--json OUT.json]
     python benchmarks/bench_plan.py success [--episodes 30] [--set plan.samples=64 ...]
 
 * throughput: predicted frames per second when M action sequences (default 256, paper
-  Table 5) go through a push64-sized VQ-GAN + MaskViT (random weights: speed does not
+  Table 5) go through a VQ-GAN + MaskViT of the preset's size (push64 by default) (random weights: speed does not
   depend on them) with 5 decoding steps: encode 2 context frames, decode 10 future frames
   iteratively, decode the codes to pixels (`maskvit.inference.predictor.Predictor.predict`), exactly
   the work of one CEM iteration.
@@ -27,20 +28,22 @@ import torch
 from maskvit.config import load_preset
 
 
-def random_weights_predict_fn(config, steps: int, bf16: bool, timings: dict):
-    """A PredictFn: a `Predictor` made of untrained push64 modules, timing each call."""
+def random_weights_predict_fn(config, steps: int, bf16: bool, timings: dict, device: str = "cpu"):
+    """A PredictFn: a `Predictor` made of untrained modules of the preset, timing each call."""
     from maskvit.inference.predictor import Predictor
     from maskvit.model import MaskViT
     from maskvit.plan.predictor_fn import predictor_fn
     from maskvit.tokenizer.vqgan import VQGAN
 
     predictor = Predictor(VQGAN(config.tokenizer), MaskViT(config.transformer), config,
-                          precision="bf16" if bf16 else "fp32")
+                          device=device, precision="bf16" if bf16 else "fp32")
+    synchronize = torch.cuda.synchronize if predictor.device.type == "cuda" else (lambda: None)
     predict = predictor_fn(predictor, dataclasses.replace(config.plan.decoding, steps=steps))
 
     def timed(context_frames, context_actions, future_actions):
         start = time.perf_counter()
         frames = predict(context_frames, context_actions, future_actions)
+        synchronize()
         timings["predict"] = timings.get("predict", 0.0) + time.perf_counter() - start
         timings["calls"] = timings.get("calls", 0) + 1
         return frames
@@ -53,30 +56,37 @@ def throughput(args) -> dict:
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    config = load_preset("push64", [f"plan.samples={args.samples}", f"plan.chunk_size={args.chunk}",
-                                    "plan.iterations=1", f"plan.decoding_steps={args.steps}"])
+    config = load_preset(args.preset, [f"plan.samples={args.samples}", f"plan.chunk_size={args.chunk}",
+                                       "plan.iterations=1", f"plan.decoding_steps={args.steps}"])
     timings: dict[str, float] = {}
-    predict = random_weights_predict_fn(config, args.steps, args.bf16, timings)
-    low, high = np.full(2, -0.05), np.full(2, 0.05)
+    predict = random_weights_predict_fn(config, args.steps, args.bf16, timings, args.device)
+    action_dim = config.transformer.action_dim
+    low, high = np.full(action_dim, -0.05), np.full(action_dim, 0.05)
     planner = ModelPlanner(predict, config.plan, low, high)
     size = config.tokenizer.resolution
     rng = np.random.default_rng(0)
     context = rng.integers(0, 256, (2, size, size, 3), dtype=np.uint8)
     goal = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    predict(np.repeat(context[None], 2, 0), np.zeros((2, 1, 2)), np.zeros((2, 10, 2)))  # warm-up
+    horizon = config.plan.horizon
+    for _ in range(2 if args.device != "cpu" else 1):  # warm-up (a GPU's first calls compile)
+        predict(np.repeat(context[None], 2, 0), np.zeros((2, 1, action_dim)),
+                np.zeros((2, horizon, action_dim)))
     timings.clear()
     start = time.perf_counter()
-    planner.plan(context, np.zeros((1, 2)), goal, rng)  # one CEM iteration: M sequences
+    planner.plan(context, np.zeros((1, action_dim)), goal, rng)  # one iteration: M sequences
     seconds = time.perf_counter() - start
     frames = args.samples * config.plan.horizon
     result = {
-        "samples": args.samples, "chunk": args.chunk, "decoding_steps": args.steps,
+        "preset": args.preset, "device": str(args.device), "samples": args.samples, "chunk": args.chunk, "decoding_steps": args.steps,
         "bf16": args.bf16, "threads": torch.get_num_threads(), "seconds_per_batch": seconds,
         "predicted_frames_per_second": frames / seconds,
         "stage_seconds": {k: round(v, 3) for k, v in timings.items()},
         "paper_seconds_per_batch_8_gpus": 6.2,
     }
     print(json.dumps(result, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
     return result
 
 
@@ -104,6 +114,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--bf16", action="store_true")
+    p.add_argument("--preset", default="push64")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", default=None, help="also write the result here")
     p.set_defaults(func=throughput)
     s = sub.add_parser("success")
     s.add_argument("--episodes", type=int, default=30)
