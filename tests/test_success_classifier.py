@@ -193,7 +193,7 @@ def test_plan_scores_the_models_frames_with_the_classifier_cost(tmp_path, capsys
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--classifier", "CLASSIFIER"], "--classifier is read by plan.cost=pixel_l2_classifier only"),
+    (["--classifier", "CLASSIFIER"], "--classifier is read by plan.cost=pixel_l2_classifier or pixel_l2_reach only"),
     (["--set", "plan.cost=pixel_l2_classifier", "--classifier", "MISSING"], "no success classifier in"),
     (["--set", "plan.cost=pixel_l2_classifier", "--classifier", "CLASSIFIER", "--task", "open_drawer"],
      "this success classifier knows push_red, open_slide, not 'open_drawer'"),
@@ -226,7 +226,7 @@ def test_a_classifier_cost_without_a_classifier_is_one_line(tmp_path, capsys, mo
     monkeypatch.setattr("maskvit.pretrained.shipped_classifier", lambda name: None)
     code = _plan(tmp_path, "--task", "push_red", "--set", "plan.cost=pixel_l2_classifier")
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "needs a task-success classifier: pass --classifier DIR" in err, err
+    assert code == 2 and "needs a success classifier: pass --classifier DIR" in err, err
     assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
 
 

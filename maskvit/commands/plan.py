@@ -100,7 +100,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "object at its goal (goal, default) or where the episode starts (current)")
     parser.add_argument("--classifier", metavar="DIR", default=None,
                         help="task-success classifier (maskvit train-classifier) for "
-                             "plan.cost=pixel_l2_classifier, VP2's RoboDesk cost (default with the "
+                             "plan.cost=pixel_l2_classifier, VP2's RoboDesk cost, or a reach reader "
+                             "(train-classifier --kind reach) for plan.cost=pixel_l2_reach (default with the "
                              "shipped robodesk64 model: the classifier shipped with it)")
     parser.add_argument("--preset", default=None,
                         help=f"config preset when no --model is given (default: push64 for push, "
@@ -257,23 +258,27 @@ def _policies_and_model(args: argparse.Namespace, shard: Shard):
 def _classifier(args: argparse.Namespace, cost: str, plays_model: bool):
     """(the success classifier a classifier cost reads, where it came from), or (None, None)
     where the cost reads none; --classifier, else the one shipped with the shipped model."""
-    from maskvit.plan.planner import CLASSIFIER_COSTS
+    from maskvit.plan.planner import CLASSIFIER_COSTS, CLASSIFIER_KINDS
     from maskvit.plan.success_classifier import load_classifier
     from maskvit.pretrained import shipped_classifier
 
     if args.classifier is not None and cost not in CLASSIFIER_COSTS:
-        raise UserError(f"--classifier is read by plan.cost={CLASSIFIER_COSTS[0]} only (this run's cost "
-                        f"is {cost}); add --set plan.cost={CLASSIFIER_COSTS[0]}")
+        raise UserError(f"--classifier is read by plan.cost={' or '.join(CLASSIFIER_COSTS)} only (this "
+                        f"run's cost is {cost}); add --set plan.cost={CLASSIFIER_COSTS[0]}")
     if cost not in CLASSIFIER_COSTS or not plays_model:
         return None, None
-    folder = args.classifier
+    kind, folder = CLASSIFIER_KINDS[cost], args.classifier
     shipped = pretrained_path(DEFAULT_PRESETS[args.env])
-    if folder is None and shipped is not None and args.model and Path(args.model).resolve() == shipped.resolve():
+    if (folder is None and kind == "success" and shipped is not None and args.model
+            and Path(args.model).resolve() == shipped.resolve()):
         folder = shipped_classifier(DEFAULT_PRESETS[args.env])  # trained on the shipped model's store
     if folder is None:
-        raise UserError(f"plan.cost={cost} needs a task-success classifier: pass --classifier DIR "
-                        "(train one on the model's store with maskvit train-classifier)")
+        raise UserError(f"plan.cost={cost} needs a {kind} classifier: pass --classifier DIR (train one "
+                        f"on the model's store with maskvit train-classifier --kind {kind})")
     net = load_classifier(folder)
+    if net.kind != kind:
+        raise UserError(f"{folder} holds a {net.kind} classifier; plan.cost={cost} reads a {kind} one "
+                        f"(maskvit train-classifier --kind {kind})")
     for task in args.tasks or []:
         net.task_index(task)  # a task the classifier does not know: one line, before any episode
     return net, str(Path(folder).resolve())
@@ -285,7 +290,7 @@ def _check_progress_cost(args: argparse.Namespace, cost: str) -> None:
     from maskvit.plan.desk_progress_cost import ProgressCost
     from maskvit.plan.planner import PROGRESS_COSTS
 
-    if cost not in PROGRESS_COSTS:
+    if cost not in (*PROGRESS_COSTS, "pixel_l2_reach"):  # the reach cost reads progress too
         return
     if args.env != "robodesk":
         raise UserError(f"plan.cost={cost} reads RoboDesk frames; with --env {args.env} use plan.cost=pixel_l2")

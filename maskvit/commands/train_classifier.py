@@ -8,6 +8,14 @@ it on the val split (recall, precision, balanced accuracy per task: DIR/classifi
 Plan with it: `maskvit plan --env robodesk --set plan.cost=pixel_l2_classifier
 --classifier DIR` (VP2's RoboDesk cost: the squared pixel error minus 20 × the summed logit,
 in our units). A few minutes on a CPU; DIR must be new or empty (nothing is overwritten).
+
+    maskvit train-classifier --kind reach --data STORE --out DIR
+
+trains a reach reader instead: the same net reading, per task, the end effector's distance in
+metres to the button, the slide's handle or the drawer's bar (labels from the saved states),
+scored on the val split by mean absolute error and correlation. Plan with it:
+`--set plan.cost=pixel_l2_reach --classifier DIR` (the pixel cost, the task's progress read
+from frames, and the reach: `maskvit.plan.reach_reader`).
 """
 
 from __future__ import annotations
@@ -24,7 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        __doc__)
     p.add_argument("--data", required=True, help="RoboDesk episode store (maskvit collect --env robodesk)")
     p.add_argument("--out", required=True, help="new or empty folder for the classifier")
-    p.add_argument("--tasks", nargs="+", default=None, help="tasks (default: all seven RoboDesk tasks)")
+    p.add_argument("--kind", choices=("success", "reach"), default="success",
+                   help="success logits (VP2's cost, default) or reach distances (plan.cost=pixel_l2_reach)")
+    p.add_argument("--tasks", nargs="+", default=None,
+                   help="tasks (default: all seven RoboDesk tasks; for --kind reach the buttons, "
+                        "open_slide and open_drawer)")
     p.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
     p.add_argument("--batch", type=int, default=128, help="frames per step (default 128)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -36,37 +48,64 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from maskvit.data import EpisodeStore
     from maskvit.locking import output_lock
-    from maskvit.plan.classifier_training import (
-        classifier_scores,
-        format_score,
-        labelled_frames,
-        train_classifier,
-    )
+    from maskvit.plan.reach_reader import REACH_TASKS
     from maskvit.sim.desk_world import TASKS, check_task
 
-    tasks = tuple(check_task(t) for t in (args.tasks or TASKS))
+    tasks = tuple(check_task(t) for t in (args.tasks or (REACH_TASKS if args.kind == "reach" else TASKS)))
+    if args.kind == "reach" and set(tasks) - set(REACH_TASKS):
+        raise UserError(f"a reach reader reads {', '.join(REACH_TASKS)}; "
+                        f"not {', '.join(sorted(set(tasks) - set(REACH_TASKS)))}")
     if args.steps < 1 or args.batch < 1 or not args.lr > 0:
         raise UserError("--steps, --batch and --lr must be positive")
     out = Path(args.out)
     _check_new_folder(out)  # before the data is read: a wrong --out fails at once
     store = EpisodeStore.open(args.data)
-    train_frames, train_labels = labelled_frames(store, "train", tasks)
-    val_frames, val_labels = labelled_frames(store, "val", tasks)
+    read, train, score = _KINDS[args.kind]()
+    train_frames, train_labels = read(store, "train", tasks)
+    val_frames, val_labels = read(store, "val", tasks)
     with output_lock(out, "classifier folder"):
         _check_new_folder(out)  # again, now that no other job can be writing it
-        net = train_classifier(train_frames, train_labels, tasks, steps=args.steps, batch=args.batch,
-                               lr=args.lr, seed=args.seed, progress=not args.no_progress)
-        scores = classifier_scores(net, val_frames, val_labels)
+        net = train(train_frames, train_labels, tasks, steps=args.steps, batch=args.batch,
+                    lr=args.lr, seed=args.seed, progress=not args.no_progress)
+        scores = score(net, val_frames, val_labels)
         _save_whole(net, out, {
             "store": str(Path(args.data).resolve()), "store_fingerprint": store.fingerprint(),
             "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
             "train_frames": len(train_frames), "val_scores": scores})
     print(f"wrote {out}; val split ({len(val_frames)} frames):")
     for task, s in scores.items():
-        print(f"  {task:24s} positives {s['positives']:5d}  recall {format_score(s['recall'])}  "
-              f"precision {format_score(s['precision'])}  "
-              f"balanced accuracy {format_score(s['balanced_accuracy'])}")
+        print(f"  {task:24s} " + _format_scores(s))
     return 0
+
+
+def _success_kind():
+    from maskvit.plan.classifier_training import (
+        classifier_scores,
+        labelled_frames,
+        train_classifier,
+    )
+
+    return labelled_frames, train_classifier, classifier_scores
+
+
+def _reach_kind():
+    from maskvit.plan.classifier_training import reach_frames, reach_scores, train_reach_reader
+
+    return reach_frames, train_reach_reader, reach_scores
+
+
+_KINDS = {"success": _success_kind, "reach": _reach_kind}
+
+
+def _format_scores(s: dict) -> str:
+    from maskvit.plan.classifier_training import format_score
+
+    if "positives" in s:
+        return (f"positives {s['positives']:5d}  recall {format_score(s['recall'])}  "
+                f"precision {format_score(s['precision'])}  "
+                f"balanced accuracy {format_score(s['balanced_accuracy'])}")
+    return (f"mean distance {s['mean_distance']:.3f} m  mean absolute error "
+            f"{s['mean_absolute_error']:.3f} m  correlation {format_score(s['correlation'])}")
 
 
 def _check_new_folder(out: Path) -> None:

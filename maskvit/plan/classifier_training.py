@@ -25,21 +25,30 @@ MAX_SHIFT = 2  # pixels: a random translation per batch, so a blurry or shifted 
 
 def labelled_frames(store, split: str, tasks: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """uint8 frames (N, S, S, 3) of `split` and bool labels (N, len(tasks)) from their states."""
-    from maskvit.sim.desk_world import STATE_COLUMNS, solved_in_states
+    from maskvit.sim.desk_world import solved_in_states
+
+    frames, states = frames_and_states(store, split, "success labels")
+    return frames, np.stack([solved_in_states(states, t) for t in tasks], axis=1)
+
+
+def frames_and_states(store, split: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 frames (N, S, S, 3) of `split` and the RoboDesk states saved beside them (N, 19);
+    a one-line error naming `what` is read from them where a store has none."""
+    from maskvit.sim.desk_world import STATE_COLUMNS
 
     ids = store.episode_ids(split)
     if not ids:
         raise UserError(f"{store.path} has no {split} episodes")
-    frames, labels = [], []
+    frames, states = [], []
     for episode_id in ids:
         episode = store.load(episode_id)
-        states = episode.get("states")
-        if states is None or states.ndim != 2 or states.shape[1] != len(STATE_COLUMNS):
-            raise UserError(f"{store.path} holds no RoboDesk states beside its frames; success labels "
+        rows = episode.get("states")
+        if rows is None or rows.ndim != 2 or rows.shape[1] != len(STATE_COLUMNS):
+            raise UserError(f"{store.path} holds no RoboDesk states beside its frames; {what} "
                             "are read from them: collect it with `maskvit collect --env robodesk`")
         frames.append(episode["frames"])
-        labels.append(np.stack([solved_in_states(states, t) for t in tasks], axis=1))
-    return np.concatenate(frames), np.concatenate(labels)
+        states.append(rows)
+    return np.concatenate(frames), np.concatenate(states)
 
 
 def positive_weights(labels: np.ndarray) -> torch.Tensor:
@@ -52,24 +61,68 @@ def positive_weights(labels: np.ndarray) -> torch.Tensor:
 def train_classifier(frames: np.ndarray, labels: np.ndarray, tasks: tuple[str, ...], *, steps: int,
                      batch: int, lr: float, seed: int, progress: bool = True) -> SuccessNet:
     """Adam on the weighted binary cross-entropy of every task's logit, batches drawn at random."""
-    generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net = SuccessNet(tasks, image_size=frames.shape[1])
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=positive_weights(labels))
+    return _fit(net, frames, labels.astype(np.float32), loss_fn, steps=steps, batch=batch, lr=lr,
+                seed=seed, progress=progress)
+
+
+def reach_frames(store, split: str, tasks: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 frames (N, S, S, 3) of `split` and float32 reach distances in metres (N, len(tasks))
+    from their states (`maskvit.plan.reach_reader.reach_labels`)."""
+    from maskvit.plan.reach_reader import reach_labels
+
+    frames, states = frames_and_states(store, split, "reach labels")
+    return frames, reach_labels(states, tasks)
+
+
+def train_reach_reader(frames: np.ndarray, distances: np.ndarray, tasks: tuple[str, ...], *,
+                       steps: int, batch: int, lr: float, seed: int, progress: bool = True):
+    """Adam on the squared error of every task's distance (metres), batches drawn at random."""
+    from maskvit.plan.reach_reader import ReachNet
+
+    torch.manual_seed(seed)
+    net = ReachNet(tasks, image_size=frames.shape[1])
+    return _fit(net, frames, distances.astype(np.float32), nn.MSELoss(), steps=steps, batch=batch,
+                lr=lr, seed=seed, progress=progress)
+
+
+def _fit(net: SuccessNet, frames: np.ndarray, targets: np.ndarray, loss_fn: nn.Module, *, steps: int,
+         batch: int, lr: float, seed: int, progress: bool) -> SuccessNet:
+    """`steps` Adam steps of `loss_fn(net(frames), targets)` on random batches, each shifted by
+    up to MAX_SHIFT pixels."""
+    generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    all_frames, all_labels = torch.from_numpy(frames), torch.from_numpy(labels.astype(np.float32))
-    bar = tqdm(range(steps), desc="classifier", disable=not progress, unit="step")
+    all_frames, all_targets = torch.from_numpy(frames), torch.from_numpy(targets)
+    bar = tqdm(range(steps), desc=net.kind, disable=not progress, unit="step")
     for _ in bar:
         index = torch.randint(len(all_frames), (batch,), generator=generator)
         x = all_frames[index]
         dx, dy = torch.randint(-MAX_SHIFT, MAX_SHIFT + 1, (2,), generator=generator).tolist()
         x = torch.roll(x, shifts=(dy, dx), dims=(1, 2))
-        loss = loss_fn(net(x), all_labels[index])
+        loss = loss_fn(net(x), all_targets[index])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.set_postfix(loss=f"{loss.item():.4f}")
     return net.eval()
+
+
+def reach_scores(net, frames: np.ndarray, distances: np.ndarray) -> dict[str, Any]:
+    """Per task: the mean true distance, the reader's mean absolute error (metres) and the
+    correlation of read and true distances (what a cost needs: the order, not the scale)."""
+    scores: dict[str, Any] = {}
+    for i, task in enumerate(net.tasks):
+        read, truth = net.distances(frames, task), distances[:, i]
+        spread = float(np.std(read) * np.std(truth))
+        scores[task] = {
+            "frames": len(truth), "mean_distance": float(truth.mean()),
+            "mean_absolute_error": float(np.abs(read - truth).mean()),
+            "correlation": float(np.mean((read - read.mean()) * (truth - truth.mean())) / spread)
+            if spread > 0 else None,
+        }
+    return scores
 
 
 def format_score(value: float | None) -> str:

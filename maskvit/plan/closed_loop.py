@@ -43,6 +43,7 @@ from maskvit.plan.plan_report import (
     write_results,
 )
 from maskvit.plan.planner import CLASSIFIER_COSTS, PROGRESS_COSTS, ModelPlanner, PredictFn
+from maskvit.plan.reach_reader import ReachCost
 from maskvit.plan.success_classifier import ClassifierCost
 from maskvit.plan.worlds import make_world
 from maskvit.sharding import Shard, gather_json
@@ -100,7 +101,9 @@ def build_policy(
         if predict_fn is None:
             raise UserError("the model policy needs --model RUN")
         cost = None
-        if config.cost in CLASSIFIER_COSTS and classifier is not None:
+        if config.cost == "pixel_l2_reach" and classifier is not None:
+            cost = ReachCost(classifier, task or "")
+        elif config.cost in CLASSIFIER_COSTS and classifier is not None:
             cost = ClassifierCost(classifier, task or "")
         elif config.cost in PROGRESS_COSTS:
             cost = ProgressCost(task or "")

@@ -71,9 +71,12 @@ LATENT_COSTS = ("latent_l2",)
 # The predicted frames a cost reads, where it reads fewer than all: a `PredictFn` that can
 # (`decodes_subsets`) turns only those into pixels, which on a CPU is most of a model call.
 COST_READS: dict[str, tuple[int, ...]] = {"final_pixel_l2": (-1,)}
-# Costs that also need a task-success classifier (`maskvit.plan.success_classifier`), built
-# per task by the caller and handed to `ModelPlanner(cost=...)`: VP2's RoboDesk cost.
-CLASSIFIER_COSTS = ("pixel_l2_classifier",)
+# Costs that also need a net reading frames (`maskvit.plan.success_classifier`), built per task
+# by the caller and handed to `ModelPlanner(cost=...)`: VP2's RoboDesk cost (a success
+# classifier) and the reach cost (a reach reader, `maskvit.plan.reach_reader`).
+CLASSIFIER_COSTS = ("pixel_l2_classifier", "pixel_l2_reach")
+# The kind of net (`SuccessNet.kind`) each of them reads.
+CLASSIFIER_KINDS = {"pixel_l2_classifier": "success", "pixel_l2_reach": "reach"}
 # Costs that read the task's progress from RoboDesk frames (`maskvit.plan.desk_progress_cost`),
 # built per task by the caller like the classifier costs.
 PROGRESS_COSTS = ("pixel_l2_progress",)
@@ -104,7 +107,7 @@ def get_cost(name: str) -> FrameCost:
     """Look a cost up by name; a one-line error lists the valid names."""
     check_cost_name(name)
     if name in CLASSIFIER_COSTS:
-        raise UserError(f"plan.cost={name} needs a task-success classifier, which `maskvit plan --env "
+        raise UserError(f"plan.cost={name} needs a classifier net, which `maskvit plan --env "
                         "robodesk` supplies (--classifier DIR); here use another plan.cost")
     if name in PROGRESS_COSTS:
         raise UserError(f"plan.cost={name} reads a RoboDesk task's progress from frames: only "

@@ -43,6 +43,8 @@ class SuccessNet(nn.Module):
 
     Four 3×3 stride-2 convolutions (S → S/16) and a two-layer head."""
 
+    kind = "success"  # what its outputs are; a reach reader (`maskvit.plan.reach_reader`) reads distances
+
     def __init__(self, tasks: tuple[str, ...], image_size: int = 64, width: int = 32):
         super().__init__()
         if image_size % 16:
@@ -104,15 +106,17 @@ def save_classifier(net: SuccessNet, folder: str | Path, info: dict[str, Any]) -
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     atomic_write(folder / WEIGHTS_FILE, lambda f: f.write(save(state)))
-    atomic_write_json(folder / META_FILE, {"format": CLASSIFIER_FORMAT, "tasks": list(net.tasks),
+    atomic_write_json(folder / META_FILE, {"format": CLASSIFIER_FORMAT, "kind": net.kind, "tasks": list(net.tasks),
                                            "image_size": net.image_size, "width": net.width, **info})
 
 
 def load_classifier(folder: str | Path) -> SuccessNet:
-    """The classifier `maskvit train-classifier` wrote to `folder`; one-line errors for a missing,
-    damaged or foreign folder."""
+    """The classifier `maskvit train-classifier` wrote to `folder` (a `SuccessNet`, or a
+    `ReachNet` for `--kind reach`); one-line errors for a missing, damaged or foreign folder."""
+    from maskvit.plan.reach_reader import ReachNet
     from maskvit.run_dir import read_tensors
 
+    kinds = {net.kind: net for net in (SuccessNet, ReachNet)}
     folder = Path(folder)
     fix = "train one with `maskvit train-classifier --data STORE --out DIR`"
     meta_path = folder / META_FILE
@@ -123,9 +127,12 @@ def load_classifier(folder: str | Path) -> SuccessNet:
         tasks, size, width = tuple(meta["tasks"]), int(meta["image_size"]), int(meta["width"])
         if meta.get("format") != CLASSIFIER_FORMAT:
             raise ValueError(f"format {meta.get('format')!r}")
+        kind = meta.get("kind", "success")  # files written before reach readers have none
+        if kind not in kinds:
+            raise ValueError(f"kind {kind!r}")
     except (ValueError, KeyError, TypeError) as err:
         raise UserError(f"{meta_path} is damaged or not a success classifier ({err}); {fix}") from None
-    net = SuccessNet(tasks, size, width)
+    net = kinds[kind](tasks, size, width)
     try:
         net.load_state_dict(read_tensors(folder / WEIGHTS_FILE))
     except (UserError, RuntimeError) as err:  # missing, damaged, or another architecture's

@@ -1,0 +1,100 @@
+"""A RoboDesk planning cost with the oracle's reach term, read from predicted frames.
+
+Where VP2's pixel cost fails on RoboDesk ("Where RoboDesk planning fails", RESULTS.md): on
+open_slide and open_drawer it does not prefer going for the handle even on the simulator's
+own frames, and `pixel_l2_progress` cannot help while no sample moves the handle (nothing
+to read). The simulator oracle, which does open them, scores what is left of the task
+*plus the hand's distance to what the task moves* (`maskvit.plan.worlds.DeskScratch`).
+`ReachNet` reads that distance from a frame: the success classifier's small conv net with
+one regression output per task, trained on an episode store whose frames carry their
+simulator states (`maskvit train-classifier --kind reach`). `plan.cost=pixel_l2_reach`:
+
+    Σ_i c_i (‖frame_i − goal‖² + PROGRESS_WEIGHT × remaining_i + REACH_WEIGHT × reach_i)
+
+with remaining_i the progress reading of `pixel_l2_progress` and reach_i the net's reading,
+in metres, of the end effector's distance to the button top, the slide's handle or the
+drawer's bar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from maskvit.errors import UserError
+from maskvit.plan.desk_progress_cost import PROGRESS_WEIGHT, remaining_progress
+from maskvit.plan.planner import pixel_l2_cost
+from maskvit.plan.success_classifier import SuccessNet
+
+# Pixel-cost units per metre of reach: closing 0.2 m weighs 200, about the median squared
+# error between an open_drawer tuning instance's start frame and its goal (228).
+REACH_WEIGHT = 1000.0
+# The tasks a reach reader knows by default: those with a reach target and a progress reading.
+REACH_TASKS = ("push_red", "push_green", "push_blue", "open_slide", "open_drawer")
+
+
+class ReachNet(SuccessNet):
+    """uint8 frames (N, S, S, 3) → the end effector's distance in metres to each task's
+    target (N, len(tasks)). The success classifier's architecture; its outputs are distances."""
+
+    kind = "reach"
+
+    @torch.no_grad()
+    def distances(self, frames: np.ndarray, task: str, batch: int = 1024) -> np.ndarray:
+        """float32 metres for uint8 frames of any leading shape (..., S, S, 3), never below 0."""
+        return np.maximum(self.logits(frames, task, batch), 0.0)
+
+
+def reach_labels(states: np.ndarray, tasks: tuple[str, ...]) -> np.ndarray:
+    """float32 (N, len(tasks)): for each `state_vector` row, the end effector's distance in
+    metres to each task's target (`maskvit.plan.worlds.desk_task_target`), the slide's handle
+    and the drawer's bar placed by the row's joints in a RoboDesk scene of our own."""
+    from maskvit.plan.worlds import desk_task_target
+    from maskvit.sim.desk_world import STATE_COLUMNS, DeskWorld
+
+    for task in tasks:
+        if task not in REACH_TASKS:
+            raise UserError(f"a reach reader reads {', '.join(REACH_TASKS)}, not {task!r}")
+    states = np.asarray(states, np.float64)
+    column = {name: STATE_COLUMNS.index(name) for name in ("ee_x", "slide", "drawer")}
+    end_effector = states[:, column["ee_x"]:column["ee_x"] + 3]
+    world = DeskWorld()
+    try:
+        world.reset(0)
+        named, physics = world.physics.named.data, world.physics
+        targets = np.empty((len(states), len(tasks), 3))
+        for row, state in enumerate(states):
+            named.qpos["slide_joint"] = state[column["slide"]]
+            named.qpos["drawer_joint"] = state[column["drawer"]]
+            physics.forward()
+            for i, task in enumerate(tasks):
+                targets[row, i] = desk_task_target(world, task)
+    finally:
+        world.close()
+    return np.linalg.norm(targets - end_effector[:, None], axis=-1).astype(np.float32)
+
+
+@dataclass
+class ReachCost:
+    """`plan.cost=pixel_l2_reach` for one RoboDesk task: a `FrameCost` (`maskvit.plan.planner`)
+    over frames (M, H, S, S, 3) uint8."""
+
+    net: ReachNet
+    task: str
+    progress_weight: float = PROGRESS_WEIGHT
+    reach_weight: float = REACH_WEIGHT
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.net, ReachNet):
+            raise UserError("plan.cost=pixel_l2_reach needs a reach reader (maskvit train-classifier "
+                            "--kind reach), not a success classifier")
+        self.net.task_index(self.task)
+        remaining_progress(np.zeros((0, 64, 64, 3), np.uint8), self.task)  # no reading: one line now
+
+    def __call__(self, frames: np.ndarray, goal: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        weights = np.asarray(weights, np.float32)
+        state = (self.progress_weight * remaining_progress(frames, self.task)
+                 + self.reach_weight * self.net.distances(frames, self.task))  # (M, H)
+        return pixel_l2_cost(frames, goal, weights) + state @ weights

@@ -1,0 +1,198 @@
+"""The RoboDesk reach reader: labels from saved states, training, the reach cost, files, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maskvit.cli import main
+from maskvit.data import EpisodeStoreWriter
+from maskvit.errors import UserError
+from maskvit.plan.classifier_training import reach_scores, train_reach_reader
+from maskvit.plan.desk_progress_cost import PROGRESS_WEIGHT, remaining_progress
+from maskvit.plan.planner import pixel_l2_cost
+from maskvit.plan.reach_reader import REACH_WEIGHT, ReachCost, ReachNet, reach_labels
+from maskvit.plan.success_classifier import SuccessNet, load_classifier, save_classifier
+from maskvit.sim.desk_world import STATE_COLUMNS
+
+TWO_TASKS = ("push_red", "open_slide")
+
+
+def _scene(distance: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 (N, 64, 64, 3) noisy grey frames with a white square whose column says
+    `distance` (0–0.5 m): what the hand's place in a frame stands for."""
+    frames = rng.integers(60, 120, size=(len(distance), 64, 64, 3)).astype(np.uint8)
+    for frame, d in zip(frames, distance, strict=True):
+        column = 4 + int(d * 100)
+        frame[28:36, column:column + 8] = 250
+    return frames
+
+
+def _synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    distance = rng.uniform(0.0, 0.5, n).astype(np.float32)
+    return _scene(distance, rng), np.stack([distance, 0.5 - distance], axis=1)
+
+
+@pytest.fixture(scope="module")
+def trained() -> ReachNet:
+    frames, distances = _synthetic(600, seed=0)
+    return train_reach_reader(frames, distances, TWO_TASKS, steps=200, batch=32, lr=2e-3, seed=0,
+                              progress=False)
+
+
+def test_the_reader_learns_the_distance_a_frame_shows(trained):
+    frames, distances = _synthetic(200, seed=1)
+    scores = reach_scores(trained, frames, distances)
+    for task in TWO_TASKS:
+        assert scores[task]["correlation"] > 0.9, scores
+        assert scores[task]["mean_absolute_error"] < 0.06, scores  # the spread is ±0.14 m
+    assert (trained.distances(frames[:3], "push_red") >= 0).all()
+
+
+def test_the_reach_cost_adds_progress_and_reach_to_the_pixel_cost(trained):
+    rng = np.random.default_rng(2)
+    frames = _scene(np.array([0.05, 0.45, 0.25, 0.3]), rng).reshape(2, 2, 64, 64, 3)
+    goal = frames[0, 0]
+    weights = np.array([0.5, 1.0], np.float32)
+    cost = ReachCost(trained, "open_slide")(frames, goal, weights)
+    reach = trained.distances(frames, "open_slide")
+    expected = (pixel_l2_cost(frames, goal, weights)
+                + (PROGRESS_WEIGHT * remaining_progress(frames, "open_slide") + REACH_WEIGHT * reach) @ weights)
+    np.testing.assert_allclose(cost, expected, rtol=1e-5)
+    # doubling the reach weight adds the reach reading once more, and nothing else
+    near = ReachCost(trained, "open_slide", reach_weight=2 * REACH_WEIGHT)(frames, goal, weights)
+    np.testing.assert_allclose(near - cost, REACH_WEIGHT * (reach @ weights), rtol=1e-4)
+
+
+def test_the_reach_cost_refuses_a_success_classifier_and_unknown_tasks(trained):
+    with pytest.raises(UserError, match="needs a reach reader"):
+        ReachCost(SuccessNet(TWO_TASKS), "push_red")
+    with pytest.raises(UserError, match="knows push_red, open_slide, not 'open_drawer'"):
+        ReachCost(trained, "open_drawer")
+
+
+def test_labels_are_the_hands_distance_to_what_the_task_moves():
+    """The end effector put on the slide's handle reads 0 for open_slide; 0.1 m beside it, 0.1;
+    and the handle travels with the slide's joint."""
+    from maskvit.plan.worlds import desk_task_target
+    from maskvit.sim.desk_world import DeskWorld
+
+    world = DeskWorld()
+    try:
+        world.reset(0)
+        world.physics.named.data.qpos["slide_joint"] = 0.0  # the rows' slide and drawer: closed
+        world.physics.named.data.qpos["drawer_joint"] = 0.0
+        world.physics.forward()
+        handle = desk_task_target(world, "open_slide")
+        world.physics.named.data.qpos["slide_joint"] = 0.4
+        world.physics.forward()
+        opened = desk_task_target(world, "open_slide")
+    finally:
+        world.close()
+    rows = np.zeros((3, len(STATE_COLUMNS)), np.float32)
+    ee = STATE_COLUMNS.index("ee_x")
+    rows[0, ee:ee + 3] = handle
+    rows[1, ee:ee + 3] = handle + np.array([0.1, 0.0, 0.0])
+    rows[2, ee:ee + 3] = handle
+    rows[2, STATE_COLUMNS.index("slide")] = 0.4
+    labels = reach_labels(rows, ("open_slide", "push_red"))
+    assert labels[0, 0] == pytest.approx(0.0, abs=1e-5)
+    assert labels[1, 0] == pytest.approx(0.1, abs=1e-5)
+    assert labels[2, 0] == pytest.approx(np.linalg.norm(opened - handle), abs=1e-5) and labels[2, 0] > 0.05
+    assert labels[0, 1] == pytest.approx(labels[2, 1])  # the buttons do not move with the slide
+    with pytest.raises(UserError, match="not 'flat_block_off_table'"):
+        reach_labels(rows, ("flat_block_off_table",))
+
+
+def test_a_saved_reader_keeps_its_kind_and_readings(trained, tmp_path):
+    save_classifier(trained, tmp_path / "r", {})
+    assert json.loads((tmp_path / "r" / "classifier.json").read_text())["kind"] == "reach"
+    loaded = load_classifier(tmp_path / "r")
+    assert isinstance(loaded, ReachNet)
+    frames, _ = _synthetic(5, seed=3)
+    np.testing.assert_array_equal(loaded.distances(frames, "open_slide"), trained.distances(frames, "open_slide"))
+    meta = json.loads((tmp_path / "r" / "classifier.json").read_text())
+    meta["kind"] = "sharpness"
+    (tmp_path / "r" / "classifier.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="damaged or not a success classifier .*kind 'sharpness'"):
+        load_classifier(tmp_path / "r")
+
+
+def _state_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    rows = np.zeros((n, len(STATE_COLUMNS)), np.float32)
+    ee = STATE_COLUMNS.index("ee_x")
+    rows[:, ee:ee + 3] = rng.uniform([-0.4, 0.4, 0.7], [0.4, 0.9, 1.1], (n, 3))
+    for name in ("upright_block_z", "flat_block_z"):
+        rows[:, STATE_COLUMNS.index(name)] = 0.76
+    return rows
+
+
+def test_train_classifier_kind_reach_writes_a_reader_and_its_val_scores(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    store = tmp_path / "store"
+    with EpisodeStoreWriter(store, source="robodesk", action_dim=5, resolution=64) as writer:
+        for index in range(3):
+            writer.add(f"robodesk_{index:06d}", rng.integers(0, 255, (10, 64, 64, 3), dtype=np.uint8),
+                       np.zeros((10, 5), np.float32), states=_state_rows(rng, 10),
+                       split="val" if index == 2 else "train")
+    out = tmp_path / "reach"
+    code = main(["train-classifier", "--kind", "reach", "--data", str(store), "--out", str(out),
+                 "--tasks", "open_drawer", "--steps", "3", "--batch", "4", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    meta = json.loads((out / "classifier.json").read_text())
+    assert meta["kind"] == "reach" and meta["tasks"] == ["open_drawer"] and meta["train_frames"] == 20
+    assert meta["val_scores"]["open_drawer"]["mean_distance"] > 0.05
+    assert "mean absolute error" in capsys.readouterr().out
+    code = main(["train-classifier", "--kind", "reach", "--data", str(store), "--out", str(tmp_path / "r2"),
+                 "--tasks", "flat_block_off_table", "--steps", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "a reach reader reads" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r2").exists()
+
+
+TINY_PLAN = ["--set", "plan.samples=4", "--set", "plan.horizon=2", "--set", "plan.episode_steps=2",
+             "--set", "plan.chunk_size=4"]
+
+
+def _plan(tmp_path: Path, *argv: str) -> int:
+    return main(["plan", "--env", "robodesk", "--out", str(tmp_path / "out"), "--no-progress", "--no-gifs",
+                 "--policy", "model", "--episodes", "1", *TINY_PLAN, *argv])
+
+
+def test_plan_scores_the_models_frames_with_the_reach_cost(tmp_path, capsys, monkeypatch, trained):
+    save_classifier(trained, tmp_path / "r", {})
+    calls = []
+    original = ReachCost.__call__
+
+    def counted(self, frames, goal, weights):
+        calls.append((self.task, frames.shape))
+        return original(self, frames, goal, weights)
+
+    monkeypatch.setattr(ReachCost, "__call__", counted)
+    code = _plan(tmp_path, "--task", "open_slide", "--set", "plan.cost=pixel_l2_reach",
+                 "--classifier", str(tmp_path / "r"))
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["config"]["cost"] == "pixel_l2_reach"
+    assert calls and all(task == "open_slide" and shape[:2] == (4, 2) for task, shape in calls)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "plan.cost=pixel_l2_reach"], "needs a reach classifier: pass --classifier DIR"),
+    (["--set", "plan.cost=pixel_l2_reach", "--classifier", "SUCCESS"],
+     "holds a success classifier; plan.cost=pixel_l2_reach reads a reach one"),
+    (["--set", "plan.cost=pixel_l2_classifier", "--classifier", "REACH"],
+     "holds a reach classifier; plan.cost=pixel_l2_classifier reads a success one"),
+])
+def test_a_reach_cost_with_the_wrong_net_is_one_line(tmp_path, capsys, trained, argv, message):
+    save_classifier(trained, tmp_path / "reach", {})
+    save_classifier(SuccessNet(TWO_TASKS), tmp_path / "success", {})
+    argv = [{"SUCCESS": str(tmp_path / "success"), "REACH": str(tmp_path / "reach")}.get(a, a) for a in argv]
+    code = _plan(tmp_path, "--task", "push_red", *argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
