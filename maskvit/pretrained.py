@@ -50,11 +50,12 @@ def default_model() -> Path:
 CLASSIFIERS_ROOT = PRETRAINED_ROOT / "classifiers"
 
 
-def shipped_classifier(name: str) -> Path | None:
-    """The task-success classifier shipped for the bundle `name` (trained on that model's
-    store, for `plan.cost=pixel_l2_classifier`), or None. Kept beside the bundles, not in
-    them: `maskvit export` replaces a bundle folder whole."""
-    path = CLASSIFIERS_ROOT / name
+def shipped_classifier(name: str, kind: str = "success") -> Path | None:
+    """The classifier shipped for the bundle `name` (trained on that model's store): the
+    task-success classifier (`plan.cost=pixel_l2_classifier`), or with kind "reach" the reach
+    reader (`plan.cost=pixel_l2_reach`); None where none ships. Kept beside the bundles, not
+    in them: `maskvit export` replaces a bundle folder whole."""
+    path = CLASSIFIERS_ROOT / (name if kind == "success" else f"{name}_{kind}")
     return path if (path / "classifier.json").is_file() else None
 
 

@@ -188,7 +188,8 @@ def test_plan_scores_the_models_frames_with_the_reach_cost(tmp_path, capsys, mon
     (["--set", "plan.cost=pixel_l2_classifier", "--classifier", "REACH"],
      "holds a reach classifier; plan.cost=pixel_l2_classifier reads a success one"),
 ])
-def test_a_reach_cost_with_the_wrong_net_is_one_line(tmp_path, capsys, trained, argv, message):
+def test_a_reach_cost_with_the_wrong_net_is_one_line(tmp_path, capsys, monkeypatch, trained, argv, message):
+    monkeypatch.setattr("maskvit.pretrained.shipped_classifier", lambda name, kind="success": None)
     save_classifier(trained, tmp_path / "reach", {})
     save_classifier(SuccessNet(TWO_TASKS), tmp_path / "success", {})
     argv = [{"SUCCESS": str(tmp_path / "success"), "REACH": str(tmp_path / "reach")}.get(a, a) for a in argv]
@@ -196,3 +197,16 @@ def test_a_reach_cost_with_the_wrong_net_is_one_line(tmp_path, capsys, trained, 
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_shipped_model_plans_with_its_shipped_reach_reader_by_default(tmp_path, capsys):
+    from maskvit.plan.reach_reader import REACH_TASKS
+    from maskvit.pretrained import shipped_classifier
+
+    folder = shipped_classifier("robodesk64", "reach")
+    assert folder is not None and folder != shipped_classifier("robodesk64")
+    reader = load_classifier(folder)
+    assert isinstance(reader, ReachNet) and reader.tasks == REACH_TASKS
+    code = _plan(tmp_path, "--task", "push_red", "--set", "plan.cost=pixel_l2_reach")
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["classifier"] == str(folder.resolve())

@@ -223,7 +223,7 @@ def test_the_shipped_model_plans_with_its_shipped_classifier_by_default(tmp_path
 
 
 def test_a_classifier_cost_without_a_classifier_is_one_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("maskvit.pretrained.shipped_classifier", lambda name: None)
+    monkeypatch.setattr("maskvit.pretrained.shipped_classifier", lambda name, kind="success": None)
     code = _plan(tmp_path, "--task", "push_red", "--set", "plan.cost=pixel_l2_classifier")
     err = capsys.readouterr().err.strip()
     assert code == 2 and "needs a success classifier: pass --classifier DIR" in err, err

@@ -102,7 +102,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="task-success classifier (maskvit train-classifier) for "
                              "plan.cost=pixel_l2_classifier, VP2's RoboDesk cost, or a reach reader "
                              "(train-classifier --kind reach) for plan.cost=pixel_l2_reach (default with the "
-                             "shipped robodesk64 model: the classifier shipped with it)")
+                             "shipped robodesk64 model: the one shipped with it)")
     parser.add_argument("--preset", default=None,
                         help=f"config preset when no --model is given (default: push64 for push, "
                              f"robodesk64 for robodesk; shipped: {', '.join(preset_names())})")
@@ -269,9 +269,8 @@ def _classifier(args: argparse.Namespace, cost: str, plays_model: bool):
         return None, None
     kind, folder = CLASSIFIER_KINDS[cost], args.classifier
     shipped = pretrained_path(DEFAULT_PRESETS[args.env])
-    if (folder is None and kind == "success" and shipped is not None and args.model
-            and Path(args.model).resolve() == shipped.resolve()):
-        folder = shipped_classifier(DEFAULT_PRESETS[args.env])  # trained on the shipped model's store
+    if folder is None and shipped is not None and args.model and Path(args.model).resolve() == shipped.resolve():
+        folder = shipped_classifier(DEFAULT_PRESETS[args.env], kind)  # trained on the shipped model's store
     if folder is None:
         raise UserError(f"plan.cost={cost} needs a {kind} classifier: pass --classifier DIR (train one "
                         f"on the model's store with maskvit train-classifier --kind {kind})")
