@@ -57,15 +57,8 @@ TINY_PLAN = ["--set", "plan.samples=4", "--set", "plan.horizon=2", "--set", "pla
              "--set", "plan.chunk_size=4", "--set", "plan.cost=pixel_l2_progress"]
 
 
-def test_plan_scores_the_models_frames_with_the_progress_cost(tmp_path, capsys, monkeypatch):
-    calls = []
-    original = ProgressCost.__call__
-
-    def counted(self, frames, goal, weights):
-        calls.append((self.task, frames.shape))
-        return original(self, frames, goal, weights)
-
-    monkeypatch.setattr(ProgressCost, "__call__", counted)
+def test_plan_scores_the_models_frames_with_the_progress_cost(tmp_path, capsys, count_cost_calls):
+    calls = count_cost_calls(ProgressCost)
     code = main(["plan", "--env", "robodesk", "--out", str(tmp_path / "out"), "--no-progress", "--no-gifs",
                  "--policy", "model", "--episodes", "1", "--task", "open_drawer", *TINY_PLAN])
     assert code == 0, capsys.readouterr().err

@@ -15,7 +15,12 @@ from maskvit.plan.classifier_training import reach_scores, train_reach_reader
 from maskvit.plan.desk_progress_cost import PROGRESS_WEIGHT, remaining_progress
 from maskvit.plan.planner import pixel_l2_cost
 from maskvit.plan.reach_reader import REACH_WEIGHT, ReachCost, ReachNet, reach_labels
-from maskvit.plan.success_classifier import SuccessNet, load_classifier, save_classifier
+from maskvit.plan.success_classifier import (
+    ClassifierCost,
+    SuccessNet,
+    load_classifier,
+    save_classifier,
+)
 from maskvit.sim.desk_world import STATE_COLUMNS
 
 TWO_TASKS = ("push_red", "open_slide")
@@ -71,6 +76,8 @@ def test_the_reach_cost_adds_progress_and_reach_to_the_pixel_cost(trained):
 def test_the_reach_cost_refuses_a_success_classifier_and_unknown_tasks(trained):
     with pytest.raises(UserError, match="needs a reach reader"):
         ReachCost(SuccessNet(TWO_TASKS), "push_red")
+    with pytest.raises(UserError, match="needs a success classifier, not a reach reader"):
+        ClassifierCost(trained, "push_red")
     with pytest.raises(UserError, match="knows push_red, open_slide, not 'open_drawer'"):
         ReachCost(trained, "open_drawer")
 
@@ -163,16 +170,9 @@ def _plan(tmp_path: Path, *argv: str) -> int:
                  "--policy", "model", "--episodes", "1", *TINY_PLAN, *argv])
 
 
-def test_plan_scores_the_models_frames_with_the_reach_cost(tmp_path, capsys, monkeypatch, trained):
+def test_plan_scores_the_models_frames_with_the_reach_cost(tmp_path, capsys, count_cost_calls, trained):
     save_classifier(trained, tmp_path / "r", {})
-    calls = []
-    original = ReachCost.__call__
-
-    def counted(self, frames, goal, weights):
-        calls.append((self.task, frames.shape))
-        return original(self, frames, goal, weights)
-
-    monkeypatch.setattr(ReachCost, "__call__", counted)
+    calls = count_cost_calls(ReachCost)
     code = _plan(tmp_path, "--task", "open_slide", "--set", "plan.cost=pixel_l2_reach",
                  "--classifier", str(tmp_path / "r"))
     assert code == 0, capsys.readouterr().err

@@ -173,16 +173,9 @@ def _plan(tmp_path: Path, *argv: str) -> int:
                  "--policy", "model", "--episodes", "1", *TINY_PLAN, *argv])
 
 
-def test_plan_scores_the_models_frames_with_the_classifier_cost(tmp_path, capsys, monkeypatch):
+def test_plan_scores_the_models_frames_with_the_classifier_cost(tmp_path, capsys, count_cost_calls):
     save_classifier(SuccessNet(TASKS), tmp_path / "c", {})
-    calls = []
-    original = ClassifierCost.__call__
-
-    def counted(self, frames, goal, weights):
-        calls.append((self.task, frames.shape))
-        return original(self, frames, goal, weights)
-
-    monkeypatch.setattr(ClassifierCost, "__call__", counted)
+    calls = count_cost_calls(ClassifierCost)
     code = _plan(tmp_path, "--task", "open_slide", "--set", "plan.cost=pixel_l2_classifier",
                  "--classifier", str(tmp_path / "c"))
     assert code == 0, capsys.readouterr().err

@@ -287,9 +287,9 @@ def _check_progress_cost(args: argparse.Namespace, cost: str) -> None:
     """A progress cost reads RoboDesk frames, and has readings for some tasks only: one line
     before any episode where the world or a task has none."""
     from maskvit.plan.desk_progress_cost import ProgressCost
-    from maskvit.plan.planner import PROGRESS_COSTS
+    from maskvit.plan.planner import PROGRESS_COSTS, REACH_COSTS
 
-    if cost not in (*PROGRESS_COSTS, "pixel_l2_reach"):  # the reach cost reads progress too
+    if cost not in (*PROGRESS_COSTS, *REACH_COSTS):
         return
     if args.env != "robodesk":
         raise UserError(f"plan.cost={cost} reads RoboDesk frames; with --env {args.env} use plan.cost=pixel_l2")

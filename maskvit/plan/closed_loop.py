@@ -42,7 +42,13 @@ from maskvit.plan.plan_report import (
     write_overview_html,
     write_results,
 )
-from maskvit.plan.planner import CLASSIFIER_COSTS, PROGRESS_COSTS, ModelPlanner, PredictFn
+from maskvit.plan.planner import (
+    CLASSIFIER_COSTS,
+    PROGRESS_COSTS,
+    REACH_COSTS,
+    ModelPlanner,
+    PredictFn,
+)
 from maskvit.plan.reach_reader import ReachCost
 from maskvit.plan.success_classifier import ClassifierCost
 from maskvit.plan.worlds import make_world
@@ -101,10 +107,9 @@ def build_policy(
         if predict_fn is None:
             raise UserError("the model policy needs --model RUN")
         cost = None
-        if config.cost == "pixel_l2_reach" and classifier is not None:
-            cost = ReachCost(classifier, task or "")
-        elif config.cost in CLASSIFIER_COSTS and classifier is not None:
-            cost = ClassifierCost(classifier, task or "")
+        if config.cost in CLASSIFIER_COSTS and classifier is not None:
+            cost_class = ReachCost if config.cost in REACH_COSTS else ClassifierCost
+            cost = cost_class(classifier, task or "")
         elif config.cost in PROGRESS_COSTS:
             cost = ProgressCost(task or "")
         return ModelPlanner(predict_fn, config, world.action_low, world.action_high, cost=cost,

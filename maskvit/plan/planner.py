@@ -74,9 +74,10 @@ COST_READS: dict[str, tuple[int, ...]] = {"final_pixel_l2": (-1,)}
 # Costs that also need a net reading frames (`maskvit.plan.success_classifier`), built per task
 # by the caller and handed to `ModelPlanner(cost=...)`: VP2's RoboDesk cost (a success
 # classifier) and the reach cost (a reach reader, `maskvit.plan.reach_reader`).
-CLASSIFIER_COSTS = ("pixel_l2_classifier", "pixel_l2_reach")
+REACH_COSTS = ("pixel_l2_reach",)  # they read the task's progress from frames too
+CLASSIFIER_COSTS = ("pixel_l2_classifier", *REACH_COSTS)
 # The kind of net (`SuccessNet.kind`) each of them reads.
-CLASSIFIER_KINDS = {"pixel_l2_classifier": "success", "pixel_l2_reach": "reach"}
+CLASSIFIER_KINDS = {name: "reach" if name in REACH_COSTS else "success" for name in CLASSIFIER_COSTS}
 # Costs that read the task's progress from RoboDesk frames (`maskvit.plan.desk_progress_cost`),
 # built per task by the caller like the classifier costs.
 PROGRESS_COSTS = ("pixel_l2_progress",)

@@ -87,7 +87,7 @@ class ReachCost:
     reach_weight: float = REACH_WEIGHT
 
     def __post_init__(self) -> None:
-        if not isinstance(self.net, ReachNet):
+        if self.net.kind != "reach":
             raise UserError("plan.cost=pixel_l2_reach needs a reach reader (maskvit train-classifier "
                             "--kind reach), not a success classifier")
         self.net.task_index(self.task)

@@ -88,6 +88,9 @@ class ClassifierCost:
     logit_weight: float = VP2_LOGIT_WEIGHT
 
     def __post_init__(self) -> None:
+        if self.net.kind != "success":
+            raise UserError(f"plan.cost=pixel_l2_classifier needs a success classifier, not a {self.net.kind} "
+                            "reader (maskvit train-classifier --kind success)")
         self.net.task_index(self.task)
 
     def __call__(self, frames: np.ndarray, goal: np.ndarray, weights: np.ndarray) -> np.ndarray:
