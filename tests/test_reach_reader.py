@@ -181,6 +181,27 @@ def test_plan_scores_the_models_frames_with_the_reach_cost(tmp_path, capsys, cou
     assert calls and all(task == "open_slide" and shape[:2] == (4, 2) for task, shape in calls)
 
 
+def test_set_plan_weights_reach_the_reach_and_progress_costs(trained):
+    """`--set plan.progress_weight/reach_weight` are what the per-task costs weigh with."""
+    from types import SimpleNamespace
+
+    from maskvit.config import PlanConfig, check_plan
+    from maskvit.plan.closed_loop import build_policy
+    from maskvit.plan.desk_progress_cost import ProgressCost
+
+    world = SimpleNamespace(action_low=-np.ones(5, np.float32), action_high=np.ones(5, np.float32))
+    config = PlanConfig(cost="pixel_l2_reach", progress_weight=4000.0, reach_weight=10.0)
+    cost = build_policy("model", world, config, predict_fn=lambda *a: None, classifier=trained,
+                        task="open_slide").cost
+    assert isinstance(cost, ReachCost) and (cost.progress_weight, cost.reach_weight) == (4000.0, 10.0)
+    config = PlanConfig(cost="pixel_l2_progress", progress_weight=4000.0)
+    cost = build_policy("model", world, config, predict_fn=lambda *a: None, task="open_slide").cost
+    assert isinstance(cost, ProgressCost) and cost.weight == 4000.0
+    assert PlanConfig().progress_weight == PROGRESS_WEIGHT and PlanConfig().reach_weight == REACH_WEIGHT
+    with pytest.raises(UserError, match="plan.reach_weight"):
+        check_plan(PlanConfig(reach_weight=-1.0))
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--set", "plan.cost=pixel_l2_reach"], "needs a reach classifier: pass --classifier DIR"),
     (["--set", "plan.cost=pixel_l2_reach", "--classifier", "SUCCESS"],

@@ -107,11 +107,13 @@ def build_policy(
         if predict_fn is None:
             raise UserError("the model policy needs --model RUN")
         cost = None
-        if config.cost in CLASSIFIER_COSTS and classifier is not None:
-            cost_class = ReachCost if config.cost in REACH_COSTS else ClassifierCost
-            cost = cost_class(classifier, task or "")
+        if config.cost in REACH_COSTS and classifier is not None:
+            cost = ReachCost(classifier, task or "", progress_weight=config.progress_weight,
+                             reach_weight=config.reach_weight)
+        elif config.cost in CLASSIFIER_COSTS and classifier is not None:
+            cost = ClassifierCost(classifier, task or "")
         elif config.cost in PROGRESS_COSTS:
-            cost = ProgressCost(task or "")
+            cost = ProgressCost(task or "", weight=config.progress_weight)
         return ModelPlanner(predict_fn, config, world.action_low, world.action_high, cost=cost,
                             context=context)
     if name == "random":

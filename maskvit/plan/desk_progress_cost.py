@@ -23,15 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from maskvit.config import PlanConfig
 from maskvit.errors import UserError
 from maskvit.metrics.desk_objects import LIGHT_ON, LIGHTS, light_strength, read_drawer, read_slide
 from maskvit.plan.planner import pixel_l2_cost
 
-# The progress term's weight: pixel-cost units (squared error of [0, 1] pixels, summed over a
-# 64×64 frame) for the whole way from closed to solved. The median squared error between an
-# open_drawer tuning instance's start frame and its goal image is 228 (open_slide: 939); at
-# 250 the task's joint weighs about as much as everything else the goal image shows.
-PROGRESS_WEIGHT = 250.0
+# The progress term's default weight (`plan.progress_weight`, where its units are explained).
+PROGRESS_WEIGHT = PlanConfig.progress_weight
 
 
 def remaining_progress(frames: np.ndarray, task: str) -> np.ndarray:

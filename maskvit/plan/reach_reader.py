@@ -23,14 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from maskvit.config import PlanConfig
 from maskvit.errors import UserError
 from maskvit.plan.desk_progress_cost import PROGRESS_WEIGHT, remaining_progress
 from maskvit.plan.planner import pixel_l2_cost
 from maskvit.plan.success_classifier import SuccessNet
 
-# Pixel-cost units per metre of reach: closing 0.2 m weighs 200, about the median squared
-# error between an open_drawer tuning instance's start frame and its goal (228).
-REACH_WEIGHT = 1000.0
+# Pixel-cost units per metre of reach by default (`plan.reach_weight`, where they are explained).
+REACH_WEIGHT = PlanConfig.reach_weight
 # The tasks a reach reader knows by default: those with a reach target and a progress reading.
 REACH_TASKS = ("push_red", "push_green", "push_blue", "open_slide", "open_drawer")
 
