@@ -43,6 +43,20 @@ def test_chunks_of_one_policy_with_other_settings_are_refused(tmp_path):
         merge(tmp_path)
 
 
+def test_a_setting_newer_than_a_chunk_counts_at_its_default(tmp_path):
+    """A chunk recorded before plan.progress_weight existed merges with one that records the
+    default, and is refused beside one played with another value."""
+    from maskvit.config import PlanConfig
+
+    write_chunk(tmp_path, "model", "push_red", [0, 1], 1)
+    write_chunk(tmp_path, "model", "push_red", [2, 3], 1,
+                config={"samples": 64, "progress_weight": PlanConfig.progress_weight})
+    assert merge(tmp_path)["model"]["push_red"]["episodes"] == 4
+    write_chunk(tmp_path, "model", "push_red", [4, 5], 1, config={"samples": 64, "progress_weight": 4000.0})
+    with pytest.raises(SystemExit, match="different settings"):
+        merge(tmp_path)
+
+
 def test_ratios_pool_the_buttons_and_average_the_tasks(tmp_path):
     for task, model, oracle in [("push_red", 2, 4), ("push_green", 4, 4), ("open_slide", 1, 2)]:
         write_chunk(tmp_path, "model", task, [0, 1, 2, 3], model)

@@ -6,7 +6,7 @@ Sums every OUT/POLICY/TASK_FIRST/results.json into successes per task and policy
 Wilson intervals and seconds per episode, and prints a Markdown table. Chunks of one policy
 must share their settings (plan config, oracle cost, seed, split; the model is held to one per
 OUT/POLICY by the shell script's settings.txt): a chunk played with other settings is an
-error, not a row mixed into the others. Instances counted twice (overlapping chunks) too.
+error, not a row mixed into the others; a setting newer than a chunk counts at its default. Instances counted twice (overlapping chunks) too.
 Where an `oracle` policy is there, a second table gives each policy's success rate as a
 multiple of the oracle's on the same instances, the chunks both played (issue 29's targets are
 stated that way); a row still being played is compared on its finished chunks, and says so.
@@ -15,11 +15,13 @@ stated that way); a row still being played is compared on its finished chunks, a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from maskvit.atomic import atomic_write_json
+from maskvit.config import PlanConfig
 from maskvit.plan.plan_report import wilson_interval
 from maskvit.sim.desk_world import TASKS
 
@@ -40,7 +42,17 @@ def _read(path: Path) -> dict:
 
 
 def _settings(data: dict) -> str:
-    return json.dumps({key: data.get(key) for key in ("config", "oracle_cost", "seed", "split")}, sort_keys=True)
+    """What a chunk was played with, comparable across versions: a plan setting that a chunk's
+    recorded config lacks (it was played before the setting existed) had its default."""
+    settings = {key: data.get(key) for key in ("config", "oracle_cost", "seed", "split")}
+    if isinstance(settings["config"], dict):
+        settings["config"] = {**_PLAN_DEFAULTS, **settings["config"]}
+    return json.dumps(settings, sort_keys=True)
+
+
+# Plan settings with a plain default (the decoding section, a nested default, is always recorded).
+_PLAN_DEFAULTS = {field.name: field.default for field in dataclasses.fields(PlanConfig)
+                  if field.default is not dataclasses.MISSING}
 
 
 def merge(out: Path) -> dict[str, dict[str, dict]]:
