@@ -6,7 +6,8 @@ Sums every OUT/POLICY/TASK_FIRST/results.json into successes per task and policy
 Wilson intervals and seconds per episode, and prints a Markdown table. Chunks of one policy
 must share their settings (plan config, oracle cost, seed, split; the model is held to one per
 OUT/POLICY by the shell script's settings.txt): a chunk played with other settings is an
-error, not a row mixed into the others; a setting newer than a chunk counts at its default. Instances counted twice (overlapping chunks) too.
+error, not a row mixed into the others (a setting newer than a chunk counts at its default).
+Instances counted twice (overlapping chunks) too.
 Where an `oracle` policy is there, a second table gives each policy's success rate as a
 multiple of the oracle's on the same instances, the chunks both played (issue 29's targets are
 stated that way); a row still being played is compared on its finished chunks, and says so.
