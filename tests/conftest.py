@@ -17,7 +17,6 @@ def tiny_transformer_config():
     )
 
 
-
 @pytest.fixture
 def count_cost_calls(monkeypatch):
     """`count_cost_calls(CostClass)` → a list that records (task, frames shape) of every call of
