@@ -115,6 +115,60 @@ def test_labels_are_the_hands_distance_to_what_the_task_moves():
         reach_labels(rows, ("flat_block_off_table",))
 
 
+def test_approach_labels_measure_the_fingertips_to_where_the_task_is_begun():
+    """A saved simulator state reads the fingertips' distance to the slide's pushing side (left
+    of its handle, not the handle) and to the drawer's hook gap; the buttons keep their tops;
+    the scripted slide controller, run from that state, closes in on the same point."""
+    from maskvit.plan.reach_reader import approach_labels
+    from maskvit.plan.worlds import desk_approach_point, desk_task_target
+    from maskvit.sim.desk_policies import SlidePolicy, fingertips
+    from maskvit.sim.desk_world import DeskWorld
+
+    world = DeskWorld()
+    try:
+        world.reset(3)
+        start = world.get_state()
+        tip = fingertips(world)
+        push = desk_approach_point(world, "open_slide")
+        handle = desk_task_target(world, "open_slide")
+        expected = [np.linalg.norm(desk_approach_point(world, t) - tip)
+                    for t in ("open_slide", "open_drawer", "push_red")]
+        assert np.array_equal(desk_approach_point(world, "push_red"), desk_task_target(world, "push_red"))
+        policy = SlidePolicy()
+        policy.reset(world, np.random.default_rng(0))
+        policy.height = 0.0  # the approach point's own height
+        for _ in range(4):
+            world.advance(policy.action(world))
+        later = world.get_state()
+    finally:
+        world.close()
+    assert push[0] < handle[0] - 0.04  # the side it is pushed open from, left of the handle
+    labels = approach_labels(np.stack([start, later]), ("open_slide", "open_drawer", "push_red"))
+    np.testing.assert_allclose(labels[0], expected, atol=1e-5)
+    assert labels[1, 0] < labels[0, 0] - 0.05  # the controller goes where the label points
+    with pytest.raises(UserError, match="not 'flat_block_off_table'"):
+        approach_labels(start[None], ("flat_block_off_table",))
+
+
+def test_a_saved_reader_keeps_what_its_distances_are_to(trained, tmp_path):
+    """`reach_targets` is written and read back; a reader from before the choice reads object;
+    an unknown value is a one-line damaged-file error."""
+    import copy
+
+    approach = copy.deepcopy(trained)
+    approach.targets = "approach"
+    save_classifier(approach, tmp_path / "a", {})
+    assert load_classifier(tmp_path / "a").targets == "approach"
+    meta = json.loads((tmp_path / "a" / "classifier.json").read_text())
+    del meta["reach_targets"]
+    (tmp_path / "a" / "classifier.json").write_text(json.dumps(meta))
+    assert load_classifier(tmp_path / "a").targets == "object"
+    meta["reach_targets"] = "elbow"
+    (tmp_path / "a" / "classifier.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="reach targets 'elbow'"):
+        load_classifier(tmp_path / "a")
+
+
 def test_a_saved_reader_keeps_its_kind_and_readings(trained, tmp_path):
     save_classifier(trained, tmp_path / "r", {})
     assert json.loads((tmp_path / "r" / "classifier.json").read_text())["kind"] == "reach"
@@ -159,6 +213,15 @@ def test_train_classifier_kind_reach_writes_a_reader_and_its_val_scores(tmp_path
     err = capsys.readouterr().err.strip()
     assert code == 2 and "a reach reader reads" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "r2").exists()
+    code = main(["train-classifier", "--kind", "reach", "--reach-targets", "approach", "--data", str(store),
+                 "--out", str(tmp_path / "r3"), "--tasks", "open_drawer", "--steps", "1"])
+    err = capsys.readouterr().err.strip()  # approach labels come from simulator states this store lacks
+    assert code == 2 and "no 'sim_states' array" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r3").exists()
+    code = main(["train-classifier", "--reach-targets", "approach", "--data", str(store),
+                 "--out", str(tmp_path / "r4"), "--steps", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--kind reach only" in err and not (tmp_path / "r4").exists()
 
 
 TINY_PLAN = ["--set", "plan.samples=4", "--set", "plan.horizon=2", "--set", "plan.episode_steps=2",

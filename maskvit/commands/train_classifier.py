@@ -13,7 +13,10 @@ in our units). A few minutes on a CPU; DIR must be new or empty (nothing is over
 
 trains a reach reader instead: the same net reading, per task, the end effector's distance in
 metres to the button, the slide's handle or the drawer's bar (labels from the saved states),
-scored on the val split by mean absolute error and correlation. Plan with it:
+scored on the val split by mean absolute error and correlation. `--reach-targets approach`
+measures the fingertips' distance to where the task is begun instead (the slide's pushing
+side, the gap behind the drawer's bar: reaching the handle itself can push the slide shut;
+labels from the saved simulator states). Plan with it:
 `--set plan.cost=pixel_l2_reach --classifier DIR` (the pixel cost, the task's progress read
 from frames, and the reach: `maskvit.plan.reach_reader`).
 """
@@ -34,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="new or empty folder for the classifier")
     p.add_argument("--kind", choices=("success", "reach"), default="success",
                    help="success logits (VP2's cost, default) or reach distances (plan.cost=pixel_l2_reach)")
+    p.add_argument("--reach-targets", choices=("object", "approach"), default="object",
+                   help="--kind reach: distances to what the task moves (default) or to where it is "
+                        "begun (the slide's pushing side, the drawer's hook gap)")
     p.add_argument("--tasks", nargs="+", default=None,
                    help="tasks (default: all seven RoboDesk tasks; for --kind reach the buttons, "
                         "open_slide and open_drawer)")
@@ -55,18 +61,21 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "reach" and set(tasks) - set(REACH_TASKS):
         raise UserError(f"a reach reader reads {', '.join(REACH_TASKS)}; "
                         f"not {', '.join(sorted(set(tasks) - set(REACH_TASKS)))}")
+    if args.kind != "reach" and args.reach_targets != "object":
+        raise UserError("--reach-targets is read by --kind reach only")
     if args.steps < 1 or args.batch < 1 or not args.lr > 0:
         raise UserError("--steps, --batch and --lr must be positive")
     out = Path(args.out)
     _check_new_folder(out)  # before the data is read: a wrong --out fails at once
     store = EpisodeStore.open(args.data)
     read, train, score = _KINDS[args.kind]()
-    train_frames, train_labels = read(store, "train", tasks)
-    val_frames, val_labels = read(store, "val", tasks)
+    targets = {"targets": args.reach_targets} if args.kind == "reach" else {}
+    train_frames, train_labels = read(store, "train", tasks, **targets)
+    val_frames, val_labels = read(store, "val", tasks, **targets)
     with output_lock(out, "classifier folder"):
         _check_new_folder(out)  # again, now that no other job can be writing it
         net = train(train_frames, train_labels, tasks, steps=args.steps, batch=args.batch,
-                    lr=args.lr, seed=args.seed, progress=not args.no_progress)
+                    lr=args.lr, seed=args.seed, progress=not args.no_progress, **targets)
         scores = score(net, val_frames, val_labels)
         _save_whole(net, out, {
             "store": str(Path(args.data).resolve()), "store_fingerprint": store.fingerprint(),

@@ -68,22 +68,30 @@ def train_classifier(frames: np.ndarray, labels: np.ndarray, tasks: tuple[str, .
                 seed=seed, progress=progress)
 
 
-def reach_frames(store, split: str, tasks: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 frames (N, S, S, 3) of `split` and float32 reach distances in metres (N, len(tasks))
-    from their states (`maskvit.plan.reach_reader.reach_labels`)."""
-    from maskvit.plan.reach_reader import reach_labels
+def reach_frames(store, split: str, tasks: tuple[str, ...],
+                 targets: str = "object") -> tuple[np.ndarray, np.ndarray]:
+    """uint8 frames (N, S, S, 3) of `split` and float32 reach distances in metres (N, len(tasks)):
+    to the task's object from the saved states (`reach_labels`), or to its approach point from
+    the saved simulator states (`approach_labels`; `maskvit.plan.reach_reader`)."""
+    from maskvit.plan.reach_reader import approach_labels, reach_labels
 
     frames, states = frames_and_states(store, split, "reach labels")
-    return frames, reach_labels(states, tasks)
+    if targets == "object":
+        return frames, reach_labels(states, tasks)
+    sim_states = np.concatenate([store.load_array(i, "sim_states") for i in store.episode_ids(split)])
+    return frames, approach_labels(sim_states, tasks)
 
 
 def train_reach_reader(frames: np.ndarray, distances: np.ndarray, tasks: tuple[str, ...], *,
-                       steps: int, batch: int, lr: float, seed: int, progress: bool = True):
-    """Adam on the squared error of every task's distance (metres), batches drawn at random."""
+                       steps: int, batch: int, lr: float, seed: int, progress: bool = True,
+                       targets: str = "object"):
+    """Adam on the squared error of every task's distance (metres), batches drawn at random;
+    `targets` names what the distances were measured to (`reach_frames`)."""
     from maskvit.plan.reach_reader import ReachNet
 
     torch.manual_seed(seed)
     net = ReachNet(tasks, image_size=frames.shape[1])
+    net.targets = targets
     return _fit(net, frames, distances.astype(np.float32), nn.MSELoss(), steps=steps, batch=batch,
                 lr=lr, seed=seed, progress=progress)
 

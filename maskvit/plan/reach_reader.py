@@ -33,6 +33,10 @@ from maskvit.plan.success_classifier import SuccessNet
 REACH_WEIGHT = PlanConfig.reach_weight
 # The tasks a reach reader knows by default: those with a reach target and a progress reading.
 REACH_TASKS = ("push_red", "push_green", "push_blue", "open_slide", "open_drawer")
+# What a reader's distances are measured to (`train-classifier --reach-targets`): "object",
+# the end effector to what the task moves (`desk_task_target`; readers from before the choice);
+# "approach", the fingertips to where the scripted controller starts (`desk_approach_point`).
+REACH_TARGETS = ("object", "approach")
 
 
 class ReachNet(SuccessNet):
@@ -40,6 +44,7 @@ class ReachNet(SuccessNet):
     target (N, len(tasks)). The success classifier's architecture; its outputs are distances."""
 
     kind = "reach"
+    targets = "object"  # one of REACH_TARGETS, set from the file by `load_classifier`
 
     @torch.no_grad()
     def distances(self, frames: np.ndarray, task: str, batch: int = 1024) -> np.ndarray:
@@ -54,9 +59,7 @@ def reach_labels(states: np.ndarray, tasks: tuple[str, ...]) -> np.ndarray:
     from maskvit.plan.worlds import desk_task_target
     from maskvit.sim.desk_world import STATE_COLUMNS, DeskWorld
 
-    for task in tasks:
-        if task not in REACH_TASKS:
-            raise UserError(f"a reach reader reads {', '.join(REACH_TASKS)}, not {task!r}")
+    _check_reach_tasks(tasks)
     states = np.asarray(states, np.float64)
     column = {name: STATE_COLUMNS.index(name) for name in ("ee_x", "slide", "drawer")}
     end_effector = states[:, column["ee_x"]:column["ee_x"] + 3]
@@ -74,6 +77,33 @@ def reach_labels(states: np.ndarray, tasks: tuple[str, ...]) -> np.ndarray:
     finally:
         world.close()
     return np.linalg.norm(targets - end_effector[:, None], axis=-1).astype(np.float32)
+
+
+def approach_labels(sim_states: np.ndarray, tasks: tuple[str, ...]) -> np.ndarray:
+    """float32 (N, len(tasks)): for each saved simulator state (`DeskWorld.get_state`), the
+    fingertips' distance in metres to each task's approach point (`desk_approach_point`)."""
+    from maskvit.plan.worlds import desk_approach_point
+    from maskvit.sim.desk_policies import fingertips
+    from maskvit.sim.desk_world import DeskWorld
+
+    _check_reach_tasks(tasks)
+    world = DeskWorld()
+    try:
+        world.reset(0)
+        out = np.empty((len(sim_states), len(tasks)), np.float32)
+        for row, state in enumerate(np.asarray(sim_states, np.float64)):
+            world.set_state(state)
+            tip = fingertips(world)
+            out[row] = [np.linalg.norm(desk_approach_point(world, task) - tip) for task in tasks]
+    finally:
+        world.close()
+    return out
+
+
+def _check_reach_tasks(tasks: tuple[str, ...]) -> None:
+    for task in tasks:
+        if task not in REACH_TASKS:
+            raise UserError(f"a reach reader reads {', '.join(REACH_TASKS)}, not {task!r}")
 
 
 @dataclass

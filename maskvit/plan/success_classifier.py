@@ -109,14 +109,15 @@ def save_classifier(net: SuccessNet, folder: str | Path, info: dict[str, Any]) -
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     atomic_write(folder / WEIGHTS_FILE, lambda f: f.write(save(state)))
+    targets = {"reach_targets": net.targets} if net.kind == "reach" else {}
     atomic_write_json(folder / META_FILE, {"format": CLASSIFIER_FORMAT, "kind": net.kind, "tasks": list(net.tasks),
-                                           "image_size": net.image_size, "width": net.width, **info})
+                                           "image_size": net.image_size, "width": net.width, **targets, **info})
 
 
 def load_classifier(folder: str | Path) -> SuccessNet:
     """The classifier `maskvit train-classifier` wrote to `folder` (a `SuccessNet`, or a
     `ReachNet` for `--kind reach`); one-line errors for a missing, damaged or foreign folder."""
-    from maskvit.plan.reach_reader import ReachNet
+    from maskvit.plan.reach_reader import REACH_TARGETS, ReachNet
     from maskvit.run_dir import read_tensors
 
     kinds = {net.kind: net for net in (SuccessNet, ReachNet)}
@@ -133,9 +134,14 @@ def load_classifier(folder: str | Path) -> SuccessNet:
         kind = meta.get("kind", "success")  # files written before reach readers have none
         if kind not in kinds:
             raise ValueError(f"kind {kind!r}")
+        targets = meta.get("reach_targets", "object")  # readers from before the choice: object
+        if kind == "reach" and targets not in REACH_TARGETS:
+            raise ValueError(f"reach targets {targets!r}")
     except (ValueError, KeyError, TypeError) as err:
         raise UserError(f"{meta_path} is damaged or not a success classifier ({err}); {fix}") from None
     net = kinds[kind](tasks, size, width)
+    if kind == "reach":
+        net.targets = targets
     try:
         net.load_state_dict(read_tensors(folder / WEIGHTS_FILE))
     except (UserError, RuntimeError) as err:  # missing, damaged, or another architecture's

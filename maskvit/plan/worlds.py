@@ -239,6 +239,20 @@ def desk_task_target(world, task: str) -> np.ndarray:
     return data.xpos[task.removesuffix("_off_table")].copy()
 
 
+def desk_approach_point(world, task: str) -> np.ndarray:
+    """(3,) where the fingertips go first for `task`: the button's top; for the slide, the
+    side of its handle it is pushed open from; for the drawer, the gap behind its bar where
+    it is hooked (the scripted controllers' own points, `maskvit.sim.desk_policies`). Reaching
+    the slide's handle itself can push it shut; reaching these cannot."""
+    from maskvit.sim.desk_policies import drawer_hook_point, slide_push_point
+
+    if task == "open_slide":
+        return slide_push_point(world)
+    if task == "open_drawer":
+        return drawer_hook_point(world)
+    return desk_task_target(world, task)
+
+
 def make_world(name: str, **kwargs) -> PushPlanningWorld | DeskPlanningWorld:
     """The planning world called `name`; a one-line error lists the known ones."""
     if name == "push":

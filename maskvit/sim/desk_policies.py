@@ -171,12 +171,8 @@ class SlidePolicy:
         self.pushing = False
 
     def action(self, world: DeskWorld) -> np.ndarray:
-        data = world.physics.named.data
-        # Aim 2.5 cm deeper than the bar's axis: the fingers then press on its side
-        # rather than slip off in front of it.
-        handle = data.site_xpos["slide_handle"] + np.array([0.0, 0.025, self.height])
         tip = fingertips(world)
-        behind = handle - np.array([0.05, 0.0, 0.0])
+        behind = slide_push_point(world, self.height)
         error = behind - tip
         # Start pushing once in place; keep on while still roughly behind the bar.
         loose = 1.6 if self.pushing else 1.0
@@ -293,7 +289,7 @@ class DrawerPolicy:
         if self.stage == "hook" and room:
             self.stage = "over"
         if self.stage == "hook":
-            gap = np.array([g["x"] + self.lane, 0.5 * (g["bar_back"] + g["wall_front"]), g["bar_z"] - 0.015])
+            gap = drawer_hook_point(world, self.lane, g)
             error = gap - tip
             if abs(error[0]) < 0.03 and abs(error[1]) < 0.015 and abs(error[2]) < 0.015:
                 self.stage, self.last_y = "pull", None
@@ -328,6 +324,22 @@ class DrawerPolicy:
                 return _action(reach(tip, target), wrist, CLOSED)
         target = np.array([inside[0], tip[1] - 0.1, inside[2]])
         return _action(steer(world, tip, target), wrist, OPEN)
+
+
+def slide_push_point(world: DeskWorld, height: float = 0.0) -> np.ndarray:
+    """(3,) where the fingertips start pushing the slide open: 5 cm left of its handle bar,
+    `height` above its axis and 2.5 cm deeper (the fingers then press on the bar's side
+    rather than slip off in front of it)."""
+    handle = world.physics.named.data.site_xpos["slide_handle"]
+    return handle + np.array([-0.05, 0.025, height])
+
+
+def drawer_hook_point(world: DeskWorld, lane: float = 0.0,
+                      geometry: dict[str, float] | None = None) -> np.ndarray:
+    """(3,) where the fingertips hook the drawer's bar to pull it: down in the gap between
+    the bar and the front wall, `lane` along the bar from its middle."""
+    g = geometry or drawer_geometry(world)
+    return np.array([g["x"] + lane, 0.5 * (g["bar_back"] + g["wall_front"]), g["bar_z"] - 0.015])
 
 
 def drawer_geometry(world: DeskWorld) -> dict[str, float]:
