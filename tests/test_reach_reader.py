@@ -115,13 +115,14 @@ def test_labels_are_the_hands_distance_to_what_the_task_moves():
         reach_labels(rows, ("flat_block_off_table",))
 
 
-def test_approach_labels_measure_the_fingertips_to_where_the_task_is_begun():
-    """A saved simulator state reads the fingertips' distance to the slide's pushing side (left
-    of its handle, not the handle) and to the drawer's hook gap; the buttons keep their tops;
-    the scripted slide controller, run from that state, closes in on the same point."""
+def test_approach_labels_measure_the_fingertips_way_to_where_the_task_is_begun():
+    """A saved simulator state reads the length of the scripted controller's way: for the
+    slide, by a point in front of and left of its handle to its pushing side (longer than the
+    straight line to the handle: the way around it); for a button, straight to its top; the
+    scripted slide controller, run from that state, shortens it."""
     from maskvit.plan.reach_reader import approach_labels
-    from maskvit.plan.worlds import desk_approach_point, desk_task_target
-    from maskvit.sim.desk_policies import SlidePolicy, fingertips
+    from maskvit.plan.worlds import desk_approach_length, desk_task_target
+    from maskvit.sim.desk_policies import SlidePolicy, fingertips, slide_push_point, slide_route
     from maskvit.sim.desk_world import DeskWorld
 
     world = DeskWorld()
@@ -129,23 +130,25 @@ def test_approach_labels_measure_the_fingertips_to_where_the_task_is_begun():
         world.reset(3)
         start = world.get_state()
         tip = fingertips(world)
-        push = desk_approach_point(world, "open_slide")
-        handle = desk_task_target(world, "open_slide")
-        expected = [np.linalg.norm(desk_approach_point(world, t) - tip)
-                    for t in ("open_slide", "open_drawer", "push_red")]
-        assert np.array_equal(desk_approach_point(world, "push_red"), desk_task_target(world, "push_red"))
+        push, handle = slide_push_point(world), desk_task_target(world, "open_slide")
+        route = slide_route(world, tip)
+        expected = [desk_approach_length(world, t, tip) for t in ("open_slide", "open_drawer", "push_red")]
+        button = np.linalg.norm(desk_task_target(world, "push_red") - tip)
         policy = SlidePolicy()
         policy.reset(world, np.random.default_rng(0))
-        policy.height = 0.0  # the approach point's own height
+        policy.height = 0.0  # the route's own height
         for _ in range(4):
             world.advance(policy.action(world))
         later = world.get_state()
     finally:
         world.close()
     assert push[0] < handle[0] - 0.04  # the side it is pushed open from, left of the handle
+    assert len(route) == 2 and route[0][1] < push[1] - 0.05  # not lined up yet: in front of the bar first
+    assert expected[0] == pytest.approx(np.linalg.norm(route[0] - tip) + np.linalg.norm(push - route[0]))
+    assert expected[0] > np.linalg.norm(handle - tip) and expected[2] == pytest.approx(button)
     labels = approach_labels(np.stack([start, later]), ("open_slide", "open_drawer", "push_red"))
     np.testing.assert_allclose(labels[0], expected, atol=1e-5)
-    assert labels[1, 0] < labels[0, 0] - 0.05  # the controller goes where the label points
+    assert labels[1, 0] < labels[0, 0] - 0.05  # the controller goes the way the label measures
     with pytest.raises(UserError, match="not 'flat_block_off_table'"):
         approach_labels(start[None], ("flat_block_off_table",))
 

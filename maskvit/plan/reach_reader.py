@@ -35,7 +35,8 @@ REACH_WEIGHT = PlanConfig.reach_weight
 REACH_TASKS = ("push_red", "push_green", "push_blue", "open_slide", "open_drawer")
 # What a reader's distances are measured to (`train-classifier --reach-targets`): "object",
 # the end effector to what the task moves (`desk_task_target`; readers from before the choice);
-# "approach", the fingertips to where the scripted controller starts (`desk_approach_point`).
+# "approach", the length of the fingertips' way to where the scripted controller begins the
+# task, by its own route (`desk_approach_length`).
 REACH_TARGETS = ("object", "approach")
 
 
@@ -81,8 +82,8 @@ def reach_labels(states: np.ndarray, tasks: tuple[str, ...]) -> np.ndarray:
 
 def approach_labels(sim_states: np.ndarray, tasks: tuple[str, ...]) -> np.ndarray:
     """float32 (N, len(tasks)): for each saved simulator state (`DeskWorld.get_state`), the
-    fingertips' distance in metres to each task's approach point (`desk_approach_point`)."""
-    from maskvit.plan.worlds import desk_approach_point
+    length in metres of the fingertips' way to where each task is begun (`desk_approach_length`)."""
+    from maskvit.plan.worlds import desk_approach_length
     from maskvit.sim.desk_policies import fingertips
     from maskvit.sim.desk_world import DeskWorld
 
@@ -94,7 +95,7 @@ def approach_labels(sim_states: np.ndarray, tasks: tuple[str, ...]) -> np.ndarra
         for row, state in enumerate(np.asarray(sim_states, np.float64)):
             world.set_state(state)
             tip = fingertips(world)
-            out[row] = [np.linalg.norm(desk_approach_point(world, task) - tip) for task in tasks]
+            out[row] = [desk_approach_length(world, task, tip) for task in tasks]
     finally:
         world.close()
     return out

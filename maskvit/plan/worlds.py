@@ -239,18 +239,23 @@ def desk_task_target(world, task: str) -> np.ndarray:
     return data.xpos[task.removesuffix("_off_table")].copy()
 
 
-def desk_approach_point(world, task: str) -> np.ndarray:
-    """(3,) where the fingertips go first for `task`: the button's top; for the slide, the
-    side of its handle it is pushed open from; for the drawer, the gap behind its bar where
-    it is hooked (the scripted controllers' own points, `maskvit.sim.desk_policies`). Reaching
-    the slide's handle itself can push it shut; reaching these cannot."""
-    from maskvit.sim.desk_policies import drawer_hook_point, slide_push_point
+def desk_approach_length(world, task: str, tip: np.ndarray) -> float:
+    """Metres left on the fingertips' way from `tip` to where `task` is begun: straight to a
+    button's top; to the slide's pushing side, by way of a point in front of and left of its
+    bar until lined up; down into the gap behind the drawer's bar from above (the scripted
+    controllers' own routes, `maskvit.sim.desk_policies`). Reaching the slide's handle itself,
+    or the drawer's bar from the front, can push them shut; these ways cannot."""
+    from maskvit.sim.desk_policies import drawer_route, slide_route
 
+    tip = np.asarray(tip, float)
     if task == "open_slide":
-        return slide_push_point(world)
-    if task == "open_drawer":
-        return drawer_hook_point(world)
-    return desk_task_target(world, task)
+        route = slide_route(world, tip)
+    elif task == "open_drawer":
+        route = drawer_route(world, tip)
+    else:
+        route = [desk_task_target(world, task)]
+    points = [tip, *route]
+    return float(sum(np.linalg.norm(b - a) for a, b in zip(points[:-1], points[1:], strict=True)))
 
 
 def make_world(name: str, **kwargs) -> PushPlanningWorld | DeskPlanningWorld:

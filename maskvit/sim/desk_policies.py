@@ -181,9 +181,7 @@ class SlidePolicy:
         if self.pushing:
             hold = error * GAIN
             return _action(np.array([1.0, hold[1], hold[2]]), gripper=CLOSED)
-        # Line up in front of the bar (−y) and left of it first, so the fingers do not hit it.
-        lined_up = -0.07 < error[0] < 0.03 and abs(error[2]) < 0.04
-        target = behind if lined_up else behind - np.array([0.02, 0.08, 0.0])
+        target = slide_route(world, tip, self.height)[0]
         return _action(reach(tip, _clear_desk_edge(tip, target)), gripper=CLOSED)
 
 
@@ -294,7 +292,7 @@ class DrawerPolicy:
             if abs(error[0]) < 0.03 and abs(error[1]) < 0.015 and abs(error[2]) < 0.015:
                 self.stage, self.last_y = "pull", None
             else:
-                return _action(reach(tip, _funnel(tip, gap, height=0.08, slope=2.0)), wrist, CLOSED)
+                return _action(reach(tip, drawer_route(world, tip, self.lane, g)[0]), wrist, CLOSED)
         if self.stage == "pull":
             stalled = self.last_y is not None and self.last_y - tip[1] < 0.008
             self.last_y = tip[1]
@@ -332,6 +330,26 @@ def slide_push_point(world: DeskWorld, height: float = 0.0) -> np.ndarray:
     rather than slip off in front of it)."""
     handle = world.physics.named.data.site_xpos["slide_handle"]
     return handle + np.array([-0.05, 0.025, height])
+
+
+def slide_route(world: DeskWorld, tip: np.ndarray, height: float = 0.0) -> list[np.ndarray]:
+    """The points the fingertips at `tip` make for, in order, to push the slide open: the
+    pushing point once lined up with it; before that, a point in front of the bar (−y) and
+    left of it first, so the fingers do not hit the bar (or push it shut) on the way."""
+    behind = slide_push_point(world, height)
+    error = behind - tip
+    if -0.07 < error[0] < 0.03 and abs(error[2]) < 0.04:
+        return [behind]
+    return [behind - np.array([0.02, 0.08, 0.0]), behind]
+
+
+def drawer_route(world: DeskWorld, tip: np.ndarray, lane: float = 0.0,
+                 geometry: dict[str, float] | None = None) -> list[np.ndarray]:
+    """The points the fingertips at `tip` make for, in order, to hook the drawer's bar: above
+    the gap behind the bar while still off to its side (they come down into it, not through
+    the bar, which would push the drawer shut), then the gap."""
+    gap = drawer_hook_point(world, lane, geometry)
+    return [_funnel(tip, gap, height=0.08, slope=2.0), gap]
 
 
 def drawer_hook_point(world: DeskWorld, lane: float = 0.0,
