@@ -14,9 +14,11 @@ in our units). A few minutes on a CPU; DIR must be new or empty (nothing is over
 trains a reach reader instead: the same net reading, per task, the end effector's distance in
 metres to the button, the slide's handle or the drawer's bar (labels from the saved states),
 scored on the val split by mean absolute error and correlation. `--reach-targets approach`
-measures the fingertips' distance to where the task is begun instead (the slide's pushing
-side, the gap behind the drawer's bar: reaching the handle itself can push the slide shut;
-labels from the saved simulator states). Plan with it:
+measures instead the length of the fingertips' way to where the scripted controller begins the
+task (the slide's pushing side, around the bar; the gap behind the drawer's bar, from above:
+reaching the handle itself can push the slide shut; labels from the saved simulator states;
+on the slide and drawer tuning instances it opened nothing either, benchmarks/RESULTS.md).
+Plan with it:
 `--set plan.cost=pixel_l2_reach --classifier DIR` (the pixel cost, the task's progress read
 from frames, and the reach: `maskvit.plan.reach_reader`).
 """

@@ -71,8 +71,8 @@ def train_classifier(frames: np.ndarray, labels: np.ndarray, tasks: tuple[str, .
 def reach_frames(store, split: str, tasks: tuple[str, ...],
                  targets: str = "object") -> tuple[np.ndarray, np.ndarray]:
     """uint8 frames (N, S, S, 3) of `split` and float32 reach distances in metres (N, len(tasks)):
-    to the task's object from the saved states (`reach_labels`), or to its approach point from
-    the saved simulator states (`approach_labels`; `maskvit.plan.reach_reader`)."""
+    to the task's object from the saved states (`reach_labels`), or along the way to where the
+    task is begun from the saved simulator states (`approach_labels`; `maskvit.plan.reach_reader`)."""
     from maskvit.plan.reach_reader import approach_labels, reach_labels
 
     frames, states = frames_and_states(store, split, "reach labels")

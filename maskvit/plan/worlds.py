@@ -244,7 +244,7 @@ def desk_approach_length(world, task: str, tip: np.ndarray) -> float:
     button's top; to the slide's pushing side, by way of a point in front of and left of its
     bar until lined up; down into the gap behind the drawer's bar from above (the scripted
     controllers' own routes, `maskvit.sim.desk_policies`). Reaching the slide's handle itself,
-    or the drawer's bar from the front, can push them shut; these ways cannot."""
+    or the drawer's bar from the front, can push them shut; these routes go around."""
     from maskvit.sim.desk_policies import drawer_route, slide_route
 
     tip = np.asarray(tip, float)
