@@ -35,6 +35,7 @@ to the newest intact one (see `Trainer`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -560,9 +561,41 @@ def check_tokenizer(model_run: Path, tokenizer_run: Path, tokenizer: Any) -> Non
                         f"{sources.get('tokenizer_step')}); pass --tokenizer with that run")
 
 
-def check_sources(out: Path, sources: dict[str, Any]) -> None:
-    """A resumed run must go on training on codes of the same tokenizer checkpoint."""
+def state_fingerprint(weights: dict[str, torch.Tensor]) -> str:
+    """Short hash of a state dict: tells whether two runs started from the same weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(weights.items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def check_init_source(out: Path, init_from: str | None, fingerprint: str | None, what: str) -> None:
+    """A resumed run must name the weights it started from (`--init-from`, the same by
+    fingerprint), or none if it started from random weights: its early checkpoints and its
+    late ones then come from one start, never two."""
     before = read_sources(out)
+    if init_from is None:
+        if before.get("init_fingerprint"):
+            raise UserError(f"{out} was started from the {what} {before.get('init_from')}; "
+                            f"resume with --init-from {before.get('init_from')}")
+        return
+    if before and not before.get("init_fingerprint"):
+        raise UserError(f"{out} was started from random weights; resume it without --init-from")
+    if before.get("init_fingerprint") not in (None, fingerprint):
+        raise UserError(f"{out} was started from the {what} {before.get('init_from')}; --init-from "
+                        f"{init_from} holds other weights: resume with the run's own start")
+
+
+def check_sources(out: Path, sources: dict[str, Any]) -> None:
+    """A resumed run must go on training on codes of the same tokenizer checkpoint, and on
+    the same set of token caches where it pooled several."""
+    before = read_sources(out)
+    old_caches, new_caches = before.get("token_caches"), sources.get("token_caches")
+    if before and (old_caches or new_caches) and old_caches != new_caches:
+        recorded = old_caches or [before.get("token_cache")]
+        raise UserError(f"{out} was trained on the token caches {', '.join(map(str, recorded))}; "
+                        "resume it with the same --data (the same caches, in the same order)")
     old, new = before.get("tokenizer_fingerprint"), sources.get("tokenizer_fingerprint")
     if old and new and old != new:
         raise UserError(

@@ -1,7 +1,6 @@
 """The RoboDesk world: seeded scenes, exact state restore, VP2's render and success
 predicates, collection into an episode store, and one-line errors for bad input."""
 
-import dataclasses
 import subprocess
 import sys
 
@@ -12,8 +11,7 @@ from maskvit.cli import main
 from maskvit.data import EpisodeStore
 from maskvit.data.store import read_writer_settings
 from maskvit.errors import UserError
-from maskvit.sim.collection import plain
-from maskvit.sim.desk_collect import collect_desk_dataset, desk_episode_seed
+from maskvit.sim.desk_collect import collect_desk_dataset, desk_episode_seed, mix_record
 from maskvit.sim.desk_instances import instance_seed
 from maskvit.sim.desk_policies import NoisyMix, RandomPolicy, scripted_policy
 from maskvit.sim.desk_world import SHADOW_SIZE, STATE_COLUMNS, TASKS, DeskWorld
@@ -195,7 +193,7 @@ def test_noise_levels_are_drawn_per_episode_and_recorded(tmp_path):
 def test_one_noise_level_keeps_the_stores_collected_before_levels_existed():
     """The default mix records what older stores recorded and draws nothing extra from the
     episode's generator, so such a store resumes and extends with the same episodes."""
-    assert plain(dataclasses.asdict(NoisyMix())) == {"noise_std": 0.4, "random_fraction": 0.15}
+    assert mix_record(NoisyMix()) == {"noise_std": 0.4, "random_fraction": 0.15}
     rng = np.random.default_rng(5)
     assert NoisyMix().episode_noise(rng) == 0.4
     assert rng.uniform() == np.random.default_rng(5).uniform()

@@ -30,11 +30,15 @@ from maskvit.run_dir import check_sources, record_sources
 from maskvit.train.distributed import DistEnv
 
 
-def add_run_arguments(p: argparse.ArgumentParser, data_help: str, set_example: str) -> None:
+def add_run_arguments(p: argparse.ArgumentParser, data_help: str, set_example: str,
+                      several_data: bool = False) -> None:
     """The options every training command shares (train, train-tokenizer)."""
     p.add_argument("--preset", help="preset name or YAML file (default: the run's own "
                    "config when resuming, else push64)")
-    p.add_argument("--data", required=True, help=data_help)
+    if several_data:
+        p.add_argument("--data", required=True, nargs="+", action="extend", metavar="DATA", help=data_help)
+    else:
+        p.add_argument("--data", required=True, help=data_help)
     p.add_argument("--out", required=True, help="run directory (created; never overwritten)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its latest checkpoint")
@@ -48,8 +52,13 @@ def add_run_arguments(p: argparse.ArgumentParser, data_help: str, set_example: s
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = command_parser(subparsers, "train", "train the transformer from a token cache (torchrun for DDP)", __doc__)
-    add_run_arguments(p, data_help="token cache directory (maskvit tokenize)",
-                      set_example="train.lr=1e-4")
+    add_run_arguments(p, data_help="token cache directory (maskvit tokenize); several: their "
+                      "clips are pooled (codes of one tokenizer)", set_example="train.lr=1e-4",
+                      several_data=True)
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from this transformer's weights (a train run or a bundle) instead "
+                        "of random ones: fine-tuning. Its architecture must be the preset's and "
+                        "its tokens the same tokenizer's; a resumed run names the same one")
     p.set_defaults(func=run)
 
 
@@ -107,8 +116,21 @@ def check_run_folder(out: Path, resume: bool, kind: RunKind) -> None:
                         f"continues only {kind.name} runs: choose the right --out")
 
 
-def open_token_data(path: Path, config: Config):
-    """Train and validation clip datasets from a token cache, checked against the config."""
+def open_token_data(paths: Path | list[Path], config: Config):
+    """Train and validation clip datasets from one token cache, or several pooled, checked
+    against the config (and, when several, against each other's tokenizer: `token_sources`)."""
+    from torch.utils.data import ConcatDataset
+
+    if isinstance(paths, Path):
+        return _open_one_cache(paths, config)
+    parts = [_open_one_cache(path, config) for path in paths]
+    if len(parts) == 1:
+        return parts[0]
+    vals = [val for _, val in parts if val is not None]
+    return ConcatDataset([train for train, _ in parts]), (ConcatDataset(vals) if vals else None)
+
+
+def _open_one_cache(path: Path, config: Config):
     from maskvit.data import TokenCache, TokenClipDataset
 
     if not path.is_dir():
@@ -132,15 +154,74 @@ def open_token_data(path: Path, config: Config):
     return train, val
 
 
-def token_sources(data: Path) -> dict[str, Any]:
+def token_sources(data: Path | list[Path]) -> dict[str, Any]:
     """Where the tokens of a cache came from: the tokenizer run, its exact checkpoint step
-    and a fingerprint of its weights (recorded by `maskvit tokenize`)."""
+    and a fingerprint of its weights (recorded by `maskvit tokenize`). Several caches must
+    hold codes of one tokenizer (the same codebook means nothing across two); they are all
+    recorded (`token_caches`), the first as `token_cache`."""
     from maskvit.data import TokenCache
 
-    extra = TokenCache.open(data).manifest.get("extra", {})
-    return {"token_cache": str(data.resolve()), "tokenizer": extra.get("tokenizer"),
-            "tokenizer_step": extra.get("tokenizer_step"),
-            "tokenizer_fingerprint": extra.get("tokenizer_fingerprint")}
+    paths = [data] if isinstance(data, Path) else list(data)
+    found = []
+    for path in paths:
+        extra = TokenCache.open(path).manifest.get("extra", {})
+        found.append({"token_cache": str(path.resolve()), "tokenizer": extra.get("tokenizer"),
+                      "tokenizer_step": extra.get("tokenizer_step"),
+                      "tokenizer_fingerprint": extra.get("tokenizer_fingerprint")})
+    first = found[0]
+    for other in found[1:]:
+        if other["tokenizer_fingerprint"] != first["tokenizer_fingerprint"]:
+            raise UserError(f"--data {paths[0]} and {other['token_cache']} hold codes of different "
+                            f"tokenizers ({first['tokenizer']} step {first['tokenizer_step']}, "
+                            f"{other['tokenizer']} step {other['tokenizer_step']}); tokenize both "
+                            "with one tokenizer (maskvit tokenize)")
+    if len(found) > 1:
+        first = {**first, "token_caches": [f["token_cache"] for f in found]}
+    return first
+
+
+def initial_transformer_weights(out: Path, init_from: str | None, config: Config,
+                                sources: dict[str, Any]) -> tuple[dict[str, torch.Tensor] | None, dict[str, str]]:
+    """The transformer weights a run starts from (`--init-from`, a train run or a bundle;
+    None: random) and what RUN/sources.json records of them. They must fit the preset's
+    architecture and have been trained on codes of the tokenizer that made `sources`' tokens."""
+    from maskvit.model import MaskViT
+    from maskvit.run_dir import (
+        check_init_source,
+        describe_weight_mismatch,
+        load_run,
+        read_sources,
+        state_fingerprint,
+    )
+
+    if init_from is None:
+        check_init_source(out, None, None, "transformer")
+        return None, {}
+    run = Path(init_from)
+    if (run / "transformer").is_dir() and (run / "tokenizer").is_dir():  # a bundle
+        tokenizer_fingerprint = _bundle_tokenizer_fingerprint(run / "tokenizer")
+        run = run / "transformer"
+    else:
+        tokenizer_fingerprint = read_sources(run).get("tokenizer_fingerprint")
+    _, weights, _ = load_run(run, module="model")
+    mismatch = describe_weight_mismatch("model", MaskViT(config.transformer).state_dict(), weights)
+    if mismatch:
+        raise UserError(f"--init-from {init_from} is another architecture than preset {config.name} "
+                        f"makes ({mismatch.replace('config.yaml', 'the preset')}); start from a "
+                        "transformer of the same sizes")
+    if tokenizer_fingerprint and sources.get("tokenizer_fingerprint") not in (None, tokenizer_fingerprint):
+        raise UserError(f"--init-from {init_from} was trained on codes of another tokenizer than "
+                        f"--data's ({sources.get('tokenizer')}); tokenize the data with the "
+                        "model's own tokenizer")
+    fingerprint = state_fingerprint(weights)
+    check_init_source(out, init_from, fingerprint, "transformer")
+    return weights, {"init_from": str(Path(init_from).resolve()), "init_fingerprint": fingerprint}
+
+
+def _bundle_tokenizer_fingerprint(tokenizer_run: Path) -> str:
+    from maskvit.tokenizer.vqgan import load_vqgan
+
+    return load_vqgan(tokenizer_run).fingerprint()
 
 
 @contextlib.contextmanager
@@ -188,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_steps is not None and args.max_steps < 1:
         raise UserError(f"--max-steps must be positive, got {args.max_steps}")
-    out, data = Path(args.out), Path(args.data)
+    out, data = Path(args.out), [Path(d) for d in args.data]
     env = init_distributed(args.device)
     try:
         config = resolve_config(out, args.preset, args.set, args.resume)
@@ -196,14 +277,15 @@ def run(args: argparse.Namespace) -> int:
         sources = token_sources(data)
         if args.resume:
             check_sources(out, sources)
+        start, start_source = initial_transformer_weights(out, args.init_from, config, sources)
         with run_lock(out, env, args.resume):
-            return _train(args, config, env, (train_data, val_data), sources)
+            return _train(args, config, env, (train_data, val_data), {**sources, **start_source}, start)
     finally:
         shutdown_distributed()
 
 
 def _train(args: argparse.Namespace, config: Config, env: DistEnv, datasets: tuple,
-           sources: dict[str, Any]) -> int:
+           sources: dict[str, Any], start: dict[str, torch.Tensor] | None = None) -> int:
     """Build the task and trainer, record the sources, fit and report (under the lock)."""
     from maskvit.model.masked_video_task import MaskedVideoTask
     from maskvit.train import Trainer
@@ -211,9 +293,13 @@ def _train(args: argparse.Namespace, config: Config, env: DistEnv, datasets: tup
     out = Path(args.out)
     torch.manual_seed(config.train.seed)  # same initial weights on every rank and run
     task = MaskedVideoTask(config.transformer, config.train)
+    if start is not None:  # before the trainer: its EMA copies (if any) start from these too
+        task.model.load_state_dict(start)
     trainer = Trainer(task, config.train, datasets[0], config=config, out=out,
                       val_data=datasets[1], env=env, resume=args.resume,
                       max_steps=args.max_steps, progress=not args.no_progress)
+    if start is not None:
+        trainer.notes.append(f"started from the weights of the transformer {args.init_from}")
     if env.is_main:
         record_sources(out, sources)  # before training: a killed run still knows its tokens
     result = trainer.fit()

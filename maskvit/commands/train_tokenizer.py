@@ -85,17 +85,12 @@ def initial_weights(out: Path, init_from: str | None, config: Config
     RUN/sources.json records of them. A resumed run must name the tokenizer it started from
     (same weights, by fingerprint), or none if it started from random weights: its early
     checkpoints and its late ones then come from one start, never two."""
-    from maskvit.run_dir import describe_weight_mismatch, read_sources
+    from maskvit.run_dir import check_init_source, describe_weight_mismatch
     from maskvit.tokenizer.vqgan import MODULE, VQGAN, load_vqgan
 
-    before = read_sources(out)
     if init_from is None:
-        if before.get("init_fingerprint"):
-            raise UserError(f"{out} was started from the tokenizer {before.get('init_from')}; "
-                            f"resume with --init-from {before.get('init_from')}")
+        check_init_source(out, None, None, "tokenizer")
         return None, {}
-    if before and not before.get("init_fingerprint"):
-        raise UserError(f"{out} was started from random weights; resume it without --init-from")
     start = load_vqgan(init_from)
     weights = start.state_dict()
     mismatch = describe_weight_mismatch(MODULE, VQGAN(config.tokenizer).state_dict(), weights)
@@ -104,9 +99,7 @@ def initial_weights(out: Path, init_from: str | None, config: Config
                         f"{config.name} makes ({mismatch.replace('config.yaml', 'the preset')}); "
                         "start from a tokenizer of the same grid and widths")
     source = {"init_from": str(Path(init_from).resolve()), "init_fingerprint": start.fingerprint()}
-    if before.get("init_fingerprint") not in (None, source["init_fingerprint"]):
-        raise UserError(f"{out} was started from the tokenizer {before.get('init_from')}; --init-from "
-                        f"{init_from} holds other weights: resume with the run's own start")
+    check_init_source(out, init_from, source["init_fingerprint"], "tokenizer")
     return weights, source
 
 

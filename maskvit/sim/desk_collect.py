@@ -3,7 +3,7 @@
 As VP2's RoboDesk data: 30-step episodes, action repeat 50, each episode one task's
 scripted controller with Gaussian noise (std 0.4, or a std drawn per episode from several
 levels: `maskvit collect --noise 0.1,0.2,0.4`) on every action, tasks mixed; a fraction of the
-episodes explore at random instead (`NoisyMix`). Beside each frame the store keeps
+episodes explore at random instead, and with `--play` some play at the task's handle (`NoisyMix`). Beside each frame the store keeps
 the task-relevant state (`states`, float32: see `desk_world.STATE_COLUMNS`) and the whole
 simulator state (`sim_states`, float64), from which `DeskWorld.set_state` restores that
 frame exactly. Episode i of a run with seed s is a pure function of (s, i, the task list, the mix),
@@ -23,6 +23,7 @@ from tqdm import tqdm
 from maskvit.data.store import EpisodeStore, EpisodeStoreWriter
 from maskvit.errors import UserError
 from maskvit.sim.collection import check_counts, check_same_run, finished_store, plain, run_episodes
+from maskvit.sim.desk_play import HandlePlay
 from maskvit.sim.desk_policies import CONTROLLERS_VERSION, NoisyMix, RandomPolicy, scripted_policy
 from maskvit.sim.desk_world import (
     ACTION_DIM,
@@ -58,10 +59,11 @@ def collect_desk_episode(world: DeskWorld, index: int, *, run_seed: int, steps: 
     rng = np.random.default_rng([TRAINING_STREAM, run_seed, index, 1])
     task, kind = mix.choose(tasks, rng)
     frame = world.reset(desk_episode_seed(run_seed, index))
-    policy = RandomPolicy() if kind == "random" else scripted_policy(task)
+    policy = RandomPolicy() if kind == "random" else HandlePlay(task) if kind == "play" else scripted_policy(task)
     info: dict[str, Any] = {"task": task, "policy": kind}
-    noise = mix.episode_noise(rng) if kind == "scripted" else 0.0
-    if kind == "scripted" and isinstance(mix.noise_std, tuple):  # which level this one drew
+    noisy = kind != "random"  # scripted and play episodes carry the scripted policies' noise
+    noise = mix.episode_noise(rng) if noisy else 0.0
+    if noisy and isinstance(mix.noise_std, tuple):  # which level this one drew
         info["noise_std"] = noise
     policy.reset(world, rng)
     frames, actions, states, sim_states = [], [], [], []
@@ -70,7 +72,7 @@ def collect_desk_episode(world: DeskWorld, index: int, *, run_seed: int, steps: 
         states.append(world.state_vector())
         sim_states.append(world.get_state())
         action = policy.action(world)
-        if kind == "scripted":
+        if noisy:
             action = action + rng.normal(0.0, noise, ACTION_DIM)
         # Stored as float32 and stepped as stored: replaying the file repeats the episode exactly.
         actions.append(np.clip(action, -1.0, 1.0).astype(np.float32))
@@ -99,7 +101,7 @@ def collect_desk_dataset(out: str | Path, episodes: int, tasks: tuple[str, ...] 
         "seed": seed,
         "steps": steps,
         "tasks": list(tasks),
-        "policy": {**plain(dataclasses.asdict(mix)), "controllers": CONTROLLERS_VERSION},
+        "policy": {**mix_record(mix), "controllers": CONTROLLERS_VERSION},
         "config": {"image_size": IMAGE_SIZE, "shadow_size": SHADOW_SIZE, "action_repeat": ACTION_REPEAT},
         "state_columns": list(STATE_COLUMNS),
     }
@@ -121,6 +123,15 @@ def collect_desk_dataset(out: str | Path, episodes: int, tasks: tuple[str, ...] 
                  start_method="spawn")
     bar.close()
     return writer.close()
+
+
+def mix_record(mix: NoisyMix) -> dict[str, Any]:
+    """The mix as a store's manifest records it. Without play it is recorded as before play
+    existed, so a store collected then resumes (and is compared) unchanged."""
+    record = plain(dataclasses.asdict(mix))
+    if not mix.play_fraction:
+        record.pop("play_fraction")
+    return record
 
 
 def _write(writer: EpisodeStoreWriter, index: int, episode: dict[str, Any]) -> None:

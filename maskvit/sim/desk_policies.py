@@ -116,13 +116,13 @@ def steer(world: DeskWorld, point: np.ndarray, target: np.ndarray, gain: float =
     return reach(np.zeros(3), wanted, gain)
 
 
-def _action(xyz: np.ndarray, wrist: float = 0.0, gripper: float = 0.0) -> np.ndarray:
+def make_action(xyz: np.ndarray, wrist: float = 0.0, gripper: float = 0.0) -> np.ndarray:
     out = np.zeros(ACTION_DIM)
     out[:3], out[3], out[4] = xyz, wrist, gripper
     return np.clip(out, -1.0, 1.0)
 
 
-def _clear_desk_edge(tip: np.ndarray, target: np.ndarray, clearance: float = 0.09) -> np.ndarray:
+def clear_desk_edge(tip: np.ndarray, target: np.ndarray, clearance: float = 0.09) -> np.ndarray:
     """`target`, or, while the fingertips are in front of the desk and below its top and the
     target lies over the desk, a point above the edge, short of it (so they do not hit it)."""
     over_desk = target[1] > _DESK_FRONT - 0.02
@@ -154,7 +154,7 @@ class ButtonPolicy:
         tip = fingertips(world)
         # The button's top is 3 cm above its body; aiming 1 cm below the top presses it.
         target = _funnel(tip, button + np.array([0.0, 0.0, 0.02]), slack=0.02)
-        return _action(reach(tip, _clear_desk_edge(tip, target)), gripper=CLOSED)
+        return make_action(reach(tip, clear_desk_edge(tip, target)), gripper=CLOSED)
 
 
 class SlidePolicy:
@@ -180,9 +180,9 @@ class SlidePolicy:
                         and abs(error[2]) < 0.04 * loose)
         if self.pushing:
             hold = error * GAIN
-            return _action(np.array([1.0, hold[1], hold[2]]), gripper=CLOSED)
+            return make_action(np.array([1.0, hold[1], hold[2]]), gripper=CLOSED)
         target = slide_route(world, tip, self.height)[0]
-        return _action(reach(tip, _clear_desk_edge(tip, target)), gripper=CLOSED)
+        return make_action(reach(tip, clear_desk_edge(tip, target)), gripper=CLOSED)
 
 
 class OffTablePolicy:
@@ -222,16 +222,16 @@ class OffTablePolicy:
         if not self.holding:
             if np.linalg.norm(error[:2]) < 0.012 and abs(error[2]) < 0.015:
                 self.holding = True
-                return _action(np.zeros(3), wrist, CLOSED)
+                return make_action(np.zeros(3), wrist, CLOSED)
             target = _funnel(tip, grip, height=0.08)
-            return _action(reach(tip, _clear_desk_edge(tip, target)), wrist, OPEN)
+            return make_action(reach(tip, clear_desk_edge(tip, target)), wrist, OPEN)
         if np.linalg.norm(error) > 0.05:  # it slipped out: start again
             self.holding = False
-            return _action(np.array([0.0, 0.0, 0.5]), wrist, OPEN)
+            return make_action(np.array([0.0, 0.0, 0.5]), wrist, OPEN)
         if block[0] - extent[0] > _DESK_RIGHT:  # wholly past the edge: let go
-            return _action(np.zeros(3), wrist, OPEN)
+            return make_action(np.zeros(3), wrist, OPEN)
         carry = np.array([_DESK_RIGHT + extent[0] + 0.05, block[1], _DESK_TOP + 2 * extent[2] + 0.02])
-        return _action(reach(tip, carry + (tip - block)), wrist, CLOSED)
+        return make_action(reach(tip, carry + (tip - block)), wrist, CLOSED)
 
     def _draw_forward(self, world: DeskWorld, block, extent, tip) -> np.ndarray:
         beyond = np.array([block[0] + self.lane, block[1] + extent[1] + 0.05, _DESK_TOP + 0.012])
@@ -245,8 +245,8 @@ class OffTablePolicy:
         if self.pull_lane is not None:
             # Straight towards the arm; the hand tilts as it comes, so hold the height firmly.
             hold_x, hold_z = GAIN * (self.pull_lane - tip[0]), 2 * GAIN * error[2]
-            return _action(np.array([hold_x, -1.0, hold_z]), wrist, CLOSED)
-        return _action(reach(tip, _clear_desk_edge(tip, _funnel(tip, beyond))), wrist, CLOSED)
+            return make_action(np.array([hold_x, -1.0, hold_z]), wrist, CLOSED)
+        return make_action(reach(tip, clear_desk_edge(tip, _funnel(tip, beyond))), wrist, CLOSED)
 
 
 class DrawerPolicy:
@@ -292,7 +292,7 @@ class DrawerPolicy:
             if abs(error[0]) < 0.03 and abs(error[1]) < 0.015 and abs(error[2]) < 0.015:
                 self.stage, self.last_y = "pull", None
             else:
-                return _action(reach(tip, drawer_route(world, tip, self.lane, g)[0]), wrist, CLOSED)
+                return make_action(reach(tip, drawer_route(world, tip, self.lane, g)[0]), wrist, CLOSED)
         if self.stage == "pull":
             stalled = self.last_y is not None and self.last_y - tip[1] < 0.008
             self.last_y = tip[1]
@@ -302,10 +302,10 @@ class DrawerPolicy:
                 target = np.array([g["x"] + self.lane, tip[1] - 0.1, g["bar_z"] - 0.015])
                 move = steer(world, tip, target)
                 move[2] = 2 * GAIN * (target[2] - tip[2]) - 0.4
-                return _action(move, wrist, CLOSED)
+                return make_action(move, wrist, CLOSED)
             self.stage = "over" if room else "hook"
             if not room:
-                return _action(np.array([0.0, 0.3, 0.5]), wrist, CLOSED)  # off the bar, to hook again
+                return make_action(np.array([0.0, 0.3, 0.5]), wrist, CLOSED)  # off the bar, to hook again
         if self.stage == "over":
             error = inside - tip
             if abs(error[0]) < 0.03 and abs(error[1]) < 0.015 and abs(error[2]) < 0.015:
@@ -319,9 +319,9 @@ class DrawerPolicy:
                     target = np.array([inside[0], inside[1], over])
                 else:
                     target = inside
-                return _action(reach(tip, target), wrist, CLOSED)
+                return make_action(reach(tip, target), wrist, CLOSED)
         target = np.array([inside[0], tip[1] - 0.1, inside[2]])
-        return _action(steer(world, tip, target), wrist, OPEN)
+        return make_action(steer(world, tip, target), wrist, OPEN)
 
 
 def slide_push_point(world: DeskWorld, height: float = 0.0) -> np.ndarray:
@@ -420,22 +420,33 @@ class NoisyMix:
     tasks (open_slide 0/12 scenes against 10/12 at 0.2, `benchmarks/RESULTS.md`), so data made
     at 0.4 alone shows almost no opened slide or drawer for a model to learn. `random_fraction`
     of the episodes explore at random instead, so the data also shows motions no script makes.
+    `play_fraction` of the other episodes are play at the task's handle (`maskvit.sim.desk_play`:
+    the controller for a while, then the push the other way or a random walk), so the data
+    also shows the slide and the drawer being shut; 0 (VP2's mix) draws nothing for it.
     """
 
     noise_std: float | tuple[float, ...] = 0.4
     random_fraction: float = 0.15
+    play_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         levels = self.noise_std if isinstance(self.noise_std, tuple) else (self.noise_std,)
         if not levels or not all(isinstance(v, int | float) and math.isfinite(v) and v >= 0 for v in levels):
             raise UserError(f"the scripted policies' noise is one or more numbers >= 0, got {self.noise_std!r}")
-        if not 0.0 <= self.random_fraction <= 1.0:
-            raise UserError(f"random_fraction is a share in [0, 1], got {self.random_fraction!r}")
+        for name in ("random_fraction", "play_fraction"):
+            share = getattr(self, name)
+            if not (isinstance(share, int | float) and 0.0 <= share <= 1.0):
+                raise UserError(f"{name} is a share in [0, 1], got {share!r}")
 
     def choose(self, tasks: tuple[str, ...], rng: np.random.Generator) -> tuple[str, str]:
-        """(task, kind) of one episode; kind is "scripted" or "random"."""
+        """(task, kind) of one episode; kind is "scripted", "random" or "play". Without play
+        the draws are the ones the mix made before play existed (stores resume identically)."""
         task = tasks[int(rng.integers(len(tasks)))]
-        return task, "random" if rng.uniform() < self.random_fraction else "scripted"
+        if rng.uniform() < self.random_fraction:
+            return task, "random"
+        if self.play_fraction and rng.uniform() < self.play_fraction:
+            return task, "play"
+        return task, "scripted"
 
     def episode_noise(self, rng: np.random.Generator) -> float:
         """The noise std of one scripted episode. A single level draws nothing from `rng`: its

@@ -22,7 +22,6 @@ splits them further, where BatchNorm statistics would differ per process.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from torch import nn
 
 from maskvit.config import TokenizerConfig
 from maskvit.errors import UserError
-from maskvit.run_dir import load_run, load_weights
+from maskvit.run_dir import load_run, load_weights, state_fingerprint
 from maskvit.tokenizer.quantizer import Quantized, VectorQuantizer
 
 Frames = torch.Tensor | np.ndarray
@@ -341,11 +340,7 @@ class VQGAN(nn.Module):
 
     def fingerprint(self) -> str:
         """Short hash of the weights: tells whether two token caches came from one tokenizer."""
-        digest = hashlib.sha256()
-        for name, tensor in sorted(self.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().float().cpu().numpy().tobytes())
-        return digest.hexdigest()[:16]
+        return state_fingerprint(self.state_dict())
 
     # ------------------------------------------------------------- loading
 

@@ -1,0 +1,106 @@
+"""Play at the handles (`maskvit collect --env robodesk --play SHARE`): episodes that also
+push the slide and the drawer shut. The closers close, the mix without play draws exactly as
+before play existed (old stores resume unchanged), and a bad share is one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fault_pipeline import one_line_error
+
+from maskvit.cli import main
+from maskvit.errors import UserError
+from maskvit.sim.desk_collect import mix_record
+from maskvit.sim.desk_play import DrawerClosePolicy, HandlePlay, SlideClosePolicy
+from maskvit.sim.desk_policies import NoisyMix, RandomPolicy, scripted_policy
+from maskvit.sim.desk_world import DeskWorld
+
+TASKS = ("push_red", "open_slide", "open_drawer")
+
+
+@pytest.fixture(scope="module")
+def world():
+    world = DeskWorld()
+    yield world
+    world.close()
+
+
+def _joint(world: DeskWorld, name: str) -> float:
+    return float(world.physics.named.data.qpos[name][0])
+
+
+def _run(world: DeskWorld, policy, steps: int, seed: int) -> None:
+    policy.reset(world, np.random.default_rng(seed))
+    for _ in range(steps):
+        world.advance(np.clip(policy.action(world), -1.0, 1.0).astype(np.float32))
+
+
+def test_the_slide_closer_shuts_a_slide_the_controller_opened(world):
+    world.reset(1000)
+    _run(world, scripted_policy("open_slide"), 12, seed=0)
+    opened = _joint(world, "slide_joint")
+    _run(world, SlideClosePolicy(), 14, seed=0)
+    assert opened > 0.1 and _joint(world, "slide_joint") < opened - 0.1
+
+
+def test_the_drawer_closer_pushes_an_open_drawer_in(world):
+    world.reset(1001)
+    start = _joint(world, "drawer_joint")  # RoboDesk starts it a little open (< 0)
+    _run(world, DrawerClosePolicy(), 10, seed=0)
+    assert start < -0.01 and _joint(world, "drawer_joint") > start + 0.01
+
+
+def test_play_turns_from_the_controller_to_a_closer_or_a_random_walk(world):
+    kinds = set()
+    for seed in range(12):
+        play = HandlePlay("open_slide")
+        play.reset(world, np.random.default_rng(seed))
+        assert 0 <= play.turn <= 15
+        kinds.add(type(play.then))
+    assert kinds == {SlideClosePolicy, RandomPolicy}
+    play = HandlePlay("push_red")  # no closer: always a random walk
+    play.reset(world, np.random.default_rng(0))
+    assert isinstance(play.then, RandomPolicy)
+
+
+def test_the_mix_without_play_draws_as_before_play_existed():
+    """VP2's mix (no play) must give every episode of an old store the same task and kind."""
+    mix, played = NoisyMix(), NoisyMix(play_fraction=0.5)
+    kinds = []
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        old_task = TASKS[int(rng.integers(len(TASKS)))]
+        old_kind = "random" if rng.uniform() < mix.random_fraction else "scripted"
+        assert mix.choose(TASKS, np.random.default_rng(seed)) == (old_task, old_kind)
+        task, kind = played.choose(TASKS, np.random.default_rng(seed))
+        assert task == old_task and (kind == "random") == (old_kind == "random")
+        kinds.append(kind)
+    assert 60 < kinds.count("play") < 110  # about half of the ~170 non-random episodes
+    assert "play_fraction" not in mix_record(mix)  # recorded as old stores recorded it
+    assert mix_record(played)["play_fraction"] == 0.5
+
+
+@pytest.mark.parametrize("share", [1.5, -0.1, float("nan")])
+def test_a_play_share_outside_0_1_is_refused(share):
+    with pytest.raises(UserError, match="play_fraction"):
+        NoisyMix(play_fraction=share)
+
+
+def test_a_bad_play_share_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "store"
+    assert main(["collect", "--env", "robodesk", "--episodes", "1", "--play", "2", "--out", str(out)]) == 2
+    one_line_error(capsys, "collect", "play_fraction", "[0, 1]")
+    assert main(["collect", "--env", "push", "--episodes", "1", "--play", "0.5", "--out", str(out)]) == 2
+    one_line_error(capsys, "collect", "--play", "robodesk")
+    assert not out.exists()
+
+
+def test_a_play_episode_is_collected_as_play_with_its_noise(world):
+    from maskvit.sim.desk_collect import collect_desk_episode
+
+    mix = NoisyMix(noise_std=(0.1, 0.2), random_fraction=0.0, play_fraction=1.0)
+    episode = collect_desk_episode(world, 0, run_seed=5, steps=3, tasks=("open_slide",), mix=mix)
+    assert episode["info"]["policy"] == "play" and episode["info"]["noise_std"] in (0.1, 0.2)
+    assert episode["frames"].shape == (3, 64, 64, 3) and episode["actions"].shape == (3, 5)
+    again = collect_desk_episode(world, 0, run_seed=5, steps=3, tasks=("open_slide",), mix=mix)
+    np.testing.assert_array_equal(episode["actions"], again["actions"])  # a function of (seed, index)
