@@ -86,6 +86,15 @@ def context_after(world: DeskWorld, task: str, start: np.ndarray, advance: int,
     return frames[-2], frames[-1], action, world.get_state()
 
 
+def planning_model(model: str, threads: int) -> tuple:
+    """(the model's plan settings, its predict function as the planner calls it, MPPI's
+    initial std) for a bundle or run, on `threads` CPU threads."""
+    torch.set_num_threads(threads)
+    predictor = load_predictor(model, device="cpu")
+    plan = predictor.config.plan
+    return plan, predictor_fn(predictor, plan.decoding, seed=0), np.asarray(plan.init_std, float)
+
+
 def reach_parts(reader, task: str, frames: np.ndarray, goal: np.ndarray, weights: np.ndarray,
                 progress_weights: list[float]) -> dict:
     """For sequences' frames (M, H, S, S, 3): the progress left in each last frame, each
@@ -113,12 +122,8 @@ def main() -> None:
     parser.add_argument("--progress-weights", type=float, nargs="+", default=[250.0, 1000.0, 4000.0])
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    predictor = load_predictor(args.model, device="cpu")
-    plan = predictor.config.plan
-    predict = predictor_fn(predictor, plan.decoding, seed=0)
+    plan, predict, std = planning_model(args.model, args.threads)
     horizon, weights = plan.horizon, step_weights(plan.horizon, plan.last_step_weight)
-    std = np.asarray(plan.init_std, float)
     reader = load_classifier(args.reach_reader) if args.reach_reader else None
     world = DeskWorld()
     rows = []

@@ -26,17 +26,15 @@ import argparse
 import json
 
 import numpy as np
-import torch
 from robodesk_cost_ranking import (  # benchmarks/ is on sys.path when run as a script
     context_after,
     expert_actions,
+    planning_model,
     roll,
 )
 
 from maskvit.atomic import atomic_write_json
-from maskvit.inference.predictor import load_predictor
 from maskvit.metrics.desk_objects import read_drawer, read_slide
-from maskvit.plan.predictor_fn import predictor_fn
 from maskvit.sim.desk_instances import load_instances
 from maskvit.sim.desk_world import DRAWER_OPEN, SLIDE_OPEN, DeskWorld
 
@@ -94,11 +92,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    predictor = load_predictor(args.model, device="cpu")
-    plan = predictor.config.plan
-    predict = predictor_fn(predictor, plan.decoding, seed=0)
-    std = np.asarray(plan.init_std, float)
+    plan, predict, std = planning_model(args.model, args.threads)
     world, rows = DeskWorld(), []
     for task in args.tasks:
         reader = READERS[task]
