@@ -82,6 +82,8 @@ def test_caches_of_two_tokenizers_are_refused(runs, tmp_path, capsys):
     out = tmp_path / "run"
     assert train("--data", str(runs["old"]), str(other), "--out", str(out)) == 2
     one_line_error(capsys, "train", "different tokenizers")
+    assert train("--data", str(runs["old"]), str(runs["old"]), "--out", str(out)) == 2
+    one_line_error(capsys, "train", "twice")
     assert not out.exists()
 
 

@@ -162,6 +162,9 @@ def token_sources(data: Path | list[Path]) -> dict[str, Any]:
     from maskvit.data import TokenCache
 
     paths = [data] if isinstance(data, Path) else list(data)
+    if len({path.resolve() for path in paths}) < len(paths):
+        raise UserError("--data names a token cache twice; name each once (pooling a cache "
+                        "twice would silently weigh its clips double)")
     found = []
     for path in paths:
         extra = TokenCache.open(path).manifest.get("extra", {})
