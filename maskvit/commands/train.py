@@ -118,7 +118,9 @@ def check_run_folder(out: Path, resume: bool, kind: RunKind) -> None:
 
 def open_token_data(paths: Path | list[Path], config: Config):
     """Train and validation clip datasets from one token cache, or several pooled, checked
-    against the config (and, when several, against each other's tokenizer: `token_sources`)."""
+    against the config (and, when several, against each other's tokenizer: `token_sources`).
+    Validation reads the first `train.val_batches` batches of the pooled val split, the first
+    cache's clips first: name the cache whose validation loss should be followed first."""
     from torch.utils.data import ConcatDataset
 
     if isinstance(paths, Path):
