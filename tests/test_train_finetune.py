@@ -110,3 +110,13 @@ def test_a_start_of_another_architecture_is_one_line(runs, tmp_path, capsys):
                  sets=("transformer.dim=64",)) == 2
     one_line_error(capsys, "train", "another architecture")
     assert not out.exists()
+
+
+def test_a_start_trained_on_another_tokenizers_codes_is_refused(runs, tmp_path, capsys):
+    """The start's codes came from tokenizer "tok-a" (its sources.json); codes of "tok-b" mean
+    other images to it."""
+    other = _cache(tmp_path / "other", 2, 3, fingerprint="tok-b")
+    out = tmp_path / "run"
+    assert train("--data", str(other), "--out", str(out), "--init-from", str(runs["start"])) == 2
+    one_line_error(capsys, "train", "another tokenizer")
+    assert not out.exists()
