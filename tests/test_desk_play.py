@@ -89,7 +89,7 @@ def test_a_play_share_outside_0_1_is_refused(share):
 def test_a_bad_play_share_is_one_line_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "store"
     assert main(["collect", "--env", "robodesk", "--episodes", "1", "--play", "2", "--out", str(out)]) == 2
-    one_line_error(capsys, "collect", "play_fraction", "[0, 1]")
+    one_line_error(capsys, "collect", "--play", "[0, 1]")
     assert main(["collect", "--env", "push", "--episodes", "1", "--play", "0.5", "--out", str(out)]) == 2
     one_line_error(capsys, "collect", "--play", "robodesk")
     assert not out.exists()

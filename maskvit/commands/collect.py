@@ -75,6 +75,8 @@ def noisy_mix_from_text(text: str | None, play: float = 0.0):
     they are not numbers or shares."""
     from maskvit.sim.desk_policies import NoisyMix
 
+    if not 0.0 <= play <= 1.0:  # also NaN
+        raise UserError(f"--play needs a share of the scripted episodes in [0, 1], like 0.6; got {play!r}")
     if text is None:
         return NoisyMix(play_fraction=play)
     try:
