@@ -30,7 +30,6 @@ from robodesk_cost_ranking import (  # benchmarks/ is on sys.path when run as a 
     context_after,
     expert_actions,
     planning_model,
-    roll,
 )
 
 from maskvit.atomic import atomic_write_json
@@ -48,16 +47,17 @@ def true_joint(world: DeskWorld, task: str) -> float:
     return SLIDE_OPEN - left if task == "open_slide" else DRAWER_OPEN + left
 
 
-def true_changes(world: DeskWorld, task: str, state: np.ndarray, sequences: np.ndarray) -> np.ndarray:
-    """(M,) the joint's change over each sequence, from the simulator's state."""
-    changes = []
-    for actions in sequences:
-        world.set_state(state)
-        before = true_joint(world, task)
-        for action in actions:
-            world.advance(np.clip(action, -1.0, 1.0).astype(np.float32))
-        changes.append(true_joint(world, task) - before)
-    return np.asarray(changes)
+def roll_with_joint(world: DeskWorld, task: str, state: np.ndarray,
+                    actions: np.ndarray) -> tuple[np.ndarray, float]:
+    """The frames (H, 64, 64, 3) the actions (H, A) show from `state` (as `roll`), and the
+    joint's true change over them, from the simulator's state: one simulation for both."""
+    world.set_state(state)
+    before = true_joint(world, task)
+    frames = []
+    for action in actions:
+        world.advance(np.clip(action, -1.0, 1.0).astype(np.float32))
+        frames.append(world.render())
+    return np.stack(frames), true_joint(world, task) - before
 
 
 def summarise(rows: list[dict], task: str, threshold: float) -> dict:
@@ -106,13 +106,14 @@ def main() -> None:
             random = np.clip(rng.normal(0.0, std, (args.random, plan.horizon, len(std))), -1.0, 1.0)
             sequences = np.concatenate([scripted[None], reverse[None], np.zeros_like(scripted)[None],
                                         random]).astype(np.float32)
-            true_frames = np.stack([roll(world, state, s) for s in sequences])
+            rolled = [roll_with_joint(world, task, state, s) for s in sequences]
+            true_frames, changes = np.stack([f for f, _ in rolled]), np.array([c for _, c in rolled])
             context = np.broadcast_to(np.stack([first, second])[None], (len(sequences), 2, *first.shape))
             past = np.broadcast_to(last_action, (len(sequences), 1, len(std))).copy()
             predicted = predict(context, past, sequences)
             start_read, sign = float(reader(second)), OPENS[task]
             row = {"task": task, "instance": index,
-                   "true_change": (sign * true_changes(world, task, state, sequences)).round(4).tolist(),
+                   "true_change": (sign * changes).round(4).tolist(),
                    "read_change": (sign * (reader(true_frames[:, -1]) - start_read)).round(4).tolist(),
                    "model_change": (sign * (reader(predicted[:, -1]) - start_read)).round(4).tolist()}
             rows.append(row)

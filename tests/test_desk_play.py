@@ -11,8 +11,8 @@ from fault_pipeline import one_line_error
 from maskvit.cli import main
 from maskvit.errors import UserError
 from maskvit.sim.desk_collect import mix_record
-from maskvit.sim.desk_play import DrawerClosePolicy, HandlePlay, SlideClosePolicy
-from maskvit.sim.desk_policies import NoisyMix, RandomPolicy, scripted_policy
+from maskvit.sim.desk_play import DrawerClosePolicy, HandlePlay, slide_closer
+from maskvit.sim.desk_policies import NoisyMix, RandomPolicy, SlidePolicy, scripted_policy
 from maskvit.sim.desk_world import DeskWorld
 
 TASKS = ("push_red", "open_slide", "open_drawer")
@@ -39,7 +39,7 @@ def test_the_slide_closer_shuts_a_slide_the_controller_opened(world):
     world.reset(1000)
     _run(world, scripted_policy("open_slide"), 12, seed=0)
     opened = _joint(world, "slide_joint")
-    _run(world, SlideClosePolicy(), 14, seed=0)
+    _run(world, slide_closer(), 14, seed=0)
     assert opened > 0.1 and _joint(world, "slide_joint") < opened - 0.1
 
 
@@ -56,8 +56,8 @@ def test_play_turns_from_the_controller_to_a_closer_or_a_random_walk(world):
         play = HandlePlay("open_slide")
         play.reset(world, np.random.default_rng(seed))
         assert 0 <= play.turn <= 15
-        kinds.add(type(play.then))
-    assert kinds == {SlideClosePolicy, RandomPolicy}
+        kinds.add((type(play.then), getattr(play.then, "direction", None)))
+    assert kinds == {(SlidePolicy, -1.0), (RandomPolicy, None)}
     play = HandlePlay("push_red")  # no closer: always a random walk
     play.reset(world, np.random.default_rng(0))
     assert isinstance(play.then, RandomPolicy)

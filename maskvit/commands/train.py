@@ -191,6 +191,7 @@ def initial_transformer_weights(out: Path, init_from: str | None, config: Config
     None: random) and what RUN/sources.json records of them. They must fit the preset's
     architecture and have been trained on codes of the tokenizer that made `sources`' tokens."""
     from maskvit.model import MaskViT
+    from maskvit.pretrained import is_bundle
     from maskvit.run_dir import (
         check_init_source,
         describe_weight_mismatch,
@@ -203,7 +204,7 @@ def initial_transformer_weights(out: Path, init_from: str | None, config: Config
         check_init_source(out, None, None, "transformer")
         return None, {}
     run = Path(init_from)
-    if (run / "transformer").is_dir() and (run / "tokenizer").is_dir():  # a bundle
+    if is_bundle(run):
         tokenizer_fingerprint = _bundle_tokenizer_fingerprint(run / "tokenizer")
         run = run / "transformer"
     else:

@@ -2,11 +2,12 @@
 
 VP2's data (noisy scripted policies for the tasks, random exploration) shows the slide and the
 drawer being opened and almost never closed: 77 closing steps against 1754 opening ones in our
-300-episode slide/drawer store. A model trained on it draws a push that shuts them as nothing
-happening, and a planner reading its frames shuts them without paying for it
-(`benchmarks/RESULTS.md`, "Does the model draw the slide closing?"). A play episode of a task
+300-episode slide/drawer store. The model trained on such data draws a push that shuts the
+drawer as nothing happening (and a slide closing at about two thirds of its size), so a planner
+reading its frames shuts them without paying for it (`benchmarks/RESULTS.md`, "Does the model
+draw the slide and the drawer closing?"). A play episode of a task
 runs the task's scripted controller for a random number of steps, then either pushes the
-task's handle back the other way (`SlideClosePolicy`, `DrawerClosePolicy`) or wanders at
+task's handle back the other way (`slide_closer`, `DrawerClosePolicy`) or wanders at
 random from there (`RandomPolicy`), so the data shows both directions, from where the
 controllers leave the hand.
 """
@@ -19,7 +20,7 @@ from maskvit.sim.desk_policies import (
     CLOSED,
     GAIN,
     RandomPolicy,
-    clear_desk_edge,
+    SlidePolicy,
     drawer_geometry,
     drawer_hook_point,
     drawer_route,
@@ -32,36 +33,6 @@ from maskvit.sim.desk_world import DeskWorld
 
 # The longest scripted stretch before a play episode turns (steps; drawn uniformly from 0).
 MAX_SCRIPTED_STEPS = 15
-
-
-def slide_close_point(world: DeskWorld, height: float = 0.0) -> np.ndarray:
-    """(3,) where the fingertips start pushing the slide shut: 5 cm right of its handle bar
-    (the mirror of `slide_push_point`)."""
-    handle = world.physics.named.data.site_xpos["slide_handle"]
-    return handle + np.array([0.05, 0.025, height])
-
-
-class SlideClosePolicy:
-    """Get the fingertips right of the slide's handle bar (in front of it first) and push it
-    left, shut."""
-
-    def reset(self, world: DeskWorld, rng: np.random.Generator) -> None:
-        self.height = rng.uniform(-0.03, 0.03)
-        self.pushing = False
-
-    def action(self, world: DeskWorld) -> np.ndarray:
-        tip = fingertips(world)
-        behind = slide_close_point(world, self.height)
-        error = behind - tip
-        loose = 1.6 if self.pushing else 1.0
-        self.pushing = (-0.03 * loose < error[0] < 0.07 * loose and abs(error[1]) < 0.03 * loose
-                        and abs(error[2]) < 0.04 * loose)
-        if self.pushing:
-            hold = error * GAIN
-            return make_action(np.array([-1.0, hold[1], hold[2]]), gripper=CLOSED)
-        lined_up = -0.03 < error[0] < 0.07 and abs(error[2]) < 0.04
-        target = behind if lined_up else behind + np.array([0.02, -0.08, 0.0])
-        return make_action(reach(tip, clear_desk_edge(tip, target)), gripper=CLOSED)
 
 
 class DrawerClosePolicy:
@@ -88,7 +59,12 @@ class DrawerClosePolicy:
         return make_action(reach(tip, drawer_route(world, tip, self.lane, g)[0]), gripper=CLOSED)
 
 
-CLOSERS = {"open_slide": SlideClosePolicy, "open_drawer": DrawerClosePolicy}
+def slide_closer() -> SlidePolicy:
+    """The slide's controller mirrored: from the bar's right, push it shut."""
+    return SlidePolicy(direction=-1.0)
+
+
+CLOSERS = {"open_slide": slide_closer, "open_drawer": DrawerClosePolicy}
 
 
 class HandlePlay:
@@ -114,4 +90,4 @@ class HandlePlay:
         return policy.action(world)
 
 
-__all__ = ["CLOSERS", "DrawerClosePolicy", "HandlePlay", "SlideClosePolicy", "slide_close_point"]
+__all__ = ["CLOSERS", "DrawerClosePolicy", "HandlePlay", "slide_closer"]

@@ -160,11 +160,15 @@ class ButtonPolicy:
 class SlidePolicy:
     """Get the fingertips left of the slide's handle bar (in front of it first, then level
     with it) and push it right, to the slide's open end. Fingers that slip off the bar line
-    up again.
+    up again. `direction` −1 is the mirror image: from the bar's right, push it shut (play
+    data, `maskvit.sim.desk_play`).
 
     The arm pushes the slide (5 N of friction) at only ~3.5 cm a step, against ~8 cm in
     free air: opening it takes 15–25 steps however the push is made.
     """
+
+    def __init__(self, direction: float = 1.0):
+        self.direction = direction  # +1 opens (right), −1 shuts (left)
 
     def reset(self, world: DeskWorld, rng: np.random.Generator) -> None:
         self.height = rng.uniform(-0.03, 0.03)  # where on the handle bar to push
@@ -172,16 +176,16 @@ class SlidePolicy:
 
     def action(self, world: DeskWorld) -> np.ndarray:
         tip = fingertips(world)
-        behind = slide_push_point(world, self.height)
+        behind = slide_push_point(world, self.height, self.direction)
         error = behind - tip
         # Start pushing once in place; keep on while still roughly behind the bar.
         loose = 1.6 if self.pushing else 1.0
-        self.pushing = (-0.07 * loose < error[0] < 0.03 * loose and abs(error[1]) < 0.03 * loose
-                        and abs(error[2]) < 0.04 * loose)
+        self.pushing = (-0.07 * loose < self.direction * error[0] < 0.03 * loose
+                        and abs(error[1]) < 0.03 * loose and abs(error[2]) < 0.04 * loose)
         if self.pushing:
             hold = error * GAIN
-            return make_action(np.array([1.0, hold[1], hold[2]]), gripper=CLOSED)
-        target = slide_route(world, tip, self.height)[0]
+            return make_action(np.array([self.direction, hold[1], hold[2]]), gripper=CLOSED)
+        target = slide_route(world, tip, self.height, self.direction)[0]
         return make_action(reach(tip, clear_desk_edge(tip, target)), gripper=CLOSED)
 
 
@@ -324,23 +328,25 @@ class DrawerPolicy:
         return make_action(steer(world, tip, target), wrist, OPEN)
 
 
-def slide_push_point(world: DeskWorld, height: float = 0.0) -> np.ndarray:
+def slide_push_point(world: DeskWorld, height: float = 0.0, direction: float = 1.0) -> np.ndarray:
     """(3,) where the fingertips start pushing the slide open: 5 cm left of its handle bar,
     `height` above its axis and 2.5 cm deeper (the fingers then press on the bar's side
-    rather than slip off in front of it)."""
+    rather than slip off in front of it). `direction` −1: 5 cm right of it, to push it shut."""
     handle = world.physics.named.data.site_xpos["slide_handle"]
-    return handle + np.array([-0.05, 0.025, height])
+    return handle + np.array([-0.05 * direction, 0.025, height])
 
 
-def slide_route(world: DeskWorld, tip: np.ndarray, height: float = 0.0) -> list[np.ndarray]:
+def slide_route(world: DeskWorld, tip: np.ndarray, height: float = 0.0,
+                direction: float = 1.0) -> list[np.ndarray]:
     """The points the fingertips at `tip` make for, in order, to push the slide open: the
     pushing point once lined up with it; before that, a point in front of the bar (−y) and
-    left of it first, so the fingers do not hit the bar (or push it shut) on the way."""
-    behind = slide_push_point(world, height)
+    left of it first, so the fingers do not hit the bar (or push it shut) on the way.
+    `direction` −1 mirrors it: the way to push the slide shut from the bar's right."""
+    behind = slide_push_point(world, height, direction)
     error = behind - tip
-    if -0.07 < error[0] < 0.03 and abs(error[2]) < 0.04:
+    if -0.07 < direction * error[0] < 0.03 and abs(error[2]) < 0.04:
         return [behind]
-    return [behind - np.array([0.02, 0.08, 0.0]), behind]
+    return [behind - np.array([0.02 * direction, 0.08, 0.0]), behind]
 
 
 def drawer_route(world: DeskWorld, tip: np.ndarray, lane: float = 0.0,
