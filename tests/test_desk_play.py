@@ -11,7 +11,14 @@ from fault_pipeline import one_line_error
 from maskvit.cli import main
 from maskvit.errors import UserError
 from maskvit.sim.desk_collect import mix_record
-from maskvit.sim.desk_play import DrawerClosePolicy, HandlePlay, slide_closer
+from maskvit.sim.desk_play import (
+    PLAY_VERSION,
+    DrawerClosePolicy,
+    DrawerRockPolicy,
+    HandlePlay,
+    drawer_joint,
+    slide_closer,
+)
 from maskvit.sim.desk_policies import NoisyMix, RandomPolicy, SlidePolicy, scripted_policy
 from maskvit.sim.desk_world import DeskWorld
 
@@ -50,6 +57,18 @@ def test_the_drawer_closer_pushes_an_open_drawer_in(world):
     assert start < -0.01 and _joint(world, "drawer_joint") > start + 0.01
 
 
+def test_the_drawer_rocker_pushes_the_drawer_in_and_pulls_it_out_again(world):
+    world.reset(3002)
+    policy = DrawerRockPolicy()
+    policy.reset(world, np.random.default_rng(6))
+    joints = [drawer_joint(world)]
+    for _ in range(24):
+        world.advance(np.clip(policy.action(world), -1.0, 1.0).astype(np.float32))
+        joints.append(drawer_joint(world))
+    moves = np.diff(joints)
+    assert (moves > 0.005).sum() >= 2 and (moves < -0.005).sum() >= 2  # both ways, more than once
+
+
 def test_play_turns_from_the_controller_to_a_closer_or_a_random_walk(world):
     kinds = set()
     for seed in range(12):
@@ -58,6 +77,9 @@ def test_play_turns_from_the_controller_to_a_closer_or_a_random_walk(world):
         assert 0 <= play.turn <= 15
         kinds.add((type(play.then), getattr(play.then, "direction", None)))
     assert kinds == {(SlidePolicy, -1.0), (RandomPolicy, None)}
+    play = HandlePlay("open_drawer")
+    play.reset(world, np.random.default_rng(0))  # seed 0 draws the drawer's play, not a walk
+    assert isinstance(play.then, DrawerRockPolicy)
     play = HandlePlay("push_red")  # no closer: always a random walk
     play.reset(world, np.random.default_rng(0))
     assert isinstance(play.then, RandomPolicy)
@@ -78,6 +100,7 @@ def test_the_mix_without_play_draws_as_before_play_existed():
     assert 60 < kinds.count("play") < 110  # about half of the ~170 non-random episodes
     assert "play_fraction" not in mix_record(mix)  # recorded as old stores recorded it
     assert mix_record(played)["play_fraction"] == 0.5
+    assert mix_record(played)["play"] == PLAY_VERSION  # a store of older play is not resumed
 
 
 @pytest.mark.parametrize("share", [1.5, -0.1, float("nan")])

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from maskvit.data.store import EpisodeStore, EpisodeStoreWriter
 from maskvit.errors import UserError
 from maskvit.sim.collection import check_counts, check_same_run, finished_store, plain, run_episodes
-from maskvit.sim.desk_play import HandlePlay
+from maskvit.sim.desk_play import PLAY_VERSION, HandlePlay
 from maskvit.sim.desk_policies import CONTROLLERS_VERSION, NoisyMix, RandomPolicy, scripted_policy
 from maskvit.sim.desk_world import (
     ACTION_DIM,
@@ -131,6 +131,8 @@ def mix_record(mix: NoisyMix) -> dict[str, Any]:
     record = plain(dataclasses.asdict(mix))
     if not mix.play_fraction:
         record.pop("play_fraction")
+    else:
+        record["play"] = PLAY_VERSION  # a play store resumes only with the play it was made with
     return record
 
 
