@@ -11,7 +11,9 @@ and the random and simulator-oracle baselines, on the same tasks:
   --env robodesk   VP2's RoboDesk tasks on the shipped benchmark instances (--task, repeatable;
                    --split test or tuning; --first-task and --episodes pick instances of each
                    task); VP2's protocol by default (preset robodesk64: MPPI, 200 samples,
-                   horizon 10, replanning every step of a 15-step episode, one zero action first).
+                   horizon 10, replanning every step of a 15-step episode, one zero action first);
+                   --tuned: the model plays each task with the settings its tuning instances
+                   chose (maskvit.plan.tuned_settings), the baselines the preset's.
 
 The oracle runs the same optimizer but scores each candidate by simulating it from the
 current state: --oracle-cost state (default) reads the simulator without rendering (push:
@@ -45,6 +47,7 @@ from maskvit.inference import requests
 from maskvit.inference.predictor import load_predictor
 from maskvit.plan.closed_loop import play_policies
 from maskvit.plan.predictor_fn import predictor_fn
+from maskvit.plan.tuned_settings import task_plan_configs
 from maskvit.plan.worlds import ACTION_DIMS, WORLDS
 from maskvit.pretrained import pretrained_path
 from maskvit.report.staging import staged_report
@@ -108,6 +111,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"robodesk64 for robodesk; shipped: {', '.join(preset_names())})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. plan.samples=64")
+    parser.add_argument("--tuned", action="store_true",
+                        help="robodesk: the model plays each task with the settings its tuning instances "
+                             "chose (robodesk64: push_red and push_blue 128 samples and the reach cost, "
+                             "push_green 64 and the pixel cost; others the preset's); --set still wins")
     add_inference_arguments(parser)
     parser.add_argument("--workers", type=int, default=1,
                         help="local processes sharing the episodes (default 1; under torchrun each "
@@ -129,6 +136,11 @@ def check_arguments(args: argparse.Namespace) -> None:
         if value < 0:
             raise UserError(f"{flag} must be 0 or more (seeds are non-negative), got {value}")
     check_workers(args.workers)
+    if args.tuned and args.env != "robodesk":
+        raise UserError("--tuned is for --env robodesk (its tasks' settings were tuned); "
+                        "push settings come from the preset and --set")
+    if args.tuned and args.policies is not None and "model" not in args.policies:
+        raise UserError("--tuned sets the model policy's settings; add --policy model or leave --tuned out")
     if args.env == "push":
         for flag, value in (("--task", args.tasks), ("--split", args.split), ("--instances", args.instances)):
             if value is not None:
@@ -193,8 +205,13 @@ def plan_rank(shard: Shard, args: argparse.Namespace) -> int:
     if args.workers > 1:  # local workers share this machine's cores
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.workers))
     policies, config, predict_fn, context = _policies_and_model(args, shard)
-    classifier, classifier_source = _classifier(args, config.plan.cost, "model" in policies)
-    _check_progress_cost(args, config.plan.cost)
+    model_plans = None
+    if args.tuned and "model" in policies:
+        model_plans = task_plan_configs(config, args.tasks, args.overrides)
+    model_costs = {plan.cost for plan in model_plans.values()} if model_plans else {config.plan.cost}
+    classifier, classifier_source = _classifier(args, model_costs, "model" in policies)
+    for cost in model_costs:
+        _check_progress_cost(args, cost)
     with contextlib.ExitStack() as stack:
         stage = _open_report(args.out, shard, stack)
         results = play_policies(
@@ -203,7 +220,7 @@ def plan_rank(shard: Shard, args: argparse.Namespace) -> int:
             context=context, oracle_cost=args.oracle_cost, seed=args.seed, goal_arm=args.goal_arm,
             gifs=not args.no_gifs, progress=not args.no_progress, tasks=args.tasks,
             split=args.split or "test", instances_path=args.instances, shard=shard,
-            classifier=classifier, classifier_source=classifier_source,
+            classifier=classifier, classifier_source=classifier_source, model_plans=model_plans,
         )
     if shard.is_main:
         _print_results(results, args.out)
@@ -255,18 +272,25 @@ def _policies_and_model(args: argparse.Namespace, shard: Shard):
             config.transformer.context_frames)
 
 
-def _classifier(args: argparse.Namespace, cost: str, plays_model: bool):
-    """(the success classifier a classifier cost reads, where it came from), or (None, None)
-    where the cost reads none; --classifier, else the one shipped with the shipped model."""
+def _classifier(args: argparse.Namespace, costs: set[str], plays_model: bool):
+    """(the success classifier the model's classifier cost reads, where it came from), or
+    (None, None) where its costs (one per task with --tuned) read none; --classifier, else the
+    one shipped with the shipped model."""
     from maskvit.plan.planner import CLASSIFIER_COSTS, CLASSIFIER_KINDS
     from maskvit.plan.success_classifier import load_classifier
     from maskvit.pretrained import shipped_classifier
 
-    if args.classifier is not None and cost not in CLASSIFIER_COSTS:
+    reading = sorted(cost for cost in costs if cost in CLASSIFIER_COSTS)
+    if args.classifier is not None and not reading:
         raise UserError(f"--classifier is read by plan.cost={' or '.join(CLASSIFIER_COSTS)} only (this "
-                        f"run's cost is {cost}); add --set plan.cost={CLASSIFIER_COSTS[0]}")
-    if cost not in CLASSIFIER_COSTS or not plays_model:
+                        f"run's cost is {', '.join(sorted(costs))}); add --set plan.cost={CLASSIFIER_COSTS[0]}")
+    if not reading or not plays_model:
         return None, None
+    kinds = {CLASSIFIER_KINDS[cost] for cost in reading}
+    if len(kinds) > 1:
+        raise UserError(f"the tasks' costs ({', '.join(reading)}) read {' and '.join(sorted(kinds))} "
+                        "classifiers, but one run loads one: plan those tasks in separate runs")
+    cost = reading[0]
     kind, folder = CLASSIFIER_KINDS[cost], args.classifier
     shipped = pretrained_path(DEFAULT_PRESETS[args.env])
     if folder is None and shipped is not None and args.model and Path(args.model).resolve() == shipped.resolve():

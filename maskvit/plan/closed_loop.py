@@ -51,6 +51,7 @@ from maskvit.plan.planner import (
 )
 from maskvit.plan.reach_reader import ReachCost
 from maskvit.plan.success_classifier import ClassifierCost
+from maskvit.plan.tuned_settings import settings_record
 from maskvit.plan.worlds import make_world
 from maskvit.sharding import Shard, gather_json
 
@@ -138,6 +139,13 @@ class PlanSetup:
     instances_path: str | None = None  # RoboDesk only; None: the shipped file
     gifs: bool = True
     classifier: Any = None  # a SuccessNet, for plan.cost=pixel_l2_classifier
+    model_plans: dict[str, PlanConfig] | None = None  # the model's plan per task (plan --tuned)
+
+    def plan_for(self, job: EpisodeJob) -> PlanConfig:
+        """The plan `job` plays: the model's per-task one where there is one, else `config`."""
+        if job.policy == "model" and self.model_plans and job.task in self.model_plans:
+            return self.model_plans[job.task]
+        return self.config
 
 
 class EpisodePlayer:
@@ -157,7 +165,7 @@ class EpisodePlayer:
         if job.policy == "model" and hasattr(s.predict_fn, "start_episode"):
             s.predict_fn.start_episode(decoding_seed(identity))
         wall, cpu = time.perf_counter(), time.process_time()
-        episode = run_episode(world, policy, job.task_seed, s.config, np.random.default_rng(identity))
+        episode = run_episode(world, policy, job.task_seed, s.plan_for(job), np.random.default_rng(identity))
         row: dict[str, Any] = {"task_seed": job.task_seed}
         if s.env != PUSH_TASK:
             row["instance_seed"] = world.instance.seed
@@ -192,7 +200,7 @@ class EpisodePlayer:
         if self._policy_key != (job.task, job.policy):
             self._close_policy()
             s = self.setup
-            self._policy = build_policy(job.policy, self._world, s.config, s.predict_fn, s.context,
+            self._policy = build_policy(job.policy, self._world, s.plan_for(job), s.predict_fn, s.context,
                                         s.oracle_cost, s.classifier, job.task)
             self._policy_key = (job.task, job.policy)
         return self._policy
@@ -228,11 +236,13 @@ def play_policies(
     shard: Shard | None = None,
     classifier: Any = None,
     classifier_source: str | None = None,
+    model_plans: dict[str, PlanConfig] | None = None,
 ) -> dict[str, Any] | None:
     """Run every policy on every task seed (of every RoboDesk task in `tasks`); rank 0
     writes the report into `out` and returns the results dictionary, other ranks None.
     `classifier` (a SuccessNet, recorded in the report as `classifier_source`) scores the
-    model's frames where `config.cost` is a classifier cost."""
+    model's frames where `config.cost` is a classifier cost. `model_plans` (task -> plan) is
+    what the model policy plays instead of `config` on those tasks (`plan --tuned`)."""
     shard = shard or Shard()  # one process unless a sharded run says otherwise
     if not task_seeds:
         raise UserError("no tasks to run; give --episodes 1 or more")
@@ -243,7 +253,7 @@ def play_policies(
     if not tasks:
         raise UserError("no RoboDesk tasks to run; give --task TASK")
     setup = PlanSetup(env, config, predict_fn, context, oracle_cost, seed, goal_arm, split,
-                      instances_path, gifs, classifier)
+                      instances_path, gifs, classifier, model_plans)
     jobs = make_jobs(tasks, list(policies), list(task_seeds))
     played = _play_sharded(jobs, setup, Path(out), shard, progress)
     if not shard.is_main:
@@ -251,6 +261,8 @@ def play_policies(
     header = {"env": env, "config": dataclasses.asdict(config), "oracle_cost": oracle_cost, "seed": seed}
     if classifier_source is not None:
         header["classifier"] = classifier_source
+    if model_plans:
+        header["model_settings"] = settings_record(config, model_plans)  # what each task's differs in
     if env == PUSH_TASK:
         header["goal_arm"] = goal_arm
         return _write_folder(Path(out), {**header, "task_seeds": list(task_seeds)}, policies, played[PUSH_TASK])
