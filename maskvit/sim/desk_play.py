@@ -76,7 +76,7 @@ class DrawerRockPolicy(DrawerClosePolicy):
     One push per episode (`DrawerClosePolicy`) showed the drawer shut in 77 steps of 300 play
     episodes, and a model trained on them still drew no push-in. Rocking shows both ways many
     times an episode, over the few centimetres a planner moves the drawer from a task's start
-    (RoboDesk starts it 5–9 cm open; the arm pulls it no further than that from the gap)."""
+    (RoboDesk starts it 0–9 cm open; the arm pulls it no further than that from the gap)."""
 
     def reset(self, world: DeskWorld, rng: np.random.Generator) -> None:
         super().reset(world, rng)
