@@ -7,9 +7,9 @@ drawer as nothing happening (and a slide closing at about two thirds of its size
 reading its frames shuts them without paying for it (`benchmarks/RESULTS.md`, "Does the model
 draw the slide and the drawer closing?"). A play episode of a task
 runs the task's scripted controller for a random number of steps, then either pushes the
-task's handle back the other way (`slide_closer`, `DrawerClosePolicy`) or wanders at
-random from there (`RandomPolicy`), so the data shows both directions, from where the
-controllers leave the hand.
+task's handle back the other way (`slide_closer`; the drawer is rocked, in and out again,
+`DrawerRockPolicy`) or wanders at random from there (`RandomPolicy`), so the data shows both
+directions, from where the controllers leave the hand.
 """
 
 from __future__ import annotations
@@ -119,8 +119,8 @@ CLOSERS = {"open_slide": slide_closer, "open_drawer": DrawerRockPolicy}
 
 class HandlePlay:
     """One play episode of `task`: its scripted controller for 0–`MAX_SCRIPTED_STEPS` steps,
-    then (for the slide and the drawer, half the time) the push the other way, else a random
-    walk from where the hand is."""
+    then (for the slide and the drawer, half the time) the push the other way (the drawer:
+    rocked), else a random walk from where the hand is."""
 
     def __init__(self, task: str):
         self.task = task
