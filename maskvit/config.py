@@ -149,6 +149,10 @@ class TrainConfig:
     # Masking for the transformer stage: "variable" = r ~ U[0.5, 1) per video (paper);
     # a number in (0, 1) = fixed ratio (paper's Table 2c ablation).
     mask_ratio: str | float = "variable"
+    # Weight of a masked token that differs from the token at its place in the frame before
+    # (transformer stage, training loss only; 1 = the paper's plain mean). Small moving objects
+    # (RoboDesk's drawer) change few tokens, which a plain mean lets the model copy.
+    changed_token_weight: float = 1.0
     # auto: bf16 where it trains faster (a CPU with AMX, an AMD CPU with avx512_bf16, a GPU
     # with bf16), else fp32 (maskvit.devices.cpu_fast_bf16). A run records what auto chose in its checkpoints
     # and keeps that choice when resumed elsewhere.
@@ -542,6 +546,7 @@ def _check_train(c: TrainConfig, section: str) -> None:
     if c.mask_ratio != "variable" and (
             isinstance(c.mask_ratio, str) or not 0.0 < c.mask_ratio < 1.0):
         _fail(f"{section}.mask_ratio", "'variable' or a number in (0, 1)", c.mask_ratio)
+    _in_range(f"{section}.changed_token_weight", c.changed_token_weight, 1.0, hint="1 = the paper's plain loss")
     if c.ema_decay is not None:
         _in_range(f"{section}.ema_decay", c.ema_decay, 0.0, 1.0, low_open=True,
                   high_open=True, hint="null = no EMA")

@@ -5,6 +5,7 @@ import torch
 
 from maskvit.errors import UserError
 from maskvit.model.masking import (
+    changed_tokens,
     mask_for_training,
     masked_count,
     masked_cross_entropy,
@@ -127,3 +128,20 @@ def test_loss_counts_masked_positions_only():
     assert torch.allclose(loss_a, loss_b)
     expected = torch.nn.functional.cross_entropy(logits[0, 1, 0, 0][None], targets[0, 1, 0, 0][None])
     assert torch.allclose(loss_a, expected)
+
+
+def test_changed_tokens_weigh_more_where_they_differ_from_the_frame_before():
+    tokens = torch.zeros(1, 3, 2, 2, dtype=torch.long)
+    tokens[0, 2, 0, 0] = 4  # one token changes, in the last frame
+    changed = changed_tokens(tokens)
+    assert changed.sum() == 1 and changed[0, 2, 0, 0]
+    logits = torch.randn(1, 3, 2, 2, 5)
+    mask = torch.zeros(1, 3, 2, 2, dtype=torch.bool)
+    mask[0, 1:] = True  # 8 masked, one of them changed
+    terms = torch.nn.functional.cross_entropy(logits[mask], tokens[mask], reduction="none")
+    weights = 1.0 + 4.0 * changed.float()
+    weighted, _ = masked_cross_entropy(logits, tokens, mask, weights=weights)
+    expected = (terms.sum() + 4.0 * torch.nn.functional.cross_entropy(logits[0, 2, 0, 0][None], tokens[0, 2, 0, 0][None])) / 8
+    assert torch.allclose(weighted, expected)
+    plain, _ = masked_cross_entropy(logits, tokens, mask, weights=torch.ones_like(weights))
+    assert torch.allclose(plain, masked_cross_entropy(logits, tokens, mask)[0])

@@ -26,6 +26,7 @@ from maskvit.errors import UserError
 from maskvit.model import MaskViT, masked_cross_entropy
 from maskvit.model.masking import (
     Generators,
+    changed_tokens,
     flat_positions,
     future_frame_mask,
     masked_count,
@@ -54,6 +55,7 @@ class MaskedVideoTask(Task):
         self.mask_ratio = train_cfg.mask_ratio
         self.seed = train_cfg.seed
         self.global_batch, self.grad_accum = train_cfg.batch_size, train_cfg.grad_accum
+        self.changed_token_weight = train_cfg.changed_token_weight
         self.model = model if model is not None else MaskViT(cfg)
 
     def modules(self) -> dict[str, nn.Module]:
@@ -73,7 +75,10 @@ class MaskedVideoTask(Task):
         # (M, K) at the masked positions only: the loss looks nowhere else.
         logits = ctx.modules["model"](inputs, actions, select=positions)
         normalizer = self.loss_normalizer(ctx, tokens) if ctx.training else None
-        loss, accuracy = masked_cross_entropy(logits, tokens, positions, normalizer)
+        weights = None
+        if ctx.training and self.changed_token_weight != 1.0:  # validation stays the plain mean
+            weights = 1.0 + (self.changed_token_weight - 1.0) * changed_tokens(tokens).float()
+        loss, accuracy = masked_cross_entropy(logits, tokens, positions, normalizer, weights)
         return loss, {"accuracy": accuracy, "mask_fraction": mask.float().mean()}
 
     def mask_generators(self, ctx: StepContext, batch_size: int) -> Generators:

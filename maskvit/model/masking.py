@@ -198,15 +198,25 @@ def masked_count(seed: int, step: int, indices: Iterable[int], ratio: str | floa
     return total
 
 
+def changed_tokens(tokens: torch.Tensor) -> torch.Tensor:
+    """bool (B, T, h, w): where a token differs from the one at its place in the frame
+    before (the first frame: nowhere)."""
+    changed = torch.zeros_like(tokens, dtype=torch.bool)
+    changed[:, 1:] = tokens[:, 1:] != tokens[:, :-1]
+    return changed
+
+
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
-                         normalizer: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                         normalizer: float | None = None,
+                         weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean cross-entropy and accuracy over masked positions only.
 
     logits (B, T, h, w, K), or (M, K) already picked at the mask's M true positions (in
     `logits[mask]` order: `MaskViT(..., select=mask)`), targets (B, T, h, w), mask
     (B, T, h, w) bool or its `flat_positions` -> scalars. `normalizer` divides the summed loss instead of this
     batch's masked count: a share of a mean over a larger batch split across processes or
-    micro-batches.
+    micro-batches. `weights` (B, T, h, w) weighs each masked position's term (the sum is
+    still divided by the count or `normalizer`, so weights above 1 raise the loss).
     """
     labels = pick(targets, mask)
     picked = logits.dim() == 2
@@ -216,9 +226,9 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torc
     if selected.shape[0] == 0:
         zero = logits.sum() * 0.0
         return zero, zero.detach()
-    if normalizer is None:
-        loss = F.cross_entropy(selected, labels)
-    else:
-        loss = F.cross_entropy(selected, labels, reduction="sum") / normalizer
+    terms = F.cross_entropy(selected, labels, reduction="none")
+    if weights is not None:
+        terms = terms * pick(weights, mask).to(terms.dtype)
+    loss = terms.mean() if normalizer is None else terms.sum() / normalizer
     accuracy = (selected.argmax(-1) == labels).float().mean()
     return loss, accuracy.detach()
