@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from maskvit.atomic import atomic_write_json
+from maskvit.data.store import EpisodeStore
 from maskvit.metrics.desk_objects import read_drawer, read_slide
 from maskvit.sim.desk_world import STATE_COLUMNS
 from maskvit.tokenizer.vqgan import load_vqgan
@@ -33,12 +34,14 @@ def step_changes(store: Path, tokenizer, joint: str, episodes: int) -> dict[str,
     """Per step of the first `episodes` episodes in which the joint moves by more than MOVE:
     the simulator's change, the change read on true frames, and on reconstructions."""
     column, reader = STATE_COLUMNS.index(joint), READERS[joint]
+    episode_store = EpisodeStore.open(store)
     true, read, rebuilt = [], [], []
-    for folder in sorted((store / "episodes").iterdir())[:episodes]:
-        state = np.load(folder / "states.npy")[:, column]
+    for episode_id in episode_store.episode_ids()[:episodes]:
+        episode = episode_store.load(episode_id)
+        state = episode["states"][:, column]
         if np.abs(np.diff(state)).max() < MOVE:
             continue
-        frames = np.load(folder / "frames.npy")
+        frames = episode["frames"]
         recon = tokenizer.reconstruct(torch.from_numpy(frames)).numpy()
         true.append(np.diff(state))
         read.append(np.diff(reader(frames)))

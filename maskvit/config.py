@@ -547,6 +547,9 @@ def _check_train(c: TrainConfig, section: str) -> None:
             isinstance(c.mask_ratio, str) or not 0.0 < c.mask_ratio < 1.0):
         _fail(f"{section}.mask_ratio", "'variable' or a number in (0, 1)", c.mask_ratio)
     _in_range(f"{section}.changed_token_weight", c.changed_token_weight, 1.0, hint="1 = the paper's plain loss")
+    if section == "tokenizer_train" and c.changed_token_weight != 1.0:
+        _fail(f"{section}.changed_token_weight", "1 (it weighs the transformer's loss: set train.changed_token_weight)",
+              c.changed_token_weight)
     if c.ema_decay is not None:
         _in_range(f"{section}.ema_decay", c.ema_decay, 0.0, 1.0, low_open=True,
                   high_open=True, hint="null = no EMA")

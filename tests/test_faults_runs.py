@@ -212,6 +212,7 @@ BAD_VALUES = [
     ("train.mask_ratio=1.5", "train.mask_ratio"), ("train.mask_ratio=half", "mask_ratio"),
     ("train.ema_decay=1", "train.ema_decay"), ("train.seed=-1", "train.seed"),
     ("train.changed_token_weight=0.5", "train.changed_token_weight"),
+    ("tokenizer_train.changed_token_weight=5", "set train.changed_token_weight"),
     ("train.keep_checkpoints=-1", "keep_checkpoints"), ("train.val_batches=0", "val_batches"),
     ("train.num_workers=-1", "num_workers"), ("train.checkpoint_every=-1", "checkpoint_every"),
     ("eval.predicted_frames=0", "eval.predicted_frames"),

@@ -45,12 +45,9 @@ def task_plan_configs(config: Config, tasks: list[str], overrides: list[str]) ->
 
 def settings_record(base: PlanConfig, per_task: dict[str, PlanConfig]) -> dict[str, dict]:
     """What each task's model plan changes from `base`, for the report (empty where nothing)."""
-    record = {}
-    for task, plan in per_task.items():
-        changed = {key: value for key, value in dataclasses.asdict(plan).items()
-                   if dataclasses.asdict(base)[key] != value}
-        record[task] = changed
-    return record
+    before = dataclasses.asdict(base)
+    return {task: {key: value for key, value in dataclasses.asdict(plan).items() if before[key] != value}
+            for task, plan in per_task.items()}
 
 
 __all__ = ["TUNED_PLAN", "settings_record", "task_plan_configs", "tuned_overrides"]
