@@ -247,6 +247,26 @@ def test_plan_scores_the_models_frames_with_the_reach_cost(tmp_path, capsys, cou
     assert calls and all(task == "open_slide" and shape[:2] == (4, 2) for task, shape in calls)
 
 
+def test_pixel_oracle_scores_the_true_frames_with_the_models_reach_cost(tmp_path, capsys, count_cost_calls,
+                                                                       trained):
+    """`--oracle-cost pixel` is a perfect video model read by the model's cost, reach reader
+    included, not silently by the plain pixel cost."""
+    save_classifier(trained, tmp_path / "r", {})
+    calls = count_cost_calls(ReachCost)
+    oracle = ["plan", "--env", "robodesk", "--out", str(tmp_path / "out"), "--no-progress", "--no-gifs",
+              "--policy", "oracle", "--oracle-cost", "pixel", "--episodes", "1", *TINY_PLAN,
+              "--task", "open_slide", "--set", "plan.cost=pixel_l2_reach"]
+    code = main(oracle)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "needs a reach classifier: pass --classifier DIR" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    code = main([*oracle, "--classifier", str(tmp_path / "r")])
+    assert code == 0, capsys.readouterr().err
+    assert calls and all(task == "open_slide" and shape[:2] == (4, 2) for task, shape in calls)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["oracle_cost"] == "pixel" and results["per_task"]["open_slide"]["oracle"]["episodes"] == 1
+
+
 def test_set_plan_weights_reach_the_reach_and_progress_costs(trained):
     """`--set plan.progress_weight/reach_weight` are what the per-task costs weigh with."""
     from types import SimpleNamespace

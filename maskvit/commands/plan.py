@@ -18,8 +18,8 @@ and the random and simulator-oracle baselines, on the same tasks:
 The oracle runs the same optimizer but scores each candidate by simulating it from the
 current state: --oracle-cost state (default) reads the simulator without rendering (push:
 object distance; RoboDesk: the task's progress plus the fingertips' distance to what the task
-moves), --oracle-cost pixel renders the true frames and applies the model's pixel cost (a
-perfect video model). On RoboDesk a simulated step costs ~0.08 CPU-s and a rendered frame
+moves), --oracle-cost pixel renders the true frames and applies the model's cost, a task
+cost's classifier or reach reader included (a perfect video model read by the same cost). On RoboDesk a simulated step costs ~0.08 CPU-s and a rendered frame
 ~0.26 (measured), so VP2's 200 samples x 10 steps cost ~160 CPU-s per replan for the state
 oracle and ~680 for the pixel one: pass fewer, e.g. --set plan.samples=16 --set plan.horizon=5.
 
@@ -95,8 +95,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--oracle-cost", choices=["state", "pixel"], default="state",
                         help="oracle scores true futures by the simulator state (state, default: "
                              "push: object distance; robodesk: task progress and reach, no rendering) or "
-                             "by the model's pixel cost on rendered true frames (pixel: a perfect "
-                             "model; on robodesk ~0.2 CPU-s a frame, so pass fewer samples, e.g. "
+                             "by the model's cost on rendered true frames (pixel: a perfect model, "
+                             "task costs read with --classifier; on robodesk ~0.2 CPU-s a frame, so pass fewer samples, e.g. "
                              "--set plan.samples=16)")
     parser.add_argument("--goal-arm", choices=["goal", "current"], default="goal",
                         help="push: where the pusher is in the goal image: resting behind the "
@@ -209,7 +209,8 @@ def plan_rank(shard: Shard, args: argparse.Namespace) -> int:
     if args.tuned and "model" in policies:
         model_plans = task_plan_configs(config, args.tasks, args.overrides)
     model_costs = {plan.cost for plan in model_plans.values()} if model_plans else {config.plan.cost}
-    classifier, classifier_source = _classifier(args, model_costs, "model" in policies)
+    reads_cost = "model" in policies or (args.oracle_cost == "pixel" and "oracle" in policies)
+    classifier, classifier_source = _classifier(args, model_costs, reads_cost)
     for cost in model_costs:
         _check_progress_cost(args, cost)
     with contextlib.ExitStack() as stack:
@@ -272,10 +273,10 @@ def _policies_and_model(args: argparse.Namespace, shard: Shard):
             config.transformer.context_frames)
 
 
-def _classifier(args: argparse.Namespace, costs: set[str], plays_model: bool):
+def _classifier(args: argparse.Namespace, costs: set[str], reads_cost: bool):
     """(the success classifier the model's classifier cost reads, where it came from), or
-    (None, None) where its costs (one per task with --tuned) read none; --classifier, else the
-    one shipped with the shipped model."""
+    (None, None) where its costs (one per task with --tuned) read none or no policy reads them
+    (the model, the pixel oracle); --classifier, else the one shipped with the shipped model."""
     from maskvit.plan.planner import CLASSIFIER_COSTS, CLASSIFIER_KINDS
     from maskvit.plan.success_classifier import load_classifier
     from maskvit.pretrained import shipped_classifier
@@ -284,7 +285,7 @@ def _classifier(args: argparse.Namespace, costs: set[str], plays_model: bool):
     if args.classifier is not None and not reading:
         raise UserError(f"--classifier is read by plan.cost={' or '.join(CLASSIFIER_COSTS)} only (this "
                         f"run's cost is {', '.join(sorted(costs))}); add --set plan.cost={CLASSIFIER_COSTS[0]}")
-    if not reading or not plays_model:
+    if not reading or not reads_cost:
         return None, None
     kinds = {CLASSIFIER_KINDS[cost] for cost in reading}
     if len(kinds) > 1:

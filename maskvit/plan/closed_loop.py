@@ -103,25 +103,32 @@ def build_policy(
 ):
     """The policy called `name` for `world`; the model needs `predict_fn`, a classifier cost
     (`plan.cost=pixel_l2_classifier`) the `classifier`, and costs built per task the episode's
-    `task`."""
+    `task`. The pixel oracle (`oracle_cost="pixel"`) scores the true frames with the model's
+    cost, task costs included: a perfect video model read by the same cost."""
     if name == "model":
         if predict_fn is None:
             raise UserError("the model policy needs --model RUN")
-        cost = None
-        if config.cost in REACH_COSTS and classifier is not None:
-            cost = ReachCost(classifier, task or "", progress_weight=config.progress_weight,
-                             reach_weight=config.reach_weight)
-        elif config.cost in CLASSIFIER_COSTS and classifier is not None:
-            cost = ClassifierCost(classifier, task or "")
-        elif config.cost in PROGRESS_COSTS:
-            cost = ProgressCost(task or "", weight=config.progress_weight)
-        return ModelPlanner(predict_fn, config, world.action_low, world.action_high, cost=cost,
-                            context=context)
+        return ModelPlanner(predict_fn, config, world.action_low, world.action_high,
+                            cost=task_frame_cost(config, classifier, task), context=context)
     if name == "random":
         return RandomPolicy(config, world.action_low, world.action_high)
     if name == "oracle":
-        return OraclePolicy(world, config, cost=oracle_cost)
+        frame_cost = task_frame_cost(config, classifier, task) if oracle_cost == "pixel" else None
+        return OraclePolicy(world, config, cost=oracle_cost, frame_cost=frame_cost)
     raise UserError(f"unknown policy {name!r}; choose one of: {', '.join(POLICIES)}")
+
+
+def task_frame_cost(config: PlanConfig, classifier=None, task: str | None = None):
+    """The frame cost built for one task (`plan.cost` reads a classifier, a reach reader or the
+    task's progress), or None where `plan.cost` is a plain one looked up by name."""
+    if config.cost in REACH_COSTS and classifier is not None:
+        return ReachCost(classifier, task or "", progress_weight=config.progress_weight,
+                         reach_weight=config.reach_weight)
+    if config.cost in CLASSIFIER_COSTS and classifier is not None:
+        return ClassifierCost(classifier, task or "")
+    if config.cost in PROGRESS_COSTS:
+        return ProgressCost(task or "", weight=config.progress_weight)
+    return None
 
 
 @dataclasses.dataclass
