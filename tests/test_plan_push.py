@@ -153,6 +153,13 @@ def test_plan_command_writes_results_gifs_and_html(tmp_path, capsys):
     assert [e["task_seed"] for e in summary["per_episode"]] == [0, 1]
     for episode in summary["per_episode"]:
         assert (out / episode["gif"]).stat().st_size > 0
+        # the row's actions are what ran: replayed from the task's start they end where it ended
+        world = make_world("push")
+        world.reset(episode["task_seed"])
+        assert len(episode["actions"]) == episode["steps"] == 4
+        for action in episode["actions"]:
+            world.step(np.asarray(action))
+        assert world.goal_distance() == pytest.approx(episode["final_distance"], abs=1e-4)
     assert "random" in (out / "index.html").read_text()
     assert "random" in capsys.readouterr().out
 

@@ -23,8 +23,9 @@ cost's classifier or reach reader included (a perfect video model read by the sa
 ~0.26 (measured), so VP2's 200 samples x 10 steps cost ~160 CPU-s per replan for the state
 oracle and ~680 for the pixel one: pass fewer, e.g. --set plan.samples=16 --set plan.horizon=5.
 
-Writes results.json (success rates with 95 % Wilson intervals), one GIF per episode and
-index.html to --out (RoboDesk: a folder per task, and an overview over all tasks).
+Writes results.json (success rates with 95 % Wilson intervals; per episode its executed actions,
+to replay it), one GIF per episode and index.html to --out (RoboDesk: a folder per task, and
+an overview over all tasks).
 --workers N plays the episodes in N local processes; under `torchrun --nproc-per-node N -m
 maskvit plan ...` (on one or several machines) each rank plays its share. Rank 0 alone writes
 --out, and the results equal a single process's, episode by episode.
