@@ -159,7 +159,9 @@ def test_plan_command_writes_results_gifs_and_html(tmp_path, capsys):
         assert len(episode["actions"]) == episode["steps"] == 4
         for action in episode["actions"]:
             world.step(np.asarray(action))
-        assert world.goal_distance() == pytest.approx(episode["final_distance"], abs=1e-4)
+        replayed = world.goal_distance()
+        world.close()
+        assert replayed == pytest.approx(episode["final_distance"], abs=1e-4)
     assert "random" in (out / "index.html").read_text()
     assert "random" in capsys.readouterr().out
 

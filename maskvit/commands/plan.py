@@ -19,9 +19,10 @@ The oracle runs the same optimizer but scores each candidate by simulating it fr
 current state: --oracle-cost state (default) reads the simulator without rendering (push:
 object distance; RoboDesk: the task's progress plus the fingertips' distance to what the task
 moves), --oracle-cost pixel renders the true frames and applies the model's cost, a task
-cost's classifier or reach reader included (a perfect video model read by the same cost). On RoboDesk a simulated step costs ~0.08 CPU-s and a rendered frame
-~0.26 (measured), so VP2's 200 samples x 10 steps cost ~160 CPU-s per replan for the state
-oracle and ~680 for the pixel one: pass fewer, e.g. --set plan.samples=16 --set plan.horizon=5.
+cost's classifier or reach reader included (a perfect video model read by the same cost).
+On RoboDesk a simulated step costs ~0.08 CPU-s and a rendered frame ~0.26 (measured), so
+VP2's 200 samples x 10 steps cost ~160 CPU-s per replan for the state oracle and ~680 for
+the pixel one: pass fewer, e.g. --set plan.samples=16 --set plan.horizon=5.
 
 Writes results.json (success rates with 95 % Wilson intervals; per episode its executed actions,
 to replay it), one GIF per episode and index.html to --out (RoboDesk: a folder per task, and
@@ -97,8 +98,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="oracle scores true futures by the simulator state (state, default: "
                              "push: object distance; robodesk: task progress and reach, no rendering) or "
                              "by the model's cost on rendered true frames (pixel: a perfect model, "
-                             "task costs read with --classifier; on robodesk ~0.2 CPU-s a frame, so pass fewer samples, e.g. "
-                             "--set plan.samples=16)")
+                             "task costs read with --classifier; on robodesk ~0.2 CPU-s a frame, so "
+                             "pass fewer samples, e.g. --set plan.samples=16)")
     parser.add_argument("--goal-arm", choices=["goal", "current"], default="goal",
                         help="push: where the pusher is in the goal image: resting behind the "
                              "object at its goal (goal, default) or where the episode starts (current)")
