@@ -161,7 +161,7 @@ def test_plan_command_writes_results_gifs_and_html(tmp_path, capsys):
             world.step(np.asarray(action))
         replayed = world.goal_distance()
         world.close()
-        assert replayed == pytest.approx(episode["final_distance"], abs=1e-4)
+        assert replayed == pytest.approx(episode["final_distance"], abs=1e-9)
     assert "random" in (out / "index.html").read_text()
     assert "random" in capsys.readouterr().out
 

@@ -179,9 +179,9 @@ class EpisodePlayer:
         row.update(success=episode.success, start_distance=episode.start_distance,
                    final_distance=episode.final_distance,
                    steps=len(episode.actions),  # fewer than the episode's where a solve ends it
-                   # what was executed, the first (zero) action included: any episode can be
-                   # replayed in the world, or through a model, from its row
-                   actions=episode.actions.astype(float).round(6).tolist(),
+                   # what was executed, the first (zero) action included, at full precision (JSON
+                   # keeps a float64 exactly): any episode replays in the world, or through a model
+                   actions=episode.actions.astype(float).tolist(),
                    gif=None,
                    seconds=time.perf_counter() - wall, cpu_seconds=time.process_time() - cpu)
         gif = None
