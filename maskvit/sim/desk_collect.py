@@ -24,7 +24,7 @@ from maskvit.data.store import EpisodeStore, EpisodeStoreWriter
 from maskvit.errors import UserError
 from maskvit.sim.collection import check_counts, check_same_run, finished_store, plain, run_episodes
 from maskvit.sim.desk_play import PLAY_VERSION, HandlePlay
-from maskvit.sim.desk_policies import CONTROLLERS_VERSION, NoisyMix, RandomPolicy, scripted_policy
+from maskvit.sim.desk_policies import CONTROLLERS_VERSION, NoisyMix, PanelSlidePolicy, RandomPolicy, scripted_policy
 from maskvit.sim.desk_world import (
     ACTION_DIM,
     ACTION_REPEAT,
@@ -59,7 +59,8 @@ def collect_desk_episode(world: DeskWorld, index: int, *, run_seed: int, steps: 
     rng = np.random.default_rng([TRAINING_STREAM, run_seed, index, 1])
     task, kind = mix.choose(tasks, rng)
     frame = world.reset(desk_episode_seed(run_seed, index))
-    policy = RandomPolicy() if kind == "random" else HandlePlay(task) if kind == "play" else scripted_policy(task)
+    policy = {"random": RandomPolicy, "play": lambda: HandlePlay(task), "panel": PanelSlidePolicy,
+              "scripted": lambda: scripted_policy(task)}[kind]()
     info: dict[str, Any] = {"task": task, "policy": kind}
     noisy = kind != "random"  # scripted and play episodes carry the scripted policies' noise
     noise = mix.episode_noise(rng) if noisy else 0.0
@@ -126,13 +127,15 @@ def collect_desk_dataset(out: str | Path, episodes: int, tasks: tuple[str, ...] 
 
 
 def mix_record(mix: NoisyMix) -> dict[str, Any]:
-    """The mix as a store's manifest records it. Without play it is recorded as before play
-    existed, so a store collected then resumes (and is compared) unchanged."""
+    """The mix as a store's manifest records it. Without play or panel pushes it is recorded as
+    before they existed, so a store collected then resumes (and is compared) unchanged."""
     record = plain(dataclasses.asdict(mix))
     if not mix.play_fraction:
         record.pop("play_fraction")
     else:
         record["play"] = PLAY_VERSION  # a play store resumes only with the play it was made with
+    if not mix.panel_slide_fraction:
+        record.pop("panel_slide_fraction")
     return record
 
 
