@@ -1,7 +1,8 @@
 """Where do the model's frames part from the simulator's along an episode that was solved?
 
     python benchmarks/robodesk_replay_through_model.py --model BUNDLE --episode RESULTS.json
-        [--policy oracle] [--index 0] [--samples 8] [--threads 2] [--json OUT.json]
+        [--policy oracle] [--index 0] [--samples 8] [--threads 2] [--decoding-steps N]
+        [--temperature T] [--json OUT.json]
 
 `RESULTS.json` is a `maskvit plan --env robodesk` report whose rows keep their executed
 actions (`per_episode[i].actions`), e.g. the pixel oracle's solved open_slide episodes. The
@@ -18,6 +19,7 @@ it does not is where its frames part. Tuning instances only.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import numpy as np
@@ -49,6 +51,9 @@ def main() -> None:
     parser.add_argument("--index", type=int, default=0, help="which row of the report")
     parser.add_argument("--samples", type=int, default=8, help="decoding samples per replan")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--decoding-steps", type=int, default=None,
+                        help="decoding passes per prediction (default: the plan's, as the planner decodes)")
+    parser.add_argument("--temperature", type=float, default=None, help="decoding temperature (default: the plan's)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     with open(args.episode) as handle:
@@ -58,6 +63,14 @@ def main() -> None:
     instance = instances[row["instance_seed"]]
     actions = np.asarray(row["actions"], np.float32)
     plan, predict, _ = planning_model(args.model, args.threads)
+    if args.decoding_steps is not None or args.temperature is not None:
+        from maskvit.inference.predictor import load_predictor
+        from maskvit.plan.predictor_fn import predictor_fn
+
+        decoding = dataclasses.replace(
+            plan.decoding, **({"steps": args.decoding_steps} if args.decoding_steps is not None else {}),
+            **({"temperature": args.temperature} if args.temperature is not None else {}))
+        predict = predictor_fn(load_predictor(args.model, device="cpu"), decoding, seed=0)
     world, reader = DeskWorld(), READERS[task]
     frames, joints = replay(world, task, instance.start_state, actions)
     read_true = reader(frames)
