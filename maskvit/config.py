@@ -153,6 +153,10 @@ class TrainConfig:
     # (transformer stage, training loss only; 1 = the paper's plain mean). Small moving objects
     # (RoboDesk's drawer) change few tokens, which a plain mean lets the model copy.
     changed_token_weight: float = 1.0
+    # How many times each pooled --data cache's training clips enter the pool, in --data's order
+    # (one whole number per cache; empty = each once). A small cache of rare motions (RoboDesk's
+    # fast slide pushes) is otherwise a sliver of every batch. Validation clips are never repeated.
+    data_repeats: tuple[int, ...] = ()
     # auto: bf16 where it trains faster (a CPU with AMX, an AMD CPU with avx512_bf16, a GPU
     # with bf16), else fp32 (maskvit.devices.cpu_fast_bf16). A run records what auto chose in its checkpoints
     # and keeps that choice when resumed elsewhere.
@@ -550,6 +554,11 @@ def _check_train(c: TrainConfig, section: str) -> None:
     if section == "tokenizer_train" and c.changed_token_weight != 1.0:
         _fail(f"{section}.changed_token_weight", "1 (it weighs the transformer's loss: set train.changed_token_weight)",
               c.changed_token_weight)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in c.data_repeats):
+        _fail(f"{section}.data_repeats", "whole numbers >= 1, one per --data cache, like [1, 1, 4]", list(c.data_repeats))
+    if section == "tokenizer_train" and c.data_repeats:
+        _fail(f"{section}.data_repeats", "[] (it pools the transformer's token caches: set train.data_repeats)",
+              list(c.data_repeats))
     if c.ema_decay is not None:
         _in_range(f"{section}.ema_decay", c.ema_decay, 0.0, 1.0, low_open=True,
                   high_open=True, hint="null = no EMA")

@@ -120,16 +120,21 @@ def open_token_data(paths: Path | list[Path], config: Config):
     """Train and validation clip datasets from one token cache, or several pooled, checked
     against the config (and, when several, against each other's tokenizer: `token_sources`).
     Validation reads the first `train.val_batches` batches of the pooled val split, the first
-    cache's clips first: name the cache whose validation loss should be followed first."""
+    cache's clips first: name the cache whose validation loss should be followed first.
+    `train.data_repeats` pools each cache's training clips that many times."""
     from torch.utils.data import ConcatDataset
 
-    if isinstance(paths, Path):
-        return _open_one_cache(paths, config)
+    paths = [paths] if isinstance(paths, Path) else list(paths)
+    repeats = list(config.train.data_repeats) or [1] * len(paths)
+    if len(repeats) != len(paths):
+        raise UserError(f"train.data_repeats has {len(repeats)} numbers for {len(paths)} --data "
+                        f"cache{'s' if len(paths) > 1 else ''}: give one per cache, in --data's order")
     parts = [_open_one_cache(path, config) for path in paths]
-    if len(parts) == 1:
+    if len(parts) == 1 and repeats == [1]:
         return parts[0]
     vals = [val for _, val in parts if val is not None]
-    return ConcatDataset([train for train, _ in parts]), (ConcatDataset(vals) if vals else None)
+    trains = [train for (train, _), times in zip(parts, repeats, strict=True) for _ in range(times)]
+    return ConcatDataset(trains), (ConcatDataset(vals) if vals else None)
 
 
 def _open_one_cache(path: Path, config: Config):
