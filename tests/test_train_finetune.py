@@ -120,3 +120,39 @@ def test_a_start_trained_on_another_tokenizers_codes_is_refused(runs, tmp_path, 
     assert train("--data", str(other), "--out", str(out), "--init-from", str(runs["start"])) == 2
     one_line_error(capsys, "train", "another tokenizer")
     assert not out.exists()
+
+
+def test_data_repeats_pool_a_cache_several_times(runs):
+    """`train.data_repeats` weighs a small cache up by repeating its training clips; the
+    validation split stays each cache once."""
+    plain = load_preset("push64", TINY)
+    weighed = load_preset("push64", [*TINY, "train.data_repeats=[1, 3]"])
+    old_train, _ = open_token_data(runs["old"], plain)
+    new_train, _ = open_token_data(runs["new"], plain)
+    pooled_train, pooled_val = open_token_data([runs["old"], runs["new"]], weighed)
+    _, plain_val = open_token_data([runs["old"], runs["new"]], plain)
+    assert len(pooled_train) == len(old_train) + 3 * len(new_train)
+    assert len(pooled_val) == len(plain_val)
+    last = len(pooled_train) - 1  # the third copy's last clip is the new cache's last clip
+    assert (pooled_train[last]["tokens"] == new_train[len(new_train) - 1]["tokens"]).all()
+
+
+def test_data_repeats_that_do_not_fit_the_caches_are_one_line(runs, tmp_path, capsys):
+    out = tmp_path / "run"
+    data = ["--data", str(runs["old"]), str(runs["new"])]
+    assert train(*data, "--out", str(out), sets=("train.data_repeats=[1, 2, 3]",)) == 2
+    one_line_error(capsys, "train", "one per cache")
+    assert train(*data, "--out", str(out), sets=("train.data_repeats=[1, 0]",)) == 2
+    one_line_error(capsys, "train", "data_repeats")
+    assert not out.exists()
+
+
+def test_a_resume_with_other_data_repeats_is_refused(runs, tmp_path, capsys):
+    run = tmp_path / "run"
+    data = ["--data", str(runs["old"]), str(runs["new"])]
+    assert train(*data, "--out", str(run), "--max-steps", "1", sets=("train.data_repeats=[1, 2]",)) == 0
+    capsys.readouterr()
+    before = files(run)
+    assert train(*data, "--out", str(run), "--resume", "--max-steps", "2", sets=("train.data_repeats=[1, 3]",)) == 2
+    one_line_error(capsys, "train", "data_repeats")
+    assert files(run) == before

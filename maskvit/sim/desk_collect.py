@@ -24,7 +24,13 @@ from maskvit.data.store import EpisodeStore, EpisodeStoreWriter
 from maskvit.errors import UserError
 from maskvit.sim.collection import check_counts, check_same_run, finished_store, plain, run_episodes
 from maskvit.sim.desk_play import PLAY_VERSION, HandlePlay
-from maskvit.sim.desk_policies import CONTROLLERS_VERSION, NoisyMix, PanelSlidePolicy, RandomPolicy, scripted_policy
+from maskvit.sim.desk_policies import (
+    CONTROLLERS_VERSION,
+    NoisyMix,
+    PanelSlidePolicy,
+    RandomPolicy,
+    scripted_policy,
+)
 from maskvit.sim.desk_world import (
     ACTION_DIM,
     ACTION_REPEAT,
