@@ -1,6 +1,7 @@
 """Play at the handles (`maskvit collect --env robodesk --play SHARE`): episodes that also
-push the slide and the drawer shut. The closers close, the mix without play draws exactly as
-before play existed (old stores resume unchanged), and a bad share is one line."""
+push the slide and the drawer shut; and panel pushes (`--panel-slide SHARE`) that open the
+slide fast. The closers close, the mix without play or panel pushes draws exactly as before
+they existed (old stores resume unchanged), and a bad share of either is one line."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fault_pipeline import one_line_error
 
 from maskvit.cli import main
 from maskvit.errors import UserError
-from maskvit.sim.desk_collect import mix_record
+from maskvit.sim.desk_collect import collect_desk_episode, mix_record
 from maskvit.sim.desk_play import (
     PLAY_VERSION,
     DrawerClosePolicy,
@@ -103,27 +104,58 @@ def test_the_mix_without_play_draws_as_before_play_existed():
     assert mix_record(played)["play"] == PLAY_VERSION  # a store of older play is not resumed
 
 
+SHARES = [("--play", "play_fraction"), ("--panel-slide", "panel_slide_fraction")]  # flag, NoisyMix field
+
+
+@pytest.mark.parametrize("field", [field for _, field in SHARES])
 @pytest.mark.parametrize("share", [1.5, -0.1, float("nan")])
-def test_a_play_share_outside_0_1_is_refused(share):
-    with pytest.raises(UserError, match="play_fraction"):
-        NoisyMix(play_fraction=share)
+def test_a_share_outside_0_1_is_refused(field, share):
+    with pytest.raises(UserError, match=field):
+        NoisyMix(**{field: share})
 
 
-def test_a_bad_play_share_is_one_line_and_writes_nothing(tmp_path, capsys):
+@pytest.mark.parametrize("flag", [flag for flag, _ in SHARES])
+def test_a_bad_share_is_one_line_and_writes_nothing(flag, tmp_path, capsys):
     out = tmp_path / "store"
-    assert main(["collect", "--env", "robodesk", "--episodes", "1", "--play", "2", "--out", str(out)]) == 2
-    one_line_error(capsys, "collect", "--play", "[0, 1]")
-    assert main(["collect", "--env", "push", "--episodes", "1", "--play", "0.5", "--out", str(out)]) == 2
-    one_line_error(capsys, "collect", "--play", "robodesk")
+    assert main(["collect", "--env", "robodesk", "--episodes", "1", flag, "2", "--out", str(out)]) == 2
+    one_line_error(capsys, "collect", flag, "[0, 1]")
+    assert main(["collect", "--env", "push", "--episodes", "1", flag, "0.5", "--out", str(out)]) == 2
+    one_line_error(capsys, "collect", flag, "robodesk")
     assert not out.exists()
 
 
 def test_a_play_episode_is_collected_as_play_with_its_noise(world):
-    from maskvit.sim.desk_collect import collect_desk_episode
-
     mix = NoisyMix(noise_std=(0.1, 0.2), random_fraction=0.0, play_fraction=1.0)
     episode = collect_desk_episode(world, 0, run_seed=5, steps=3, tasks=("open_slide",), mix=mix)
     assert episode["info"]["policy"] == "play" and episode["info"]["noise_std"] in (0.1, 0.2)
     assert episode["frames"].shape == (3, 64, 64, 3) and episode["actions"].shape == (3, 5)
     again = collect_desk_episode(world, 0, run_seed=5, steps=3, tasks=("open_slide",), mix=mix)
     np.testing.assert_array_equal(episode["actions"], again["actions"])  # a function of (seed, index)
+
+
+def test_the_mix_without_panel_pushes_draws_as_before():
+    """Without the share every episode of an old store keeps its task and kind; with it only
+    scripted open_slide episodes turn into panel pushes, about as often as the share says."""
+    old, panel = NoisyMix(play_fraction=0.3), NoisyMix(play_fraction=0.3, panel_slide_fraction=0.5)
+    kinds = []
+    for seed in range(300):
+        before = old.choose(TASKS, np.random.default_rng(seed))
+        after = panel.choose(TASKS, np.random.default_rng(seed))
+        assert after[0] == before[0]
+        if after[1] == "panel":
+            assert before == ("open_slide", "scripted")
+        else:
+            assert after == before
+        kinds.append((before, after[1]))
+    scripted_slides = sum(b == ("open_slide", "scripted") for b, _ in kinds)
+    panels = sum(k == "panel" for _, k in kinds)
+    assert 0.3 * scripted_slides < panels < 0.7 * scripted_slides
+    assert "panel_slide_fraction" not in mix_record(old)  # recorded as old stores recorded it
+    assert mix_record(panel)["panel_slide_fraction"] == 0.5  # so a resume with another share is refused
+
+
+def test_a_panel_episode_is_collected_as_panel(world):
+    mix = NoisyMix(noise_std=0.1, random_fraction=0.0, panel_slide_fraction=1.0)
+    episode = collect_desk_episode(world, 0, run_seed=5, steps=3, tasks=("open_slide",), mix=mix)
+    assert episode["info"] == {"task": "open_slide", "policy": "panel"}
+    assert episode["actions"].shape == (3, 5)
