@@ -27,6 +27,7 @@ progress term would prefer the sequence that opens it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import numpy as np
@@ -86,13 +87,15 @@ def context_after(world: DeskWorld, task: str, start: np.ndarray, advance: int,
     return frames[-2], frames[-1], action, world.get_state()
 
 
-def planning_model(model: str, threads: int) -> tuple:
+def planning_model(model: str, threads: int, **decoding_changes) -> tuple:
     """(the model's plan settings, its predict function as the planner calls it, MPPI's
-    initial std) for a bundle or run, on `threads` CPU threads."""
+    initial std) for a bundle or run, on `threads` CPU threads; `decoding_changes` (e.g.
+    steps=12) replace fields of the plan's decoding."""
     torch.set_num_threads(threads)
     predictor = load_predictor(model, device="cpu")
     plan = predictor.config.plan
-    return plan, predictor_fn(predictor, plan.decoding, seed=0), np.asarray(plan.init_std, float)
+    decoding = dataclasses.replace(plan.decoding, **decoding_changes)
+    return plan, predictor_fn(predictor, decoding, seed=0), np.asarray(plan.init_std, float)
 
 
 def reach_parts(reader, task: str, frames: np.ndarray, goal: np.ndarray, weights: np.ndarray,

@@ -19,7 +19,6 @@ it does not is where its frames part. Tuning instances only.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 
 import numpy as np
@@ -62,15 +61,9 @@ def main() -> None:
     instances = {i.seed: i for i in load_instances(None, task=task, split=report["split"])}
     instance = instances[row["instance_seed"]]
     actions = np.asarray(row["actions"], np.float32)
-    plan, predict, _ = planning_model(args.model, args.threads)
-    if args.decoding_steps is not None or args.temperature is not None:
-        from maskvit.inference.predictor import load_predictor
-        from maskvit.plan.predictor_fn import predictor_fn
-
-        decoding = dataclasses.replace(
-            plan.decoding, **({"steps": args.decoding_steps} if args.decoding_steps is not None else {}),
-            **({"temperature": args.temperature} if args.temperature is not None else {}))
-        predict = predictor_fn(load_predictor(args.model, device="cpu"), decoding, seed=0)
+    changes = {name: value for name, value in (("steps", args.decoding_steps), ("temperature", args.temperature))
+               if value is not None}
+    plan, predict, _ = planning_model(args.model, args.threads, **changes)
     world, reader = DeskWorld(), READERS[task]
     frames, joints = replay(world, task, instance.start_state, actions)
     read_true = reader(frames)

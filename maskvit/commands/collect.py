@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "walk), so the data shows the slide and drawer shut too (default 0, VP2's mix)")
     p.add_argument("--panel-slide", type=float, default=0.0, metavar="SHARE",
                    help="robodesk: share of the scripted open_slide episodes that push the slide's "
-                        "panel fast (opens in 5-7 steps) instead of its bar (~20 steps) (default 0)")
+                        "panel fast (often open in 6-10 steps) instead of its bar (18-28 steps) (default 0)")
     p.add_argument("--episodes", type=int, required=True, help="number of episodes")
     p.add_argument("--out", required=True, help="episode store directory (resumed if it exists)")
     p.add_argument("--steps", type=int, default=30, help="frames per episode (default 30)")

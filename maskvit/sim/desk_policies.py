@@ -163,8 +163,9 @@ class SlidePolicy:
     up again. `direction` −1 is the mirror image: from the bar's right, push it shut (play
     data, `maskvit.sim.desk_play`).
 
-    The arm pushes the slide (5 N of friction) at only ~3.5 cm a step, against ~8 cm in
-    free air: opening it takes 15–25 steps however the push is made.
+    The arm pushes the slide (5 N of friction) at only ~3.5 cm a step this way, against ~8 cm
+    in free air: opening it takes 15–25 steps. Pushing the panel itself is faster
+    (`PanelSlidePolicy`).
     """
 
     def __init__(self, direction: float = 1.0):
@@ -194,8 +195,9 @@ class PanelSlidePolicy:
     sliding panel itself, push right and into the desk at full speed.
 
     Found by the simulator oracle (its solved open_slide episodes, `benchmarks/RESULTS.md`):
-    pushed there the panel moves 12–24 cm a step and opens in 5–7 steps, where `SlidePolicy`'s
-    push on the bar's side moves it ~3 cm a step. Data made with `SlidePolicy` alone shows no
+    pushed there the panel moves 12–24 cm a step; from the 10 tuning instances' starts this
+    policy opens 6 in 6–10 steps, where `SlidePolicy`'s push on the bar's side (~3 cm a step)
+    takes 18–28. Data made with `SlidePolicy` alone shows no
     such fast opening, so a model trained on it cannot draw the plans that open the slide within
     VP2's 15 steps. The place is drawn per episode around the one the oracle used. With the slide
     shut tight (joint below ~0.02) the hand stalls against the cabinet: such episodes show that too.
