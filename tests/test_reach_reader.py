@@ -153,6 +153,40 @@ def test_approach_labels_measure_the_fingertips_way_to_where_the_task_is_begun()
         approach_labels(start[None], ("flat_block_off_table",))
 
 
+def test_panel_labels_measure_the_way_to_where_the_panel_is_pushed():
+    """`slide="panel"` ends the slide's way at the fast panel push's place (right of and behind
+    the handle, far from the bar's side the "bar" way ends at); the panel push, run from the
+    start, shortens it to nearly nothing while the bar's way does not end there."""
+    from maskvit.plan.reach_reader import approach_labels
+    from maskvit.plan.worlds import desk_approach_length
+    from maskvit.sim.desk_policies import PanelSlidePolicy, fingertips, panel_push_point, panel_route
+    from maskvit.sim.desk_world import DeskWorld
+
+    world = DeskWorld()
+    try:
+        world.reset(3)
+        start = world.get_state()
+        tip = fingertips(world)
+        route, panel = panel_route(world, tip), panel_push_point(world)
+        expected = desk_approach_length(world, "open_slide", tip, slide="panel")
+        policy = PanelSlidePolicy()
+        policy.reset(world, np.random.default_rng(0))
+        for _ in range(5):  # up to the push, before the slide reaches its end
+            world.advance(policy.action(world))
+        later = world.get_state()
+    finally:
+        world.close()
+    points = [tip, *route]
+    assert route[-1] == pytest.approx(panel)
+    assert expected == pytest.approx(sum(np.linalg.norm(b - a) for a, b in zip(points[:-1], points[1:])))
+    labels = approach_labels(np.stack([start, later]), ("open_slide", "push_red"), slide="panel")
+    bar = approach_labels(np.stack([start, later]), ("open_slide", "push_red"))
+    assert labels[0, 0] == pytest.approx(expected, abs=1e-5)
+    assert labels[1, 0] < 0.3 * labels[0, 0]  # the panel push goes its way
+    assert abs(labels[1, 0] - bar[1, 0]) > 0.1  # another place than the bar's side
+    np.testing.assert_allclose(labels[:, 1], bar[:, 1])  # the buttons' ways are the same
+
+
 def test_a_saved_reader_keeps_what_its_distances_are_to(trained, tmp_path):
     """`reach_targets` is written and read back; a reader from before the choice reads object;
     an unknown value is a one-line damaged-file error."""

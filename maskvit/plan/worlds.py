@@ -239,17 +239,19 @@ def desk_task_target(world, task: str) -> np.ndarray:
     return data.xpos[task.removesuffix("_off_table")].copy()
 
 
-def desk_approach_length(world, task: str, tip: np.ndarray) -> float:
+def desk_approach_length(world, task: str, tip: np.ndarray, slide: str = "bar") -> float:
     """Metres left on the fingertips' way from `tip` to where `task` is begun: straight to a
-    button's top; to the slide's pushing side, by way of a point in front of and left of its
-    bar until lined up; down into the gap behind the drawer's bar from above (the scripted
-    controllers' own routes, `maskvit.sim.desk_policies`). Reaching the slide's handle itself,
-    or the drawer's bar from the front, can push them shut; these routes go around."""
-    from maskvit.sim.desk_policies import drawer_route, slide_route
+    button's top; down into the gap behind the drawer's bar from above; for the slide, with
+    `slide="bar"`, to its bar's pushing side by way of a point in front of and left of the bar
+    until lined up, with `slide="panel"`, to where the fast panel push bears on it, from the
+    front (the scripted controllers' own routes, `maskvit.sim.desk_policies`). Reaching the
+    slide's handle itself, or the drawer's bar from the front, can push them shut; these
+    routes go around."""
+    from maskvit.sim.desk_policies import drawer_route, panel_route, slide_route
 
     tip = np.asarray(tip, float)
     if task == "open_slide":
-        route = slide_route(world, tip)
+        route = panel_route(world, tip) if slide == "panel" else slide_route(world, tip)
     elif task == "open_drawer":
         route = drawer_route(world, tip)
     else:

@@ -209,14 +209,13 @@ class PanelSlidePolicy:
 
     def action(self, world: DeskWorld) -> np.ndarray:
         tip = fingertips(world)
-        target = world.physics.named.data.site_xpos["slide_handle"] + self.offset
+        target = panel_push_point(world, self.offset)
         error = target - tip
         loose = 1.6 if self.pushing else 1.0
         self.pushing = bool(np.all(np.abs(error) < np.array([0.05, 0.03, 0.04]) * loose))
         if self.pushing:
             return make_action(np.array([1.0, 1.0, error[2] * GAIN]), gripper=CLOSED)
-        lined_up = tip[1] > target[1] - 0.04 or abs(error[0]) < 0.04
-        way = target if lined_up else target + np.array([0.0, -0.1, 0.03])  # in front of it first
+        way = panel_route(world, tip, self.offset)[0]
         return make_action(reach(tip, clear_desk_edge(tip, way)), gripper=CLOSED)
 
 
@@ -378,6 +377,26 @@ def slide_route(world: DeskWorld, tip: np.ndarray, height: float = 0.0,
     if -0.07 < direction * error[0] < 0.03 and abs(error[2]) < 0.04:
         return [behind]
     return [behind - np.array([0.02 * direction, 0.08, 0.0]), behind]
+
+
+# Where `PanelSlidePolicy` bears on the slide's panel, from the handle, on average (metres):
+# right of it, behind it and above it (the simulator oracle's own place, drawn per episode).
+PANEL_OFFSET = np.array([0.27, 0.08, 0.10])
+
+
+def panel_push_point(world: DeskWorld, offset: np.ndarray = PANEL_OFFSET) -> np.ndarray:
+    """(3,) where the fingertips bear on the slide's panel to push it open fast."""
+    return world.physics.named.data.site_xpos["slide_handle"] + offset
+
+
+def panel_route(world: DeskWorld, tip: np.ndarray, offset: np.ndarray = PANEL_OFFSET) -> list[np.ndarray]:
+    """The points the fingertips at `tip` make for, in order, to push the slide's panel: the
+    panel's pushing point once level with it or lined up across the desk; before that, a
+    point in front of it (−y) and a little above, so the hand comes at it from the front."""
+    target = panel_push_point(world, offset)
+    if tip[1] > target[1] - 0.04 or abs(target[0] - tip[0]) < 0.04:
+        return [target]
+    return [target + np.array([0.0, -0.1, 0.03]), target]
 
 
 def drawer_route(world: DeskWorld, tip: np.ndarray, lane: float = 0.0,
