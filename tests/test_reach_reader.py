@@ -159,7 +159,12 @@ def test_panel_labels_measure_the_way_to_where_the_panel_is_pushed():
     start, shortens it to nearly nothing while the bar's way does not end there."""
     from maskvit.plan.reach_reader import approach_labels
     from maskvit.plan.worlds import desk_approach_length
-    from maskvit.sim.desk_policies import PanelSlidePolicy, fingertips, panel_push_point, panel_route
+    from maskvit.sim.desk_policies import (
+        PanelSlidePolicy,
+        fingertips,
+        panel_push_point,
+        panel_route,
+    )
     from maskvit.sim.desk_world import DeskWorld
 
     world = DeskWorld()
@@ -178,7 +183,7 @@ def test_panel_labels_measure_the_way_to_where_the_panel_is_pushed():
         world.close()
     points = [tip, *route]
     assert route[-1] == pytest.approx(panel)
-    assert expected == pytest.approx(sum(np.linalg.norm(b - a) for a, b in zip(points[:-1], points[1:])))
+    assert expected == pytest.approx(sum(np.linalg.norm(b - a) for a, b in zip(points[:-1], points[1:], strict=True)))
     labels = approach_labels(np.stack([start, later]), ("open_slide", "push_red"), slide="panel")
     bar = approach_labels(np.stack([start, later]), ("open_slide", "push_red"))
     assert labels[0, 0] == pytest.approx(expected, abs=1e-5)
