@@ -1,0 +1,73 @@
+"""Where did the hand go in a planned slide or drawer episode, and did the joint move?
+
+    python benchmarks/robodesk_episode_trace.py --report TASK_RESULTS.json [--policy model]
+        [--json OUT.json]
+
+`TASK_RESULTS.json` is one task's `maskvit plan --env robodesk` report (`OUT/TASK/results.json`)
+whose rows keep their executed actions. Each episode is replayed in the simulator from its
+instance's start state; per step it prints the fingertips' way to where the task is begun
+(`desk_approach_length`: for open_slide both to the bar's pushing side and to the panel push's
+place, `slide="bar"` / `"panel"`) and the task's joint. It tells a planner that never went
+for the handle from one that went there and pushed nothing, or pushed the wrong way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+from robodesk_handle_motion import true_joint  # benchmarks/ is on sys.path as a script
+
+from maskvit.atomic import atomic_write_json
+from maskvit.plan.worlds import desk_approach_length
+from maskvit.sim.desk_instances import load_instances
+from maskvit.sim.desk_policies import fingertips
+from maskvit.sim.desk_world import DeskWorld
+
+
+def trace(world: DeskWorld, task: str, start: np.ndarray, actions: np.ndarray) -> dict[str, list[float]]:
+    """Per step (T+1 values each): the task's joint and the fingertips' ways to where it is begun."""
+    routes = ("bar", "panel") if task == "open_slide" else ("bar",)
+    world.set_state(start)
+    out: dict[str, list[float]] = {"joint": [], **{f"way_{r}": [] for r in routes}}
+    for step in range(len(actions) + 1):
+        out["joint"].append(float(true_joint(world, task)))
+        tip = fingertips(world)
+        for route in routes:
+            out[f"way_{route}"].append(desk_approach_length(world, task, tip, slide=route))
+        if step < len(actions):
+            world.advance(np.clip(actions[step], -1.0, 1.0).astype(np.float32))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--report", required=True, help="one task's plan report whose rows keep actions")
+    parser.add_argument("--policy", default="model")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    with open(args.report) as handle:
+        report = json.load(handle)
+    task = report["task"]
+    instances = {i.seed: i for i in load_instances(None, task=task, split=report["split"])}
+    world = DeskWorld()
+    world.reset(0)
+    rows = []
+    try:
+        for row in report["policies"][args.policy]["per_episode"]:
+            steps = trace(world, task, instances[row["instance_seed"]].start_state, np.asarray(row["actions"]))
+            rows.append({"task_seed": row["task_seed"], "success": row["success"], **steps})
+            ways = [k for k in steps if k.startswith("way_")]
+            print(f"instance {row['task_seed']:3d} {'solved' if row['success'] else 'missed'}  joint "
+                  + " ".join(f"{j:.2f}" for j in steps["joint"]))
+            for way in ways:
+                print(f"{'':20s}{way:9s} " + " ".join(f"{d:.2f}" for d in steps[way]))
+    finally:
+        world.close()
+    if args.json:
+        atomic_write_json(args.json, {"report": args.report, "task": task, "policy": args.policy, "episodes": rows})
+
+
+if __name__ == "__main__":
+    main()
