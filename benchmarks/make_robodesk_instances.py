@@ -89,6 +89,9 @@ def same_instance(a: Instance, b: Instance) -> bool:
 def extend_tuning(world: DeskWorld, base: str, tasks: list[str], count: int, work: Path, out: str) -> int:
     """FILE's instances, with each task's tuning split extended to `count` by regenerated ones
     whose first ones equal FILE's (else that task is refused and nothing is written)."""
+    if Path(out).resolve() == Path(base).resolve():
+        print(f"--out {out} is the file --extend reads; write the extended file elsewhere", file=sys.stderr)
+        return 2
     kept = load_instances(base)
     added = []
     for task in tasks:

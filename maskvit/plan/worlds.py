@@ -249,6 +249,8 @@ def desk_approach_length(world, task: str, tip: np.ndarray, slide: str = "bar") 
     routes go around."""
     from maskvit.sim.desk_policies import drawer_route, panel_route, slide_route
 
+    if slide not in ("bar", "panel"):
+        raise ValueError(f"slide is 'bar' or 'panel', not {slide!r}")
     tip = np.asarray(tip, float)
     if task == "open_slide":
         route = panel_route(world, tip) if slide == "panel" else slide_route(world, tip)
