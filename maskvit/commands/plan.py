@@ -103,11 +103,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--goal-arm", choices=["goal", "current"], default="goal",
                         help="push: where the pusher is in the goal image: resting behind the "
                              "object at its goal (goal, default) or where the episode starts (current)")
-    parser.add_argument("--classifier", metavar="DIR", default=None,
+    parser.add_argument("--classifier", metavar="[TASK=]DIR", action="append", default=None,
                         help="task-success classifier (maskvit train-classifier) for "
                              "plan.cost=pixel_l2_classifier, VP2's RoboDesk cost, or a reach reader "
-                             "(train-classifier --kind reach) for plan.cost=pixel_l2_reach (default with the "
-                             "shipped robodesk64 model: the one shipped with it)")
+                             "(train-classifier --kind reach) for plan.cost=pixel_l2_reach: DIR for every "
+                             "task, TASK=DIR for one (repeatable; it wins over DIR); default with the "
+                             "shipped robodesk64 model: the ones shipped with it")
     parser.add_argument("--preset", default=None,
                         help=f"config preset when no --model is given (default: push64 for push, "
                              f"robodesk64 for robodesk; shipped: {', '.join(preset_names())})")
@@ -212,7 +213,9 @@ def plan_rank(shard: Shard, args: argparse.Namespace) -> int:
         model_plans = task_plan_configs(config, args.tasks, args.overrides)
     model_costs = {plan.cost for plan in model_plans.values()} if model_plans else {config.plan.cost}
     reads_cost = "model" in policies or (args.oracle_cost == "pixel" and "oracle" in policies)
-    classifier, classifier_source = _classifier(args, model_costs, reads_cost)
+    task_costs = ({task: plan.cost for task, plan in model_plans.items()} if model_plans
+                  else {task: config.plan.cost for task in args.tasks or [args.env]})
+    classifiers, classifier_sources = _classifiers(args, task_costs, reads_cost)
     for cost in model_costs:
         _check_progress_cost(args, cost)
     with contextlib.ExitStack() as stack:
@@ -223,7 +226,7 @@ def plan_rank(shard: Shard, args: argparse.Namespace) -> int:
             context=context, oracle_cost=args.oracle_cost, seed=args.seed, goal_arm=args.goal_arm,
             gifs=not args.no_gifs, progress=not args.no_progress, tasks=args.tasks,
             split=args.split or "test", instances_path=args.instances, shard=shard,
-            classifier=classifier, classifier_source=classifier_source, model_plans=model_plans,
+            classifier=classifiers, classifier_source=classifier_sources, model_plans=model_plans,
         )
     if shard.is_main:
         _print_results(results, args.out)
@@ -275,39 +278,34 @@ def _policies_and_model(args: argparse.Namespace, shard: Shard):
             config.transformer.context_frames)
 
 
-def _classifier(args: argparse.Namespace, costs: set[str], reads_cost: bool):
-    """(the success classifier the model's classifier cost reads, where it came from), or
-    (None, None) where its costs (one per task with --tuned) read none or no policy reads them
-    (the model, the pixel oracle); --classifier, else the one shipped with the shipped model."""
-    from maskvit.plan.planner import CLASSIFIER_COSTS, CLASSIFIER_KINDS
-    from maskvit.plan.success_classifier import load_classifier
+def _classifiers(args: argparse.Namespace, task_costs: dict[str, str], reads_cost: bool):
+    """(task -> the classifier or reach reader its model cost reads, task -> where it came
+    from), or (None, None) where no task's cost reads one or no policy reads the costs (the
+    model, the pixel oracle); `--classifier [TASK=]DIR`, else the ones shipped with the
+    shipped model (`--tuned`: the reader its tuning chose for the task)."""
+    from maskvit.plan.planner import CLASSIFIER_COSTS
+    from maskvit.plan.task_readers import load_task_readers, parse_classifier_flags
+    from maskvit.plan.tuned_settings import tuned_reader
     from maskvit.pretrained import shipped_classifier
 
-    reading = sorted(cost for cost in costs if cost in CLASSIFIER_COSTS)
-    if args.classifier is not None and not reading:
+    flags = parse_classifier_flags(args.classifier, args.tasks or [])
+    costs = set(task_costs.values())
+    if flags.given and not costs & set(CLASSIFIER_COSTS):
         raise UserError(f"--classifier is read by plan.cost={' or '.join(CLASSIFIER_COSTS)} only (this "
                         f"run's cost is {', '.join(sorted(costs))}); add --set plan.cost={CLASSIFIER_COSTS[0]}")
-    if not reading or not reads_cost:
+    if not reads_cost or not costs & set(CLASSIFIER_COSTS):
         return None, None
-    kinds = {CLASSIFIER_KINDS[cost] for cost in reading}
-    if len(kinds) > 1:
-        raise UserError(f"the tasks' costs ({', '.join(reading)}) read {' and '.join(sorted(kinds))} "
-                        "classifiers, but one run loads one: plan those tasks in separate runs")
-    cost = reading[0]
-    kind, folder = CLASSIFIER_KINDS[cost], args.classifier
-    shipped = pretrained_path(DEFAULT_PRESETS[args.env])
-    if folder is None and shipped is not None and args.model and Path(args.model).resolve() == shipped.resolve():
-        folder = shipped_classifier(DEFAULT_PRESETS[args.env], kind)  # trained on the shipped model's store
-    if folder is None:
-        raise UserError(f"plan.cost={cost} needs a {kind} classifier: pass --classifier DIR (train one "
-                        f"on the model's store with maskvit train-classifier --kind {kind})")
-    net = load_classifier(folder)
-    if net.kind != kind:
-        raise UserError(f"{folder} holds a {net.kind} classifier; plan.cost={cost} reads a {kind} one "
-                        f"(maskvit train-classifier --kind {kind})")
-    for task in args.tasks or []:
-        net.task_index(task)  # a task the classifier does not know: one line, before any episode
-    return net, str(Path(folder).resolve())
+    preset = DEFAULT_PRESETS[args.env]
+    shipped = pretrained_path(preset)
+    is_shipped = shipped is not None and args.model and Path(args.model).resolve() == shipped.resolve()
+
+    def default_folder(task: str, kind: str):
+        if not is_shipped:
+            return None
+        # trained on the shipped model's store; per task where its tuning chose one
+        return (tuned_reader(preset, task, kind) if args.tuned else None) or shipped_classifier(preset, kind)
+
+    return load_task_readers(task_costs, flags, default_folder)
 
 
 def _check_progress_cost(args: argparse.Namespace, cost: str) -> None:

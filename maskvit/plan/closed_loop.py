@@ -145,8 +145,14 @@ class PlanSetup:
     split: str = "test"  # RoboDesk only
     instances_path: str | None = None  # RoboDesk only; None: the shipped file
     gifs: bool = True
-    classifier: Any = None  # a SuccessNet, for plan.cost=pixel_l2_classifier
+    classifier: Any = None  # a SuccessNet for every task, or task -> SuccessNet (classifier/reach costs)
     model_plans: dict[str, PlanConfig] | None = None  # the model's plan per task (plan --tuned)
+
+    def classifier_for(self, task: str):
+        """The classifier or reach reader `task`'s cost reads (None where it reads none)."""
+        if isinstance(self.classifier, dict):
+            return self.classifier.get(task)
+        return self.classifier
 
     def plan_for(self, job: EpisodeJob) -> PlanConfig:
         """The plan `job` plays: the model's per-task one where there is one, else `config`."""
@@ -211,7 +217,7 @@ class EpisodePlayer:
             self._close_policy()
             s = self.setup
             self._policy = build_policy(job.policy, self._world, s.plan_for(job), s.predict_fn, s.context,
-                                        s.oracle_cost, s.classifier, job.task)
+                                        s.oracle_cost, s.classifier_for(job.task), job.task)
             self._policy_key = (job.task, job.policy)
         return self._policy
 
@@ -245,13 +251,14 @@ def play_policies(
     instances_path: str | None = None,
     shard: Shard | None = None,
     classifier: Any = None,
-    classifier_source: str | None = None,
+    classifier_source: str | dict[str, str] | None = None,
     model_plans: dict[str, PlanConfig] | None = None,
 ) -> dict[str, Any] | None:
     """Run every policy on every task seed (of every RoboDesk task in `tasks`); rank 0
     writes the report into `out` and returns the results dictionary, other ranks None.
-    `classifier` (a SuccessNet, recorded in the report as `classifier_source`) scores the
-    model's frames where `config.cost` is a classifier cost. `model_plans` (task -> plan) is
+    `classifier` (a SuccessNet, or task -> SuccessNet; recorded in the report as
+    `classifier_source`, a folder or task -> folder) scores the model's frames where the
+    task's cost is a classifier or reach cost. `model_plans` (task -> plan) is
     what the model policy plays instead of `config` on those tasks (`plan --tuned`)."""
     shard = shard or Shard()  # one process unless a sharded run says otherwise
     if not task_seeds:
@@ -269,7 +276,10 @@ def play_policies(
     if not shard.is_main:
         return None
     header = {"env": env, "config": dataclasses.asdict(config), "oracle_cost": oracle_cost, "seed": seed}
-    if classifier_source is not None:
+    if isinstance(classifier_source, dict):  # one folder: as before; several: per task
+        folders = set(classifier_source.values())
+        header["classifier"] = folders.pop() if len(folders) == 1 else dict(classifier_source)
+    elif classifier_source is not None:
         header["classifier"] = classifier_source
     if model_plans:
         header["model_settings"] = settings_record(config, model_plans)  # what each task's differs in

@@ -12,6 +12,7 @@ chosen with `--set`), and a task with no tuned setting keeps it too.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from maskvit.config import Config, PlanConfig
 from maskvit.errors import UserError
@@ -25,6 +26,22 @@ TUNED_PLAN: dict[str, dict[str, tuple[str, ...]]] = {
         "push_green": ("plan.samples=64", "plan.cost=pixel_l2"),
     },
 }
+
+# preset -> task -> the reach reader its tuning chose, a folder name under the shipped
+# classifiers (`maskvit.pretrained.CLASSIFIERS_ROOT`); tasks not named read the preset's own.
+TUNED_READERS: dict[str, dict[str, str]] = {}
+
+
+def tuned_reader(preset: str, task: str, kind: str) -> Path | None:
+    """The shipped reader of `kind` that `task`'s tuned setting reads, or None where it reads
+    the preset's own (or it is not shipped in this install)."""
+    from maskvit.pretrained import CLASSIFIERS_ROOT
+
+    name = TUNED_READERS.get(preset, {}).get(task)
+    if name is None or kind != "reach":
+        return None
+    folder = CLASSIFIERS_ROOT / name
+    return folder if (folder / "classifier.json").is_file() else None
 
 
 def tuned_overrides(preset: str, task: str) -> tuple[str, ...]:
@@ -50,4 +67,4 @@ def settings_record(base: PlanConfig, per_task: dict[str, PlanConfig]) -> dict[s
             for task, plan in per_task.items()}
 
 
-__all__ = ["TUNED_PLAN", "settings_record", "task_plan_configs", "tuned_overrides"]
+__all__ = ["TUNED_PLAN", "TUNED_READERS", "settings_record", "task_plan_configs", "tuned_overrides", "tuned_reader"]
