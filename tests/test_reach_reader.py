@@ -192,6 +192,48 @@ def test_panel_labels_measure_the_way_to_where_the_panel_is_pushed():
     np.testing.assert_allclose(labels[:, 1], bar[:, 1])  # the buttons' ways are the same
 
 
+def test_inside_labels_measure_the_way_to_where_the_drawer_is_pulled_from_inside():
+    """`drawer="inside"` ends the drawer's way behind its front wall (where the oracle pulls it
+    open): the scripted drawer controller, on a drawer open enough to go in, goes over the wall
+    and in, shortening that way to nearly nothing while the hook way stays long; on a shut
+    drawer, no room inside, the way is the hook way."""
+    from maskvit.plan.reach_reader import approach_labels
+    from maskvit.plan.worlds import desk_approach_length
+    from maskvit.sim.desk_policies import DrawerPolicy, fingertips
+    from maskvit.sim.desk_world import DeskWorld
+
+    world = DeskWorld()
+    try:
+        world.reset(3)
+        world.physics.named.data.qpos["drawer_joint"] = -0.09
+        world.physics.forward()
+        start = world.get_state()
+        policy = DrawerPolicy()
+        policy.reset(world, np.random.default_rng(0))
+        states = [start]
+        while len(states) < 12:  # over the wall and down inside, until it would push
+            action = policy.action(world)
+            if policy.stage == "push":
+                break
+            world.advance(action)
+            states.append(world.get_state())
+        world.physics.named.data.qpos["drawer_joint"] = 0.0
+        world.physics.forward()
+        shut = desk_approach_length(world, "open_drawer", fingertips(world), drawer="inside")
+        shut_hook = desk_approach_length(world, "open_drawer", fingertips(world))
+    finally:
+        world.close()
+    assert policy.stage == "push", "the controller went inside the open drawer"
+    inside = approach_labels(np.stack(states), ("open_drawer", "push_red"), drawer="inside")
+    hook = approach_labels(np.stack(states), ("open_drawer", "push_red"))
+    assert inside[0, 0] > 0.2 and inside[-1, 0] < 0.03  # the way walked to its end
+    assert hook[-1, 0] > 0.2  # the hook gap is elsewhere
+    np.testing.assert_allclose(inside[:, 1], hook[:, 1])  # the buttons' ways are the same
+    assert shut == pytest.approx(shut_hook)  # shut: the fingers cannot go in, so hook it first
+    with pytest.raises(ValueError, match="drawer is 'hook' or 'inside'"):
+        desk_approach_length(None, "open_drawer", np.zeros(3), drawer="handle")
+
+
 def test_a_saved_reader_keeps_what_its_distances_are_to(trained, tmp_path):
     """`reach_targets` is written and read back; a reader from before the choice reads object;
     an unknown value is a one-line damaged-file error."""

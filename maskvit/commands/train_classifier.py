@@ -19,7 +19,8 @@ task (the slide's pushing side, around the bar; the gap behind the drawer's bar,
 reaching the handle itself can push the slide shut; labels from the saved simulator states;
 on the slide and drawer tuning instances it opened nothing either, benchmarks/RESULTS.md);
 `--reach-targets panel` ends the slide's way where the fast panel push bears on it
-(`collect --panel-slide`).
+(`collect --panel-slide`); `--reach-targets inside` ends the drawer's way inside it, behind
+its front wall, where the simulator oracle pulls it open.
 Plan with it:
 `--set plan.cost=pixel_l2_reach --classifier DIR` (the pixel cost, the task's progress read
 from frames, and the reach: `maskvit.plan.reach_reader`).
@@ -41,10 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="new or empty folder for the classifier")
     p.add_argument("--kind", choices=("success", "reach"), default="success",
                    help="success logits (VP2's cost, default) or reach distances (plan.cost=pixel_l2_reach)")
-    p.add_argument("--reach-targets", choices=("object", "approach", "panel"), default="object",
+    p.add_argument("--reach-targets", choices=("object", "approach", "panel", "inside"), default="object",
                    help="--kind reach: distances to what the task moves (default), to where it is "
                         "begun (approach: the slide bar's pushing side, the drawer's hook gap) or the "
-                        "same with the slide pushed on its panel (panel: the fast push)")
+                        "same with the slide pushed on its panel (panel: the fast push) or the drawer "
+                        "pulled from inside, behind its front wall (inside: the oracle's pull)")
     p.add_argument("--tasks", nargs="+", default=None,
                    help="tasks (default: all seven RoboDesk tasks; for --kind reach the buttons, "
                         "open_slide and open_drawer)")

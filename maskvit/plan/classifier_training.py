@@ -73,14 +73,16 @@ def reach_frames(store, split: str, tasks: tuple[str, ...],
     """uint8 frames (N, S, S, 3) of `split` and float32 reach distances in metres (N, len(tasks)):
     to the task's object from the saved states (`reach_labels`), or along the way to where the
     task is begun from the saved simulator states (`approach_labels`, the slide's way to its bar
-    for "approach", to its panel for "panel"; `maskvit.plan.reach_reader`)."""
-    from maskvit.plan.reach_reader import approach_labels, reach_labels
+    for "approach", to its panel for "panel", the drawer's inside for "inside";
+    `maskvit.plan.reach_reader.TARGET_PLACES`)."""
+    from maskvit.plan.reach_reader import TARGET_PLACES, approach_labels, reach_labels
 
     frames, states = frames_and_states(store, split, "reach labels")
     if targets == "object":
         return frames, reach_labels(states, tasks)
     sim_states = np.concatenate([store.load_array(i, "sim_states") for i in store.episode_ids(split)])
-    return frames, approach_labels(sim_states, tasks, slide="panel" if targets == "panel" else "bar")
+    slide, drawer = TARGET_PLACES[targets]
+    return frames, approach_labels(sim_states, tasks, slide=slide, drawer=drawer)
 
 
 def train_reach_reader(frames: np.ndarray, distances: np.ndarray, tasks: tuple[str, ...], *,

@@ -37,8 +37,12 @@ REACH_TASKS = ("push_red", "push_green", "push_blue", "open_slide", "open_drawer
 # the end effector to what the task moves (`desk_task_target`; readers from before the choice);
 # "approach", the length of the fingertips' way to where the scripted controller begins the
 # task, by its own route (`desk_approach_length`); "panel", the same but the slide's way ends
-# where the fast panel push bears on it (`PanelSlidePolicy`), not at the bar's side.
-REACH_TARGETS = ("object", "approach", "panel")
+# where the fast panel push bears on it (`PanelSlidePolicy`), not at the bar's side; "inside",
+# the same but the drawer's way ends inside it behind its front wall, where the simulator
+# oracle pulls it open (`drawer_inside_route`), not at the gap behind its bar.
+REACH_TARGETS = ("object", "approach", "panel", "inside")
+# Each way-measuring target's places: (the slide's, the drawer's) in `desk_approach_length`.
+TARGET_PLACES = {"approach": ("bar", "hook"), "panel": ("panel", "hook"), "inside": ("bar", "inside")}
 
 
 class ReachNet(SuccessNet):
@@ -81,10 +85,12 @@ def reach_labels(states: np.ndarray, tasks: tuple[str, ...]) -> np.ndarray:
     return np.linalg.norm(targets - end_effector[:, None], axis=-1).astype(np.float32)
 
 
-def approach_labels(sim_states: np.ndarray, tasks: tuple[str, ...], slide: str = "bar") -> np.ndarray:
+def approach_labels(sim_states: np.ndarray, tasks: tuple[str, ...], slide: str = "bar",
+                    drawer: str = "hook") -> np.ndarray:
     """float32 (N, len(tasks)): for each saved simulator state (`DeskWorld.get_state`), the
     length in metres of the fingertips' way to where each task is begun (`desk_approach_length`;
-    `slide` picks the slide's pushing place, "bar" or "panel")."""
+    `slide` picks the slide's pushing place, "bar" or "panel"; `drawer` the drawer's pulling
+    place, "hook" or "inside")."""
     from maskvit.plan.worlds import desk_approach_length
     from maskvit.sim.desk_policies import fingertips
     from maskvit.sim.desk_world import DeskWorld
@@ -97,7 +103,7 @@ def approach_labels(sim_states: np.ndarray, tasks: tuple[str, ...], slide: str =
         for row, state in enumerate(np.asarray(sim_states, np.float64)):
             world.set_state(state)
             tip = fingertips(world)
-            out[row] = [desk_approach_length(world, task, tip, slide) for task in tasks]
+            out[row] = [desk_approach_length(world, task, tip, slide, drawer) for task in tasks]
     finally:
         world.close()
     return out

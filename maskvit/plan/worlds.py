@@ -239,23 +239,32 @@ def desk_task_target(world, task: str) -> np.ndarray:
     return data.xpos[task.removesuffix("_off_table")].copy()
 
 
-def desk_approach_length(world, task: str, tip: np.ndarray, slide: str = "bar") -> float:
+def desk_approach_length(world, task: str, tip: np.ndarray, slide: str = "bar", drawer: str = "hook") -> float:
     """Metres left on the fingertips' way from `tip` to where `task` is begun: straight to a
-    button's top; down into the gap behind the drawer's bar from above; for the slide, with
+    button's top; for the drawer, with `drawer="hook"`, down into the gap behind its bar from
+    above, with `drawer="inside"`, over its front wall and down behind it, where the oracle
+    pulls it (the hook gap while it is shut too far to go in); for the slide, with
     `slide="bar"`, to its bar's pushing side by way of a point in front of and left of the bar
     until lined up, with `slide="panel"`, to where the fast panel push bears on it, from the
     front (the scripted controllers' own routes, `maskvit.sim.desk_policies`). Reaching the
     slide's handle itself, or the drawer's bar from the front, can push them shut; these
     routes go around."""
-    from maskvit.sim.desk_policies import drawer_route, panel_route, slide_route
+    from maskvit.sim.desk_policies import (
+        drawer_inside_route,
+        drawer_route,
+        panel_route,
+        slide_route,
+    )
 
     if slide not in ("bar", "panel"):
         raise ValueError(f"slide is 'bar' or 'panel', not {slide!r}")
+    if drawer not in ("hook", "inside"):
+        raise ValueError(f"drawer is 'hook' or 'inside', not {drawer!r}")
     tip = np.asarray(tip, float)
     if task == "open_slide":
         route = panel_route(world, tip) if slide == "panel" else slide_route(world, tip)
     elif task == "open_drawer":
-        route = drawer_route(world, tip)
+        route = drawer_inside_route(world, tip) if drawer == "inside" else drawer_route(world, tip)
     else:
         route = [desk_task_target(world, task)]
     points = [tip, *route]

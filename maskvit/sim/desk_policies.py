@@ -315,8 +315,7 @@ class DrawerPolicy:
         g = drawer_geometry(world)
         tip = fingertips(world)
         wrist = turn_fingers(world, [0.0, 1.0, 0.0])
-        inside = np.array([g["x"] + self.side * (g["half_width"] - 0.035), g["wall_back"] + 0.035,
-                           g["wall_top"] - 0.03])
+        inside = drawer_inside_point(world, g["x"] + self.side * (g["half_width"] - 0.035), g)
         room = inside[1] + self.room_margin < _DESK_FRONT
         if self.stage == "hook" and room:
             self.stage = "over"
@@ -414,6 +413,30 @@ def drawer_hook_point(world: DeskWorld, lane: float = 0.0,
     the bar and the front wall, `lane` along the bar from its middle."""
     g = geometry or drawer_geometry(world)
     return np.array([g["x"] + lane, 0.5 * (g["bar_back"] + g["wall_front"]), g["bar_z"] - 0.015])
+
+
+def drawer_inside_point(world: DeskWorld, x: float | None = None,
+                        geometry: dict[str, float] | None = None) -> np.ndarray:
+    """(3,) where the fingertips pull the drawer from inside: 3.5 cm behind its front wall and
+    3 cm below the wall's top, at `x` (default: the drawer's middle). Where the drawer is
+    open enough for fingers to go in, this is where the simulator oracle opens it fast (it
+    pulls the wall's inner face; it never hooks the bar) and where `DrawerPolicy` pushes on."""
+    g = geometry or drawer_geometry(world)
+    return np.array([g["x"] if x is None else x, g["wall_back"] + 0.035, g["wall_top"] - 0.03])
+
+
+def drawer_inside_route(world: DeskWorld, tip: np.ndarray,
+                        geometry: dict[str, float] | None = None) -> list[np.ndarray]:
+    """The points the fingertips at `tip` make for, in order, to pull the drawer from inside:
+    over the front wall while still off to the side, then down behind it, at the place along
+    the wall nearest them. Where the drawer is shut too far to let fingers in (the inside
+    point lies under the desk top), the way to hook its bar instead (`drawer_route`)."""
+    g = geometry or drawer_geometry(world)
+    reach = g["half_width"] - 0.035
+    inside = drawer_inside_point(world, float(np.clip(tip[0], g["x"] - reach, g["x"] + reach)), g)
+    if inside[1] >= _DESK_FRONT:
+        return drawer_route(world, tip, 0.0, g)
+    return [_funnel(tip, inside, height=0.065, slope=2.0), inside]
 
 
 def drawer_geometry(world: DeskWorld) -> dict[str, float]:
