@@ -7,7 +7,8 @@
 whose rows keep their executed actions. Each episode is replayed in the simulator from its
 instance's start state; per step it prints the fingertips' way to where the task is begun
 (`desk_approach_length`: for open_slide both to the bar's pushing side and to the panel push's
-place, `slide="bar"` / `"panel"`) and the task's joint. It tells a planner that never went
+place, `slide="bar"` / `"panel"`; for open_drawer both to the gap behind its bar and inside it
+behind its front wall, `drawer="hook"` / `"inside"`) and the task's joint. It tells a planner that never went
 for the handle from one that went there and pushed nothing, or pushed the wrong way.
 """
 
@@ -25,17 +26,21 @@ from maskvit.sim.desk_instances import load_instances
 from maskvit.sim.desk_policies import fingertips
 from maskvit.sim.desk_world import DeskWorld
 
+# Per task, the ways traced: name -> `desk_approach_length` keywords (the buttons: one way).
+ROUTES = {"open_slide": {"bar": {"slide": "bar"}, "panel": {"slide": "panel"}},
+          "open_drawer": {"hook": {"drawer": "hook"}, "inside": {"drawer": "inside"}}}
+
 
 def trace(world: DeskWorld, task: str, start: np.ndarray, actions: np.ndarray) -> dict[str, list[float]]:
     """Per step (T+1 values each): the task's joint and the fingertips' ways to where it is begun."""
-    routes = ("bar", "panel") if task == "open_slide" else ("bar",)
+    routes = ROUTES.get(task, {"bar": {}})
     world.set_state(start)
     out: dict[str, list[float]] = {"joint": [], **{f"way_{r}": [] for r in routes}}
     for step in range(len(actions) + 1):
         out["joint"].append(float(true_joint(world, task)))
         tip = fingertips(world)
-        for route in routes:
-            out[f"way_{route}"].append(desk_approach_length(world, task, tip, slide=route))
+        for route, place in routes.items():
+            out[f"way_{route}"].append(desk_approach_length(world, task, tip, **place))
         if step < len(actions):
             world.advance(np.clip(actions[step], -1.0, 1.0).astype(np.float32))
     return out

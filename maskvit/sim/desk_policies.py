@@ -427,15 +427,19 @@ def drawer_inside_point(world: DeskWorld, x: float | None = None,
 
 def drawer_inside_route(world: DeskWorld, tip: np.ndarray,
                         geometry: dict[str, float] | None = None) -> list[np.ndarray]:
-    """The points the fingertips at `tip` make for, in order, to pull the drawer from inside:
-    over the front wall while still off to the side, then down behind it, at the place along
-    the wall nearest them. Where the drawer is shut too far to let fingers in (the inside
-    point lies under the desk top), the way to hook its bar instead (`drawer_route`)."""
+    """The points the fingertips at `tip` make for, in order, to pull the drawer from inside,
+    at the place along its front wall nearest them: from in front of the wall, over its top
+    first (raised while still off to the side), then down behind it; from behind the wall's
+    front face (over the drawer, or in it), straight there. Where the drawer is shut too far
+    to let fingers in (the inside point lies under the desk top), the way to hook its bar
+    instead (`drawer_route`)."""
     g = geometry or drawer_geometry(world)
     reach = g["half_width"] - 0.035
     inside = drawer_inside_point(world, float(np.clip(tip[0], g["x"] - reach, g["x"] + reach)), g)
     if inside[1] >= _DESK_FRONT:
         return drawer_route(world, tip, 0.0, g)
+    if tip[1] >= g["wall_front"]:
+        return [inside]
     return [_funnel(tip, inside, height=0.065, slope=2.0), inside]
 
 
