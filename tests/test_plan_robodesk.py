@@ -153,8 +153,8 @@ def _other_version(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("argv, message", [
     (["--task", "push_rd"], "unknown RoboDesk task 'push_rd'; did you mean push_red?"),
     (["--split", "validation"], "unknown --split 'validation'; choose from: tuning, test"),
-    (["--task", "open_drawer", "--split", "tuning", "--first-task", "8", "--episodes", "3"],
-     "asks for open_drawer's tuning instances 8..10, but it has 10 (0..9)"),
+    (["--task", "push_red", "--split", "tuning", "--first-task", "8", "--episodes", "3"],
+     "asks for push_red's tuning instances 8..10, but it has 10 (0..9)"),
     (["--first-task", "30"], "asks for push_red's test instances 30..30, but it has 30"),
     (["--workers", "0"], "--workers must be 1 or more"),
     (["--set", "plan.init_mean=[0.0,0.0]", "--set", "plan.init_std=[0.1,0.1]"],
