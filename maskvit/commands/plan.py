@@ -226,7 +226,7 @@ def plan_rank(shard: Shard, args: argparse.Namespace) -> int:
             context=context, oracle_cost=args.oracle_cost, seed=args.seed, goal_arm=args.goal_arm,
             gifs=not args.no_gifs, progress=not args.no_progress, tasks=args.tasks,
             split=args.split or "test", instances_path=args.instances, shard=shard,
-            classifier=classifiers, classifier_source=classifier_sources, model_plans=model_plans,
+            classifiers=classifiers, classifier_sources=classifier_sources, model_plans=model_plans,
         )
     if shard.is_main:
         _print_results(results, args.out)
@@ -290,10 +290,11 @@ def _classifiers(args: argparse.Namespace, task_costs: dict[str, str], reads_cos
 
     flags = parse_classifier_flags(args.classifier, args.tasks or [])
     costs = set(task_costs.values())
-    if flags.given and not costs & set(CLASSIFIER_COSTS):
+    reading = costs & set(CLASSIFIER_COSTS)
+    if flags.given and not reading:
         raise UserError(f"--classifier is read by plan.cost={' or '.join(CLASSIFIER_COSTS)} only (this "
                         f"run's cost is {', '.join(sorted(costs))}); add --set plan.cost={CLASSIFIER_COSTS[0]}")
-    if not reads_cost or not costs & set(CLASSIFIER_COSTS):
+    if not reads_cost or not reading:
         return None, None
     preset = DEFAULT_PRESETS[args.env]
     shipped = pretrained_path(preset)

@@ -145,14 +145,8 @@ class PlanSetup:
     split: str = "test"  # RoboDesk only
     instances_path: str | None = None  # RoboDesk only; None: the shipped file
     gifs: bool = True
-    classifier: Any = None  # a SuccessNet for every task, or task -> SuccessNet (classifier/reach costs)
+    classifiers: dict[str, Any] | None = None  # task -> the SuccessNet its classifier/reach cost reads
     model_plans: dict[str, PlanConfig] | None = None  # the model's plan per task (plan --tuned)
-
-    def classifier_for(self, task: str):
-        """The classifier or reach reader `task`'s cost reads (None where it reads none)."""
-        if isinstance(self.classifier, dict):
-            return self.classifier.get(task)
-        return self.classifier
 
     def plan_for(self, job: EpisodeJob) -> PlanConfig:
         """The plan `job` plays: the model's per-task one where there is one, else `config`."""
@@ -217,7 +211,7 @@ class EpisodePlayer:
             self._close_policy()
             s = self.setup
             self._policy = build_policy(job.policy, self._world, s.plan_for(job), s.predict_fn, s.context,
-                                        s.oracle_cost, s.classifier_for(job.task), job.task)
+                                        s.oracle_cost, (s.classifiers or {}).get(job.task), job.task)
             self._policy_key = (job.task, job.policy)
         return self._policy
 
@@ -250,16 +244,16 @@ def play_policies(
     split: str = "test",
     instances_path: str | None = None,
     shard: Shard | None = None,
-    classifier: Any = None,
-    classifier_source: str | dict[str, str] | None = None,
+    classifiers: dict[str, Any] | None = None,
+    classifier_sources: dict[str, str] | None = None,
     model_plans: dict[str, PlanConfig] | None = None,
 ) -> dict[str, Any] | None:
     """Run every policy on every task seed (of every RoboDesk task in `tasks`); rank 0
     writes the report into `out` and returns the results dictionary, other ranks None.
-    `classifier` (a SuccessNet, or task -> SuccessNet; recorded in the report as
-    `classifier_source`, a folder or task -> folder) scores the model's frames where the
-    task's cost is a classifier or reach cost. `model_plans` (task -> plan) is
-    what the model policy plays instead of `config` on those tasks (`plan --tuned`)."""
+    `classifiers` (task -> SuccessNet; recorded in the report from `classifier_sources`, task ->
+    folder) score the model's frames where the task's cost is a classifier or reach cost.
+    `model_plans` (task -> plan) is what the model policy plays instead of `config` on those
+    tasks (`plan --tuned`)."""
     shard = shard or Shard()  # one process unless a sharded run says otherwise
     if not task_seeds:
         raise UserError("no tasks to run; give --episodes 1 or more")
@@ -270,17 +264,15 @@ def play_policies(
     if not tasks:
         raise UserError("no RoboDesk tasks to run; give --task TASK")
     setup = PlanSetup(env, config, predict_fn, context, oracle_cost, seed, goal_arm, split,
-                      instances_path, gifs, classifier, model_plans)
+                      instances_path, gifs, classifiers, model_plans)
     jobs = make_jobs(tasks, list(policies), list(task_seeds))
     played = _play_sharded(jobs, setup, Path(out), shard, progress)
     if not shard.is_main:
         return None
     header = {"env": env, "config": dataclasses.asdict(config), "oracle_cost": oracle_cost, "seed": seed}
-    if isinstance(classifier_source, dict):  # one folder: as before; several: per task
-        folders = set(classifier_source.values())
-        header["classifier"] = folders.pop() if len(folders) == 1 else dict(classifier_source)
-    elif classifier_source is not None:
-        header["classifier"] = classifier_source
+    if classifier_sources:  # one folder for every task: that folder; several: task -> folder
+        folders = set(classifier_sources.values())
+        header["classifier"] = folders.pop() if len(folders) == 1 else dict(classifier_sources)
     if model_plans:
         header["model_settings"] = settings_record(config, model_plans)  # what each task's differs in
     if env == PUSH_TASK:
