@@ -308,6 +308,32 @@ def test_train_classifier_kind_reach_writes_a_reader_and_its_val_scores(tmp_path
     assert code == 2 and "--kind reach only" in err and not (tmp_path / "r4").exists()
 
 
+def test_train_classifier_pools_the_frames_of_several_stores_and_records_each(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    stores = []
+    for name, episodes in (("a", 3), ("b", 4)):
+        store = tmp_path / name
+        with EpisodeStoreWriter(store, source="robodesk", action_dim=5, resolution=64) as writer:
+            for index in range(episodes):
+                writer.add(f"robodesk_{index:06d}", rng.integers(0, 255, (10, 64, 64, 3), dtype=np.uint8),
+                           np.zeros((10, 5), np.float32), states=_state_rows(rng, 10),
+                           split="val" if index == 0 else "train")
+        stores.append(store)
+    out = tmp_path / "reach"
+    code = main(["train-classifier", "--kind", "reach", "--data", str(stores[0]), "--data", str(stores[1]),
+                 "--out", str(out), "--tasks", "open_drawer", "--steps", "2", "--batch", "4", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    meta = json.loads((out / "classifier.json").read_text())
+    assert meta["train_frames"] == (2 + 3) * 10  # both stores' train episodes
+    assert meta["stores"] == [str(s.resolve()) for s in stores] and len(set(meta["store_fingerprints"])) == 2
+    assert "store" not in meta
+    capsys.readouterr()
+    code = main(["train-classifier", "--kind", "reach", "--data", str(stores[0]), "--data", str(stores[0]),
+                 "--out", str(tmp_path / "twice"), "--tasks", "open_drawer", "--steps", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "named twice" in err and not (tmp_path / "twice").exists()
+
+
 TINY_PLAN = ["--set", "plan.samples=4", "--set", "plan.horizon=2", "--set", "plan.episode_steps=2",
              "--set", "plan.chunk_size=4"]
 

@@ -9,7 +9,7 @@ Plan with it: `maskvit plan --env robodesk --set plan.cost=pixel_l2_classifier
 --classifier DIR` (VP2's RoboDesk cost: the squared pixel error minus 20 × the summed logit,
 in our units). A few minutes on a CPU; DIR must be new or empty (nothing is overwritten).
 
-    maskvit train-classifier --kind reach --data STORE --out DIR
+    maskvit train-classifier --kind reach --data STORE [--data STORE ...] --out DIR
 
 trains a reach reader instead: the same net reading, per task, the end effector's distance in
 metres to the button, the slide's handle or the drawer's bar (labels from the saved states),
@@ -38,7 +38,9 @@ from maskvit.errors import UserError
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = command_parser(subparsers, "train-classifier", "train RoboDesk task-success classifiers (a planning cost)",
                        __doc__)
-    p.add_argument("--data", required=True, help="RoboDesk episode store (maskvit collect --env robodesk)")
+    p.add_argument("--data", required=True, action="append", metavar="STORE",
+                   help="RoboDesk episode store (maskvit collect --env robodesk); repeat to pool "
+                        "several stores' frames (each store's own train and val splits)")
     p.add_argument("--out", required=True, help="new or empty folder for the classifier")
     p.add_argument("--kind", choices=("success", "reach"), default="success",
                    help="success logits (VP2's cost, default) or reach distances (plan.cost=pixel_l2_reach)")
@@ -74,24 +76,44 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--steps, --batch and --lr must be positive")
     out = Path(args.out)
     _check_new_folder(out)  # before the data is read: a wrong --out fails at once
-    store = EpisodeStore.open(args.data)
+    if len({Path(d).resolve() for d in args.data}) < len(args.data):
+        raise UserError("a --data store is named twice; name each store once")
+    stores = [EpisodeStore.open(d) for d in args.data]
     read, train, score = _KINDS[args.kind]()
     targets = {"targets": args.reach_targets} if args.kind == "reach" else {}
-    train_frames, train_labels = read(store, "train", tasks, **targets)
-    val_frames, val_labels = read(store, "val", tasks, **targets)
+    train_frames, train_labels = _pooled(read, stores, "train", tasks, targets)
+    val_frames, val_labels = _pooled(read, stores, "val", tasks, targets)
     with output_lock(out, "classifier folder"):
         _check_new_folder(out)  # again, now that no other job can be writing it
         net = train(train_frames, train_labels, tasks, steps=args.steps, batch=args.batch,
                     lr=args.lr, seed=args.seed, progress=not args.no_progress, **targets)
         scores = score(net, val_frames, val_labels)
         _save_whole(net, out, {
-            "store": str(Path(args.data).resolve()), "store_fingerprint": store.fingerprint(),
+            **_store_record(args.data, stores),
             "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
             "train_frames": len(train_frames), "val_scores": scores})
     print(f"wrote {out}; val split ({len(val_frames)} frames):")
     for task, s in scores.items():
         print(f"  {task:24s} " + _format_scores(s))
     return 0
+
+
+def _pooled(read, stores: list, split: str, tasks: tuple[str, ...], targets: dict):
+    """Every store's `split` frames and labels, one after the other."""
+    import numpy as np
+
+    parts = [read(store, split, tasks, **targets) for store in stores]
+    return np.concatenate([f for f, _ in parts]), np.concatenate([lab for _, lab in parts])
+
+
+def _store_record(paths: list[str], stores: list) -> dict:
+    """Where the frames came from: one store as before ("store", "store_fingerprint"); several
+    as lists ("stores", "store_fingerprints"), so a reader tells what it was trained on."""
+    resolved = [str(Path(p).resolve()) for p in paths]
+    fingerprints = [s.fingerprint() for s in stores]
+    if len(stores) == 1:
+        return {"store": resolved[0], "store_fingerprint": fingerprints[0]}
+    return {"stores": resolved, "store_fingerprints": fingerprints}
 
 
 def _success_kind():
