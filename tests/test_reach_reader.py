@@ -55,6 +55,11 @@ def test_the_reader_learns_the_distance_a_frame_shows(trained):
     for task in TWO_TASKS:
         assert scores[task]["correlation"] > 0.9, scores
         assert scores[task]["mean_absolute_error"] < 0.06, scores  # the spread is ±0.14 m
+        near = distances[:, TWO_TASKS.index(task)] < 0.10  # the near score reads those frames only
+        read = trained.distances(frames[near], task)
+        assert scores[task]["near_frames"] == near.sum() > 0
+        assert scores[task]["near_mean_absolute_error"] == pytest.approx(
+            np.abs(read - distances[near, TWO_TASKS.index(task)]).mean(), rel=1e-5)
     assert (trained.distances(frames[:3], "push_red") >= 0).all()
 
 

@@ -143,7 +143,8 @@ def _format_scores(s: dict) -> str:
                 f"precision {format_score(s['precision'])}  "
                 f"balanced accuracy {format_score(s['balanced_accuracy'])}")
     return (f"mean distance {s['mean_distance']:.3f} m  mean absolute error "
-            f"{s['mean_absolute_error']:.3f} m  correlation {format_score(s['correlation'])}")
+            f"{s['mean_absolute_error']:.3f} m (within 10 cm: {format_score(s['near_mean_absolute_error'])} m, "
+            f"{s['near_frames']} frames)  correlation {format_score(s['correlation'])}")
 
 
 def _check_new_folder(out: Path) -> None:

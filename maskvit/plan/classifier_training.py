@@ -120,16 +120,24 @@ def _fit(net: SuccessNet, frames: np.ndarray, targets: np.ndarray, loss_fn: nn.M
     return net.eval()
 
 
+NEAR_DISTANCE = 0.10  # metres: the last stretch of a reach, where a planner must read it finely
+
+
 def reach_scores(net, frames: np.ndarray, distances: np.ndarray) -> dict[str, Any]:
-    """Per task: the mean true distance, the reader's mean absolute error (metres) and the
-    correlation of read and true distances (what a cost needs: the order, not the scale)."""
+    """Per task: the mean true distance, the reader's mean absolute error (metres), the same
+    over the frames within NEAR_DISTANCE of the target (where planned hands stop short when the
+    reader blurs; None without such frames) and the correlation of read and true distances
+    (what a cost needs: the order, not the scale)."""
     scores: dict[str, Any] = {}
     for i, task in enumerate(net.tasks):
         read, truth = net.distances(frames, task), distances[:, i]
         spread = float(np.std(read) * np.std(truth))
+        near = truth < NEAR_DISTANCE
         scores[task] = {
             "frames": len(truth), "mean_distance": float(truth.mean()),
             "mean_absolute_error": float(np.abs(read - truth).mean()),
+            "near_frames": int(near.sum()),
+            "near_mean_absolute_error": float(np.abs(read - truth)[near].mean()) if near.any() else None,
             "correlation": float(np.mean((read - read.mean()) * (truth - truth.mean())) / spread)
             if spread > 0 else None,
         }
