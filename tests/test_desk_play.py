@@ -104,7 +104,8 @@ def test_the_mix_without_play_draws_as_before_play_existed():
     assert mix_record(played)["play"] == PLAY_VERSION  # a store of older play is not resumed
 
 
-SHARES = [("--play", "play_fraction"), ("--panel-slide", "panel_slide_fraction")]  # flag, NoisyMix field
+SHARES = [("--play", "play_fraction"), ("--panel-slide", "panel_slide_fraction"),
+          ("--drawer-pullback", "drawer_pullback_fraction")]  # flag, NoisyMix field
 
 
 @pytest.mark.parametrize("field", [field for _, field in SHARES])
@@ -159,3 +160,51 @@ def test_a_panel_episode_is_collected_as_panel(world):
     episode = collect_desk_episode(world, 0, run_seed=5, steps=3, tasks=("open_slide",), mix=mix)
     assert episode["info"] == {"task": "open_slide", "policy": "panel"}
     assert episode["actions"].shape == (3, 5)
+
+
+def test_the_mix_without_pullbacks_draws_as_before():
+    """Without the share every episode keeps its task and kind; with it only scripted
+    open_drawer episodes turn into pullbacks, about as often as the share says."""
+    old = NoisyMix(play_fraction=0.3, panel_slide_fraction=0.5)
+    new = NoisyMix(play_fraction=0.3, panel_slide_fraction=0.5, drawer_pullback_fraction=0.5)
+    scripted_drawers = pullbacks = 0
+    for seed in range(300):
+        before = old.choose(TASKS, np.random.default_rng(seed))
+        after = new.choose(TASKS, np.random.default_rng(seed))
+        if after[1] == "pullback":
+            assert before == ("open_drawer", "scripted")
+            pullbacks += 1
+        else:
+            assert after == before
+        scripted_drawers += before == ("open_drawer", "scripted")
+    assert 0.3 * scripted_drawers < pullbacks < 0.7 * scripted_drawers
+    assert "drawer_pullback_fraction" not in mix_record(old)
+    assert mix_record(new)["drawer_pullback_fraction"] == 0.5
+
+
+def test_a_pullback_goes_near_the_drawer_then_pulls_the_hand_towards_the_arm(world):
+    """Collected as kind "pullback"; driven alone, the hand comes near the drawer's inside
+    point, then every action pulls towards the arm (y at −0.5 or less) and the hand goes that
+    way, whether the drawer comes along or not."""
+    from maskvit.sim.desk_policies import DrawerPullbackPolicy, drawer_inside_point, fingertips
+
+    mix = NoisyMix(noise_std=0.1, random_fraction=0.0, drawer_pullback_fraction=1.0)
+    episode = collect_desk_episode(world, 3, run_seed=7, steps=3, tasks=("open_drawer",), mix=mix)
+    assert episode["info"] == {"task": "open_drawer", "policy": "pullback"}
+    for seed in (1, 2):
+        world.reset(seed)
+        policy = DrawerPullbackPolicy()
+        policy.reset(world, np.random.default_rng(seed))
+        gaps, pulls, tips = [], [], []
+        for _ in range(18):
+            tips.append(fingertips(world))
+            gaps.append(np.linalg.norm(drawer_inside_point(world) - tips[-1]))
+            action = policy.action(world)
+            pulls.append(policy.pulling)
+            if policy.pulling:
+                assert action[1] <= -0.5
+            world.advance(action)
+        first = pulls.index(True)
+        assert first <= DrawerPullbackPolicy.APPROACH_STEPS and all(pulls[first:])
+        assert min(gaps[: first + 1]) < 0.2  # came near before pulling
+        assert fingertips(world)[1] < tips[first][1] - 0.03  # then went towards the arm

@@ -37,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--panel-slide", type=float, default=0.0, metavar="SHARE",
                    help="robodesk: share of the scripted open_slide episodes that push the slide's "
                         "panel fast (often open in 6-10 steps) instead of its bar (18-28 steps) (default 0)")
+    p.add_argument("--drawer-pullback", type=float, default=0.0, metavar="SHARE",
+                   help="robodesk: share of the scripted open_drawer episodes that take the hand near "
+                        "the drawer's inside and pull it back towards the arm at random, touching the "
+                        "drawer or not (what a planner tries) (default 0)")
     p.add_argument("--episodes", type=int, required=True, help="number of episodes")
     p.add_argument("--out", required=True, help="episode store directory (resumed if it exists)")
     p.add_argument("--steps", type=int, default=30, help="frames per episode (default 30)")
@@ -73,22 +77,24 @@ def push_config_from_overrides(overrides: list[str]):
     return PushConfig(**changes)
 
 
-def noisy_mix_from_text(text: str | None, play: float = 0.0, panel_slide: float = 0.0):
-    """The RoboDesk data mix for `--noise` ("0.4" or "0.1,0.2,0.4"), `--play` and
-    `--panel-slide`; one line if they are not numbers or shares."""
+def noisy_mix_from_text(text: str | None, play: float = 0.0, panel_slide: float = 0.0,
+                        drawer_pullback: float = 0.0):
+    """The RoboDesk data mix for `--noise` ("0.4" or "0.1,0.2,0.4"), `--play`,
+    `--panel-slide` and `--drawer-pullback`; one line if they are not numbers or shares."""
     from maskvit.sim.desk_policies import NoisyMix
 
-    for flag, share in (("--play", play), ("--panel-slide", panel_slide)):
+    for flag, share in (("--play", play), ("--panel-slide", panel_slide), ("--drawer-pullback", drawer_pullback)):
         if not 0.0 <= share <= 1.0:  # also NaN
             raise UserError(f"{flag} needs a share of the scripted episodes in [0, 1], like 0.6; got {share!r}")
+    shares = {"play_fraction": play, "panel_slide_fraction": panel_slide,
+              "drawer_pullback_fraction": drawer_pullback}
     if text is None:
-        return NoisyMix(play_fraction=play, panel_slide_fraction=panel_slide)
+        return NoisyMix(**shares)
     try:
         levels = tuple(float(part) for part in text.split(","))
     except ValueError:
         raise UserError(f"--noise needs one or more numbers separated by commas, like 0.1,0.2,0.4; got {text!r}") from None
-    return NoisyMix(noise_std=levels[0] if len(levels) == 1 else levels, play_fraction=play,
-                    panel_slide_fraction=panel_slide)
+    return NoisyMix(noise_std=levels[0] if len(levels) == 1 else levels, **shares)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,14 +107,15 @@ def run(args: argparse.Namespace) -> int:
         from maskvit.sim.desk_world import TASKS
 
         tasks = tuple(t.strip() for t in args.tasks.split(",")) if args.tasks else TASKS
-        mix = noisy_mix_from_text(args.noise, args.play, args.panel_slide)
+        mix = noisy_mix_from_text(args.noise, args.play, args.panel_slide, args.drawer_pullback)
         with output_lock(args.out, "episode store"):
             store = collect_desk_dataset(args.out, args.episodes, tasks=tasks, steps=args.steps,
                                          workers=args.workers, seed=args.seed, mix=mix,
                                          progress=not args.no_progress)
     else:
-        if args.noise is not None or args.play or args.panel_slide:
-            raise UserError("--noise, --play and --panel-slide are for --env robodesk's scripted policies; the push world's pushes are random")
+        if args.noise is not None or args.play or args.panel_slide or args.drawer_pullback:
+            raise UserError("--noise, --play, --panel-slide and --drawer-pullback are for --env robodesk's "
+                            "scripted policies; the push world's pushes are random")
         if args.tasks:
             raise UserError("--tasks is for --env robodesk; the push world has one kind of task")
         from maskvit.sim.collection import collect_push_dataset

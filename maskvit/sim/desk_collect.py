@@ -26,6 +26,7 @@ from maskvit.sim.collection import check_counts, check_same_run, finished_store,
 from maskvit.sim.desk_play import PLAY_VERSION, HandlePlay
 from maskvit.sim.desk_policies import (
     CONTROLLERS_VERSION,
+    DrawerPullbackPolicy,
     NoisyMix,
     PanelSlidePolicy,
     RandomPolicy,
@@ -66,6 +67,7 @@ def collect_desk_episode(world: DeskWorld, index: int, *, run_seed: int, steps: 
     task, kind = mix.choose(tasks, rng)
     frame = world.reset(desk_episode_seed(run_seed, index))
     policy = {"random": RandomPolicy, "play": lambda: HandlePlay(task), "panel": PanelSlidePolicy,
+              "pullback": DrawerPullbackPolicy,
               "scripted": lambda: scripted_policy(task)}[kind]()
     info: dict[str, Any] = {"task": task, "policy": kind}
     noisy = kind != "random"  # scripted and play episodes carry the scripted policies' noise
@@ -133,15 +135,16 @@ def collect_desk_dataset(out: str | Path, episodes: int, tasks: tuple[str, ...] 
 
 
 def mix_record(mix: NoisyMix) -> dict[str, Any]:
-    """The mix as a store's manifest records it. Without play or panel pushes it is recorded as
+    """The mix as a store's manifest records it. Without play, panel pushes or pullbacks it is recorded as
     before they existed, so a store collected then resumes (and is compared) unchanged."""
     record = plain(dataclasses.asdict(mix))
     if not mix.play_fraction:
         record.pop("play_fraction")
     else:
         record["play"] = PLAY_VERSION  # a play store resumes only with the play it was made with
-    if not mix.panel_slide_fraction:
-        record.pop("panel_slide_fraction")
+    for share in ("panel_slide_fraction", "drawer_pullback_fraction"):
+        if not getattr(mix, share):
+            record.pop(share)
     return record
 
 

@@ -357,6 +357,60 @@ class DrawerPolicy:
         return make_action(steer(world, tip, target), wrist, OPEN)
 
 
+class DrawerPullbackPolicy:
+    """Take the hand to near where the drawer is pulled from inside, then pull it back hard
+    towards the arm, touching the drawer or not.
+
+    Why: planning with the shipped model, the hand came near the drawer and then pulled back
+    towards the arm with nothing in its fingers, and the model drew the drawer following it
+    open (`benchmarks/robodesk_phantom_probe.py`, `benchmarks/RESULTS.md`): its data shows
+    such pulls only where the fingers are behind the drawer's front wall and the drawer comes
+    along. Here the place the pull starts from is drawn, a third each, at the inside point
+    (behind the wall), in front of the wall or above it, and the pull is a planner's kind of
+    action: −y at 0.5–1.0 with x and z at random, so the data shows pulls that leave the drawer
+    where it is. Behind the wall the hand often does not get in within APPROACH_STEPS, and where
+    it does the random pull drags the drawer 1–2 cm before lifting out (7 scenes by hand): the
+    sustained pulls that open it stay `DrawerPolicy`'s.
+    """
+
+    APPROACH_STEPS = 12  # the pull begins here at the latest, wherever the hand got to
+    # where the pull starts from, relative to the inside point: (low, high) of x, y, z offsets
+    STARTS = {"inside": ((-0.03, 0.0, -0.01), (0.03, 0.02, 0.01)),
+              "front": ((-0.04, -0.10, -0.02), (0.04, -0.05, 0.04)),
+              "above": ((-0.04, -0.03, 0.06), (0.04, 0.03, 0.12))}
+
+    def reset(self, world: DeskWorld, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.start = list(self.STARTS)[int(rng.integers(len(self.STARTS)))]
+        self.offset = rng.uniform(*self.STARTS[self.start])
+        self.steps = 0
+        self.pulling = False
+
+    def action(self, world: DeskWorld) -> np.ndarray:
+        self.steps += 1
+        tip = fingertips(world)
+        start = drawer_inside_point(world) + self.offset
+        if not self.pulling:
+            error = start - tip
+            self.pulling = bool(np.all(np.abs(error) < 0.03)) or self.steps > self.APPROACH_STEPS
+        if self.pulling:
+            x, z = self.rng.uniform(-0.7, 0.7, 2)
+            return make_action(np.array([x, -self.rng.uniform(0.5, 1.0), z]), gripper=CLOSED)
+        g = drawer_geometry(world)
+        error = start - tip
+        if start[2] < g["wall_top"] + 0.02 and start[1] > g["wall_front"]:
+            # Behind the wall: up over its top first, then along, then down (as `DrawerPolicy`).
+            over = g["wall_top"] + 0.035
+            if error[1] > 0.015 and tip[2] < over - 0.015:
+                target = np.array([tip[0], tip[1], over])
+            elif error[1] > 0.015 or abs(error[0]) > 0.03:
+                target = np.array([start[0], start[1], over])
+            else:
+                target = start
+            return make_action(reach(tip, target), gripper=CLOSED)
+        return make_action(reach(tip, clear_desk_edge(tip, start)), gripper=CLOSED)
+
+
 def slide_push_point(world: DeskWorld, height: float = 0.0, direction: float = 1.0) -> np.ndarray:
     """(3,) where the fingertips start pushing the slide open: 5 cm left of its handle bar,
     `height` above its axis and 2.5 cm deeper (the fingers then press on the bar's side
@@ -508,26 +562,29 @@ class NoisyMix:
     also shows the slide and the drawer being shut; 0 (VP2's mix) draws nothing for it.
     `panel_slide_fraction` of the scripted open_slide episodes push the slide's panel fast
     (`PanelSlidePolicy`, kind "panel") instead of its bar; 0 draws nothing for it either.
+    `drawer_pullback_fraction` of the scripted open_drawer episodes pull the hand back from
+    near the drawer's inside (`DrawerPullbackPolicy`, kind "pullback"); 0 draws nothing either.
     """
 
     noise_std: float | tuple[float, ...] = 0.4
     random_fraction: float = 0.15
     play_fraction: float = 0.0
     panel_slide_fraction: float = 0.0
+    drawer_pullback_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         levels = self.noise_std if isinstance(self.noise_std, tuple) else (self.noise_std,)
         if not levels or not all(isinstance(v, int | float) and math.isfinite(v) and v >= 0 for v in levels):
             raise UserError(f"the scripted policies' noise is one or more numbers >= 0, got {self.noise_std!r}")
-        for name in ("random_fraction", "play_fraction", "panel_slide_fraction"):
+        for name in ("random_fraction", "play_fraction", "panel_slide_fraction", "drawer_pullback_fraction"):
             share = getattr(self, name)
             if not (isinstance(share, int | float) and 0.0 <= share <= 1.0):
                 raise UserError(f"{name} is a share in [0, 1], got {share!r}")
 
     def choose(self, tasks: tuple[str, ...], rng: np.random.Generator) -> tuple[str, str]:
-        """(task, kind) of one episode; kind is "scripted", "random", "play" or "panel".
-        Without play and panel pushes the draws are the ones the mix made before they existed
-        (stores resume identically)."""
+        """(task, kind) of one episode; kind is "scripted", "random", "play", "panel" or
+        "pullback". Without play, panel pushes and pullbacks the draws are the ones the mix made
+        before they existed (stores resume identically)."""
         task = tasks[int(rng.integers(len(tasks)))]
         if rng.uniform() < self.random_fraction:
             return task, "random"
@@ -535,6 +592,8 @@ class NoisyMix:
             return task, "play"
         if task == "open_slide" and self.panel_slide_fraction and rng.uniform() < self.panel_slide_fraction:
             return task, "panel"
+        if task == "open_drawer" and self.drawer_pullback_fraction and rng.uniform() < self.drawer_pullback_fraction:
+            return task, "pullback"
         return task, "scripted"
 
     def episode_noise(self, rng: np.random.Generator) -> float:
@@ -545,4 +604,4 @@ class NoisyMix:
         return float(self.noise_std[int(rng.integers(len(self.noise_std)))])
 
 
-__all__ = ["CONTROLLERS_VERSION", "TASKS", "NoisyMix", "PanelSlidePolicy", "RandomPolicy", "scripted_policy", "toward"]
+__all__ = ["CONTROLLERS_VERSION", "TASKS", "DrawerPullbackPolicy", "NoisyMix", "PanelSlidePolicy", "RandomPolicy", "scripted_policy", "toward"]
