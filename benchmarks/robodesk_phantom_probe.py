@@ -1,7 +1,7 @@
 """Does the model draw the slide or drawer opening along a planned episode where it did not open?
 
     python benchmarks/robodesk_phantom_probe.py --model BUNDLE --report TASK_RESULTS.json
-        [--report ...] [--policy model] [--samples 4] [--reader DIR] [--json OUT.json]
+        [--report ...] [--policy model] [--samples 4] [--reader DIR] [--random-actions] [--json OUT.json]
 
 Each `--report` is one task's `maskvit plan --env robodesk` report whose rows keep their executed
 actions (`OUT/TASK/results.json`). Every episode is replayed in the simulator from its instance's
@@ -14,7 +14,10 @@ reaches the task's success threshold and the true one does not. A planner scorin
 exactly those action sequences when the model draws them, so phantoms tell a model error that
 planning exploits from a cost that misreads. With `--reader` a reach reader's distance on the
 drawn frames is set beside the true way (the task's way as the reader was trained:
-`desk_approach_length` with its targets). No planning, a few predictions per step.
+`desk_approach_length` with its targets). With `--random-actions` the actions ahead of every
+replan are drawn uniformly in [-1, 1] instead (the truth simulated from that step's state):
+how often the model draws phantoms for actions nobody chose, against how often for the ones the
+planner chose. No planning, a few predictions per step.
 """
 
 from __future__ import annotations
@@ -37,35 +40,64 @@ SOLVED = {"open_drawer": DRAWER_OPEN, "open_slide": SLIDE_OPEN}
 
 
 def replay(world: DeskWorld, task: str, start: np.ndarray, actions: np.ndarray, reader_way=None):
-    """(frames (T+1, S, S, 3), true joints (T+1,), true ways (T+1,) or None) of an episode."""
+    """(frames (T+1, S, S, 3), true joints (T+1,), true ways (T+1,) or None, simulator states
+    (T+1, ...)) of an episode."""
     from maskvit.sim.desk_policies import fingertips
 
     world.set_state(start)
-    frames, joints, ways = [], [], []
+    frames, joints, ways, states = [], [], [], []
     for step in range(len(actions) + 1):
         frames.append(world.render())
+        states.append(world.get_state())
         joints.append(true_joint(world, task))
         if reader_way is not None:
             ways.append(reader_way(world, fingertips(world)))
         if step < len(actions):
             world.advance(np.clip(actions[step], -1.0, 1.0).astype(np.float32))
-    return np.stack(frames), np.asarray(joints), (np.asarray(ways) if reader_way else None)
+    return np.stack(frames), np.asarray(joints), (np.asarray(ways) if reader_way else None), states
+
+
+def random_futures(world: DeskWorld, task: str, states: list, actions: np.ndarray, horizon: int,
+                   seed: int, reader_way=None):
+    """Per replan step t >= 1: uniform random actions (horizon, A) in place of the executed ones,
+    the true joints (and ways) they lead to from step t's state, and the joint at t."""
+    from maskvit.sim.desk_policies import fingertips
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for t in range(1, len(actions)):
+        ahead = min(horizon, len(actions) - t)
+        future = rng.uniform(-1.0, 1.0, (ahead, actions.shape[1])).astype(np.float32)
+        world.set_state(states[t])
+        joints, ways = [], []
+        for action in future:
+            world.advance(action)
+            joints.append(true_joint(world, task))
+            if reader_way is not None:
+                ways.append(reader_way(world, fingertips(world)))
+        out[t] = (future, np.asarray(joints), np.asarray(ways) if reader_way else None)
+    return out
 
 
 def probe_episode(plan, predict, task: str, frames: np.ndarray, joints: np.ndarray, actions: np.ndarray,
-                  samples: int, reader=None, ways=None) -> list[dict]:
-    """One row per replan step t >= 1: the true and drawn (mean over samples) joints ahead."""
+                  samples: int, reader=None, ways=None, randoms: dict | None = None) -> list[dict]:
+    """One row per replan step t >= 1: the true and drawn (mean over samples) joints ahead, for
+    the executed actions or, with `randoms` (`random_futures`), the random ones."""
     sign, solved = OPENS[task], SOLVED[task]
     rows = []
     for t in range(1, len(actions)):
-        rest = actions[t:t + plan.horizon]
+        if randoms is None:
+            rest = actions[t:t + plan.horizon]
+            true = joints[t + 1:t + 1 + len(rest)]
+            way_true = ways[t + 1:t + 1 + len(rest)] if ways is not None else None
+        else:
+            rest, true, way_true = randoms[t]
         future = np.zeros((plan.horizon, actions.shape[1]), np.float32)
         future[: len(rest)] = rest
         context = np.broadcast_to(frames[t - 1:t + 1][None], (samples, 2, *frames.shape[1:]))
         past = np.broadcast_to(actions[t - 1][None, None], (samples, 1, actions.shape[1])).copy()
         drawn = predict(context, past, np.broadcast_to(future[None], (samples, *future.shape)).copy())
         ahead = len(rest)
-        true = joints[t + 1:t + 1 + ahead]
         read = READERS[task](drawn).mean(axis=0)[:ahead]
         still = np.abs(true - joints[t]) < STILL
         more_open = sign * (read - true)
@@ -74,7 +106,7 @@ def probe_episode(plan, predict, task: str, frames: np.ndarray, joints: np.ndarr
                "phantom_success_steps": int(((sign * read >= sign * solved) & (sign * true < sign * solved)).sum()),
                "steps": ahead}
         if reader is not None:
-            row["way_true"] = [round(float(v), 3) for v in ways[t + 1:t + 1 + ahead]]
+            row["way_true"] = [round(float(v), 3) for v in way_true]
             row["way_drawn"] = [round(float(v), 3) for v in reader.distances(drawn, task).mean(axis=0)[:ahead]]
         rows.append(row)
     return rows
@@ -88,6 +120,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--reader", default=None, help="a reach reader folder (optional)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--random-actions", action="store_true",
+                        help="uniform random actions ahead of each replan instead of the executed ones")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     plan, predict, _ = planning_model(args.model, args.threads)
@@ -103,7 +137,8 @@ def main() -> None:
                      f"--reach-targets {' or '.join(TARGET_PLACES)}")
     world = DeskWorld()
     world.reset(0)
-    out = {"model": args.model, "samples": args.samples, "phantom_m": PHANTOM, "reports": {}}
+    out = {"model": args.model, "samples": args.samples, "phantom_m": PHANTOM,
+           "actions": "random" if args.random_actions else "executed", "reports": {}}
     try:
         for path in args.report:
             with open(path) as handle:
@@ -117,9 +152,12 @@ def main() -> None:
             episodes = []
             for row in report["policies"][args.policy]["per_episode"]:
                 actions = np.asarray(row["actions"], np.float32)
-                frames, joints, ways = replay(world, task, instances[row["instance_seed"]].start_state,
-                                              actions, reader_way)
-                steps = probe_episode(plan, predict, task, frames, joints, actions, args.samples, reader, ways)
+                frames, joints, ways, states = replay(world, task, instances[row["instance_seed"]].start_state,
+                                                      actions, reader_way)
+                randoms = (random_futures(world, task, states, actions, plan.horizon, row["task_seed"], reader_way)
+                           if args.random_actions else None)
+                steps = probe_episode(plan, predict, task, frames, joints, actions, args.samples, reader, ways,
+                                      randoms)
                 episodes.append({"task_seed": row["task_seed"], "success": row["success"], "steps": steps})
                 phantom = sum(s["phantom_steps"] for s in steps)
                 success = sum(s["phantom_success_steps"] for s in steps)
