@@ -344,15 +344,7 @@ class DrawerPolicy:
             if abs(error[0]) < 0.03 and abs(error[1]) < 0.015 and abs(error[2]) < 0.015:
                 self.stage = "push"
             else:
-                # Up over the wall's top first, then along, then down behind it.
-                over = g["wall_top"] + 0.035
-                if error[1] > 0.015 and tip[2] < over - 0.015:
-                    target = np.array([tip[0], tip[1], over])
-                elif error[1] > 0.015 or abs(error[0]) > 0.03:
-                    target = np.array([inside[0], inside[1], over])
-                else:
-                    target = inside
-                return make_action(reach(tip, target), wrist, CLOSED)
+                return make_action(reach(tip, over_the_wall(tip, inside, g)), wrist, CLOSED)
         target = np.array([inside[0], tip[1] - 0.1, inside[2]])
         return make_action(steer(world, tip, target), wrist, OPEN)
 
@@ -397,18 +389,21 @@ class DrawerPullbackPolicy:
             x, z = self.rng.uniform(-0.7, 0.7, 2)
             return make_action(np.array([x, -self.rng.uniform(0.5, 1.0), z]), gripper=CLOSED)
         g = drawer_geometry(world)
-        error = start - tip
-        if start[2] < g["wall_top"] + 0.02 and start[1] > g["wall_front"]:
-            # Behind the wall: up over its top first, then along, then down (as `DrawerPolicy`).
-            over = g["wall_top"] + 0.035
-            if error[1] > 0.015 and tip[2] < over - 0.015:
-                target = np.array([tip[0], tip[1], over])
-            elif error[1] > 0.015 or abs(error[0]) > 0.03:
-                target = np.array([start[0], start[1], over])
-            else:
-                target = start
-            return make_action(reach(tip, target), gripper=CLOSED)
+        if start[2] < g["wall_top"] + 0.02 and start[1] > g["wall_front"]:  # behind the wall
+            return make_action(reach(tip, over_the_wall(tip, start, g)), gripper=CLOSED)
         return make_action(reach(tip, clear_desk_edge(tip, start)), gripper=CLOSED)
+
+
+def over_the_wall(tip: np.ndarray, point: np.ndarray, geometry: dict[str, float]) -> np.ndarray:
+    """Where fingertips at `tip` make for next on their way to `point` behind the drawer's
+    front wall: up over the wall's top first, then along, then down behind it."""
+    error = point - tip
+    over = geometry["wall_top"] + 0.035
+    if error[1] > 0.015 and tip[2] < over - 0.015:
+        return np.array([tip[0], tip[1], over])
+    if error[1] > 0.015 or abs(error[0]) > 0.03:
+        return np.array([point[0], point[1], over])
+    return point
 
 
 def slide_push_point(world: DeskWorld, height: float = 0.0, direction: float = 1.0) -> np.ndarray:
