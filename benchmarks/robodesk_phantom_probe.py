@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 from robodesk_cost_ranking import planning_model  # benchmarks/ is on sys.path as a script
@@ -59,8 +60,8 @@ def replay(world: DeskWorld, task: str, start: np.ndarray, actions: np.ndarray, 
 
 def random_futures(world: DeskWorld, task: str, states: list, actions: np.ndarray, horizon: int,
                    seed: int, reader_way=None):
-    """Per replan step t >= 1: uniform random actions (horizon, A) in place of the executed ones,
-    the true joints (and ways) they lead to from step t's state, and the joint at t."""
+    """Per replan step t >= 1: (uniform random actions (ahead, A) in place of the executed ones,
+    the true joints they lead to from step t's state, and the true ways or None)."""
     from maskvit.sim.desk_policies import fingertips
 
     rng = np.random.default_rng(seed)
@@ -124,6 +125,8 @@ def main() -> None:
                         help="uniform random actions ahead of each replan instead of the executed ones")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    if args.json and any(Path(args.json).resolve() == Path(r).resolve() for r in args.report):
+        sys.exit("--json names one of the --report files; choose another path (reports are inputs)")
     plan, predict, _ = planning_model(args.model, args.threads)
     reader = reader_way = None
     if args.reader:
