@@ -75,6 +75,9 @@ def test_second_run_skips_finished_stages(demo_dir, capsys):
         row = next(line for line in out.splitlines() if line.startswith(label + " "))
         assert len(re.findall(r"\d+\.\d+", row)) == 3, row
     assert any(line.startswith("planning ") for line in out.splitlines())
+    # --quick scores no FVD (2 clips): its row says so rather than showing a number.
+    fvd = next(line for line in out.splitlines() if line.startswith("FVD "))
+    assert fvd.split()[1:4] == ["-", "-", "-"]
 
 
 def test_the_default_chain_trains_on_the_shipped_tokenizer(shipped_demo_dir):

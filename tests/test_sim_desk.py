@@ -295,8 +295,9 @@ def test_the_shipped_drawer_instances_are_rolled_again(world):
     drawer controller does not quietly make `make_robodesk_instances.py` write another file."""
     from maskvit.sim.desk_instances import load_instances, make_instances
 
-    shipped = load_instances(task="open_drawer", split="test")[:2]
-    again = make_instances(world, "open_drawer", "test", 2)
+    # The first instance only: the seeds that fail before the second cost ~45 s of rolling.
+    shipped = load_instances(task="open_drawer", split="test")[:1]
+    again = make_instances(world, "open_drawer", "test", 1)
     # Which scenes made it and in how many steps (v3 makes other ones, sooner): discrete outcomes,
     # not the last bits of a state that another CPU's BLAS might round otherwise.
     assert [(i.seed, i.goal_step) for i in again] == [(i.seed, i.goal_step) for i in shipped]
