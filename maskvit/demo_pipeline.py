@@ -111,7 +111,7 @@ QUICK = DemoScale(
     eval_trials=1, plan_first_task=2, plan_episodes=1,
     plan_overrides=("plan.samples=8", "plan.iterations=1", "plan.decoding.steps=2",
                     "plan.episode_steps=4", "plan.horizon=4"),
-    # No FVD: from 2 clips it means nothing, and its I3D pass was a third of a quick demo's
+    # No FVD: from 2 clips it means nothing, and its I3D pass was a quarter of a quick demo's
     # time (2-core AMD EPYC, cProfile). The table shows "-" for it; the full demo scores it.
     eval_metrics="psnr,ssim,lpips",
     minutes={"collect": 0.2, "evaluate-shipped": 0.2, "plan-shipped": 0.2,
