@@ -10,7 +10,10 @@ action before) and the actions the episode went on to execute, as the planner sc
 the joint is read (`read_drawer` / `read_slide`) from its predicted frames beside the true joint.
 A *phantom opening* is a step ahead where the drawn joint is at least PHANTOM (5 cm) more open than
 the true one while the true joint has not moved; a *phantom success* one where the drawn joint
-reaches the task's success threshold and the true one does not. A planner scoring on frames picks
+reaches the task's success threshold and the true one does not (read on the samples' mean; each
+row also counts the samples that draw each on their own: does the model disagree with itself
+about a phantom, which a planner scoring the worst of several draws, `plan.draws`, would need?).
+A planner scoring on frames picks
 exactly those action sequences when the model draws them, so phantoms tell a model error that
 planning exploits from a cost that misreads. With `--reader` a reach reader's distance on the
 drawn frames is set beside the true way (the task's way as the reader was trained:
@@ -99,13 +102,20 @@ def probe_episode(plan, predict, task: str, frames: np.ndarray, joints: np.ndarr
         past = np.broadcast_to(actions[t - 1][None, None], (samples, 1, actions.shape[1])).copy()
         drawn = predict(context, past, np.broadcast_to(future[None], (samples, *future.shape)).copy())
         ahead = len(rest)
-        read = READERS[task](drawn).mean(axis=0)[:ahead]
+        each = READERS[task](drawn)[:, :ahead]
+        read = each.mean(axis=0)
         still = np.abs(true - joints[t]) < STILL
         more_open = sign * (read - true)
+        each_phantom = ((sign * (each - true) >= PHANTOM) & still).any(axis=1)
+        each_success = ((sign * each >= sign * solved) & (sign * true < sign * solved)).any(axis=1)
+        each_opening = (sign * (each - joints[t]) >= PHANTOM).any(axis=1)
         row = {"t": t, "true": [round(float(v), 3) for v in true], "drawn": [round(float(v), 3) for v in read],
                "phantom_steps": int(((more_open >= PHANTOM) & still).sum()),
                "phantom_success_steps": int(((sign * read >= sign * solved) & (sign * true < sign * solved)).sum()),
-               "steps": ahead}
+               "steps": ahead,
+               # per sample: did it draw a phantom opening / success / any opening >= PHANTOM
+               "samples_phantom": int(each_phantom.sum()), "samples_phantom_success": int(each_success.sum()),
+               "samples_opening": int(each_opening.sum())}
         if reader is not None:
             row["way_true"] = [round(float(v), 3) for v in way_true]
             row["way_drawn"] = [round(float(v), 3) for v in reader.distances(drawn, task).mean(axis=0)[:ahead]]

@@ -185,6 +185,7 @@ class EvalConfig:
 
 
 OPTIMIZERS = ("cem", "mppi")
+DRAW_COSTS = ("max", "mean")  # plan.draw_cost: how a sequence's several draws' costs combine
 
 
 @dataclass
@@ -227,6 +228,13 @@ class PlanConfig:
     # weighs about that median). Other costs ignore them.
     progress_weight: float = 250.0
     reach_weight: float = 1000.0
+    # Model draws per scored sequence (1: one, as the paper and VP2). With more, each sequence
+    # is predicted `draws` times with independent samples and scored by `draw_cost` of the
+    # draws' costs: "max" (pessimistic: a future only some draws show, such as a drawer drawn
+    # opening that the hand does not pull, earns nothing) or "mean". A replan costs `draws`
+    # times the model calls of one; the simulator oracle is deterministic and ignores both.
+    draws: int = 1
+    draw_cost: str = "max"
 
 
 @dataclass
@@ -623,6 +631,7 @@ PLAN_RANGES = {
     "mppi_gamma": Range(0.0, low_open=True),
     "progress_weight": Range(0.0),
     "reach_weight": Range(0.0),
+    "draws": Range(1, integer=True),
 }
 
 
@@ -657,6 +666,8 @@ def check_plan(p: PlanConfig, low: Sequence[float] | None = None,
         _in_range("plan.init_std", value, 0.0, low_open=True)
     if p.optimizer not in OPTIMIZERS:
         _fail("plan.optimizer", f"one of {', '.join(OPTIMIZERS)}", p.optimizer)
+    if p.draw_cost not in DRAW_COSTS:
+        _fail("plan.draw_cost", f"one of {', '.join(DRAW_COSTS)}", p.draw_cost)
     if low is not None and high is not None:
         _check_plan_fits(p, list(low), list(high))
 

@@ -33,6 +33,44 @@ def test_model_planner_moves_the_predicted_blob_onto_the_goal():
     assert plan.cem.best_costs[-1] == pytest.approx(plan.cost)
 
 
+def test_several_draws_score_a_sequence_by_its_worst_draw():
+    """A model whose every third draw shows the goal reached, whatever the actions (a phantom):
+    one draw a sequence lets the planner pick a phantom; the worst of three never does."""
+    world = PointWorld()
+    first = world.reset(3)
+    context, goal, past = np.stack([first, first]), world.goal_image(), np.zeros((1, 2))
+
+    def phantom_every_third(frames, past, future):
+        drawn = point_predictor(frames, past, future).copy()
+        drawn[::3] = goal
+        return drawn
+
+    def plan(**changes):
+        planner = ModelPlanner(phantom_every_third, _config(samples=48, iterations=2, chunk_size=16, **changes),
+                               world.action_low, world.action_high)
+        return planner, planner.plan(context, past, goal, np.random.default_rng(0))
+
+    _, lured = plan()
+    assert lured.cost == 0.0
+    planner, worst = plan(draws=3)
+    honest = point_predictor(context[None], past[None], worst.actions[None])[0]
+    np.testing.assert_array_equal(worst.predicted, honest)  # the worst draw's frames, kept
+    assert worst.cost == pytest.approx(float(pixel_l2_cost(honest[None], goal, planner.optimizer.weights)[0]), rel=1e-5)
+    assert worst.cost > 0.0
+    planner, mean = plan(draws=3, draw_cost="mean")
+    honest = point_predictor(context[None], past[None], mean.actions[None])[0]
+    expected = 2 / 3 * float(pixel_l2_cost(honest[None], goal, planner.optimizer.weights)[0])
+    assert mean.cost == pytest.approx(expected, rel=1e-5)
+
+
+def test_draw_settings_out_of_range_are_one_line_errors():
+    world = PointWorld()
+    with pytest.raises(UserError, match="plan.draws must be"):
+        ModelPlanner(point_predictor, _config(draws=0), world.action_low, world.action_high)
+    with pytest.raises(UserError, match="plan.draw_cost must be one of max, mean; got 'median'"):
+        ModelPlanner(point_predictor, _config(draw_cost="median"), world.action_low, world.action_high)
+
+
 def test_predictions_are_requested_in_chunks_with_the_context_broadcast():
     calls = []
 

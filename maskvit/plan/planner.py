@@ -267,6 +267,23 @@ def make_optimizer(config: PlanConfig, low: np.ndarray, high: np.ndarray) -> CEM
     return MPPIPlanner(config, low, high) if config.optimizer == "mppi" else CEMPlanner(config, low, high)
 
 
+def _over_draws(score: ScoreFn, draws: int, how: str) -> ScoreFn:
+    """`score` over `draws` independent model draws of every sequence, their costs combined
+    by `how` (`plan.draw_cost`): "max" scores a sequence by its worst draw (and keeps that
+    draw's frames), "mean" by the draws' mean (keeping the first draw's frames)."""
+
+    def scored(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        costs, frames = score(np.repeat(actions, draws, axis=0))  # draws of a sequence adjacent
+        costs = np.asarray(costs, dtype=float).reshape(len(actions), draws)
+        pick = costs.argmax(axis=1) if how == "max" else np.zeros(len(actions), dtype=int)
+        combined = costs.max(axis=1) if how == "max" else costs.mean(axis=1)
+        if frames is not None:
+            frames = frames.reshape(len(actions), draws, *frames.shape[1:])[np.arange(len(actions)), pick]
+        return combined, frames
+
+    return scored
+
+
 class ModelPlanner:
     """Visual MPC's planner: CEM through a video prediction model (`PredictFn`)."""
 
@@ -307,7 +324,7 @@ class ModelPlanner:
         if self.latent:
             unit, goal_latents = self._latent_units(context_frames[-1], goal)
 
-        def score(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        def score_draws(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
             if self.latent:
                 latents = self._predict(context_frames, context_actions, actions, goal.shape, None, latents=True)
                 return unit * self.cost(latents, goal_latents, self.optimizer.weights), None
@@ -315,6 +332,8 @@ class ModelPlanner:
             costs = self.cost(predicted, goal, self.optimizer.weights)
             return costs, None if self.decode_frames else predicted
 
+        config = self.optimizer.config
+        score = score_draws if config.draws == 1 else _over_draws(score_draws, config.draws, config.draw_cost)
         plan = self.optimizer.optimise(score, rng)
         if plan.predicted is None:  # scored on latents or a few frames: show the plan's frames, all of them
             plan.predicted = self._predict(context_frames, context_actions, plan.actions[None], goal.shape, None)[0]
