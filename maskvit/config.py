@@ -228,6 +228,12 @@ class PlanConfig:
     # weighs about that median). Other costs ignore them.
     progress_weight: float = 250.0
     reach_weight: float = 1000.0
+    # `pixel_l2_reach` only, 0 = off: the progress term counts only at replans where the reach
+    # reader reads the hand in the *observed* frame within this many metres of its target, so
+    # the planner reaches first and pulls after. A pull the model draws opening the drawer with
+    # the hand truly elsewhere (a phantom) then earns nothing: the gate reads the world's frame,
+    # which no sampled action sequence can change.
+    progress_gate: float = 0.0
     # Model draws per scored sequence (1: one, as the paper and VP2). With more, each sequence
     # is predicted `draws` times with independent samples and scored by `draw_cost` of the
     # draws' costs: "max" (pessimistic: a future only some draws show, such as a drawer drawn
@@ -631,6 +637,7 @@ PLAN_RANGES = {
     "mppi_gamma": Range(0.0, low_open=True),
     "progress_weight": Range(0.0),
     "reach_weight": Range(0.0),
+    "progress_gate": Range(0.0),
     "draws": Range(1, integer=True),
 }
 

@@ -63,6 +63,22 @@ def test_the_reader_learns_the_distance_a_frame_shows(trained):
     assert (trained.distances(frames[:3], "push_red") >= 0).all()
 
 
+def test_the_near_loss_weighs_errors_near_the_target_more():
+    """`--reach-loss near`: the same error costs 10x more (squared: 100x) at the target than
+    0.45 m from it; the squared loss weighs both alike."""
+    import torch
+
+    from maskvit.plan.classifier_training import NEAR_SCALE, NearWeightedLoss
+
+    truth = torch.tensor([[0.0], [0.45]])
+    near_off, far_off = truth + torch.tensor([[0.04], [0.0]]), truth + torch.tensor([[0.0], [0.04]])
+    loss = NearWeightedLoss()
+    assert loss(near_off, truth).item() == pytest.approx(loss(far_off, truth).item() * ((0.45 + NEAR_SCALE) / NEAR_SCALE) ** 2)
+    with pytest.raises(UserError, match="unknown reach loss 'cubic'"):
+        train_reach_reader(*_synthetic(8, seed=0), TWO_TASKS, steps=1, batch=4, lr=1e-3, seed=0,
+                           progress=False, loss="cubic")
+
+
 def test_the_reach_cost_adds_progress_and_reach_to_the_pixel_cost(trained):
     rng = np.random.default_rng(2)
     frames = _scene(np.array([0.05, 0.45, 0.25, 0.3]), rng).reshape(2, 2, 64, 64, 3)
@@ -76,6 +92,46 @@ def test_the_reach_cost_adds_progress_and_reach_to_the_pixel_cost(trained):
     # doubling the reach weight adds the reach reading once more, and nothing else
     near = ReachCost(trained, "open_slide", reach_weight=2 * REACH_WEIGHT)(frames, goal, weights)
     np.testing.assert_allclose(near - cost, REACH_WEIGHT * (reach @ weights), rtol=1e-4)
+
+
+def test_a_progress_gate_counts_progress_only_once_the_observed_hand_is_near(trained):
+    """`plan.progress_gate`: the progress term is off at a replan whose observed frame the reader
+    reads far from the target, on where it reads near; the sequences' own frames cannot open it."""
+    from maskvit.plan.planner import ModelPlanner
+
+    rng = np.random.default_rng(3)
+    frames = _scene(np.array([0.05, 0.45, 0.25, 0.3]), rng).reshape(2, 2, 64, 64, 3)
+    goal, weights = frames[0, 0], np.array([0.5, 1.0], np.float32)
+    far, near = _scene(np.array([0.05, 0.48]), rng)  # open_slide reads 0.5 - the column
+    plain = ReachCost(trained, "open_slide")
+    gated = ReachCost(trained, "open_slide", progress_gate=0.1)
+    reach_only = pixel_l2_cost(frames, goal, weights) + REACH_WEIGHT * (trained.distances(frames, "open_slide") @ weights)
+    assert not gated.gate_open  # shut until a frame is observed
+    np.testing.assert_allclose(gated(frames, goal, weights), reach_only, rtol=1e-5)
+    gated.observe(far)
+    assert trained.distances(far[None], "open_slide")[0] > 0.1 and not gated.gate_open
+    np.testing.assert_allclose(gated(frames, goal, weights), reach_only, rtol=1e-5)
+    gated.observe(near)
+    assert gated.gate_open
+    np.testing.assert_allclose(gated(frames, goal, weights), plain(frames, goal, weights), rtol=1e-5)
+    plain.observe(far)  # without a gate progress always counts
+    np.testing.assert_allclose(plain(frames, goal, weights) - reach_only,
+                               PROGRESS_WEIGHT * (remaining_progress(frames, "open_slide") @ weights), rtol=1e-4)
+
+    # the model's planner shows the cost the last context frame before it scores anything
+    seen = []
+    gated.observe = lambda frame: seen.append(frame.copy())
+    planner = ModelPlanner(lambda f, p, a, **k: np.repeat(f[:, -1:], a.shape[1], axis=1),
+                           _plan_config(), -np.ones(5, np.float32), np.ones(5, np.float32), cost=gated)
+    context = np.stack([far, near])
+    planner.plan(context, np.zeros((1, 5), np.float32), goal, np.random.default_rng(0))
+    assert len(seen) == 1 and np.array_equal(seen[0], near)
+
+
+def _plan_config():
+    from maskvit.config import PlanConfig
+
+    return PlanConfig(optimizer="mppi", samples=4, horizon=2, replan_every=1, cost="pixel_l2_reach", progress_gate=0.1)
 
 
 def test_the_reach_cost_refuses_a_success_classifier_and_unknown_tasks(trained):
@@ -291,10 +347,11 @@ def test_train_classifier_kind_reach_writes_a_reader_and_its_val_scores(tmp_path
                        split="val" if index == 2 else "train")
     out = tmp_path / "reach"
     code = main(["train-classifier", "--kind", "reach", "--data", str(store), "--out", str(out),
-                 "--tasks", "open_drawer", "--steps", "3", "--batch", "4", "--no-progress"])
+                 "--tasks", "open_drawer", "--steps", "3", "--batch", "4", "--no-progress", "--reach-loss", "near"])
     assert code == 0, capsys.readouterr().err
     meta = json.loads((out / "classifier.json").read_text())
     assert meta["kind"] == "reach" and meta["tasks"] == ["open_drawer"] and meta["train_frames"] == 20
+    assert meta["reach_loss"] == "near"
     assert meta["val_scores"]["open_drawer"]["mean_distance"] > 0.05
     assert "mean absolute error" in capsys.readouterr().out
     code = main(["train-classifier", "--kind", "reach", "--data", str(store), "--out", str(tmp_path / "r2"),
@@ -307,10 +364,11 @@ def test_train_classifier_kind_reach_writes_a_reader_and_its_val_scores(tmp_path
     err = capsys.readouterr().err.strip()  # approach labels come from simulator states this store lacks
     assert code == 2 and "no 'sim_states' array" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "r3").exists()
-    code = main(["train-classifier", "--reach-targets", "approach", "--data", str(store),
-                 "--out", str(tmp_path / "r4"), "--steps", "1"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "--kind reach only" in err and not (tmp_path / "r4").exists()
+    for flag, value in (("--reach-targets", "approach"), ("--reach-loss", "near")):
+        code = main(["train-classifier", flag, value, "--data", str(store),
+                     "--out", str(tmp_path / "r4"), "--steps", "1"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "--kind reach only" in err and not (tmp_path / "r4").exists()
 
 
 def test_train_classifier_pools_the_frames_of_several_stores_and_records_each(tmp_path, capsys):
@@ -398,6 +456,12 @@ def test_set_plan_weights_reach_the_reach_and_progress_costs(trained):
     assert PlanConfig().progress_weight == PROGRESS_WEIGHT and PlanConfig().reach_weight == REACH_WEIGHT
     with pytest.raises(UserError, match="plan.reach_weight"):
         check_plan(PlanConfig(reach_weight=-1.0))
+    with pytest.raises(UserError, match="plan.progress_gate"):
+        check_plan(PlanConfig(progress_gate=-0.05))
+    config = PlanConfig(cost="pixel_l2_reach", progress_gate=0.06)
+    cost = build_policy("model", world, config, predict_fn=lambda *a: None, classifier=trained,
+                        task="open_slide").cost
+    assert cost.progress_gate == 0.06 and not cost.gate_open
 
 
 @pytest.mark.parametrize("argv, message", [

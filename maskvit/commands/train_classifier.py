@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "begun (approach: the slide bar's pushing side, the drawer's hook gap) or the "
                         "same with the slide pushed on its panel (panel: the fast push) or the drawer "
                         "pulled from inside, behind its front wall (inside: the oracle's pull)")
+    p.add_argument("--reach-loss", choices=("squared", "near"), default="squared",
+                   help="--kind reach: the squared error in metres (default) or the same weighed by "
+                        "1 / (distance + 5 cm)²: finer near the target, where a planner stops")
     p.add_argument("--tasks", nargs="+", default=None,
                    help="tasks (default: all seven RoboDesk tasks; for --kind reach the buttons, "
                         "open_slide and open_drawer)")
@@ -70,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "reach" and set(tasks) - set(REACH_TASKS):
         raise UserError(f"a reach reader reads {', '.join(REACH_TASKS)}; "
                         f"not {', '.join(sorted(set(tasks) - set(REACH_TASKS)))}")
-    if args.kind != "reach" and args.reach_targets != "object":
-        raise UserError("--reach-targets is read by --kind reach only")
+    if args.kind != "reach" and (args.reach_targets != "object" or args.reach_loss != "squared"):
+        raise UserError("--reach-targets and --reach-loss are read by --kind reach only")
     if args.steps < 1 or args.batch < 1 or not args.lr > 0:
         raise UserError("--steps, --batch and --lr must be positive")
     out = Path(args.out)
@@ -85,12 +88,14 @@ def run(args: argparse.Namespace) -> int:
     val_frames, val_labels = _pooled(read, stores, "val", tasks, targets)
     with output_lock(out, "classifier folder"):
         _check_new_folder(out)  # again, now that no other job can be writing it
+        loss = {"loss": args.reach_loss} if args.kind == "reach" else {}
         net = train(train_frames, train_labels, tasks, steps=args.steps, batch=args.batch,
-                    lr=args.lr, seed=args.seed, progress=not args.no_progress, **targets)
+                    lr=args.lr, seed=args.seed, progress=not args.no_progress, **targets, **loss)
         scores = score(net, val_frames, val_labels)
         _save_whole(net, out, {
             **_store_record(args.data, stores),
             "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+            **({"reach_loss": args.reach_loss} if args.kind == "reach" else {}),
             "train_frames": len(train_frames), "val_scores": scores})
     print(f"wrote {out}; val split ({len(val_frames)} frames):")
     for task, s in scores.items():

@@ -28,6 +28,7 @@ from maskvit.plan.planner import (
     check_plan_config,
     get_cost,
     make_optimizer,
+    observe,
     pixel_cost_name,
     standing_still_cost,
 )
@@ -110,6 +111,8 @@ class OraclePolicy:
         state = self.world.get_state()
         weights = self.optimizer.weights
         unit = self._pixel_units(context_frames[-1], goal, state) if self.cost == "state" else 1.0
+        if self.cost == "pixel":
+            observe(self.frame_cost, context_frames[-1])
 
         def score(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
             if self.cost == "pixel":

@@ -123,7 +123,7 @@ def task_frame_cost(config: PlanConfig, classifier=None, task: str | None = None
     task's progress), or None where `plan.cost` is a plain one looked up by name."""
     if config.cost in REACH_COSTS and classifier is not None:
         return ReachCost(classifier, task or "", progress_weight=config.progress_weight,
-                         reach_weight=config.reach_weight)
+                         reach_weight=config.reach_weight, progress_gate=config.progress_gate)
     if config.cost in CLASSIFIER_COSTS and classifier is not None:
         return ClassifierCost(classifier, task or "")
     if config.cost in PROGRESS_COSTS:

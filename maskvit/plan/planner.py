@@ -36,6 +36,14 @@ from maskvit.plan.mppi import mppi_optimize, shift_plan
 FrameCost = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
+def observe(cost: FrameCost, frame: np.ndarray) -> None:
+    """Show a cost the observed frame (h, w, 3) before a replan scores any sequence, where the
+    cost reads it (an `observe` method: the gated reach cost, `plan.progress_gate`)."""
+    seen = getattr(cost, "observe", None)
+    if seen is not None:
+        seen(frame)
+
+
 def pixel_l2_cost(frames: np.ndarray, goal: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Σ_i c_i ‖frame_i − goal‖²₂ with pixels scaled to [0, 1] (the paper's objective)."""
     diff = frames.astype(np.float32) / 255.0 - goal.astype(np.float32)[None, None] / 255.0
@@ -321,6 +329,7 @@ class ModelPlanner:
     ) -> Plan:
         """context_frames (Tc, h, w, 3) uint8, context_actions (Tc-1, A), goal (h, w, 3)."""
         check_goal(goal, context_frames.shape[1:])
+        observe(self.cost, context_frames[-1])
         if self.latent:
             unit, goal_latents = self._latent_units(context_frames[-1], goal)
 

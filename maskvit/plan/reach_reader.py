@@ -124,16 +124,26 @@ class ReachCost:
     task: str
     progress_weight: float = PROGRESS_WEIGHT
     reach_weight: float = REACH_WEIGHT
+    progress_gate: float = 0.0  # metres; 0: progress always counts (`plan.progress_gate`)
+    gate_open: bool = True  # set per replan by `observe` when there is a gate
 
     def __post_init__(self) -> None:
         if self.net.kind != "reach":
             raise UserError("plan.cost=pixel_l2_reach needs a reach reader (maskvit train-classifier "
                             "--kind reach), not a success classifier")
         self.net.task_index(self.task)
+        self.gate_open = self.progress_gate <= 0  # shut until a replan's observed frame opens it
         remaining_progress(np.zeros((0, 64, 64, 3), np.uint8), self.task)  # no reading: one line now
+
+    def observe(self, frame: np.ndarray) -> None:
+        """Open the progress term for this replan iff the reader reads the hand in the observed
+        frame (S, S, 3) within `progress_gate` metres of its target (always, without a gate)."""
+        if self.progress_gate > 0:
+            self.gate_open = bool(self.net.distances(frame[None], self.task)[0] <= self.progress_gate)
 
     def __call__(self, frames: np.ndarray, goal: np.ndarray, weights: np.ndarray) -> np.ndarray:
         weights = np.asarray(weights, np.float32)
-        state = (self.progress_weight * remaining_progress(frames, self.task)
-                 + self.reach_weight * self.net.distances(frames, self.task))  # (M, H)
+        state = self.reach_weight * self.net.distances(frames, self.task)  # (M, H)
+        if self.gate_open:
+            state = state + self.progress_weight * remaining_progress(frames, self.task)
         return pixel_l2_cost(frames, goal, weights) + state @ weights
