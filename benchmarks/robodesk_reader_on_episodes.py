@@ -65,7 +65,7 @@ def main() -> None:
         sys.exit("--reader: give readers of one kind of target, trained with --reach-targets "
                  f"{' or '.join(TARGET_PLACES)}")
     slide, drawer = TARGET_PLACES[targets.pop()]
-    frames_all, truth_all, rows = {p: [] for p in readers}, [], []
+    readings, truth_all, rows = {p: [] for p in readers}, [], []
     world = DeskWorld()
     world.reset(0)
     try:
@@ -77,22 +77,22 @@ def main() -> None:
                 report = json.load(handle)
             task = report["task"]
             instances = {i.seed: i for i in load_instances(None, task=task, split=report["split"])}
+            way = (lambda w, tip, task=task: desk_approach_length(w, task, tip, slide=slide, drawer=drawer))  # noqa: E731
             for row in report["policies"][policy]["per_episode"]:
-                way = (lambda w, tip, task=task: desk_approach_length(w, task, tip, slide=slide, drawer=drawer))  # noqa: E731
                 frames, _, ways, _ = replay(world, task, instances[row["instance_seed"]].start_state,
                                             np.asarray(row["actions"], np.float32), way)
                 truth_all.append(ways)
                 for name, reader in readers.items():
-                    frames_all[name].append(reader.distances(frames, task))
+                    readings[name].append(reader.distances(frames, task))
                 rows.append({"report": path, "policy": policy, "task_seed": row["task_seed"],
                              "success": row["success"], "true_way": np.round(ways, 3).tolist(),
-                             **{f"read:{n}": np.round(frames_all[n][-1], 3).tolist() for n in readers}})
+                             **{f"read:{n}": np.round(readings[n][-1], 3).tolist() for n in readers}})
     finally:
         world.close()
     truth = np.concatenate(truth_all)
     out = {"near_m": NEAR, "hover_m": HOVER, "episodes": rows, "readers": {}}
     for name in readers:
-        scores = band_scores(np.concatenate(frames_all[name]), truth)
+        scores = band_scores(np.concatenate(readings[name]), truth)
         out["readers"][name] = scores
         print(name)
         for band, s in scores.items():

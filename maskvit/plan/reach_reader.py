@@ -18,7 +18,7 @@ drawer's bar.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -125,7 +125,7 @@ class ReachCost:
     progress_weight: float = PROGRESS_WEIGHT
     reach_weight: float = REACH_WEIGHT
     progress_gate: float = 0.0  # metres; 0: progress always counts (`plan.progress_gate`)
-    gate_open: bool = True  # set per replan by `observe` when there is a gate
+    gate_open: bool = field(default=True, init=False)  # set per replan by `observe`
 
     def __post_init__(self) -> None:
         if self.net.kind != "reach":
