@@ -15,10 +15,10 @@ for the handle from one that went there and pushed nothing, or pushed the wrong 
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 from robodesk_handle_motion import true_joint  # benchmarks/ is on sys.path as a script
+from robodesk_task_report import load_task_report
 
 from maskvit.atomic import atomic_write_json
 from maskvit.plan.worlds import desk_approach_length
@@ -52,15 +52,14 @@ def main() -> None:
     parser.add_argument("--policy", default="model")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    with open(args.report) as handle:
-        report = json.load(handle)
+    report, report_rows = load_task_report(args.report, args.policy)
     task = report["task"]
     instances = {i.seed: i for i in load_instances(None, task=task, split=report["split"])}
     world = DeskWorld()
     world.reset(0)
     rows = []
     try:
-        for row in report["policies"][args.policy]["per_episode"]:
+        for row in report_rows:
             steps = trace(world, task, instances[row["instance_seed"]].start_state, np.asarray(row["actions"]))
             rows.append({"task_seed": row["task_seed"], "success": row["success"], **steps})
             ways = [k for k in steps if k.startswith("way_")]

@@ -26,13 +26,13 @@ planner chose. No planning, a few predictions per step.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from robodesk_cost_ranking import planning_model  # benchmarks/ is on sys.path as a script
 from robodesk_handle_motion import OPENS, READERS, true_joint
+from robodesk_task_report import load_task_report
 
 from maskvit.atomic import atomic_write_json
 from maskvit.sim.desk_instances import load_instances
@@ -154,8 +154,7 @@ def main() -> None:
            "actions": "random" if args.random_actions else "executed", "reports": {}}
     try:
         for path in args.report:
-            with open(path) as handle:
-                report = json.load(handle)
+            report, report_rows = load_task_report(path, args.policy)
             task = report["task"]
             if reader is not None:
                 slide, drawer = TARGET_PLACES[reader.targets]
@@ -163,7 +162,7 @@ def main() -> None:
                               desk_approach_length(w, task, tip, slide=slide, drawer=drawer))
             instances = {i.seed: i for i in load_instances(None, task=task, split=report["split"])}
             episodes = []
-            for row in report["policies"][args.policy]["per_episode"]:
+            for row in report_rows:
                 actions = np.asarray(row["actions"], np.float32)
                 frames, joints, ways, states = replay(world, task, instances[row["instance_seed"]].start_state,
                                                       actions, reader_way)

@@ -18,11 +18,11 @@ a few thresholds). Replays only: no model, no planning.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
 from robodesk_phantom_probe import replay  # benchmarks/ is on sys.path as a script
+from robodesk_task_report import load_task_report
 
 from maskvit.atomic import atomic_write_json
 
@@ -73,12 +73,11 @@ def main() -> None:
             path, _, policy = spec.rpartition(":")
             if not path:
                 sys.exit(f"--report {spec}: name the policy to read after a colon (RESULTS.json:oracle)")
-            with open(path) as handle:
-                report = json.load(handle)
+            report, report_rows = load_task_report(path, policy)
             task = report["task"]
             instances = {i.seed: i for i in load_instances(None, task=task, split=report["split"])}
             way = (lambda w, tip, task=task: desk_approach_length(w, task, tip, slide=slide, drawer=drawer))  # noqa: E731
-            for row in report["policies"][policy]["per_episode"]:
+            for row in report_rows:
                 frames, _, ways, _ = replay(world, task, instances[row["instance_seed"]].start_state,
                                             np.asarray(row["actions"], np.float32), way)
                 truth_all.append(ways)

@@ -19,11 +19,11 @@ it does not is where its frames part. Tuning instances only.
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 from robodesk_cost_ranking import planning_model  # benchmarks/ is on sys.path as a script
 from robodesk_handle_motion import READERS, true_joint
+from robodesk_task_report import load_task_report
 
 from maskvit.atomic import atomic_write_json
 from maskvit.sim.desk_instances import load_instances
@@ -55,9 +55,10 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=None, help="decoding temperature (default: the plan's)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    with open(args.episode) as handle:
-        report = json.load(handle)
-    task, row = report["task"], report["policies"][args.policy]["per_episode"][args.index]
+    report, rows = load_task_report(args.episode, args.policy)
+    if not -len(rows) <= args.index < len(rows):
+        raise SystemExit(f"--index {args.index}: {args.episode} has {len(rows)} {args.policy} rows")
+    task, row = report["task"], rows[args.index]
     instances = {i.seed: i for i in load_instances(None, task=task, split=report["split"])}
     instance = instances[row["instance_seed"]]
     actions = np.asarray(row["actions"], np.float32)
