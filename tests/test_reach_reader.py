@@ -291,8 +291,45 @@ def test_inside_labels_measure_the_way_to_where_the_drawer_is_pulled_from_inside
     assert hook[-1, 0] > 0.2  # the hook gap is elsewhere
     np.testing.assert_allclose(inside[:, 1], hook[:, 1])  # the buttons' ways are the same
     assert shut == pytest.approx(shut_hook)  # shut: the fingers cannot go in, so hook it first
-    with pytest.raises(ValueError, match="drawer is 'hook' or 'inside'"):
+    with pytest.raises(ValueError, match="drawer is 'hook', 'inside' or 'inside_clear'"):
         desk_approach_length(None, "open_drawer", np.zeros(3), drawer="handle")
+
+
+def test_the_clear_inside_way_goes_out_over_the_gap_from_the_desk_top():
+    """`drawer="inside_clear"`: fingertips resting on the desk top behind its front edge cannot go
+    straight down to the drawer's inside (it lies under the desk top); their way first goes out
+    over the gap, then down, so moving towards the edge shortens it by as much as it moves, where
+    the straight way shortens by less. Elsewhere (in front of the wall, or over the gap already) it is the inside way."""
+    from maskvit.plan.worlds import desk_approach_length
+    from maskvit.sim.desk_policies import _DESK_FRONT, _DESK_TOP, drawer_inside_point
+    from maskvit.sim.desk_world import DeskWorld
+
+    world = DeskWorld()
+    try:
+        world.reset(3)
+        world.physics.named.data.qpos["drawer_joint"] = -0.09
+        world.physics.forward()
+        inside = drawer_inside_point(world)
+        on_desk = np.array([inside[0], 0.64, _DESK_TOP + 0.015])
+        nearer_edge = on_desk - [0.0, 0.04, 0.0]
+        over_gap = np.array([inside[0], inside[1], _DESK_TOP + 0.015])
+        in_front = np.array([inside[0], inside[1] - 0.15, inside[2] + 0.1])
+
+        def way(tip, drawer):
+            return desk_approach_length(world, "open_drawer", tip, drawer=drawer)
+
+        clear, straight = way(on_desk, "inside_clear"), way(on_desk, "inside")
+        clear_nearer, straight_nearer = way(nearer_edge, "inside_clear"), way(nearer_edge, "inside")
+        elsewhere = [(way(tip, "inside_clear"), way(tip, "inside")) for tip in (over_gap, in_front)]
+    finally:
+        world.close()
+    assert inside[1] < _DESK_FRONT < on_desk[1], "the drawer leaves room, the hand is behind the edge"
+    assert clear == pytest.approx((on_desk[1] - inside[1]) + (on_desk[2] - inside[2]))
+    assert clear > straight + 0.03  # the straight way runs through the desk top
+    assert clear - clear_nearer == pytest.approx(0.04)  # each cm towards the edge counts whole
+    assert straight - straight_nearer < 0.03
+    for with_clearing, without in elsewhere:
+        assert with_clearing == pytest.approx(without)
 
 
 def test_a_saved_reader_keeps_what_its_distances_are_to(trained, tmp_path):

@@ -44,11 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="new or empty folder for the classifier")
     p.add_argument("--kind", choices=("success", "reach"), default="success",
                    help="success logits (VP2's cost, default) or reach distances (plan.cost=pixel_l2_reach)")
-    p.add_argument("--reach-targets", choices=("object", "approach", "panel", "inside"), default="object",
+    p.add_argument("--reach-targets", choices=("object", "approach", "panel", "inside", "inside_clear"),
+                   default="object",
                    help="--kind reach: distances to what the task moves (default), to where it is "
                         "begun (approach: the slide bar's pushing side, the drawer's hook gap) or the "
                         "same with the slide pushed on its panel (panel: the fast push) or the drawer "
-                        "pulled from inside, behind its front wall (inside: the oracle's pull)")
+                        "pulled from inside, behind its front wall (inside: the oracle's pull; "
+                        "inside_clear: the same, a hand on the desk top going out over the gap first)")
     p.add_argument("--reach-loss", choices=("squared", "near"), default="squared",
                    help="--kind reach: the squared error in metres (default) or the same weighed by "
                         "1 / (distance + 5 cm)²: finer near the target, where a planner stops")

@@ -73,7 +73,7 @@ def reach_frames(store, split: str, tasks: tuple[str, ...],
     """uint8 frames (N, S, S, 3) of `split` and float32 reach distances in metres (N, len(tasks)):
     to the task's object from the saved states (`reach_labels`), or along the way to where the
     task is begun from the saved simulator states (`approach_labels`, the slide's way to its bar
-    for "approach", to its panel for "panel", the drawer's inside for "inside";
+    for "approach", to its panel for "panel", the drawer's inside for "inside" and "inside_clear";
     `maskvit.plan.reach_reader.TARGET_PLACES`)."""
     from maskvit.plan.reach_reader import TARGET_PLACES, approach_labels, reach_labels
 

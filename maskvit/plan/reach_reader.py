@@ -39,10 +39,12 @@ REACH_TASKS = ("push_red", "push_green", "push_blue", "open_slide", "open_drawer
 # task, by its own route (`desk_approach_length`); "panel", the same but the slide's way ends
 # where the fast panel push bears on it (`PanelSlidePolicy`), not at the bar's side; "inside",
 # the same but the drawer's way ends inside it behind its front wall, where the simulator
-# oracle pulls it open (`drawer_inside_route`), not at the gap behind its bar.
-REACH_TARGETS = ("object", "approach", "panel", "inside")
+# oracle pulls it open (`drawer_inside_route`), not at the gap behind its bar; "inside_clear",
+# the same but a hand on the desk top goes out over the gap before down, not through the desk.
+REACH_TARGETS = ("object", "approach", "panel", "inside", "inside_clear")
 # Each way-measuring target's places: (the slide's, the drawer's) in `desk_approach_length`.
-TARGET_PLACES = {"approach": ("bar", "hook"), "panel": ("panel", "hook"), "inside": ("bar", "inside")}
+TARGET_PLACES = {"approach": ("bar", "hook"), "panel": ("panel", "hook"), "inside": ("bar", "inside"),
+                 "inside_clear": ("bar", "inside_clear")}
 
 
 class ReachNet(SuccessNet):
@@ -90,7 +92,7 @@ def approach_labels(sim_states: np.ndarray, tasks: tuple[str, ...], slide: str =
     """float32 (N, len(tasks)): for each saved simulator state (`DeskWorld.get_state`), the
     length in metres of the fingertips' way to where each task is begun (`desk_approach_length`;
     `slide` picks the slide's pushing place, "bar" or "panel"; `drawer` the drawer's pulling
-    place, "hook" or "inside")."""
+    place, "hook", "inside" or "inside_clear")."""
     from maskvit.plan.worlds import desk_approach_length
     from maskvit.sim.desk_policies import fingertips
     from maskvit.sim.desk_world import DeskWorld

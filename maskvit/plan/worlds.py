@@ -243,7 +243,8 @@ def desk_approach_length(world, task: str, tip: np.ndarray, slide: str = "bar", 
     """Metres left on the fingertips' way from `tip` to where `task` is begun: straight to a
     button's top; for the drawer, with `drawer="hook"`, down into the gap behind its bar from
     above, with `drawer="inside"`, over its front wall and down behind it, where the oracle
-    pulls it (the hook gap while it is shut too far to go in); for the slide, with
+    pulls it (the hook gap while it is shut too far to go in), with `drawer="inside_clear"` the
+    same but from on the desk top out over the gap before going down; for the slide, with
     `slide="bar"`, to its bar's pushing side by way of a point in front of and left of the bar
     until lined up, with `slide="panel"`, to where the fast panel push bears on it, from the
     front (the scripted controllers' own routes, `maskvit.sim.desk_policies`). Reaching the
@@ -258,13 +259,14 @@ def desk_approach_length(world, task: str, tip: np.ndarray, slide: str = "bar", 
 
     if slide not in ("bar", "panel"):
         raise ValueError(f"slide is 'bar' or 'panel', not {slide!r}")
-    if drawer not in ("hook", "inside"):
-        raise ValueError(f"drawer is 'hook' or 'inside', not {drawer!r}")
+    if drawer not in ("hook", "inside", "inside_clear"):
+        raise ValueError(f"drawer is 'hook', 'inside' or 'inside_clear', not {drawer!r}")
     tip = np.asarray(tip, float)
     if task == "open_slide":
         route = panel_route(world, tip) if slide == "panel" else slide_route(world, tip)
     elif task == "open_drawer":
-        route = drawer_inside_route(world, tip) if drawer == "inside" else drawer_route(world, tip)
+        route = (drawer_route(world, tip) if drawer == "hook"
+                 else drawer_inside_route(world, tip, clear_desk_top=drawer == "inside_clear"))
     else:
         route = [desk_task_target(world, task)]
     points = [tip, *route]
