@@ -21,24 +21,18 @@ import argparse
 
 import numpy as np
 from robodesk_handle_motion import true_joint  # benchmarks/ is on sys.path as a script
-from robodesk_task_report import load_task_report
+from robodesk_task_report import load_task_report, refuse_output_over_reports
 
 from maskvit.atomic import atomic_write_json
 from maskvit.plan.worlds import desk_approach_length
 from maskvit.sim.desk_instances import load_instances
-from maskvit.sim.desk_policies import _DESK_FRONT, _DESK_TOP, fingertips
+from maskvit.sim.desk_policies import fingertips, on_desk_top
 from maskvit.sim.desk_world import DeskWorld
 
 # Per task, the ways traced: name -> `desk_approach_length` keywords (the buttons: one way).
 ROUTES = {"open_slide": {"bar": {"slide": "bar"}, "panel": {"slide": "panel"}},
           "open_drawer": {"hook": {"drawer": "hook"}, "inside": {"drawer": "inside"},
                           "inside_clear": {"drawer": "inside_clear"}}}
-ON_DESK_TOP = 0.03  # metres: fingertips this close above the desk top, behind its edge, rest on it
-
-
-def on_desk_top(tip: np.ndarray) -> bool:
-    """Whether fingertips at `tip` rest on the desk top, behind its front edge."""
-    return bool(tip[1] > _DESK_FRONT and tip[2] < _DESK_TOP + ON_DESK_TOP)
 
 
 def trace(world: DeskWorld, task: str, start: np.ndarray, actions: np.ndarray) -> dict[str, list[float]]:
@@ -66,6 +60,7 @@ def main() -> None:
     parser.add_argument("--policy", default="model")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    refuse_output_over_reports(args.json, [args.report])
     report, report_rows = load_task_report(args.report, args.policy)
     task = report["task"]
     instances = {i.seed: i for i in load_instances(None, task=task, split=report["split"])}

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 from robodesk_cost_ranking import planning_model  # benchmarks/ is on sys.path as a script
 from robodesk_handle_motion import OPENS, READERS, true_joint
-from robodesk_task_report import load_task_report
+from robodesk_task_report import load_task_report, refuse_output_over_reports
 
 from maskvit.atomic import atomic_write_json
 from maskvit.sim.desk_instances import load_instances
@@ -135,8 +134,7 @@ def main() -> None:
                         help="uniform random actions ahead of each replan instead of the executed ones")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    if args.json and any(Path(args.json).resolve() == Path(r).resolve() for r in args.report):
-        sys.exit("--json names one of the --report files; choose another path (reports are inputs)")
+    refuse_output_over_reports(args.json, args.report)
     plan, predict, _ = planning_model(args.model, args.threads)
     reader = reader_way = None
     if args.reader:

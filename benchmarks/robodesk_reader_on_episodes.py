@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 from robodesk_phantom_probe import replay  # benchmarks/ is on sys.path as a script
-from robodesk_task_report import load_task_report
+from robodesk_task_report import load_task_report, refuse_output_over_reports
 
 from maskvit.atomic import atomic_write_json
 
@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--report", required=True, action="append", metavar="RESULTS.json:POLICY")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    refuse_output_over_reports(args.json, [spec.rpartition(":")[0] for spec in args.report])
     from maskvit.plan.reach_reader import TARGET_PLACES
     from maskvit.plan.success_classifier import load_classifier
     from maskvit.plan.worlds import desk_approach_length

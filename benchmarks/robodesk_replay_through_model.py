@@ -23,7 +23,7 @@ import argparse
 import numpy as np
 from robodesk_cost_ranking import planning_model  # benchmarks/ is on sys.path as a script
 from robodesk_handle_motion import READERS, true_joint
-from robodesk_task_report import load_task_report
+from robodesk_task_report import load_task_report, refuse_output_over_reports
 
 from maskvit.atomic import atomic_write_json
 from maskvit.sim.desk_instances import load_instances
@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=None, help="decoding temperature (default: the plan's)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    refuse_output_over_reports(args.json, [args.episode])
     report, rows = load_task_report(args.episode, args.policy)
     if not -len(rows) <= args.index < len(rows):
         raise SystemExit(f"--index {args.index}: {args.episode} has {len(rows)} {args.policy} rows")

@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import Any
 
 
+def refuse_output_over_reports(output: str | None, reports: list[str]) -> None:
+    """Exit in one line if `--json` names one of the `--report` files: a report is an input."""
+    if output and any(Path(output).resolve() == Path(report).resolve() for report in reports):
+        sys.exit("--json names one of the --report files; choose another path (reports are inputs)")
+
+
 def load_task_report(path: str, policy: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(the report, `policy`'s rows with their actions); exits with one line on a report that
     is missing, not JSON, run-level, without `policy`, or whose rows keep no actions."""

@@ -474,6 +474,19 @@ def drawer_inside_point(world: DeskWorld, x: float | None = None,
     return np.array([g["x"] if x is None else x, g["wall_back"] + 0.035, g["wall_top"] - 0.03])
 
 
+def over_desk_top(tip: np.ndarray) -> bool:
+    """Whether fingertips at `tip` are behind the desk top's front edge and above its surface."""
+    return bool(tip[1] > _DESK_FRONT and tip[2] > _DESK_TOP)
+
+
+def on_desk_top(tip: np.ndarray, band: float = 0.03) -> bool:
+    """Whether fingertips at `tip` rest on the desk top behind its front edge (their centre within
+    `band` of its surface, above or below: the fingers' tilt puts it a little under the surface at
+    times), where planned hands pressing down towards the drawer's inside stay put. Fingertips
+    in the drawer, under the desk top, are 7 cm lower or more."""
+    return bool(tip[1] > _DESK_FRONT and abs(tip[2] - _DESK_TOP) < band)
+
+
 def drawer_inside_route(world: DeskWorld, tip: np.ndarray, geometry: dict[str, float] | None = None,
                         clear_desk_top: bool = False) -> list[np.ndarray]:
     """The points the fingertips at `tip` make for, in order, to pull the drawer from inside,
@@ -493,7 +506,7 @@ def drawer_inside_route(world: DeskWorld, tip: np.ndarray, geometry: dict[str, f
     inside = drawer_inside_point(world, float(np.clip(tip[0], g["x"] - reach, g["x"] + reach)), g)
     if inside[1] >= _DESK_FRONT:
         return drawer_route(world, tip, 0.0, g)
-    if clear_desk_top and tip[1] > _DESK_FRONT and tip[2] > _DESK_TOP:
+    if clear_desk_top and over_desk_top(tip):
         return [np.array([inside[0], inside[1], tip[2]]), inside]
     if tip[1] >= g["wall_front"]:
         return [inside]
